@@ -1,0 +1,397 @@
+//! Requests, responses and the envelope that carries the version.
+//!
+//! Wire structs deliberately do not use `deny_unknown_fields`: a module loaded
+//! into a long-running process may be older or newer than the daemon.
+
+use crate::{PROTOCOL_VERSION, SUPPORTED_VERSIONS, SecretString};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize)]
+pub struct RequestEnvelope<'a> {
+    pub version: u32,
+    pub request: &'a Request,
+}
+
+impl<'a> RequestEnvelope<'a> {
+    pub fn new(request: &'a Request) -> Self {
+        Self {
+            version: PROTOCOL_VERSION,
+            request,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ResponseEnvelope {
+    pub version: u32,
+    pub response: Response,
+}
+
+impl ResponseEnvelope {
+    pub fn new(response: Response) -> Self {
+        Self {
+            version: PROTOCOL_VERSION,
+            response,
+        }
+    }
+}
+
+/// What a client asks. A field left out by an older client takes its default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// Liveness and version check; allowed to anyone.
+    Ping,
+    /// Opens a PAM authentication conversation on this connection.
+    AuthStart(AuthStart),
+    /// The reply to the last `prompt`.
+    Answer {
+        text: SecretString,
+    },
+    /// Enrollment and lock state of one account (`None`: the caller's own).
+    Status {
+        #[serde(default)]
+        user: Option<String>,
+    },
+    /// Creates a pending TOTP enrollment and returns its URI. It becomes
+    /// active only after `enroll_totp_confirm` with a current code.
+    EnrollTotpBegin {
+        #[serde(default)]
+        user: Option<String>,
+        /// Replace an active TOTP factor (root and admins only).
+        #[serde(default)]
+        replace: bool,
+    },
+    EnrollTotpConfirm {
+        #[serde(default)]
+        user: Option<String>,
+        code: SecretString,
+    },
+    UserList,
+    UserShow {
+        user: String,
+    },
+    /// Removes every factor and counter of a user.
+    UserReset {
+        user: String,
+    },
+    /// Lifts every lock on a user and clears the failure counters.
+    UserUnlock {
+        user: String,
+    },
+    AuditQuery {
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default = "default_audit_limit")]
+        limit: u32,
+    },
+}
+
+fn default_audit_limit() -> u32 {
+    50
+}
+
+/// What the PAM module knows about the login being attempted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AuthStart {
+    pub user: String,
+    pub service: String,
+    #[serde(default)]
+    pub rhost: Option<String>,
+    #[serde(default)]
+    pub tty: Option<String>,
+    #[serde(default)]
+    pub ruser: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    Pong {
+        daemon_version: String,
+        protocol: u32,
+    },
+    /// Ask the user something; answered with `answer`.
+    Prompt {
+        echo: bool,
+        text: String,
+    },
+    /// Show text to the user; no answer expected.
+    Info {
+        text: String,
+    },
+    /// Show an error to the user; no answer expected.
+    ErrorMsg {
+        text: String,
+    },
+    /// The end of an authentication conversation.
+    Verdict {
+        decision: Decision,
+        message: String,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        supported: Vec<u32>,
+    },
+    Status(UserStatus),
+    EnrollmentOffer(EnrollmentOffer),
+    Users {
+        users: Vec<UserSummary>,
+    },
+    Done {
+        message: String,
+    },
+    Audit {
+        rows: Vec<AuditRow>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allow,
+    Deny,
+    Locked,
+}
+
+/// Stable error codes; clients branch on these, people read `message`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    UnsupportedVersion,
+    UnsupportedRequest,
+    BadRequest,
+    FrameTooLarge,
+    PermissionDenied,
+    NoSuchUser,
+    NotEnrolled,
+    AlreadyEnrolled,
+    NoPendingEnrollment,
+    WrongCode,
+    Busy,
+    Timeout,
+    Internal,
+    /// A code this build does not know (a newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TotpInfo {
+    pub algorithm: String,
+    pub digits: u32,
+    pub period: u64,
+    pub enrolled_at: i64,
+    #[serde(default)]
+    pub last_used: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub channel: String,
+    /// The source the counter is for (`*` for the whole account).
+    pub source: String,
+    pub failures: u32,
+    #[serde(default)]
+    pub locked_until: Option<i64>,
+}
+
+/// Metadata about one account: never a secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserStatus {
+    pub user: String,
+    #[serde(default)]
+    pub totp: Option<TotpInfo>,
+    #[serde(default)]
+    pub totp_pending: bool,
+    #[serde(default)]
+    pub locks: Vec<LockInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserSummary {
+    pub user: String,
+    pub totp_enrolled: bool,
+    #[serde(default)]
+    pub last_used: Option<i64>,
+    pub locked: bool,
+}
+
+/// A pending TOTP enrollment, shown once to the person enrolling.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct EnrollmentOffer {
+    pub user: String,
+    pub uri: SecretString,
+    pub secret_base32: SecretString,
+    pub issuer: String,
+    pub algorithm: String,
+    pub digits: u32,
+    pub period: u64,
+    /// Unix time after which the pending enrollment is discarded.
+    pub expires: i64,
+}
+
+impl std::fmt::Debug for EnrollmentOffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollmentOffer")
+            .field("user", &self.user)
+            .field("algorithm", &self.algorithm)
+            .field("digits", &self.digits)
+            .field("period", &self.period)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub time: i64,
+    pub user: String,
+    pub service: String,
+    #[serde(default)]
+    pub rhost: Option<String>,
+    #[serde(default)]
+    pub tty: Option<String>,
+    pub channel: String,
+    pub decision: String,
+    pub reason: String,
+    pub peer_uid: u32,
+}
+
+/// Why an incoming request frame could not be accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("protocol version {got} is not supported (this daemon speaks {SUPPORTED_VERSIONS:?})")]
+    UnsupportedVersion { got: u32 },
+    #[error("unknown request type {0:?}")]
+    UnsupportedRequest(String),
+}
+
+impl RequestError {
+    /// The wire response that reports this error.
+    pub fn to_response(&self) -> Response {
+        let (code, supported) = match self {
+            RequestError::Malformed(_) => (ErrorCode::BadRequest, Vec::new()),
+            RequestError::UnsupportedVersion { .. } => {
+                (ErrorCode::UnsupportedVersion, SUPPORTED_VERSIONS.to_vec())
+            }
+            RequestError::UnsupportedRequest(_) => (ErrorCode::UnsupportedRequest, Vec::new()),
+        };
+        Response::Error {
+            code,
+            message: self.to_string(),
+            supported,
+        }
+    }
+}
+
+/// Decodes a request frame body, checking the version before the request so
+/// that a client of another version gets a clear answer.
+pub fn parse_request(body: &[u8]) -> Result<Request, RequestError> {
+    #[derive(Deserialize)]
+    struct Raw {
+        version: u32,
+        request: serde_json::Value,
+    }
+    let raw: Raw =
+        serde_json::from_slice(body).map_err(|e| RequestError::Malformed(e.to_string()))?;
+    if !SUPPORTED_VERSIONS.contains(&raw.version) {
+        return Err(RequestError::UnsupportedVersion { got: raw.version });
+    }
+    let kind = raw
+        .request
+        .get("type")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned);
+    serde_json::from_value(raw.request).map_err(|e| {
+        let msg = e.to_string();
+        match kind {
+            Some(kind) if msg.starts_with("unknown variant") => {
+                RequestError::UnsupportedRequest(kind)
+            }
+            _ => RequestError::Malformed(msg),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trip_and_redaction() {
+        let req = Request::Answer {
+            text: SecretString::new("987654"),
+        };
+        let body = serde_json::to_vec(&RequestEnvelope::new(&req)).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{"version":1,"request":{"type":"answer","text":"987654"}}"#
+        );
+        let parsed = parse_request(&body).unwrap();
+        assert!(!format!("{parsed:?}").contains("987654"));
+        assert!(matches!(parsed, Request::Answer { text } if text.expose() == "987654"));
+    }
+
+    #[test]
+    fn unknown_version_is_named() {
+        let err = parse_request(br#"{"version":9,"request":{"type":"ping"}}"#).unwrap_err();
+        assert!(matches!(err, RequestError::UnsupportedVersion { got: 9 }));
+        assert!(
+            matches!(err.to_response(), Response::Error { code: ErrorCode::UnsupportedVersion, supported, .. } if supported == vec![1])
+        );
+    }
+
+    #[test]
+    fn unknown_request_type_and_malformed_requests() {
+        let err = parse_request(br#"{"version":1,"request":{"type":"fly"}}"#).unwrap_err();
+        assert!(matches!(err, RequestError::UnsupportedRequest(t) if t == "fly"));
+        let err = parse_request(br#"{"version":1,"request":{"type":"answer"}}"#).unwrap_err();
+        assert!(matches!(err, RequestError::Malformed(_)));
+        assert!(matches!(
+            parse_request(b"[]"),
+            Err(RequestError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_request(b"{"),
+            Err(RequestError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_fields_and_newer_error_codes_are_tolerated() {
+        let req = parse_request(
+            br#"{"version":1,"extra":1,"request":{"type":"auth_start","user":"a","service":"s","future":true}}"#,
+        )
+        .unwrap();
+        assert!(matches!(req, Request::AuthStart(a) if a.user == "a" && a.rhost.is_none()));
+        let resp: Response =
+            serde_json::from_str(r#"{"type":"error","code":"brand_new","message":"m"}"#).unwrap();
+        assert!(matches!(
+            resp,
+            Response::Error {
+                code: ErrorCode::Unknown,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn enrollment_offer_debug_hides_the_secret() {
+        let offer = EnrollmentOffer {
+            user: "u".into(),
+            uri: SecretString::new("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP"),
+            secret_base32: SecretString::new("JBSWY3DPEHPK3PXP"),
+            issuer: "mfad".into(),
+            algorithm: "SHA1".into(),
+            digits: 6,
+            period: 30,
+            expires: 0,
+        };
+        assert!(!format!("{offer:?}").contains("JBSWY3DPEHPK3PXP"));
+    }
+}
