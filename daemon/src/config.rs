@@ -1,0 +1,387 @@
+//! The daemon configuration: a strict, versioned TOML file read into a raw
+//! form, then checked into [`Config`]. Defaults live here and nowhere else.
+
+use mfad_protocol::paths;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+pub const CONFIG_VERSION: u32 = 1;
+/// NIST SP 800-63B: at most 100 consecutive failures per account.
+const MAX_ACCOUNT_THRESHOLD: u32 = 100;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: `{key}` {problem}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        problem: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TotpAlgorithm {
+    SHA1,
+    SHA256,
+    SHA512,
+}
+
+impl TotpAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TotpAlgorithm::SHA1 => "SHA1",
+            TotpAlgorithm::SHA256 => "SHA256",
+            TotpAlgorithm::SHA512 => "SHA512",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "SHA1" => Some(TotpAlgorithm::SHA1),
+            "SHA256" => Some(TotpAlgorithm::SHA256),
+            "SHA512" => Some(TotpAlgorithm::SHA512),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    version: u32,
+    socket: Option<PathBuf>,
+    database: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    policy_file: Option<PathBuf>,
+    admin_group: Option<String>,
+    syslog: Option<bool>,
+    syslog_socket: Option<PathBuf>,
+    worker_threads: Option<usize>,
+    #[serde(default)]
+    totp: RawTotp,
+    #[serde(default)]
+    lockout: RawLockout,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTotp {
+    issuer: Option<String>,
+    algorithm: Option<TotpAlgorithm>,
+    digits: Option<u32>,
+    period: Option<u64>,
+    window: Option<u32>,
+    enroll_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLockout {
+    threshold: Option<u32>,
+    account_threshold: Option<u32>,
+    duration_secs: Option<u64>,
+    failure_delay_ms: Option<u64>,
+    failure_delay_max_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<usize>,
+    per_uid_connections: Option<usize>,
+    idle_timeout_secs: Option<u64>,
+    conversation_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub socket: PathBuf,
+    pub database: PathBuf,
+    pub key_file: PathBuf,
+    pub policy_file: PathBuf,
+    pub admin_group: Option<String>,
+    pub syslog: bool,
+    pub syslog_socket: PathBuf,
+    pub worker_threads: usize,
+    pub totp: TotpConfig,
+    pub lockout: LockoutConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct TotpConfig {
+    pub issuer: String,
+    pub algorithm: TotpAlgorithm,
+    pub digits: u32,
+    pub period: u64,
+    /// Steps accepted on each side of the current one.
+    pub window: u32,
+    pub enroll_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LockoutConfig {
+    /// Consecutive failures per user, channel and source before that source
+    /// is locked out of the channel.
+    pub threshold: u32,
+    /// Consecutive failures per user and channel, from all sources together,
+    /// before the channel is locked for everyone.
+    pub account_threshold: u32,
+    pub duration: Duration,
+    /// The deliberate pause before a failure verdict grows by this much per
+    /// consecutive failure, up to `failure_delay_max`.
+    pub failure_delay: Duration,
+    pub failure_delay_max: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    pub max_connections: usize,
+    pub per_uid_connections: usize,
+    /// How long the daemon waits for the next frame (the user typing a code).
+    pub idle_timeout: Duration,
+    /// The longest a whole conversation may last.
+    pub conversation_timeout: Duration,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            problem,
+        };
+        if raw.version != CONFIG_VERSION {
+            return Err(invalid(
+                "version",
+                format!(
+                    "is {}, this mfad reads version {CONFIG_VERSION}",
+                    raw.version
+                ),
+            ));
+        }
+        let totp = TotpConfig {
+            issuer: raw.totp.issuer.unwrap_or_else(|| "mfad".to_owned()),
+            algorithm: raw.totp.algorithm.unwrap_or(TotpAlgorithm::SHA1),
+            digits: raw.totp.digits.unwrap_or(6),
+            period: raw.totp.period.unwrap_or(30),
+            window: raw.totp.window.unwrap_or(1),
+            enroll_timeout: Duration::from_secs(raw.totp.enroll_timeout_secs.unwrap_or(600)),
+        };
+        if !(6..=8).contains(&totp.digits) {
+            return Err(invalid(
+                "totp.digits",
+                format!("is {}, it must be 6, 7 or 8", totp.digits),
+            ));
+        }
+        if !(15..=300).contains(&totp.period) {
+            return Err(invalid(
+                "totp.period",
+                format!("is {}, it must be 15 to 300 seconds", totp.period),
+            ));
+        }
+        if totp.window > 10 {
+            return Err(invalid(
+                "totp.window",
+                format!(
+                    "is {}, at most 10 steps are allowed (1 is the safe default)",
+                    totp.window
+                ),
+            ));
+        }
+        if totp.issuer.is_empty() || totp.issuer.contains(':') {
+            return Err(invalid(
+                "totp.issuer",
+                "must be non-empty and without ':'".to_owned(),
+            ));
+        }
+        let lockout = LockoutConfig {
+            threshold: raw.lockout.threshold.unwrap_or(5),
+            account_threshold: raw.lockout.account_threshold.unwrap_or(20),
+            duration: Duration::from_secs(raw.lockout.duration_secs.unwrap_or(900)),
+            failure_delay: Duration::from_millis(raw.lockout.failure_delay_ms.unwrap_or(250)),
+            failure_delay_max: Duration::from_millis(
+                raw.lockout.failure_delay_max_ms.unwrap_or(2000),
+            ),
+        };
+        if lockout.threshold == 0 || lockout.threshold > MAX_ACCOUNT_THRESHOLD {
+            return Err(invalid("lockout.threshold", "must be 1 to 100".to_owned()));
+        }
+        if lockout.account_threshold < lockout.threshold
+            || lockout.account_threshold > MAX_ACCOUNT_THRESHOLD
+        {
+            return Err(invalid(
+                "lockout.account_threshold",
+                format!(
+                    "must be between lockout.threshold ({}) and 100",
+                    lockout.threshold
+                ),
+            ));
+        }
+        if lockout.duration.is_zero() {
+            return Err(invalid(
+                "lockout.duration_secs",
+                "must be at least 1".to_owned(),
+            ));
+        }
+        let limits = LimitsConfig {
+            max_connections: raw.limits.max_connections.unwrap_or(1024),
+            per_uid_connections: raw.limits.per_uid_connections.unwrap_or(8),
+            idle_timeout: Duration::from_secs(raw.limits.idle_timeout_secs.unwrap_or(120)),
+            conversation_timeout: Duration::from_secs(
+                raw.limits.conversation_timeout_secs.unwrap_or(300),
+            ),
+        };
+        // The module waits at most its own timeout (default 5 s) for a verdict;
+        // a longer deliberate delay would turn every failure into "unavailable".
+        if lockout.failure_delay_max > Duration::from_secs(4) {
+            return Err(invalid(
+                "lockout.failure_delay_max_ms",
+                "must be at most 4000, below pam_mfa's default 5 s reply timeout".to_owned(),
+            ));
+        }
+        if limits.max_connections == 0 || limits.per_uid_connections == 0 {
+            return Err(invalid(
+                "limits.per_uid_connections",
+                "and limits.max_connections must be at least 1".to_owned(),
+            ));
+        }
+        if limits.idle_timeout.is_zero() || limits.conversation_timeout < limits.idle_timeout {
+            return Err(invalid(
+                "limits.conversation_timeout_secs",
+                "must be at least limits.idle_timeout_secs, which must be at least 1".to_owned(),
+            ));
+        }
+        let worker_threads = raw.worker_threads.unwrap_or(2);
+        if !(1..=64).contains(&worker_threads) {
+            return Err(invalid("worker_threads", "must be 1 to 64".to_owned()));
+        }
+        Ok(Config {
+            socket: raw.socket.unwrap_or_else(|| paths::SOCKET.into()),
+            database: raw.database.unwrap_or_else(|| paths::DATABASE.into()),
+            key_file: raw.key_file.unwrap_or_else(|| paths::KEY.into()),
+            policy_file: raw.policy_file.unwrap_or_else(|| paths::POLICY.into()),
+            admin_group: raw.admin_group.filter(|g| !g.is_empty()),
+            syslog: raw.syslog.unwrap_or(true),
+            syslog_socket: raw.syslog_socket.unwrap_or_else(|| "/dev/log".into()),
+            worker_threads,
+            totp,
+            lockout,
+            limits,
+        })
+    }
+
+    /// The effective configuration, as `--check-config` prints it.
+    pub fn describe(&self) -> String {
+        let t = &self.totp;
+        let l = &self.lockout;
+        let m = &self.limits;
+        format!(
+            "socket = {:?}\ndatabase = {:?}\nkey_file = {:?}\npolicy_file = {:?}\n\
+             admin_group = {}\nsyslog = {} ({:?})\nworker_threads = {}\n\
+             totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
+             lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
+             limits: {} connections, {} per non-root uid, idle {} s, conversation {} s\n",
+            self.socket,
+            self.database,
+            self.key_file,
+            self.policy_file,
+            self.admin_group.as_deref().unwrap_or("(none: root only)"),
+            self.syslog,
+            self.syslog_socket,
+            self.worker_threads,
+            t.issuer,
+            t.algorithm.as_str(),
+            t.digits,
+            t.period,
+            t.window,
+            t.enroll_timeout.as_secs(),
+            l.threshold,
+            l.account_threshold,
+            l.duration.as_secs(),
+            l.failure_delay.as_millis(),
+            l.failure_delay_max.as_millis(),
+            m.max_connections,
+            m.per_uid_connections,
+            m.idle_timeout.as_secs(),
+            m.conversation_timeout.as_secs(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("mfad.toml"), text)
+    }
+
+    #[test]
+    fn minimal_file_takes_the_defaults() {
+        let c = parse("version = 1").unwrap();
+        assert_eq!(c.socket, PathBuf::from(paths::SOCKET));
+        assert_eq!(c.totp.digits, 6);
+        assert_eq!(c.totp.window, 1);
+        assert_eq!(c.lockout.threshold, 5);
+        assert!(c.syslog);
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let err = parse("version = 1\n[totp]\ndigit = 6\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("digit"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (text, key) in [
+            ("version = 2", "version"),
+            ("version = 1\n[totp]\ndigits = 9", "totp.digits"),
+            ("version = 1\n[totp]\nperiod = 0", "totp.period"),
+            ("version = 1\n[totp]\nwindow = 50", "totp.window"),
+            ("version = 1\n[lockout]\nthreshold = 0", "lockout.threshold"),
+            (
+                "version = 1\n[lockout]\naccount_threshold = 101",
+                "lockout.account_threshold",
+            ),
+            (
+                "version = 1\n[lockout]\nfailure_delay_max_ms = 9000",
+                "failure_delay_max_ms",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let err = parse("version = 1\n[totp]\nalgorithm = \"MD5\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MD5") && err.contains("line 3"), "{err}");
+    }
+}

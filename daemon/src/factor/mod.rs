@@ -1,0 +1,3 @@
+//! Authentication factors.
+
+pub mod totp;

@@ -1,0 +1,74 @@
+//! `mfad`: the daemon's command line. Everything else is in the library.
+
+use clap::Parser;
+use mfad::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// mfad: multi-factor authentication daemon. Runs in the foreground; pam_mfa.so and mfactl talk to it over a Unix socket.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Configuration file.
+    #[arg(long, short, default_value = mfad_protocol::paths::CONFIG)]
+    config: PathBuf,
+    /// Validate the configuration and the policy, print the effective settings, and exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Log debug messages.
+    #[arg(long)]
+    debug: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    // Everything the daemon creates (key, database, WAL) is private.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("mfad: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        return match mfad::policy::Policy::load(&config.policy_file) {
+            Ok(_) => {
+                print!("{}", config.describe());
+                println!("policy {}: valid", config.policy_file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mfad: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    mfad::logging::init(
+        config.syslog.then_some(config.syslog_socket.as_path()),
+        args.debug,
+    );
+    forbid_core_dumps();
+    match mfad::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Keys and decrypted secrets live in this process: no core dumps, no ptrace
+/// by other users.
+fn forbid_core_dumps() {
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes no pointers and only changes
+    // this process's dumpable flag.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if rc != 0 {
+        log::warn!(
+            "cannot mark the process non-dumpable: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}

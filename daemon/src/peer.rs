@@ -1,0 +1,58 @@
+//! Who is on the other end of a connection, from SO_PEERCRED, and what role
+//! that gives them. Access is never decided by socket file modes.
+
+use nix::unistd::{Gid, Group, Uid, User, getgrouplist};
+use std::ffi::CString;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: u32,
+    pub gid: u32,
+    /// For logs only: pids are reused, so it never decides anything.
+    pub pid: Option<i32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Root,
+    /// A member of the configured admin group.
+    Admin,
+    User,
+}
+
+/// The peer's role. Group membership is looked up through NSS (so LDAP and
+/// SSSD groups count) including supplementary groups, not just the primary gid.
+pub fn role(peer: &Peer, admin_group: Option<&str>) -> Role {
+    if peer.uid == 0 {
+        return Role::Root;
+    }
+    let Some(group) = admin_group else {
+        return Role::User;
+    };
+    let Ok(Some(group)) = Group::from_name(group) else {
+        return Role::User;
+    };
+    let Ok(Some(user)) = User::from_uid(Uid::from_raw(peer.uid)) else {
+        return Role::User;
+    };
+    let Ok(name) = CString::new(user.name) else {
+        return Role::User;
+    };
+    match getgrouplist(&name, Gid::from_raw(peer.gid)) {
+        Ok(groups) if groups.contains(&group.gid) => Role::Admin,
+        _ => Role::User,
+    }
+}
+
+/// The uid of a named local account, if NSS knows it.
+pub fn uid_of(name: &str) -> Option<u32> {
+    User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
+}
+
+/// The account name of `uid`, if NSS knows it.
+pub fn name_of(uid: u32) -> Option<String> {
+    User::from_uid(Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+}

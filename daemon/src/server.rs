@@ -1,0 +1,98 @@
+//! The socket: accept, identify the peer, admit it, and run its connection.
+
+use crate::io::{FrameIo, ReadError};
+use crate::limits::Busy;
+use crate::peer::Peer;
+use crate::{Daemon, admin, auth};
+use mfad_protocol::{ErrorCode, Request};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::{UnixListener, UnixStream};
+
+pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let daemon = Arc::clone(&daemon);
+                tokio::spawn(async move { connection(daemon, stream).await });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                log::error!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn connection(d: Arc<Daemon>, stream: UnixStream) {
+    let peer = match stream.peer_cred() {
+        Ok(c) => Peer {
+            uid: c.uid(),
+            gid: c.gid(),
+            pid: c.pid(),
+        },
+        Err(e) => {
+            log::warn!("cannot read the credentials of a client, dropping it: {e}");
+            return;
+        }
+    };
+    let limits = &d.config.limits;
+    let mut io = FrameIo::new(stream, limits.idle_timeout, limits.conversation_timeout);
+    let _slot = match d.limits.admit(peer.uid, Instant::now()) {
+        Ok(slot) => slot,
+        Err(busy) => {
+            let why = match busy {
+                Busy::PerUid => "too many connections from your uid",
+                Busy::Total => "too many connections from unprivileged users",
+            };
+            log::warn!(
+                "refused a connection from uid {} (pid {:?}): {why}",
+                peer.uid,
+                peer.pid
+            );
+            io.send_error(
+                ErrorCode::Busy,
+                format!("mfad is busy: {why}; try again shortly"),
+            )
+            .await;
+            return;
+        }
+    };
+    loop {
+        let request = match io.read().await {
+            Ok(request) => request,
+            Err(ReadError::Closed) => return,
+            Err(err @ ReadError::Request(_)) => {
+                io.report(&err).await;
+                continue;
+            }
+            Err(err) => {
+                log::debug!("closing the connection of uid {}: {err:?}", peer.uid);
+                io.report(&err).await;
+                return;
+            }
+        };
+        if !d.limits.take_request(peer.uid, Instant::now()) {
+            io.send_error(
+                ErrorCode::Busy,
+                "too many requests from your uid; slow down",
+            )
+            .await;
+            return;
+        }
+        match request {
+            Request::AuthStart(start) => {
+                // One connection, one conversation.
+                auth::run(&d, &peer, &mut io, start).await;
+                return;
+            }
+            other => {
+                let response = admin::handle(&d, &peer, other);
+                if io.send(response).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

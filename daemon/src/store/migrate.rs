@@ -1,0 +1,65 @@
+//! Schema migrations, applied in order; `PRAGMA user_version` records the
+//! last one applied. Append new steps, never edit an old one.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: TOTP, pending enrollments, failure counters, audit.
+    "CREATE TABLE totp (
+        user TEXT PRIMARY KEY,
+        secret BLOB NOT NULL,
+        algorithm TEXT NOT NULL,
+        digits INTEGER NOT NULL,
+        period INTEGER NOT NULL,
+        last_step INTEGER NOT NULL,
+        enrolled_at INTEGER NOT NULL,
+        last_used INTEGER
+     );
+     CREATE TABLE totp_pending (
+        user TEXT PRIMARY KEY,
+        secret BLOB NOT NULL,
+        algorithm TEXT NOT NULL,
+        digits INTEGER NOT NULL,
+        period INTEGER NOT NULL,
+        expires INTEGER NOT NULL
+     );
+     CREATE TABLE failures (
+        user TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        source TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        last_failure INTEGER NOT NULL,
+        locked_until INTEGER,
+        PRIMARY KEY (user, channel, source)
+     );
+     CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        user TEXT NOT NULL,
+        service TEXT NOT NULL,
+        rhost TEXT,
+        tty TEXT,
+        channel TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        peer_uid INTEGER NOT NULL
+     );
+     CREATE INDEX audit_by_user ON audit (user, id);",
+];
+
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+        log::info!("database schema migrated to version {}", i + 1);
+    }
+    Ok(())
+}
+
+/// The schema version this build writes.
+pub fn latest() -> usize {
+    MIGRATIONS.len()
+}

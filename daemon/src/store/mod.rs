@@ -1,0 +1,478 @@
+//! SQLite storage. One connection behind a mutex: every statement here takes
+//! microseconds, and one writer keeps the "accepted at most once" rules simple.
+//!
+//! Durability is chosen per write: enrollments and resets are synced before
+//! the caller hears success; the last accepted TOTP step, failure counters
+//! and audit rows ride on WAL's normal sync (a TOTP code has expired long
+//! before a crashed server is back).
+
+pub mod crypto;
+mod migrate;
+
+use crate::audit::Event;
+use crate::config::{LockoutConfig, TotpAlgorithm};
+use crate::files::{FileError, check_private};
+use mfad_protocol::{AuditRow, LockInfo, TotpInfo, UserSummary};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(
+        "the database schema is version {found}, newer than this mfad understands ({latest}); upgrade mfad"
+    )]
+    TooNew { found: usize, latest: usize },
+    #[error("the stored row for {0} is corrupt")]
+    Corrupt(String),
+}
+
+/// How a TOTP factor computes its codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotpParams {
+    pub algorithm: TotpAlgorithm,
+    pub digits: u32,
+    pub period: u64,
+}
+
+pub struct TotpRecord {
+    pub sealed_secret: Vec<u8>,
+    pub params: TotpParams,
+    pub last_step: i64,
+}
+
+/// What a failure did to the counters.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureState {
+    /// Consecutive failures for the account and channel, all sources.
+    pub consecutive: u32,
+    pub locked_until: Option<i64>,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if path.exists() {
+            check_private(path, 0o600)?;
+        } else if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| FileError::Io {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let found: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found > migrate::latest() {
+            return Err(StoreError::TooNew {
+                found,
+                latest: migrate::latest(),
+            });
+        }
+        migrate::migrate(&mut conn)?;
+        check_private(path, 0o600)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction open
+        // (rusqlite rolls back on drop), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in an immediate transaction that is fsynced before returning.
+    fn durable<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        result
+    }
+
+    pub fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT secret, algorithm, digits, period, last_step FROM totp WHERE user = ?1",
+        )?;
+        let row = stmt
+            .query_row([user], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(sealed_secret, alg, digits, period, last_step)| {
+            let algorithm =
+                TotpAlgorithm::parse(&alg).ok_or_else(|| StoreError::Corrupt(user.to_owned()))?;
+            Ok(TotpRecord {
+                sealed_secret,
+                params: TotpParams {
+                    algorithm,
+                    digits,
+                    period,
+                },
+                last_step,
+            })
+        })
+        .transpose()
+    }
+
+    pub fn pending_totp(&self, user: &str, now: i64) -> Result<Option<TotpRecord>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT secret, algorithm, digits, period FROM totp_pending
+                 WHERE user = ?1 AND expires > ?2",
+                params![user, now],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(sealed_secret, alg, digits, period)| {
+            let algorithm =
+                TotpAlgorithm::parse(&alg).ok_or_else(|| StoreError::Corrupt(user.to_owned()))?;
+            Ok(TotpRecord {
+                sealed_secret,
+                params: TotpParams {
+                    algorithm,
+                    digits,
+                    period,
+                },
+                last_step: -1,
+            })
+        })
+        .transpose()
+    }
+
+    pub fn put_pending_totp(
+        &self,
+        user: &str,
+        sealed: &[u8],
+        p: TotpParams,
+        expires: i64,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.durable(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO totp_pending (user, secret, algorithm, digits, period, expires)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![user, sealed, p.algorithm.as_str(), p.digits, p.period, expires],
+            )?;
+            insert_audit(tx, event)
+        })
+    }
+
+    /// Makes a confirmed enrollment the user's active TOTP factor, synced to
+    /// disk before returning. `step` is the step of the confirming code, so
+    /// that code cannot also log in.
+    pub fn activate_totp(
+        &self,
+        user: &str,
+        sealed: &[u8],
+        p: TotpParams,
+        step: i64,
+        now: i64,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.durable(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO totp
+                   (user, secret, algorithm, digits, period, last_step, enrolled_at, last_used)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+                params![
+                    user,
+                    sealed,
+                    p.algorithm.as_str(),
+                    p.digits,
+                    p.period,
+                    step,
+                    now
+                ],
+            )?;
+            tx.execute("DELETE FROM totp_pending WHERE user = ?1", [user])?;
+            tx.execute(
+                "DELETE FROM failures WHERE user = ?1 AND channel = 'totp'",
+                [user],
+            )?;
+            insert_audit(tx, event)
+        })
+    }
+
+    /// Accepts `step` for `user` only if it is strictly later than the last
+    /// accepted one, atomically: of concurrent attempts with the same code,
+    /// exactly one succeeds. On success the channel's failure counters are
+    /// cleared and `event` is written in the same transaction.
+    pub fn accept_totp_step(
+        &self,
+        user: &str,
+        step: i64,
+        now: i64,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let updated = tx
+            .prepare_cached(
+                "UPDATE totp SET last_step = ?2, last_used = ?3 WHERE user = ?1 AND last_step < ?2",
+            )?
+            .execute(params![user, step, now])?;
+        if updated == 1 {
+            tx.prepare_cached("DELETE FROM failures WHERE user = ?1 AND channel = ?2")?
+                .execute(params![user, event.channel])?;
+            insert_audit(&tx, event)?;
+            tx.commit()?;
+        }
+        Ok(updated == 1)
+    }
+
+    /// Counts a failure for the source and for the whole account, locking
+    /// either when it reaches its threshold. Counters older than the lockout
+    /// duration start again from zero, so locks release themselves.
+    pub fn record_failure(
+        &self,
+        user: &str,
+        source: &str,
+        now: i64,
+        lockout: &LockoutConfig,
+        event: &Event,
+    ) -> Result<FailureState, StoreError> {
+        let duration = i64::try_from(lockout.duration.as_secs()).unwrap_or(i64::MAX);
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let bump = |src: &str, threshold: u32| -> Result<(u32, Option<i64>), StoreError> {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO failures (user, channel, source, count, last_failure, locked_until)
+                 VALUES (?1, ?2, ?3, 1, ?4, NULL)
+                 ON CONFLICT (user, channel, source) DO UPDATE SET
+                   count = CASE WHEN last_failure <= ?4 - ?5 THEN 1 ELSE count + 1 END,
+                   last_failure = ?4
+                 RETURNING count, locked_until",
+            )?;
+            let (count, mut locked): (u32, Option<i64>) = stmt
+                .query_row(params![user, event.channel, src, now, duration], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            if count >= threshold {
+                let until = now.saturating_add(duration);
+                tx.prepare_cached(
+                    "UPDATE failures SET locked_until = ?4
+                     WHERE user = ?1 AND channel = ?2 AND source = ?3",
+                )?
+                .execute(params![user, event.channel, src, until])?;
+                locked = Some(until);
+            }
+            Ok((count, locked.filter(|&t| t > now)))
+        };
+        let (_, source_lock) = bump(source, lockout.threshold)?;
+        let (consecutive, account_lock) = bump(ACCOUNT, lockout.account_threshold)?;
+        insert_audit(&tx, event)?;
+        tx.commit()?;
+        Ok(FailureState {
+            consecutive,
+            locked_until: source_lock.max(account_lock),
+        })
+    }
+
+    /// The time until which `source` (or the whole account) is locked out of
+    /// `channel`, if it is.
+    pub fn locked_until(
+        &self,
+        user: &str,
+        channel: &str,
+        source: &str,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT MAX(locked_until) FROM failures
+             WHERE user = ?1 AND channel = ?2 AND source IN (?3, ?4) AND locked_until > ?5",
+        )?;
+        Ok(stmt.query_row(params![user, channel, source, ACCOUNT, now], |r| r.get(0))?)
+    }
+
+    pub fn audit(&self, event: &Event) -> Result<(), StoreError> {
+        let conn = self.conn();
+        insert_audit(&conn, event)
+    }
+
+    /// Removes every factor and counter of `user`; true if there was any.
+    pub fn reset_user(&self, user: &str, event: &Event) -> Result<bool, StoreError> {
+        self.durable(|tx| {
+            let mut n = 0;
+            for table in ["totp", "totp_pending", "failures"] {
+                n += tx.execute(&format!("DELETE FROM {table} WHERE user = ?1"), [user])?;
+            }
+            insert_audit(tx, event)?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Lifts every lock of `user`; returns how many counters were cleared.
+    pub fn unlock_user(&self, user: &str, event: &Event) -> Result<usize, StoreError> {
+        self.durable(|tx| {
+            let n = tx.execute("DELETE FROM failures WHERE user = ?1", [user])?;
+            insert_audit(tx, event)?;
+            Ok(n)
+        })
+    }
+
+    pub fn totp_info(&self, user: &str) -> Result<Option<TotpInfo>, StoreError> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                "SELECT algorithm, digits, period, enrolled_at, last_used FROM totp WHERE user = ?1",
+                [user],
+                |r| {
+                    Ok(TotpInfo {
+                        algorithm: r.get(0)?,
+                        digits: r.get(1)?,
+                        period: r.get(2)?,
+                        enrolled_at: r.get(3)?,
+                        last_used: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn has_pending_totp(&self, user: &str, now: i64) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                "SELECT 1 FROM totp_pending WHERE user = ?1 AND expires > ?2",
+                params![user, now],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Failure counters that still matter: recent ones and active locks.
+    pub fn locks(
+        &self,
+        user: &str,
+        now: i64,
+        lockout: &LockoutConfig,
+    ) -> Result<Vec<LockInfo>, StoreError> {
+        let since =
+            now.saturating_sub(i64::try_from(lockout.duration.as_secs()).unwrap_or(i64::MAX));
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT channel, source, count, locked_until FROM failures
+             WHERE user = ?1 AND (last_failure > ?2 OR locked_until > ?3)
+             ORDER BY channel, source",
+        )?;
+        let rows = stmt.query_map(params![user, since, now], |r| {
+            Ok(LockInfo {
+                channel: r.get(0)?,
+                source: r.get(1)?,
+                failures: r.get(2)?,
+                locked_until: r.get::<_, Option<i64>>(3)?.filter(|&t| t > now),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every user with a factor, a pending enrollment or a counter.
+    pub fn users(&self, now: i64) -> Result<Vec<UserSummary>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "WITH names AS (SELECT user FROM totp UNION SELECT user FROM totp_pending
+                            UNION SELECT user FROM failures)
+             SELECT n.user, t.user IS NOT NULL, t.last_used,
+                    EXISTS (SELECT 1 FROM failures f WHERE f.user = n.user AND f.locked_until > ?1)
+             FROM names n LEFT JOIN totp t ON t.user = n.user ORDER BY n.user",
+        )?;
+        let rows = stmt.query_map([now], |r| {
+            Ok(UserSummary {
+                user: r.get(0)?,
+                totp_enrolled: r.get(1)?,
+                last_used: r.get(2)?,
+                locked: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn audit_rows(&self, user: Option<&str>, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, time, user, service, rhost, tty, channel, decision, reason, peer_uid
+             FROM audit WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![user, limit], |r| {
+            Ok(AuditRow {
+                id: r.get(0)?,
+                time: r.get(1)?,
+                user: r.get(2)?,
+                service: r.get(3)?,
+                rhost: r.get(4)?,
+                tty: r.get(5)?,
+                channel: r.get(6)?,
+                decision: r.get(7)?,
+                reason: r.get(8)?,
+                peer_uid: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Drops expired pending enrollments and counters that no longer count,
+    /// so guessed user names cannot grow the database without bound.
+    pub fn purge(&self, now: i64, lockout: &LockoutConfig) -> Result<usize, StoreError> {
+        let since =
+            now.saturating_sub(i64::try_from(lockout.duration.as_secs()).unwrap_or(i64::MAX));
+        let conn = self.conn();
+        let mut n = conn.execute("DELETE FROM totp_pending WHERE expires <= ?1", [now])?;
+        n += conn.execute(
+            "DELETE FROM failures WHERE last_failure <= ?1 AND (locked_until IS NULL OR locked_until <= ?2)",
+            params![since, now],
+        )?;
+        Ok(n)
+    }
+}
+
+/// The failure-counter source that stands for the whole account.
+pub const ACCOUNT: &str = "*";
+
+fn insert_audit(conn: &Connection, e: &Event) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO audit (time, user, service, rhost, tty, channel, decision, reason, peer_uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        e.time, e.user, e.service, e.rhost, e.tty, e.channel, e.decision, e.reason, e.peer_uid
+    ])?;
+    Ok(())
+}
