@@ -18,7 +18,7 @@ const PROMPT: &str = "Verification code: ";
 
 /// How one attempt ended, before it is reported.
 enum Outcome {
-    Allow,
+    Allow(Event),
     Deny {
         message: String,
         reason: &'static str,
@@ -185,11 +185,9 @@ async fn totp_step(
             } else {
                 format!("ok (clock drift {drift} step)")
             };
-            match d
-                .store
-                .accept_totp_step(user, step, now, &event(Audit::Allow, &reason))
-            {
-                Ok(true) => Outcome::Allow,
+            let allowed = event(Audit::Allow, &reason);
+            match d.store.accept_totp_step(user, step, now, &allowed) {
+                Ok(true) => Outcome::Allow(allowed),
                 Ok(false) => Outcome::Deny {
                     message: "That code was already used. Wait for the next code, then try again."
                         .to_owned(),
@@ -200,8 +198,8 @@ async fn totp_step(
         }
     };
     match outcome {
-        Outcome::Allow => {
-            event(Audit::Allow, "ok").log();
+        Outcome::Allow(allowed) => {
+            allowed.log();
             Some((Decision::Allow, String::new()))
         }
         Outcome::Deny { message, reason } => {

@@ -35,7 +35,12 @@ fn main() -> ExitCode {
         return match mfad::policy::Policy::load(&config.policy_file) {
             Ok(_) => {
                 print!("{}", config.describe());
-                println!("policy {}: valid", config.policy_file.display());
+                let state = if config.policy_file.exists() {
+                    "valid"
+                } else {
+                    "absent, the built-in default applies (TOTP for every service, unenrolled users denied)"
+                };
+                println!("policy {}: {state}", config.policy_file.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {
