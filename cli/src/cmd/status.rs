@@ -1,0 +1,162 @@
+//! `mfactl status`, and the account view `mfactl user show` shares.
+
+use super::Ctx;
+use crate::error::{CliError, unexpected};
+use crate::output::clean_line;
+use crate::time::utc;
+use clap::Args;
+use mfad_protocol::{LockInfo, Request, Response, UserStatus};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show this account instead of your own (root and mfad admins only)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+}
+
+pub fn run(ctx: &mut Ctx, args: &StatusArgs) -> Result<(), CliError> {
+    let resp = ctx.call(&Request::Status {
+        user: args.user.clone(),
+    })?;
+    show_status(ctx, &resp)
+}
+
+/// Prints a `status` reply; anything else is unexpected.
+pub fn show_status(ctx: &mut Ctx, resp: &Response) -> Result<(), CliError> {
+    match resp {
+        Response::Status(status) => ctx.show(resp, || render(status)),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub fn render(status: &UserStatus) -> String {
+    let mut text = format!("user: {}\n", clean_line(&status.user));
+    match &status.totp {
+        Some(totp) => {
+            let last = totp.last_used.map_or_else(|| "never".to_owned(), utc);
+            text.push_str(&format!(
+                "totp: enrolled {} ({}, {} digits, {} s), last used {last}",
+                utc(totp.enrolled_at),
+                clean_line(&totp.algorithm),
+                totp.digits,
+                totp.period,
+            ));
+            if status.totp_pending {
+                text.push_str("; a replacement is pending confirmation");
+            }
+        }
+        None if status.totp_pending => text.push_str("totp: not enrolled (pending confirmation)"),
+        None => text.push_str("totp: not enrolled"),
+    }
+    text.push('\n');
+    if status.locks.is_empty() {
+        text.push_str("locks: none\n");
+    }
+    for lock in &status.locks {
+        text.push_str(&render_lock(lock));
+        text.push('\n');
+    }
+    text
+}
+
+fn render_lock(lock: &LockInfo) -> String {
+    let source = if lock.source == "*" {
+        "from every source".to_owned()
+    } else {
+        format!("from {}", clean_line(&lock.source))
+    };
+    let failures = match lock.failures {
+        1 => "1 failure".to_owned(),
+        n => format!("{n} failures"),
+    };
+    let channel = clean_line(&lock.channel);
+    match lock.locked_until {
+        Some(until) => format!(
+            "locked: {channel} {source} until {} ({failures})",
+            utc(until)
+        ),
+        None => format!("failures: {channel} {source}: {failures}, not locked"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfad_protocol::TotpInfo;
+
+    fn alice() -> UserStatus {
+        UserStatus {
+            user: "alice".into(),
+            totp: Some(TotpInfo {
+                algorithm: "SHA1".into(),
+                digits: 6,
+                period: 30,
+                enrolled_at: 1_795_460_645,
+                last_used: Some(1_795_460_705),
+            }),
+            totp_pending: false,
+            locks: vec![],
+        }
+    }
+
+    #[test]
+    fn enrolled_without_locks() {
+        assert_eq!(
+            render(&alice()),
+            "user: alice\n\
+             totp: enrolled 2026-11-23 19:04:05Z (SHA1, 6 digits, 30 s), last used 2026-11-23 19:05:05Z\n\
+             locks: none\n"
+        );
+    }
+
+    #[test]
+    fn never_used_and_pending_replacement() {
+        let mut s = alice();
+        s.totp.as_mut().unwrap().last_used = None;
+        s.totp_pending = true;
+        let text = render(&s);
+        assert!(
+            text.contains("last used never; a replacement is pending confirmation\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn not_enrolled_pending_and_locks() {
+        let s = UserStatus {
+            user: "bob".into(),
+            totp: None,
+            totp_pending: true,
+            locks: vec![
+                LockInfo {
+                    channel: "totp".into(),
+                    source: "10.0.0.1".into(),
+                    failures: 5,
+                    locked_until: Some(1_795_460_645),
+                },
+                LockInfo {
+                    channel: "totp".into(),
+                    source: "*".into(),
+                    failures: 1,
+                    locked_until: None,
+                },
+            ],
+        };
+        assert_eq!(
+            render(&s),
+            "user: bob\n\
+             totp: not enrolled (pending confirmation)\n\
+             locked: totp from 10.0.0.1 until 2026-11-23 19:04:05Z (5 failures)\n\
+             failures: totp from every source: 1 failure, not locked\n"
+        );
+        let plain = UserStatus {
+            totp_pending: false,
+            locks: vec![],
+            ..s
+        };
+        assert_eq!(
+            render(&plain),
+            "user: bob\ntotp: not enrolled\nlocks: none\n"
+        );
+    }
+}

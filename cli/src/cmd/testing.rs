@@ -1,0 +1,88 @@
+//! A scripted daemon and terminal, to run whole commands in unit tests.
+
+use super::{Cli, Ctx, run};
+use crate::conn::Daemon;
+use crate::error::CliError;
+use crate::output::Format;
+use clap::Parser;
+use mfad_protocol::{Request, Response};
+use std::collections::VecDeque;
+use std::io::Cursor;
+
+/// Answers each request with the next scripted reply and records requests
+/// as their wire JSON.
+#[derive(Default)]
+pub struct Script {
+    pub replies: VecDeque<Response>,
+    pub seen: Vec<serde_json::Value>,
+}
+
+impl Daemon for Script {
+    fn call(&mut self, request: &Request) -> Result<Response, CliError> {
+        self.seen.push(serde_json::to_value(request).unwrap());
+        Ok(self
+            .replies
+            .pop_front()
+            .unwrap_or_else(|| panic!("no reply scripted for {request:?}")))
+    }
+}
+
+pub struct Outcome {
+    pub result: Result<(), CliError>,
+    pub stdout: String,
+    pub stderr: String,
+    pub requests: Vec<serde_json::Value>,
+}
+
+/// Parses `args` like the real binary and runs the command against
+/// `replies`, with `stdin` as standard input.
+pub fn mfactl(args: &[&str], replies: Vec<Response>, stdin: &str, tty: bool) -> Outcome {
+    let cli = Cli::try_parse_from(std::iter::once("mfactl").chain(args.iter().copied()))
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let mut script = Script {
+        replies: replies.into(),
+        seen: Vec::new(),
+    };
+    let (mut out, mut prompt) = (Vec::new(), Vec::new());
+    let mut input = Cursor::new(stdin.as_bytes().to_vec());
+    let mut ctx = Ctx {
+        format: if cli.json {
+            Format::Json
+        } else {
+            Format::Human
+        },
+        daemon: &mut script,
+        out: &mut out,
+        prompt: &mut prompt,
+        input: &mut input,
+        stdin_is_tty: tty,
+        stdout_is_tty: false,
+    };
+    let result = run(cli.command, &mut ctx);
+    assert!(
+        script.replies.is_empty(),
+        "unused replies: {:?}",
+        script.replies
+    );
+    Outcome {
+        result,
+        stdout: String::from_utf8(out).unwrap(),
+        stderr: String::from_utf8(prompt).unwrap(),
+        requests: script.seen,
+    }
+}
+
+/// The reply `Response::Error` with `code`.
+pub fn error(code: mfad_protocol::ErrorCode) -> Response {
+    Response::Error {
+        code,
+        message: format!("daemon says {code:?}"),
+        supported: Vec::new(),
+    }
+}
+
+pub fn done(message: &str) -> Response {
+    Response::Done {
+        message: message.to_owned(),
+    }
+}

@@ -1,0 +1,247 @@
+//! Everything that can go wrong, with an explanation for people: what
+//! failed, why, and what to do next.
+
+use mfad_protocol::{ClientError, ErrorCode, FrameError, Response};
+use std::io;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error("{}", client_message(.0))]
+    Client(#[from] ClientError),
+    /// The daemon answered with an error.
+    #[error("{message}")]
+    Daemon { code: ErrorCode, message: String },
+    #[error("unexpected reply from mfad: {0}")]
+    Unexpected(&'static str),
+    #[error("the code was wrong {tries} times; TOTP is not active for {user}")]
+    WrongCodes {
+        user: String,
+        tries: u32,
+        expires: String,
+        /// How to name the account again in the suggested commands.
+        user_flag: String,
+    },
+    #[error("no code given: standard input ended")]
+    NoCode { user_flag: String },
+    #[error("cannot read from standard input: {0}")]
+    Input(io::Error),
+    #[error("cannot write the output: {0}")]
+    Output(io::Error),
+    #[error("cannot encode the output as JSON: {0}")]
+    Json(serde_json::Error),
+    #[error("{0}")]
+    Usage(String),
+    #[error("aborted; nothing was changed")]
+    Aborted,
+}
+
+impl CliError {
+    /// 2 for a command line that cannot work as given, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// A stable name for `--json` output: the daemon's code, or a local one.
+    pub fn code(&self) -> String {
+        let local = match self {
+            CliError::Daemon { code, .. } => {
+                return serde_json::to_value(code)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "unknown".to_owned());
+            }
+            CliError::Client(ClientError::Connect { .. }) => "connect",
+            CliError::Client(ClientError::WrongDaemon { .. }) => "wrong_daemon",
+            CliError::Client(ClientError::Version { .. }) => "unsupported_version",
+            CliError::Client(ClientError::Frame(FrameError::Timeout)) => "timeout",
+            CliError::Client(_) => "protocol",
+            CliError::Unexpected(_) => "unexpected_reply",
+            CliError::WrongCodes { .. } => "wrong_code",
+            CliError::NoCode { .. } | CliError::Input(_) => "input",
+            CliError::Output(_) | CliError::Json(_) => "output",
+            CliError::Usage(_) => "usage",
+            CliError::Aborted => "aborted",
+        };
+        local.to_owned()
+    }
+
+    /// What to do next, when there is something useful to say.
+    pub fn hint(&self) -> Option<String> {
+        let text = match self {
+            CliError::Client(err) => return client_hint(err),
+            CliError::Daemon { code, .. } => return daemon_hint(*code).map(str::to_owned),
+            CliError::Unexpected(_) => {
+                "mfactl and mfad are probably from different releases; install matching versions."
+                    .to_owned()
+            }
+            CliError::WrongCodes {
+                expires, user_flag, ..
+            } => format!(
+                "Check that your phone sets its clock automatically. The pending enrollment is kept until {expires}: \
+                 confirm it with `mfactl enroll totp{user_flag} --confirm-code -`, or start again with `mfactl enroll totp{user_flag}`."
+            ),
+            CliError::NoCode { user_flag } => format!(
+                "Rerun `mfactl enroll totp{user_flag}` on a terminal, or confirm the pending enrollment with `mfactl enroll totp{user_flag} --confirm-code -`."
+            ),
+            _ => return None,
+        };
+        Some(text)
+    }
+
+    /// True when stdout is gone (`mfactl audit | head`): nothing to report.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+fn client_message(err: &ClientError) -> String {
+    match err {
+        ClientError::Connect { path, source } => {
+            format!("cannot connect to {}: {}", path.display(), io_text(source))
+        }
+        ClientError::Frame(FrameError::Timeout) => "mfad did not answer in time".to_owned(),
+        ClientError::Frame(FrameError::Closed) => {
+            "mfad closed the connection without answering".to_owned()
+        }
+        ClientError::Frame(FrameError::Io(e)) => {
+            format!("lost the connection to mfad: {}", io_text(e))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn client_hint(err: &ClientError) -> Option<String> {
+    let text = match err {
+        ClientError::Connect { source, .. } => match source.kind() {
+            io::ErrorKind::PermissionDenied => {
+                "This user may not open the socket; check the permissions of the socket and its directory (`ls -ld /run/mfad`), or pass --socket PATH.".to_owned()
+            }
+            _ => "Is mfad running? Try `systemctl status mfad`, or pass --socket PATH.".to_owned(),
+        },
+        ClientError::WrongDaemon { path, .. } => format!(
+            "Another program may be squatting the socket path; check who listens on it (`ss -xlp | grep {}`) and whether --socket is right.",
+            path.display()
+        ),
+        ClientError::Version { .. } => {
+            "mfactl and mfad are from different releases; install matching versions.".to_owned()
+        }
+        ClientError::Frame(FrameError::Timeout) => {
+            "mfad may be overloaded or stuck; try again, raise --timeout, or look at `journalctl -u mfad`.".to_owned()
+        }
+        ClientError::Frame(_) => "Look at `journalctl -u mfad` for the daemon's side.".to_owned(),
+        ClientError::PeerCred(_) | ClientError::Timeouts(_) => return None,
+    };
+    Some(text)
+}
+
+fn daemon_hint(code: ErrorCode) -> Option<&'static str> {
+    Some(match code {
+        ErrorCode::PermissionDenied => {
+            "Run as root or as a member of the mfad admin group, or act on your own account."
+        }
+        ErrorCode::NoSuchUser => {
+            "Check the spelling of the user name; `mfactl user list` shows the users mfad knows."
+        }
+        ErrorCode::NotEnrolled => "Enroll first with `mfactl enroll totp`.",
+        ErrorCode::AlreadyEnrolled => {
+            "Use `mfactl user reset NAME` first, or --replace as an admin."
+        }
+        ErrorCode::NoPendingEnrollment => "Start again with `mfactl enroll totp`.",
+        ErrorCode::WrongCode => {
+            "Enter the code your authenticator app shows right now, and check that the device sets its clock automatically."
+        }
+        ErrorCode::Busy => "mfad is busy; wait a moment and try again.",
+        ErrorCode::Timeout => "mfad gave up waiting; try again.",
+        ErrorCode::UnsupportedVersion | ErrorCode::UnsupportedRequest => {
+            "mfactl and mfad are from different releases; install matching versions."
+        }
+        ErrorCode::Unknown => "mfad is newer than mfactl; install matching versions.",
+        ErrorCode::Internal => "Look at `journalctl -u mfad` for details.",
+        ErrorCode::BadRequest | ErrorCode::FrameTooLarge => return None,
+    })
+}
+
+/// An I/O error as words, without the "(os error 2)" suffix.
+fn io_text(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+/// The wire name of a response type, for "unexpected reply" errors.
+pub fn response_kind(resp: &Response) -> &'static str {
+    match resp {
+        Response::Pong { .. } => "pong",
+        Response::Prompt { .. } => "prompt",
+        Response::Info { .. } => "info",
+        Response::ErrorMsg { .. } => "error_msg",
+        Response::Verdict { .. } => "verdict",
+        Response::Error { .. } => "error",
+        Response::Status(_) => "status",
+        Response::EnrollmentOffer(_) => "enrollment_offer",
+        Response::Users { .. } => "users",
+        Response::Done { .. } => "done",
+        Response::Audit { .. } => "audit",
+    }
+}
+
+/// An answer that does not fit the request.
+pub fn unexpected(resp: &Response) -> CliError {
+    CliError::Unexpected(response_kind(resp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn missing_socket_explains_what_to_do() {
+        let err = CliError::from(ClientError::Connect {
+            path: PathBuf::from("/run/mfad/mfad.sock"),
+            source: io::Error::from_raw_os_error(2),
+        });
+        assert_eq!(
+            err.to_string(),
+            "cannot connect to /run/mfad/mfad.sock: No such file or directory"
+        );
+        assert!(err.hint().unwrap().contains("systemctl status mfad"));
+        assert_eq!((err.code().as_str(), err.exit_code()), ("connect", 1));
+    }
+
+    #[test]
+    fn daemon_errors_keep_their_code_and_get_a_hint() {
+        let err = CliError::Daemon {
+            code: ErrorCode::AlreadyEnrolled,
+            message: "alice already has TOTP".into(),
+        };
+        assert_eq!(err.code(), "already_enrolled");
+        assert!(err.hint().unwrap().contains("mfactl user reset NAME"));
+        let denied = CliError::Daemon {
+            code: ErrorCode::PermissionDenied,
+            message: "no".into(),
+        };
+        assert!(denied.hint().unwrap().contains("mfad admin group"));
+        let old = CliError::Daemon {
+            code: ErrorCode::UnsupportedVersion,
+            message: "v9".into(),
+        };
+        assert!(old.hint().unwrap().contains("different releases"));
+    }
+
+    #[test]
+    fn timeouts_and_unexpected_replies() {
+        let err = CliError::from(ClientError::Frame(FrameError::Timeout));
+        assert_eq!(err.code(), "timeout");
+        assert!(err.hint().unwrap().contains("--timeout"));
+        let err = unexpected(&Response::Users { users: vec![] });
+        assert_eq!(err.to_string(), "unexpected reply from mfad: users");
+        assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
+    }
+}
