@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::io::{self, Read, Write};
 use thiserror::Error;
+use zeroize::Zeroizing;
 
 /// Bytes in the length prefix.
 pub const LEN_PREFIX: usize = 4;
@@ -47,10 +48,16 @@ pub fn body_len(prefix: [u8; LEN_PREFIX]) -> Result<usize, FrameError> {
     }
 }
 
-/// Serializes `msg` into one complete frame (prefix and body).
-pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
-    let mut buf = vec![0u8; LEN_PREFIX];
-    serde_json::to_writer(&mut buf, msg)?;
+/// Room for a typical frame, so that serializing an answer does not grow
+/// (and so copy, unwiped) the buffer.
+const TYPICAL_FRAME: usize = 1024;
+
+/// Serializes `msg` into one complete frame (prefix and body). The buffer is
+/// wiped on drop: a frame may carry a typed code.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Zeroizing<Vec<u8>>, FrameError> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(TYPICAL_FRAME));
+    buf.extend_from_slice(&[0u8; LEN_PREFIX]);
+    serde_json::to_writer(&mut *buf, msg)?;
     let len = buf.len() - LEN_PREFIX;
     if len > MAX_FRAME {
         return Err(FrameError::TooLarge(len));
@@ -83,7 +90,7 @@ pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameErr
         }
     }
     let len = body_len(prefix)?;
-    let mut body = zeroize::Zeroizing::new(vec![0u8; len]);
+    let mut body = Zeroizing::new(vec![0u8; len]);
     r.read_exact(&mut body)?;
     Ok(serde_json::from_slice(&body)?)
 }
