@@ -1,0 +1,267 @@
+//! [`TestDaemon`]: the real `mfad` binary running in a temporary directory.
+//!
+//! Layout of the directory (0755, so non-root peers reach the socket):
+//! `mfad.toml`, `policy.toml`, `mfad.sock`, `mfad.stderr`, `mfad.stdout`,
+//! `pam.d/` (service files for [`crate::PamSession`]) and `state/` (0700:
+//! the key and the database).
+
+mod config;
+mod login;
+mod run;
+mod tools;
+
+pub use config::{LimitsConfig, LockoutConfig, TestConfig, TestPolicy, TotpConfig};
+pub use login::TEST_RHOST;
+pub use run::{run_as, run_as_with_stdin, run_with_stdin};
+
+use crate::bins;
+use mfad_protocol::{Client, ClientOptions, Request, Response};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::fs::{File, OpenOptions, Permissions};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the daemon gets to answer its first ping, and to exit on SIGTERM.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct TestDaemon {
+    dir: tempfile::TempDir,
+    config: TestConfig,
+    child: Option<Child>,
+}
+
+impl TestDaemon {
+    /// A daemon with the default [`TestConfig`].
+    pub fn start() -> TestDaemon {
+        Self::with_config(TestConfig::default())
+    }
+
+    /// Writes the config and policy, starts `mfad --config`, and waits until
+    /// it answers a ping. Panics (with the daemon's stderr) if it does not.
+    pub fn with_config(config: TestConfig) -> TestDaemon {
+        crate::require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("mfad-test-")
+            .tempdir()
+            .expect("create the daemon's temporary directory");
+        std::fs::set_permissions(dir.path(), Permissions::from_mode(0o755)).expect("chmod 0755");
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).expect("create state/");
+        std::fs::set_permissions(&state, Permissions::from_mode(0o700)).expect("chmod 0700");
+        let mut daemon = TestDaemon {
+            dir,
+            config,
+            child: None,
+        };
+        daemon.write_config();
+        daemon.write_policy(&daemon.config.policy.clone());
+        daemon.spawn();
+        daemon
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config(&self) -> &TestConfig {
+        &self.config
+    }
+
+    /// Changes to the config take effect at the next [`Self::restart`].
+    pub fn config_mut(&mut self) -> &mut TestConfig {
+        &mut self.config
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir().join("mfad.sock")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("mfad.toml")
+    }
+
+    pub fn policy_path(&self) -> PathBuf {
+        self.dir().join("policy.toml")
+    }
+
+    /// The directory holding PAM service files for this daemon.
+    pub fn pam_confdir(&self) -> PathBuf {
+        self.dir().join("pam.d")
+    }
+
+    fn write_config(&self) {
+        std::fs::write(self.config_path(), self.config.render(self.dir()))
+            .expect("write mfad.toml");
+    }
+
+    /// Replaces the policy file; the running daemon sees it after [`Self::restart`].
+    pub fn write_policy(&mut self, policy: &TestPolicy) {
+        self.config.policy = policy.clone();
+        std::fs::write(self.policy_path(), policy.render()).expect("write policy.toml");
+    }
+
+    fn log_file(&self, name: &str) -> File {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir().join(name))
+            .unwrap_or_else(|e| panic!("open {name}: {e}"))
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(bins::mfad());
+        cmd.arg("--config")
+            .arg(self.config_path())
+            .current_dir(self.dir())
+            .env_remove("NOTIFY_SOCKET")
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(self.log_file("mfad.stdout"))
+            .stderr(self.log_file("mfad.stderr"));
+        // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+        // The daemon then dies with the thread that spawned it (the test's),
+        // even when the test binary is killed before Drop runs.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn mfad");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut last = String::from("no attempt");
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                panic!(
+                    "mfad exited during startup ({status}); stderr:\n{}",
+                    self.log_text()
+                );
+            }
+            match self.try_ping() {
+                Ok(()) => return,
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "mfad did not answer a ping within {READY_TIMEOUT:?} ({last}); stderr:\n{}",
+            self.log_text()
+        );
+    }
+
+    fn try_ping(&self) -> Result<(), String> {
+        let opts = self.client_options();
+        let mut client = Client::connect(&opts).map_err(|e| e.to_string())?;
+        match client.call(&Request::Ping).map_err(|e| e.to_string())? {
+            Response::Pong { .. } => Ok(()),
+            other => Err(format!("ping answered with {other:?}")),
+        }
+    }
+
+    /// Options for a protocol client of this daemon (root-owned socket).
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            socket: self.socket(),
+            ..ClientOptions::default()
+        }
+    }
+
+    /// A connected protocol client.
+    pub fn client(&self) -> Client {
+        Client::connect(&self.client_options())
+            .unwrap_or_else(|e| panic!("connect to mfad: {e}; stderr:\n{}", self.log_text()))
+    }
+
+    /// The daemon's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the daemon process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit; SIGKILL and panic after 10 s.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid fits i32"));
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "mfad ignored SIGTERM for {READY_TIMEOUT:?}; stderr:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the daemon and starts it again on the same directory, with the
+    /// current config and policy (key and database kept).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.write_config();
+        self.write_policy(&self.config.policy.clone());
+        self.spawn();
+    }
+
+    /// The daemon's stderr so far (across restarts).
+    pub fn log_text(&self) -> String {
+        std::fs::read(self.dir().join("mfad.stderr"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- mfad stderr ({}) ---\n{}",
+                self.dir().display(),
+                self.log_text()
+            );
+        }
+    }
+}
+
+/// A command's exit status and output, for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "{}\n--- stdout ---\n{}--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -1,0 +1,215 @@
+//! The daemon config and policy files a [`super::TestDaemon`] writes. Every
+//! key is written explicitly, so a test reads as the whole configuration.
+
+use std::fmt::Write;
+use std::path::Path;
+
+/// `[totp]`
+#[derive(Debug, Clone)]
+pub struct TotpConfig {
+    pub issuer: String,
+    /// SHA1 | SHA256 | SHA512
+    pub algorithm: String,
+    /// 6..=8
+    pub digits: u32,
+    pub period: u64,
+    pub window: u32,
+}
+
+/// `[lockout]`
+#[derive(Debug, Clone)]
+pub struct LockoutConfig {
+    /// Consecutive failures per user+channel+source before a lock.
+    pub threshold: u32,
+    /// Per user+channel across all sources.
+    pub account_threshold: u32,
+    pub duration_secs: u64,
+    pub failure_delay_ms: u64,
+    pub failure_delay_max_ms: u64,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    pub max_connections: u32,
+    /// For non-root peers.
+    pub per_uid_connections: u32,
+    pub idle_timeout_secs: u64,
+    pub conversation_timeout_secs: u64,
+}
+
+/// The policy file: a default requirement, what happens to users with no
+/// factor, and per-service overrides.
+#[derive(Debug, Clone)]
+pub struct TestPolicy {
+    /// none | totp | deny
+    pub default: String,
+    /// deny | allow
+    pub unenrolled: String,
+    /// `[services]` entries, e.g. `("cron", "none")`, in order.
+    pub services: Vec<(String, String)>,
+}
+
+impl Default for TestPolicy {
+    fn default() -> Self {
+        Self {
+            default: "totp".into(),
+            unenrolled: "deny".into(),
+            services: Vec::new(),
+        }
+    }
+}
+
+impl TestPolicy {
+    /// Adds a `[services]` entry (builder style).
+    pub fn service(mut self, service: &str, require: &str) -> Self {
+        self.services.push((service.into(), require.into()));
+        self
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "default = {}", quote(&self.default));
+        let _ = writeln!(s, "unenrolled = {}", quote(&self.unenrolled));
+        let _ = writeln!(s, "\n[services]");
+        for (service, require) in &self.services {
+            let _ = writeln!(s, "{} = {}", quote(service), quote(require));
+        }
+        s
+    }
+}
+
+/// Everything in the daemon config except the paths, which the fixture
+/// chooses inside its temporary directory.
+#[derive(Debug, Clone)]
+pub struct TestConfig {
+    /// Written only when `Some`.
+    pub admin_group: Option<String>,
+    /// Tests never write to the host's syslog.
+    pub syslog: bool,
+    pub totp: TotpConfig,
+    pub lockout: LockoutConfig,
+    pub limits: LimitsConfig,
+    pub policy: TestPolicy,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        Self {
+            admin_group: Some("mfa-admins-test".into()),
+            syslog: false,
+            totp: TotpConfig {
+                issuer: "mfad-test".into(),
+                algorithm: "SHA1".into(),
+                digits: 6,
+                period: 30,
+                window: 1,
+            },
+            lockout: LockoutConfig {
+                threshold: 5,
+                account_threshold: 20,
+                duration_secs: 900,
+                failure_delay_ms: 0,
+                failure_delay_max_ms: 0,
+            },
+            limits: LimitsConfig {
+                max_connections: 256,
+                per_uid_connections: 8,
+                idle_timeout_secs: 60,
+                conversation_timeout_secs: 120,
+            },
+            policy: TestPolicy::default(),
+        }
+    }
+}
+
+impl TestConfig {
+    /// The config file text for a daemon living in `dir`.
+    pub fn render(&self, dir: &Path) -> String {
+        let path = |p: &str| quote(&dir.join(p).to_string_lossy());
+        let mut s = String::new();
+        let _ = writeln!(s, "version = 1");
+        let _ = writeln!(s, "socket = {}", path("mfad.sock"));
+        let _ = writeln!(s, "database = {}", path("state/mfad.db"));
+        let _ = writeln!(s, "key_file = {}", path("state/mfad.key"));
+        let _ = writeln!(s, "policy_file = {}", path("policy.toml"));
+        if let Some(group) = &self.admin_group {
+            let _ = writeln!(s, "admin_group = {}", quote(group));
+        }
+        let _ = writeln!(s, "syslog = {}", self.syslog);
+        let t = &self.totp;
+        let _ = writeln!(s, "\n[totp]");
+        let _ = writeln!(s, "issuer = {}", quote(&t.issuer));
+        let _ = writeln!(s, "algorithm = {}", quote(&t.algorithm));
+        let _ = writeln!(s, "digits = {}", t.digits);
+        let _ = writeln!(s, "period = {}", t.period);
+        let _ = writeln!(s, "window = {}", t.window);
+        let l = &self.lockout;
+        let _ = writeln!(s, "\n[lockout]");
+        let _ = writeln!(s, "threshold = {}", l.threshold);
+        let _ = writeln!(s, "account_threshold = {}", l.account_threshold);
+        let _ = writeln!(s, "duration_secs = {}", l.duration_secs);
+        let _ = writeln!(s, "failure_delay_ms = {}", l.failure_delay_ms);
+        let _ = writeln!(s, "failure_delay_max_ms = {}", l.failure_delay_max_ms);
+        let m = &self.limits;
+        let _ = writeln!(s, "\n[limits]");
+        let _ = writeln!(s, "max_connections = {}", m.max_connections);
+        let _ = writeln!(s, "per_uid_connections = {}", m.per_uid_connections);
+        let _ = writeln!(s, "idle_timeout_secs = {}", m.idle_timeout_secs);
+        let _ = writeln!(
+            s,
+            "conversation_timeout_secs = {}",
+            m.conversation_timeout_secs
+        );
+        s
+    }
+}
+
+/// A TOML basic string: JSON string escapes are valid TOML escapes.
+fn quote(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_names_every_key() {
+        let text = TestConfig::default().render(Path::new("/tmp/x"));
+        for key in [
+            "version = 1",
+            "socket = \"/tmp/x/mfad.sock\"",
+            "database = \"/tmp/x/state/mfad.db\"",
+            "key_file = \"/tmp/x/state/mfad.key\"",
+            "policy_file = \"/tmp/x/policy.toml\"",
+            "admin_group = \"mfa-admins-test\"",
+            "syslog = false",
+            "[totp]\nissuer = \"mfad-test\"\nalgorithm = \"SHA1\"\ndigits = 6\nperiod = 30\nwindow = 1",
+            "[lockout]\nthreshold = 5\naccount_threshold = 20\nduration_secs = 900",
+            "failure_delay_ms = 0\nfailure_delay_max_ms = 0",
+            "[limits]\nmax_connections = 256\nper_uid_connections = 8",
+            "idle_timeout_secs = 60\nconversation_timeout_secs = 120",
+        ] {
+            assert!(text.contains(key), "{key:?} missing from\n{text}");
+        }
+        let text = TestConfig {
+            admin_group: None,
+            ..TestConfig::default()
+        }
+        .render(Path::new("/tmp/x"));
+        assert!(!text.contains("admin_group"));
+    }
+
+    #[test]
+    fn policy_lists_services() {
+        let text = TestPolicy::default()
+            .service("cron", "none")
+            .service("su-l", "deny")
+            .render();
+        assert_eq!(
+            text,
+            "default = \"totp\"\nunenrolled = \"deny\"\n\n[services]\n\"cron\" = \"none\"\n\"su-l\" = \"deny\"\n"
+        );
+    }
+}

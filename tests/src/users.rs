@@ -1,0 +1,119 @@
+//! Temporary local users, for tests that need a non-root uid other than
+//! `nobody` (65534): `useradd --system --no-create-home` on create,
+//! `userdel` on drop. Prefer `nobody` wherever any non-root uid will do.
+
+use std::process::Command;
+use std::time::Duration;
+
+/// The uid and gid of `nobody`/`nogroup` on Debian.
+pub const NOBODY_UID: u32 = 65534;
+pub const NOGROUP_GID: u32 = 65534;
+
+/// A system user that exists until this value is dropped.
+#[derive(Debug)]
+pub struct TempUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Runs a shadow-utils command, retrying while another process holds the
+/// passwd/group locks (tests run in parallel).
+fn shadow_tool(program: &str, args: &[&str]) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..50 {
+        let out = Command::new(program)
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        // useradd/userdel exit 10 (E_PW_UPDATE / cannot lock) on contention.
+        let busy = last.contains("lock") || out.status.code() == Some(10);
+        if !busy {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("{program} {args:?} failed: {last}"))
+}
+
+impl TempUser {
+    /// Creates `mfadt-<random>` with its own group, no home and no shell.
+    pub fn create() -> TempUser {
+        crate::require_root();
+        let mut rnd = [0u8; 4];
+        getrandom(&mut rnd);
+        let name = format!("mfadt-{:08x}", u32::from_be_bytes(rnd));
+        shadow_tool(
+            "useradd",
+            &[
+                "--system",
+                "--no-create-home",
+                "--user-group",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--comment",
+                "mfad end-to-end test user",
+                &name,
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let user = nix::unistd::User::from_name(&name)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("{name} was created but cannot be looked up"));
+        TempUser {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            name,
+        }
+    }
+}
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        if let Err(e) = shadow_tool("userdel", &[&self.name]) {
+            eprintln!("warning: could not remove the test user {}: {e}", self.name);
+        }
+    }
+}
+
+/// A few random bytes from the kernel, without another dependency.
+fn getrandom(buf: &mut [u8]) {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .expect("read /dev/urandom");
+}
+
+/// A name unique to this process and call, for users that exist only in the
+/// daemon's database (no system account).
+pub fn unique_name(prefix: &str) -> String {
+    let mut rnd = [0u8; 4];
+    getrandom(&mut rnd);
+    format!("{prefix}-{:08x}", u32::from_be_bytes(rnd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_user_exists_until_dropped() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let user = TempUser::create();
+        assert_ne!(user.uid, 0);
+        assert_ne!(user.uid, NOBODY_UID);
+        let name = user.name.clone();
+        assert!(nix::unistd::User::from_name(&name).unwrap().is_some());
+        drop(user);
+        assert!(nix::unistd::User::from_name(&name).unwrap().is_none());
+        assert!(nix::unistd::Group::from_name(&name).unwrap().is_none());
+    }
+}

@@ -1,0 +1,260 @@
+//! TOTP logins end to end: the real libpam loads the real pam_mfa.so, which
+//! talks to the real mfad; codes come from the real oathtool.
+//!
+//! Needs root and `cargo build --workspace` first. Each test has its own
+//! daemon, so they run in parallel.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use mfad_tests::daemon::{TEST_RHOST, show};
+use mfad_tests::pam::*;
+use mfad_tests::users::unique_name;
+use mfad_tests::{TestConfig, TestDaemon, TestPolicy};
+
+const SVC: &str = "mfa-test";
+const RHOST: &str = TEST_RHOST;
+
+fn daemon_with(config: TestConfig) -> TestDaemon {
+    let d = TestDaemon::with_config(config);
+    d.write_pam_service(SVC, &[]);
+    d
+}
+
+fn daemon() -> TestDaemon {
+    daemon_with(TestConfig::default())
+}
+
+fn policy(default: &str, unenrolled: &str) -> TestConfig {
+    TestConfig {
+        policy: TestPolicy {
+            default: default.into(),
+            unenrolled: unenrolled.into(),
+            services: Vec::new(),
+        },
+        ..TestConfig::default()
+    }
+}
+
+fn login(d: &TestDaemon, user: &str, answers: &[&str]) -> (i32, Transcript) {
+    d.login(SVC, user, RHOST, answers)
+}
+
+/// Five wrong codes from [`RHOST`]: the threshold.
+fn fail_five_times(d: &TestDaemon, user: &str, wrong: &str) {
+    assert_eq!(d.config().lockout.threshold, 5);
+    d.fail_to_threshold(SVC, user, RHOST, wrong);
+}
+
+#[test]
+fn a_code_from_oathtool_is_accepted() {
+    let d = daemon();
+    let user = unique_name("alice");
+    let secret = d.enroll_totp(&user);
+    let code = d.totp_code(&secret, 0);
+    let t = d.expect_rc(login(&d, &user, &[&code]), PAM_SUCCESS);
+    assert_eq!(t.prompts().len(), 1, "{t}");
+}
+
+#[test]
+fn a_wrong_code_is_refused() {
+    let d = daemon();
+    let user = unique_name("bob");
+    let secret = d.enroll_totp(&user);
+    let wrong = d.wrong_code(&secret);
+    d.expect_rc(login(&d, &user, &[&wrong]), PAM_AUTH_ERR);
+}
+
+#[test]
+fn a_code_is_accepted_only_once() {
+    let d = daemon();
+    let user = unique_name("carol");
+    let secret = d.enroll_totp(&user);
+    let code = d.totp_code(&secret, 0);
+    d.expect_rc(login(&d, &user, &[&code]), PAM_SUCCESS);
+    let t = d.expect_rc(login(&d, &user, &[&code]), PAM_AUTH_ERR);
+    // DESIGN.md pitfalls: say so instead of a bare failure.
+    assert!(t.contains("next code"), "{t}");
+}
+
+#[test]
+fn the_same_code_from_16_threads_succeeds_exactly_once() {
+    let mut config = TestConfig::default();
+    // Keep the lockout out of the way: this test is about single use.
+    config.lockout.threshold = 50;
+    config.lockout.account_threshold = 50;
+    let d = daemon_with(config);
+    let user = unique_name("dave");
+    let secret = d.enroll_totp(&user);
+    let code = d.totp_code(&secret, 0);
+    let barrier = std::sync::Barrier::new(16);
+    let results: Vec<(i32, Transcript)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut pam = d.pam(SVC, &user, vec![code.clone()]);
+                    pam.set_item(PAM_RHOST, RHOST);
+                    barrier.wait();
+                    pam.authenticate(0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = results.iter().filter(|(rc, _)| *rc == PAM_SUCCESS).count();
+    let rcs: Vec<i32> = results.iter().map(|(rc, _)| *rc).collect();
+    assert_eq!(ok, 1, "results {rcs:?}\n{}", d.log_text());
+    assert!(
+        rcs.iter()
+            .all(|&rc| rc == PAM_SUCCESS || rc == PAM_AUTH_ERR),
+        "results {rcs:?}\n{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn five_failures_lock_the_channel_until_an_admin_unlocks() {
+    let d = daemon();
+    let user = unique_name("erin");
+    let secret = d.enroll_totp(&user);
+    let wrong = d.wrong_code(&secret);
+    fail_five_times(&d, &user, &wrong);
+    // Locked: even the right code is refused, and the user is told why.
+    let code = d.totp_code(&secret, 0);
+    let t = d.expect_rc(login(&d, &user, &[&code]), PAM_MAXTRIES);
+    assert!(
+        t.contains("lock"),
+        "the transcript does not say locked:\n{t}"
+    );
+
+    let out = d.mfactl(["user", "unlock", &user]);
+    assert!(out.status.success(), "unlock: {}", show(&out));
+    // The next step's code: the current one may count as used.
+    let next = d.totp_code(&secret, 1);
+    d.expect_rc(login(&d, &user, &[&next]), PAM_SUCCESS);
+}
+
+#[test]
+fn a_lock_is_per_source() {
+    let d = daemon();
+    let user = unique_name("frank");
+    let secret = d.enroll_totp(&user);
+    let wrong = d.wrong_code(&secret);
+    fail_five_times(&d, &user, &wrong);
+    let code = d.totp_code(&secret, 0);
+    d.expect_rc(login(&d, &user, &[&code]), PAM_MAXTRIES);
+    // An attacker at one address cannot lock the user out from another.
+    d.expect_rc(d.login(SVC, &user, "198.51.100.7", &[&code]), PAM_SUCCESS);
+}
+
+#[test]
+fn daemon_down_fails_closed_with_a_message() {
+    let mut d = daemon();
+    d.stop();
+    let t = d.expect_rc(login(&d, "nobody", &["123456"]), PAM_AUTHINFO_UNAVAIL);
+    assert!(!t.errors().is_empty(), "no error message shown:\n{t}");
+}
+
+/// `failmode=open` makes the module return PAM_IGNORE when the daemon is
+/// unreachable. The harness sees the stack's result, so the module line is
+/// `auth [success=done ignore=ignore default=die] ... failmode=open`:
+/// followed by pam_deny the stack gives PAM_AUTH_ERR (pam_deny decided),
+/// followed by pam_permit it gives PAM_SUCCESS, which only PAM_IGNORE (or
+/// success) from our module can produce; the same stack without
+/// `failmode=open` gives PAM_AUTHINFO_UNAVAIL (`default=die`). The unit test
+/// `pam::tests::ignore_semantics_of_the_failmode_stacks` checks those libpam
+/// semantics with pam_debug.
+#[test]
+fn failmode_open_ignores_only_an_unreachable_daemon() {
+    let mut d = daemon();
+    let head = |args: &[&str]| {
+        format!(
+            "auth [success=done ignore=ignore default=die] {}\n",
+            d.module_line(args)
+        )
+    };
+    let open = head(&["failmode=open"]);
+    d.write_pam_stack("open-deny", &format!("{open}auth required pam_deny.so\n"));
+    d.write_pam_stack(
+        "open-permit",
+        &format!("{open}auth required pam_permit.so\n"),
+    );
+    let closed = head(&[]);
+    d.write_pam_stack(
+        "closed-permit",
+        &format!("{closed}auth required pam_permit.so\n"),
+    );
+
+    // Daemon up: failmode=open changes nothing about a wrong code.
+    let user = unique_name("gina");
+    let secret = d.enroll_totp(&user);
+    let wrong = d.wrong_code(&secret);
+    d.expect_rc(
+        d.login("open-permit", &user, RHOST, &[&wrong]),
+        PAM_AUTH_ERR,
+    );
+
+    d.stop();
+    d.expect_rc(d.login("open-deny", &user, RHOST, &["1"]), PAM_AUTH_ERR);
+    d.expect_rc(d.login("open-permit", &user, RHOST, &["1"]), PAM_SUCCESS);
+    d.expect_rc(
+        d.login("closed-permit", &user, RHOST, &["1"]),
+        PAM_AUTHINFO_UNAVAIL,
+    );
+}
+
+#[test]
+fn an_unenrolled_user_is_denied_when_the_policy_says_deny() {
+    let d = daemon_with(policy("totp", "deny"));
+    let enrolled = unique_name("known");
+    let secret = d.enroll_totp(&enrolled);
+    let wrong = d.wrong_code(&secret);
+    let t = d.expect_rc(login(&d, &unique_name("nemo"), &[&wrong]), PAM_AUTH_ERR);
+    // Security rule 9: an unknown user looks like a wrong code, in text.
+    let t_wrong = d.expect_rc(login(&d, &enrolled, &[&wrong]), PAM_AUTH_ERR);
+    assert_eq!(t, t_wrong);
+}
+
+#[test]
+fn an_unenrolled_user_is_allowed_when_the_policy_says_allow() {
+    let d = daemon_with(policy("totp", "allow"));
+    let t = d.expect_rc(login(&d, &unique_name("newbie"), &[]), PAM_SUCCESS);
+    assert!(t.prompts().is_empty(), "{t}");
+}
+
+#[test]
+fn policy_none_allows_without_a_prompt() {
+    let d = daemon_with(policy("none", "deny"));
+    let t = d.expect_rc(login(&d, &unique_name("hal"), &[]), PAM_SUCCESS);
+    assert!(t.prompts().is_empty(), "{t}");
+}
+
+#[test]
+fn policy_deny_denies_even_a_valid_code() {
+    let d = daemon_with(policy("deny", "allow"));
+    let user = unique_name("ivan");
+    let secret = d.enroll_totp(&user);
+    let code = d.totp_code(&secret, 0);
+    let t = d.expect_rc(login(&d, &user, &[&code]), PAM_AUTH_ERR);
+    assert!(t.prompts().is_empty(), "{t}");
+}
+
+#[test]
+fn per_service_policy_overrides_the_default() {
+    let config = TestConfig {
+        policy: TestPolicy::default()
+            .service("cron-test", "none")
+            .service("blocked", "deny"),
+        ..TestConfig::default()
+    };
+    let d = daemon_with(config);
+    d.write_pam_service("cron-test", &[]);
+    d.write_pam_service("blocked", &[]);
+    let user = unique_name("judy");
+    let secret = d.enroll_totp(&user);
+    let code = d.totp_code(&secret, 0);
+    let t = d.expect_rc(d.login("cron-test", &user, RHOST, &[]), PAM_SUCCESS);
+    assert!(t.prompts().is_empty(), "{t}");
+    let t = d.expect_rc(d.login("blocked", &user, RHOST, &[&code]), PAM_AUTH_ERR);
+    assert!(t.prompts().is_empty(), "{t}");
+    d.expect_rc(login(&d, &user, &[&code]), PAM_SUCCESS);
+}

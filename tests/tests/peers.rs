@@ -1,0 +1,137 @@
+//! Peers that are not root: the daemon decides by SO_PEERCRED, so these run
+//! as uid 65534 (`nobody`) through `setpriv`, with the real mfactl and with
+//! a raw protocol client (`src/bin/raw_client.rs`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use mfad_protocol::{ErrorCode, Response, ResponseEnvelope};
+use mfad_tests::TestDaemon;
+use mfad_tests::daemon::{TEST_RHOST, run_as, show};
+use mfad_tests::pam::PAM_SUCCESS;
+use mfad_tests::users::{NOBODY_UID, NOGROUP_GID, TempUser};
+use std::path::Path;
+
+/// Sends each JSON body as one frame as uid 65534 and returns the responses
+/// (a `CLOSED` line ends the list).
+fn raw_as_nobody(d: &TestDaemon, frames: &[String]) -> Vec<Response> {
+    let mut args = vec![d.socket().to_string_lossy().into_owned()];
+    args.extend(frames.iter().cloned());
+    let out = run_as(
+        NOBODY_UID,
+        NOGROUP_GID,
+        Path::new(env!("CARGO_BIN_EXE_raw_client")),
+        &args,
+    );
+    assert!(out.status.success(), "raw_client: {}", show(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .take_while(|l| *l != "CLOSED")
+        .map(|l| {
+            let env: ResponseEnvelope =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad response {l:?}: {e}"));
+            assert_eq!(env.version, 1);
+            env.response
+        })
+        .collect()
+}
+
+fn auth_start(user: &str) -> String {
+    serde_json::json!({
+        "version": 1,
+        "request": {"type": "auth_start", "user": user, "service": "sshd", "rhost": "192.0.2.1"}
+    })
+    .to_string()
+}
+
+fn is_permission_denied(resp: &Response) -> bool {
+    matches!(
+        resp,
+        Response::Error {
+            code: ErrorCode::PermissionDenied,
+            ..
+        }
+    )
+}
+
+#[test]
+fn nobody_cannot_show_another_user_with_mfactl() {
+    let d = TestDaemon::start();
+    // People read the refusal on stderr...
+    let out = d.mfactl_as(NOBODY_UID, NOGROUP_GID, ["user", "show", "alice"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
+    assert!(
+        stderr.contains("permission") || stderr.contains("needs root"),
+        "{}",
+        show(&out)
+    );
+    // ...scripts branch on the daemon's stable code.
+    let out = d.mfactl_as(NOBODY_UID, NOGROUP_GID, ["--json", "user", "show", "alice"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("--json error document: {e}\n{}", show(&out)));
+    assert_eq!(doc["code"], "permission_denied", "{}", show(&out));
+}
+
+#[test]
+fn nobody_cannot_run_a_pam_flow_for_another_user() {
+    let d = TestDaemon::start();
+    for user in ["alice", "root"] {
+        let resps = raw_as_nobody(&d, &[auth_start(user)]);
+        assert!(
+            resps.first().is_some_and(is_permission_denied),
+            "auth_start for {user} as nobody got {resps:?}\n{}",
+            d.log_text()
+        );
+    }
+}
+
+#[test]
+fn nobody_may_run_a_pam_flow_for_itself() {
+    // Screen lockers run as the user: a flow for one's own account is not a
+    // permission error (the policy then decides).
+    let d = TestDaemon::start();
+    let resps = raw_as_nobody(&d, &[auth_start("nobody")]);
+    let first = resps.first();
+    assert!(
+        first.is_some_and(|r| !is_permission_denied(r)),
+        "auth_start for nobody as nobody got {resps:?}\n{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn nobody_can_ping() {
+    let d = TestDaemon::start();
+    let ping = r#"{"version":1,"request":{"type":"ping"}}"#.to_owned();
+    let resps = raw_as_nobody(&d, &[ping]);
+    assert!(
+        matches!(resps.first(), Some(Response::Pong { protocol: 1, .. })),
+        "{resps:?}"
+    );
+}
+
+#[test]
+fn a_local_user_enrolls_itself_but_nobody_else() {
+    let d = TestDaemon::start();
+    d.write_pam_service("mfa-test", &[]);
+    let user = TempUser::create();
+    let secret = d.enroll_totp_as(user.uid, user.gid);
+
+    let args = [
+        "--json",
+        "enroll",
+        "totp",
+        "--user",
+        "nobody",
+        "--print-uri",
+    ];
+    let out = d.mfactl_as(user.uid, user.gid, args);
+    assert!(!out.status.success(), "{}", show(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["code"], "permission_denied", "{}", show(&out));
+
+    let code = d.totp_code(&secret, 0);
+    let got = d.login("mfa-test", &user.name, TEST_RHOST, &[&code]);
+    d.expect_rc(got, PAM_SUCCESS);
+}

@@ -1,0 +1,71 @@
+//! What a daemon restart (SIGTERM, start again on the same state) keeps:
+//! enrollments, used TOTP steps and lockouts (security rule 2: counters
+//! survive a restart); and the policy file it reads at start.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use mfad_tests::daemon::TEST_RHOST;
+use mfad_tests::pam::*;
+use mfad_tests::users::unique_name;
+use mfad_tests::{TestDaemon, TestPolicy};
+
+const SVC: &str = "mfa-test";
+
+fn daemon() -> TestDaemon {
+    let d = TestDaemon::start();
+    d.write_pam_service(SVC, &[]);
+    d
+}
+
+#[test]
+fn enrollment_and_used_steps_survive_a_restart() {
+    let mut d = daemon();
+    let user = unique_name("kim");
+    let secret = d.enroll_totp(&user);
+    let code = d.totp_code(&secret, 0);
+    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&code]), PAM_SUCCESS);
+
+    let before = d.pid();
+    let status = d.stop().expect("the daemon was running");
+    assert!(
+        status.success(),
+        "mfad exited with {status} on SIGTERM\n{}",
+        d.log_text()
+    );
+    d.restart();
+    assert_ne!(d.pid(), before);
+    assert_eq!(
+        d.log_text().matches("listening on").count(),
+        2,
+        "{}",
+        d.log_text()
+    );
+
+    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&code]), PAM_AUTH_ERR);
+    let next = d.totp_code(&secret, 1);
+    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&next]), PAM_SUCCESS);
+}
+
+#[test]
+fn a_lock_survives_a_restart() {
+    let mut d = daemon();
+    let user = unique_name("leo");
+    let secret = d.enroll_totp(&user);
+    let wrong = d.wrong_code(&secret);
+    d.fail_to_threshold(SVC, &user, TEST_RHOST, &wrong);
+    d.restart();
+    let code = d.totp_code(&secret, 0);
+    let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&code]), PAM_MAXTRIES);
+    assert!(t.contains("lock"), "{t}");
+}
+
+#[test]
+fn a_new_policy_applies_after_a_restart() {
+    let mut d = daemon();
+    let user = unique_name("mia");
+    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &["123456"]), PAM_AUTH_ERR);
+    d.write_policy(&TestPolicy::default().service(SVC, "none"));
+    d.restart();
+    let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[]), PAM_SUCCESS);
+    assert!(t.prompts().is_empty(), "{t}");
+}

@@ -1,0 +1,189 @@
+//! Hostile and broken frames against the real daemon over a raw UnixStream.
+//! Each gets a clear error; framing errors also close the connection; and
+//! the daemon survives: the same process still answers a new client and a
+//! bystander connection opened before the abuse.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use mfad_protocol::{
+    Client, ErrorCode, FrameError, MAX_FRAME, Request, Response, ResponseEnvelope, read_frame,
+};
+use mfad_tests::TestDaemon;
+use std::io::Write;
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut v = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    v.extend_from_slice(body);
+    v
+}
+
+fn connect(d: &TestDaemon) -> UnixStream {
+    let s = UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// The next response, or `None` when the daemon closed the connection
+/// (EOF, or ECONNRESET when it closed with our bytes unread).
+fn next(d: &TestDaemon, s: &mut UnixStream) -> Option<Response> {
+    match read_frame::<_, ResponseEnvelope>(s) {
+        Ok(env) => {
+            assert_eq!(env.version, 1, "response envelope version");
+            Some(env.response)
+        }
+        Err(FrameError::Closed) => None,
+        Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+        Err(e) => panic!("reading a response: {e}\n{}", d.log_text()),
+    }
+}
+
+#[track_caller]
+fn assert_error(d: &TestDaemon, resp: Option<Response>, codes: &[ErrorCode]) -> Vec<u32> {
+    match resp {
+        Some(Response::Error {
+            code,
+            message,
+            supported,
+        }) if codes.contains(&code) => {
+            assert!(
+                !message.trim().is_empty(),
+                "error {code:?} without a message"
+            );
+            supported
+        }
+        other => panic!(
+            "wanted an error in {codes:?}, got {other:?}\n{}",
+            d.log_text()
+        ),
+    }
+}
+
+#[track_caller]
+fn assert_closed(d: &TestDaemon, s: &mut UnixStream) {
+    let resp = next(d, s);
+    assert!(resp.is_none(), "the connection stayed open: {resp:?}");
+}
+
+fn pong(client: &mut Client) {
+    let resp = client.call(&Request::Ping).unwrap();
+    assert!(
+        matches!(resp, Response::Pong { protocol: 1, .. }),
+        "{resp:?}"
+    );
+}
+
+/// Starts a daemon and a bystander connection, runs the abuse, then checks
+/// that the same daemon process still serves the bystander and a newcomer.
+fn survives(abuse: impl FnOnce(&TestDaemon)) {
+    let mut d = TestDaemon::start();
+    let pid = d.pid();
+    let mut bystander = d.client();
+    pong(&mut bystander);
+    abuse(&d);
+    assert!(d.is_running(), "mfad died:\n{}", d.log_text());
+    assert_eq!(d.pid(), pid);
+    pong(&mut bystander);
+    pong(&mut d.client());
+}
+
+#[test]
+fn empty_frame() {
+    survives(|d| {
+        let mut s = connect(d);
+        s.write_all(&0u32.to_be_bytes()).unwrap();
+        // Not "too large", but not a frame either: either code is clear.
+        assert_error(
+            d,
+            next(d, &mut s),
+            &[ErrorCode::BadRequest, ErrorCode::FrameTooLarge],
+        );
+        assert_closed(d, &mut s);
+    });
+}
+
+#[test]
+fn frame_over_64_kib() {
+    survives(|d| {
+        // Exactly the limit is a frame like any other: a padded ping.
+        let mut body = br#"{"version":1,"request":{"type":"ping"}}"#.to_vec();
+        body.resize(MAX_FRAME, b' ');
+        let mut s = connect(d);
+        s.write_all(&frame(&body)).unwrap();
+        assert!(matches!(next(d, &mut s), Some(Response::Pong { .. })));
+
+        // One byte more is refused from the prefix alone, before any body.
+        let over = u32::try_from(MAX_FRAME + 1).unwrap();
+        s.write_all(&over.to_be_bytes()).unwrap();
+        assert_error(d, next(d, &mut s), &[ErrorCode::FrameTooLarge]);
+        assert_closed(d, &mut s);
+
+        let mut s = connect(d);
+        s.write_all(&u32::MAX.to_be_bytes()).unwrap();
+        assert_error(d, next(d, &mut s), &[ErrorCode::FrameTooLarge]);
+        assert_closed(d, &mut s);
+    });
+}
+
+#[test]
+fn truncated_frame_then_close() {
+    survives(|d| {
+        let mut s = connect(d);
+        let mut bytes = 100u32.to_be_bytes().to_vec();
+        bytes.extend_from_slice(br#"{"version""#);
+        s.write_all(&bytes).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        // We only shut down our writing side, so the daemon's word on the
+        // truncated frame still reaches us.
+        assert_error(d, next(d, &mut s), &[ErrorCode::BadRequest]);
+        assert_closed(d, &mut s);
+
+        // A prefix cut short, too.
+        let mut s = connect(d);
+        s.write_all(&[0, 0]).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        assert_error(d, next(d, &mut s), &[ErrorCode::BadRequest]);
+        assert_closed(d, &mut s);
+    });
+}
+
+#[test]
+fn garbage_json() {
+    survives(|d| {
+        for body in [
+            &b"this is not json"[..],
+            b"\xff\xfe\x00",
+            b"[]",
+            b"{\"version\":1}",
+        ] {
+            let mut s = connect(d);
+            s.write_all(&frame(body)).unwrap();
+            assert_error(d, next(d, &mut s), &[ErrorCode::BadRequest]);
+        }
+    });
+}
+
+#[test]
+fn unknown_request_type() {
+    survives(|d| {
+        let mut s = connect(d);
+        s.write_all(&frame(
+            br#"{"version":1,"request":{"type":"fly_to_the_moon"}}"#,
+        ))
+        .unwrap();
+        assert_error(d, next(d, &mut s), &[ErrorCode::UnsupportedRequest]);
+    });
+}
+
+#[test]
+fn unsupported_version() {
+    survives(|d| {
+        let mut s = connect(d);
+        s.write_all(&frame(br#"{"version":99,"request":{"type":"ping"}}"#))
+            .unwrap();
+        let supported = assert_error(d, next(d, &mut s), &[ErrorCode::UnsupportedVersion]);
+        assert_eq!(supported, vec![1]);
+    });
+}
