@@ -4,7 +4,6 @@ mod cmd;
 mod conn;
 mod error;
 mod output;
-mod time;
 
 use clap::Parser;
 use cmd::{Cli, Ctx};

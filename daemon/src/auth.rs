@@ -243,7 +243,7 @@ fn failure_delay(d: &Daemon, consecutive: u32) -> Duration {
 fn locked_message(until: i64) -> String {
     format!(
         "Too many failed attempts: verification is locked until {}. Try again later or ask an administrator to unlock your account.",
-        crate::time::format_utc(until)
+        mfad_protocol::time::utc(until)
     )
 }
 

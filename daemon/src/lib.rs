@@ -16,7 +16,6 @@ pub mod peer;
 pub mod policy;
 mod server;
 pub mod store;
-mod time;
 mod validate;
 
 use audit::Event;

@@ -11,6 +11,7 @@ mod frame;
 mod message;
 pub mod paths;
 mod secret;
+pub mod time;
 
 pub use client::{Client, ClientError, ClientOptions};
 pub use frame::{FrameError, LEN_PREFIX, body_len, encode, read_frame, write_frame};

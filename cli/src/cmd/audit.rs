@@ -3,8 +3,8 @@
 use super::Ctx;
 use crate::error::{CliError, unexpected};
 use crate::output::{Table, or_dash};
-use crate::time::utc;
 use clap::Args;
+use mfad_protocol::time::utc;
 use mfad_protocol::{AuditRow, Request, Response};
 
 #[derive(Debug, Args)]

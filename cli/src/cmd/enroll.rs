@@ -3,8 +3,8 @@
 use super::{Ctx, show_done};
 use crate::error::{CliError, unexpected};
 use crate::output::{Format, clean_line, clean_text};
-use crate::time::utc;
 use clap::{Args, Subcommand};
+use mfad_protocol::time::utc;
 use mfad_protocol::{EnrollmentOffer, ErrorCode, Request, Response, SecretString};
 use qrcode::QrCode;
 use qrcode::render::unicode::Dense1x2;

@@ -3,8 +3,8 @@
 use super::Ctx;
 use crate::error::{CliError, unexpected};
 use crate::output::clean_line;
-use crate::time::utc;
 use clap::Args;
+use mfad_protocol::time::utc;
 use mfad_protocol::{LockInfo, Request, Response, UserStatus};
 
 #[derive(Debug, Args)]

@@ -4,8 +4,8 @@ use super::status::show_status;
 use super::{Ctx, show_done};
 use crate::error::{CliError, unexpected};
 use crate::output::{Table, clean_line};
-use crate::time::utc;
 use clap::Subcommand;
+use mfad_protocol::time::utc;
 use mfad_protocol::{Request, Response, UserSummary};
 
 #[derive(Debug, Subcommand)]

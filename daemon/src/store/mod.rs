@@ -111,68 +111,23 @@ impl Store {
     }
 
     pub fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        query_totp(
+            &self.conn(),
+            user,
             "SELECT secret, algorithm, digits, period, last_step FROM totp WHERE user = ?1",
-        )?;
-        let row = stmt
-            .query_row([user], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                ))
-            })
-            .optional()?;
-        row.map(|(sealed_secret, alg, digits, period, last_step)| {
-            let algorithm =
-                TotpAlgorithm::parse(&alg).ok_or_else(|| StoreError::Corrupt(user.to_owned()))?;
-            Ok(TotpRecord {
-                sealed_secret,
-                params: TotpParams {
-                    algorithm,
-                    digits,
-                    period,
-                },
-                last_step,
-            })
-        })
-        .transpose()
+            params![user],
+        )
     }
 
+    /// A pending enrollment that has not expired (its `last_step` is -1).
     pub fn pending_totp(&self, user: &str, now: i64) -> Result<Option<TotpRecord>, StoreError> {
-        let conn = self.conn();
-        let row = conn
-            .query_row(
-                "SELECT secret, algorithm, digits, period FROM totp_pending
-                 WHERE user = ?1 AND expires > ?2",
-                params![user, now],
-                |r| {
-                    Ok((
-                        r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                    ))
-                },
-            )
-            .optional()?;
-        row.map(|(sealed_secret, alg, digits, period)| {
-            let algorithm =
-                TotpAlgorithm::parse(&alg).ok_or_else(|| StoreError::Corrupt(user.to_owned()))?;
-            Ok(TotpRecord {
-                sealed_secret,
-                params: TotpParams {
-                    algorithm,
-                    digits,
-                    period,
-                },
-                last_step: -1,
-            })
-        })
-        .transpose()
+        query_totp(
+            &self.conn(),
+            user,
+            "SELECT secret, algorithm, digits, period, -1 FROM totp_pending
+             WHERE user = ?1 AND expires > ?2",
+            params![user, now],
+        )
     }
 
     pub fn put_pending_totp(
@@ -461,6 +416,41 @@ impl Store {
         )?;
         Ok(n)
     }
+}
+
+/// Reads one TOTP row: secret, algorithm, digits, period, last step.
+fn query_totp(
+    conn: &Connection,
+    user: &str,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Option<TotpRecord>, StoreError> {
+    let row = conn
+        .prepare_cached(sql)?
+        .query_row(args, |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((sealed_secret, algorithm, digits, period, last_step)) = row else {
+        return Ok(None);
+    };
+    let algorithm =
+        TotpAlgorithm::parse(&algorithm).ok_or_else(|| StoreError::Corrupt(user.to_owned()))?;
+    Ok(Some(TotpRecord {
+        sealed_secret,
+        params: TotpParams {
+            algorithm,
+            digits,
+            period,
+        },
+        last_step,
+    }))
 }
 
 /// The failure-counter source that stands for the whole account.

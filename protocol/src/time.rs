@@ -1,4 +1,4 @@
-//! Unix time to UTC civil time, without a date library.
+//! Unix time to UTC civil time, without a date library (for messages and listings).
 
 /// Formats unix seconds as `2026-11-23 19:04:05Z` (UTC). Valid for the whole
 /// `i64` range: years before 1 or after 9999 just get a sign or more digits.
