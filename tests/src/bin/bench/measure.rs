@@ -1,0 +1,218 @@
+//! The measured loops: `pam_authenticate` through the real libpam, one
+//! reused handle per client, timed around that call alone. Codes are
+//! computed and handed to the conversation before the clock starts.
+
+use crate::cpu::Cpu;
+use crate::users::{self, BenchUser, PERIOD};
+use mfad_tests::pam::{PAM_AUTH_ERR, PAM_RHOST, PAM_SUCCESS, PAM_USER, PamSession, strerror};
+use std::path::PathBuf;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+/// PAM_RHOST as sshd would set it (a documentation address).
+const RHOST: &str = "192.0.2.10";
+/// Mismatches kept verbatim for the report; the rest are only counted.
+const KEEP_MISMATCHES: usize = 10;
+
+/// A PAM service to authenticate against.
+pub struct Target {
+    pub label: &'static str,
+    pub confdir: PathBuf,
+    pub service: &'static str,
+}
+
+/// What each call must return.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The user's current code: PAM_SUCCESS.
+    Success,
+    /// A wrong code: PAM_AUTH_ERR.
+    Wrong,
+}
+
+impl Expect {
+    fn rc(self) -> i32 {
+        match self {
+            Expect::Success => PAM_SUCCESS,
+            Expect::Wrong => PAM_AUTH_ERR,
+        }
+    }
+}
+
+/// The result of one loop (or of all clients of a concurrent one).
+#[derive(Default)]
+pub struct Phase {
+    /// Per call, sorted once the phase is over.
+    pub latencies: Vec<Duration>,
+    /// From the first call to the last return (all clients).
+    pub wall: Duration,
+    /// Calls that returned what they had to.
+    pub ok: usize,
+    pub mismatches: usize,
+    pub examples: Vec<String>,
+    /// The latest time step a code was computed for.
+    pub max_step: u64,
+    /// CPU time spent during the run (set by [`with_cpu`]).
+    pub cpu: Cpu,
+}
+
+impl Phase {
+    fn merge(&mut self, other: Phase) {
+        self.latencies.extend(other.latencies);
+        self.ok += other.ok;
+        self.mismatches += other.mismatches;
+        let room = KEEP_MISMATCHES.saturating_sub(self.examples.len());
+        self.examples.extend(other.examples.into_iter().take(room));
+        self.max_step = self.max_step.max(other.max_step);
+    }
+
+    /// Sorts the latencies and sets the wall time.
+    pub fn finish(mut self, wall: Duration) -> Phase {
+        self.latencies.sort_unstable();
+        self.wall = wall;
+        self
+    }
+
+    /// Records one timed call outside the PAM loops (the probes).
+    pub fn record(&mut self, took: Duration, ok: Result<(), String>) {
+        self.latencies.push(took);
+        match ok {
+            Ok(()) => self.ok += 1,
+            Err(why) => {
+                self.mismatches += 1;
+                if self.examples.len() < KEEP_MISMATCHES {
+                    self.examples.push(why);
+                }
+            }
+        }
+    }
+
+    pub fn calls(&self) -> usize {
+        self.latencies.len()
+    }
+
+    /// Nearest-rank percentile, in µs.
+    pub fn pct_us(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * self.latencies.len() as f64).ceil() as usize;
+        let i = rank.clamp(1, self.latencies.len()) - 1;
+        self.latencies[i].as_secs_f64() * 1e6
+    }
+
+    /// CPU time per call, in µs: (daemon, this process).
+    pub fn cpu_per_call_us(&self) -> (f64, f64) {
+        let n = self.calls().max(1) as f64;
+        (
+            self.cpu.daemon.as_secs_f64() * 1e6 / n,
+            self.cpu.client.as_secs_f64() * 1e6 / n,
+        )
+    }
+
+    pub fn max_us(&self) -> f64 {
+        self.pct_us(100.0)
+    }
+
+    /// Calls that returned what they had to, per second of wall time.
+    pub fn per_sec(&self) -> f64 {
+        self.ok as f64 / self.wall.as_secs_f64()
+    }
+}
+
+/// Runs `run` and records the CPU time the daemon (if any) and this
+/// process spent meanwhile.
+pub fn with_cpu(daemon_pid: Option<u32>, run: impl FnOnce() -> Phase) -> Phase {
+    let before = Cpu::now(daemon_pid);
+    let mut phase = run();
+    phase.cpu = Cpu::now(daemon_pid).since(before);
+    phase
+}
+
+/// A reused PAM handle with recording off: the conversation answers every
+/// prompt with the answer set before each call, and allocates nothing else.
+fn session(target: &Target, first_user: &str) -> PamSession {
+    let mut s = PamSession::start(&target.confdir, target.service, first_user, Vec::new());
+    s.set_recording(false);
+    let rc = s.set_item(PAM_RHOST, RHOST);
+    assert_eq!(rc, PAM_SUCCESS, "pam_set_item(PAM_RHOST)");
+    s
+}
+
+/// One timed call for `user`.
+fn one(
+    session: &mut PamSession,
+    target: &Target,
+    user: &BenchUser,
+    expect: Expect,
+    out: &mut Phase,
+) {
+    let now = users::now().as_secs();
+    let code = match expect {
+        Expect::Success => user.code_at(now),
+        Expect::Wrong => user.wrong_code(now),
+    };
+    out.max_step = out.max_step.max(now / PERIOD);
+    let rc = session.set_item(PAM_USER, &user.name);
+    assert_eq!(rc, PAM_SUCCESS, "pam_set_item(PAM_USER)");
+    session.set_repeat_answer(Some(&code));
+    let started = Instant::now();
+    let (rc, _) = session.authenticate(0);
+    let took = started.elapsed();
+    let verdict = if rc == expect.rc() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {}: returned {rc} ({}), expected {} ({})",
+            target.label,
+            user.name,
+            strerror(rc),
+            expect.rc(),
+            strerror(expect.rc()),
+        ))
+    };
+    out.record(took, verdict);
+}
+
+/// Every user once, one after the other, on one handle.
+pub fn sequential(target: &Target, users: &[BenchUser], expect: Expect) -> Phase {
+    let mut s = session(target, &users[0].name);
+    let mut out = Phase::default();
+    let started = Instant::now();
+    for user in users {
+        one(&mut s, target, user, expect, &mut out);
+    }
+    out.finish(started.elapsed())
+}
+
+/// `clients` threads, each with its own handle and a disjoint share of the
+/// users, started together; wall time from the start to the last return.
+pub fn concurrent(target: &Target, users: &[BenchUser], clients: usize, expect: Expect) -> Phase {
+    let share = users.len().div_ceil(clients.max(1));
+    let shares: Vec<&[BenchUser]> = users.chunks(share).collect();
+    let barrier = Barrier::new(shares.len() + 1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = shares
+            .iter()
+            .map(|share| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let mut s = session(target, &share[0].name);
+                    let mut out = Phase::default();
+                    barrier.wait();
+                    for user in share.iter() {
+                        one(&mut s, target, user, expect, &mut out);
+                    }
+                    out
+                })
+            })
+            .collect();
+        barrier.wait();
+        let started = Instant::now();
+        let mut all = Phase::default();
+        for worker in workers {
+            all.merge(worker.join().expect("a client thread panicked"));
+        }
+        all.finish(started.elapsed())
+    })
+}
