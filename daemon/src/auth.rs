@@ -107,7 +107,7 @@ async fn totp_step(
     };
     let record = match d.store.totp(user) {
         Ok(r) => r,
-        Err(e) => return internal(d, io, start, e).await,
+        Err(e) => return internal(d, peer, io, start, e).await,
     };
     if record.is_none() && unenrolled == Unenrolled::Allow {
         d.record(&event(
@@ -122,7 +122,7 @@ async fn totp_step(
             return Some((Decision::Locked, locked_message(until)));
         }
         Ok(None) => {}
-        Err(e) => return internal(d, io, start, e).await,
+        Err(e) => return internal(d, peer, io, start, e).await,
     }
     if io
         .send(Response::Prompt {
@@ -169,7 +169,7 @@ async fn totp_step(
                 .map_err(|e| e.to_string())
         });
     let outcome = match (record.is_some(), checked) {
-        (_, Err(e)) => return internal(d, io, start, e).await,
+        (_, Err(e)) => return internal(d, peer, io, start, e).await,
         (false, Ok(_)) => wrong("not enrolled"),
         (true, Ok(Check::Wrong)) => wrong("wrong code"),
         (true, Ok(Check::Skewed { drift })) => Outcome::Deny {
@@ -193,7 +193,7 @@ async fn totp_step(
                         .to_owned(),
                     reason: "code already used",
                 },
-                Err(e) => return internal(d, io, start, e).await,
+                Err(e) => return internal(d, peer, io, start, e).await,
             }
         }
     };
@@ -209,10 +209,14 @@ async fn totp_step(
                 .record_failure(user, source, now, &d.config.lockout, &failed)
             {
                 Ok(state) => state,
-                Err(e) => return internal(d, io, start, e).await,
+                Err(e) => return internal(d, peer, io, start, e).await,
             };
             failed.log();
-            tokio::time::sleep(failure_delay(d, state.consecutive)).await;
+            let delay = failure_delay(d, state.consecutive);
+            // A zero sleep would still wait for tokio's next 1 ms timer tick.
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             Some(match state.locked_until {
                 Some(until) => (
                     Decision::Locked,
@@ -250,6 +254,7 @@ fn locked_message(until: i64) -> String {
 /// Logs an internal failure, reports it and fails closed.
 async fn internal(
     d: &Daemon,
+    peer: &Peer,
     io: &mut FrameIo,
     start: &AuthStart,
     err: impl std::fmt::Display,
@@ -264,7 +269,7 @@ async fn internal(
         CHANNEL,
         Audit::Deny,
         "internal error",
-        0,
+        peer.uid,
         clock::now(),
     ));
     io.send_error(ErrorCode::Internal, "internal error in mfad; see its log")

@@ -160,9 +160,17 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .enable_all()
         .build()
         .map_err(StartError::Runtime)?;
-    let daemon = Arc::new(Daemon::open(config)?);
-    let socket = daemon.config.socket.clone();
+    // The socket first: a second mfad must fail on "already listening", not
+    // on the database lock the first one holds.
+    let socket = config.socket.clone();
     let std_listener = bind(&socket)?;
+    let daemon = match Daemon::open(config) {
+        Ok(daemon) => Arc::new(daemon),
+        Err(e) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(e);
+        }
+    };
     let result = runtime.block_on(async {
         let listener = UnixListener::from_std(std_listener).map_err(|e| StartError::Socket {
             path: socket.display().to_string(),

@@ -22,11 +22,9 @@ impl Log for Logger {
             return;
         }
         let msg = record.args().to_string();
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "mfad: {}: {msg}",
-            record.level().as_str().to_lowercase()
-        );
+        // One write per line, so lines from concurrent tasks never interleave.
+        let line = format!("mfad: {}: {msg}\n", record.level().as_str().to_lowercase());
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
         if let Some(syslog) = &self.syslog {
             let mut s = syslog.lock().unwrap_or_else(|p| p.into_inner());
             let _ = match record.level() {

@@ -61,7 +61,16 @@ pub struct Store {
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if path.exists() {
-            check_private(path, 0o600)?;
+            // The WAL holds the newest rows; after a crash it stays behind.
+            for file in [
+                path.to_owned(),
+                sidecar(path, "-wal"),
+                sidecar(path, "-shm"),
+            ] {
+                if file.exists() {
+                    check_private(&file, 0o600)?;
+                }
+            }
         } else if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|source| FileError::Io {
                 path: parent.to_owned(),
@@ -69,6 +78,10 @@ impl Store {
             })?;
         }
         let mut conn = Connection::open(path)?;
+        // mfad is the database's only user: an exclusive lock saves the
+        // file-lock system calls of every transaction and keeps a second
+        // daemon from writing to the same file.
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
@@ -416,6 +429,13 @@ impl Store {
         )?;
         Ok(n)
     }
+}
+
+/// `mfad.db` -> `mfad.db-wal`, the names SQLite gives its side files.
+fn sidecar(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
 }
 
 /// Reads one TOTP row: secret, algorithm, digits, period, last step.
