@@ -8,11 +8,14 @@
 mod config;
 mod login;
 mod run;
+mod syslog;
 mod tools;
 
 pub use config::{LimitsConfig, LockoutConfig, TestConfig, TestPolicy, TotpConfig};
 pub use login::TEST_RHOST;
-pub use run::{run_as, run_as_with_stdin, run_with_stdin};
+pub use run::{connect_as, output_within, run_as, run_as_with_stdin, run_with_stdin};
+pub use syslog::SyslogReceiver;
+pub use tools::Enrollment;
 
 use crate::bins;
 use mfad_protocol::{Client, ClientOptions, Request, Response};
@@ -43,6 +46,16 @@ impl TestDaemon {
     /// Writes the config and policy, starts `mfad --config`, and waits until
     /// it answers a ping. Panics (with the daemon's stderr) if it does not.
     pub fn with_config(config: TestConfig) -> TestDaemon {
+        let mut daemon = Self::prepare(config);
+        daemon.launch();
+        daemon
+    }
+
+    /// Creates the directory and writes the config and policy, but does not
+    /// start mfad: for tests that put something in place first (a syslog
+    /// receiver, a bad key), then call [`Self::launch`] or
+    /// [`Self::start_expecting_failure`].
+    pub fn prepare(config: TestConfig) -> TestDaemon {
         crate::require_root();
         let dir = tempfile::Builder::new()
             .prefix("mfad-test-")
@@ -52,15 +65,26 @@ impl TestDaemon {
         let state = dir.path().join("state");
         std::fs::create_dir(&state).expect("create state/");
         std::fs::set_permissions(&state, Permissions::from_mode(0o700)).expect("chmod 0700");
-        let mut daemon = TestDaemon {
+        let daemon = TestDaemon {
             dir,
             config,
             child: None,
         };
         daemon.write_config();
-        daemon.write_policy(&daemon.config.policy.clone());
-        daemon.spawn();
+        std::fs::write(daemon.policy_path(), daemon.config.policy.render())
+            .expect("write policy.toml");
         daemon
+    }
+
+    /// Writes the current config and policy and starts mfad (which must not
+    /// be running), waiting until it answers a ping.
+    pub fn launch(&mut self) {
+        if let Err(f) = self.try_launch() {
+            panic!(
+                "mfad exited during startup ({}); stderr:\n{}",
+                f.status, f.stderr
+            );
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -112,7 +136,9 @@ impl TestDaemon {
             .unwrap_or_else(|e| panic!("open {name}: {e}"))
     }
 
-    fn spawn(&mut self) {
+    /// `mfad --config <dir>/mfad.toml`, with its output appended to
+    /// `mfad.stdout` and `mfad.stderr`, dying with the thread that spawns it.
+    fn command(&self) -> Command {
         let mut cmd = Command::new(bins::mfad());
         cmd.arg("--config")
             .arg(self.config_path())
@@ -133,36 +159,63 @@ impl TestDaemon {
                 Ok(())
             });
         }
-        let child = cmd.spawn().expect("spawn mfad");
-        self.child = Some(child);
-        self.wait_ready();
+        cmd
     }
 
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let mut last = String::from("no attempt");
-        while Instant::now() < deadline {
-            if let Some(status) = self
+    /// Starts mfad (which must not be running) on the current config and
+    /// policy, and waits until it answers a ping (`Ok`) or exits (`Err`,
+    /// with how and what it said). Panics, after killing it, if neither
+    /// happens within 10 s.
+    pub fn try_launch(&mut self) -> Result<(), StartFailure> {
+        assert!(self.child.is_none(), "mfad is already running");
+        self.write_config();
+        self.write_policy(&self.config.policy.clone());
+        let before = self.log_text().len();
+        let started = Instant::now();
+        self.child = Some(self.command().spawn().expect("spawn mfad"));
+        loop {
+            let exited = self
                 .child
                 .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
                 self.child = None;
+                let stderr = self.log_text().get(before..).unwrap_or_default().to_owned();
+                return Err(StartFailure {
+                    status,
+                    stderr,
+                    elapsed: started.elapsed(),
+                });
+            }
+            let last = match self.try_ping() {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if started.elapsed() >= READY_TIMEOUT {
+                self.kill();
                 panic!(
-                    "mfad exited during startup ({status}); stderr:\n{}",
+                    "mfad neither answered a ping nor exited within {READY_TIMEOUT:?} \
+                     ({last}); stderr:\n{}",
                     self.log_text()
                 );
             }
-            match self.try_ping() {
-                Ok(()) => return,
-                Err(e) => last = e,
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!(
-            "mfad did not answer a ping within {READY_TIMEOUT:?} ({last}); stderr:\n{}",
-            self.log_text()
-        );
+    }
+
+    /// As [`Self::try_launch`], expecting mfad to refuse to start: returns
+    /// how it exited. Panics, after killing it, if it starts serving.
+    pub fn start_expecting_failure(&mut self) -> StartFailure {
+        match self.try_launch() {
+            Err(failure) => failure,
+            Ok(()) => {
+                self.kill();
+                panic!(
+                    "mfad started and answered a ping instead of refusing to start; stderr:\n{}",
+                    self.log_text()
+                );
+            }
+        }
     }
 
     fn try_ping(&self) -> Result<(), String> {
@@ -223,13 +276,20 @@ impl TestDaemon {
         }
     }
 
+    /// Sends SIGKILL (no chance to clean up: the socket file and the WAL stay
+    /// behind) and reaps the daemon. Returns its exit status.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = child.kill();
+        Some(child.wait().expect("reap mfad"))
+    }
+
     /// Stops the daemon and starts it again on the same directory, with the
     /// current config and policy (key and database kept).
+    /// Works after [`Self::kill`] too.
     pub fn restart(&mut self) {
         self.stop();
-        self.write_config();
-        self.write_policy(&self.config.policy.clone());
-        self.spawn();
+        self.launch();
     }
 
     /// The daemon's stderr so far (across restarts).
@@ -254,6 +314,16 @@ impl Drop for TestDaemon {
             );
         }
     }
+}
+
+/// How a daemon that was expected to refuse to start ended.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub status: ExitStatus,
+    /// What it wrote to stderr during this start.
+    pub stderr: String,
+    /// From spawn to exit.
+    pub elapsed: Duration,
 }
 
 /// A command's exit status and output, for assertion messages.

@@ -2,7 +2,7 @@
 //! key is written explicitly, so a test reads as the whole configuration.
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// `[totp]`
 #[derive(Debug, Clone)]
@@ -85,8 +85,11 @@ impl TestPolicy {
 pub struct TestConfig {
     /// Written only when `Some`.
     pub admin_group: Option<String>,
-    /// Tests never write to the host's syslog.
+    /// Tests never write to the host's syslog: with `syslog = true`, point
+    /// `syslog_socket` at a receiver of their own ([`super::SyslogReceiver`]).
     pub syslog: bool,
+    /// Written only when `Some`; a relative path is inside the daemon's directory.
+    pub syslog_socket: Option<PathBuf>,
     pub totp: TotpConfig,
     pub lockout: LockoutConfig,
     pub limits: LimitsConfig,
@@ -98,6 +101,7 @@ impl Default for TestConfig {
         Self {
             admin_group: Some("mfa-admins-test".into()),
             syslog: false,
+            syslog_socket: None,
             totp: TotpConfig {
                 issuer: "mfad-test".into(),
                 algorithm: "SHA1".into(),
@@ -137,6 +141,13 @@ impl TestConfig {
             let _ = writeln!(s, "admin_group = {}", quote(group));
         }
         let _ = writeln!(s, "syslog = {}", self.syslog);
+        if let Some(socket) = &self.syslog_socket {
+            let _ = writeln!(
+                s,
+                "syslog_socket = {}",
+                quote(&dir.join(socket).to_string_lossy())
+            );
+        }
         let t = &self.totp;
         let _ = writeln!(s, "\n[totp]");
         let _ = writeln!(s, "issuer = {}", quote(&t.issuer));
@@ -199,6 +210,17 @@ mod tests {
         }
         .render(Path::new("/tmp/x"));
         assert!(!text.contains("admin_group"));
+        assert!(!text.contains("syslog_socket"));
+        let text = TestConfig {
+            syslog: true,
+            syslog_socket: Some("syslog.sock".into()),
+            ..TestConfig::default()
+        }
+        .render(Path::new("/tmp/x"));
+        assert!(
+            text.contains("syslog = true\nsyslog_socket = \"/tmp/x/syslog.sock\"\n"),
+            "{text}"
+        );
     }
 
     #[test]

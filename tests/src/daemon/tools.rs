@@ -6,6 +6,17 @@ use crate::{bins, otp, pam};
 use std::ffi::{OsStr, OsString};
 use std::process::{Command, Output};
 
+/// What a TOTP enrollment through mfactl showed and typed.
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    /// Base32, as in the URI.
+    pub secret: String,
+    /// The `otpauth://` URI mfactl printed.
+    pub uri: String,
+    /// The code typed to confirm the enrollment (of the previous step).
+    pub confirm_code: String,
+}
+
 impl TestDaemon {
     /// Runs the real `mfactl --socket <sock> ARGS...` as root.
     pub fn mfactl<I, S>(&self, args: I) -> Output
@@ -36,6 +47,24 @@ impl TestDaemon {
         self.mfactl_as_with_stdin(uid, gid, args, "")
     }
 
+    /// `mfactl --json ARGS` as root, which must succeed; its JSON document.
+    pub fn mfactl_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.mfactl([&["--json"][..], args].concat());
+        assert!(out.status.success(), "mfactl {args:?}: {}", show(&out));
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("mfactl --json {args:?}: {e}: {}", show(&out)))
+    }
+
+    /// The whole audit log through `mfactl --json audit` as root, most
+    /// recent first: one JSON object per row.
+    pub fn audit_rows(&self) -> Vec<serde_json::Value> {
+        let doc = self.mfactl_json(&["audit", "--limit", "10000"]);
+        doc["rows"]
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("no rows in {doc}"))
+    }
+
     /// As [`Self::mfactl_as`], with `input` on stdin.
     pub fn mfactl_as_with_stdin<I, S>(&self, uid: u32, gid: u32, args: I, input: &str) -> Output
     where
@@ -64,6 +93,12 @@ impl TestDaemon {
     /// confirmation as a use of its step. It may wait up to 3 s for a fresh
     /// step so that this holds.
     pub fn enroll_totp(&self, user: &str) -> String {
+        self.enroll_totp_details(user).secret
+    }
+
+    /// As [`Self::enroll_totp`], returning everything the enrollment showed
+    /// and typed: for tests that look for these where they must not be.
+    pub fn enroll_totp_details(&self, user: &str) -> Enrollment {
         self.enroll_via(
             |args, input| self.mfactl_with_stdin(args, input),
             Some(user),
@@ -77,9 +112,14 @@ impl TestDaemon {
             |args, input| self.mfactl_as_with_stdin(uid, gid, args, input),
             None,
         )
+        .secret
     }
 
-    fn enroll_via(&self, mfactl: impl Fn(&[&str], &str) -> Output, user: Option<&str>) -> String {
+    fn enroll_via(
+        &self,
+        mfactl: impl Fn(&[&str], &str) -> Output,
+        user: Option<&str>,
+    ) -> Enrollment {
         let who: Vec<&str> = user.map(|u| vec!["--user", u]).unwrap_or_default();
         let args = [&["enroll", "totp"][..], &who, &["--print-uri"]].concat();
         let out = mfactl(&args, "");
@@ -88,15 +128,20 @@ impl TestDaemon {
         let uri = stdout
             .split_whitespace()
             .find(|w| w.starts_with("otpauth://"))
-            .unwrap_or_else(|| panic!("no otpauth:// URI in the output: {}", show(&out)));
-        let secret = otp::secret_from_uri(uri);
+            .unwrap_or_else(|| panic!("no otpauth:// URI in the output: {}", show(&out)))
+            .to_owned();
+        let secret = otp::secret_from_uri(&uri);
         otp::wait_for_fresh_step(self.config.totp.period, 3);
         let code = self.totp_code(&secret, -1);
         // "-": the code comes on stdin, never in argv.
         let args = [&["enroll", "totp"][..], &who, &["--confirm-code", "-"]].concat();
         let out = mfactl(&args, &format!("{code}\n"));
         assert!(out.status.success(), "mfactl {args:?}: {}", show(&out));
-        secret
+        Enrollment {
+            secret,
+            uri,
+            confirm_code: code,
+        }
     }
 
     /// The arguments after `auth required` for this daemon's module:

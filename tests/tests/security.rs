@@ -1,0 +1,257 @@
+//! Security properties of the real daemon against real peers: private
+//! files, starvation by a non-root uid, and a daemon killed in the middle
+//! of a conversation (fail closed, state kept). What non-root peers and
+//! admin-group members may do is in `permissions.rs`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use mfad_protocol::{
+    AuthStart, ErrorCode, Request, RequestEnvelope, Response, ResponseEnvelope, SecretString,
+    encode, read_frame,
+};
+use mfad_tests::daemon::{TEST_RHOST, connect_as, run_as, show};
+use mfad_tests::pam::*;
+use mfad_tests::users::{NOBODY_UID, NOGROUP_GID, unique_name};
+use mfad_tests::{TestConfig, TestDaemon};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const SVC: &str = "mfa-test";
+
+fn daemon_with(config: TestConfig) -> TestDaemon {
+    let d = TestDaemon::with_config(config);
+    d.write_pam_service(SVC, &[]);
+    d
+}
+
+/// Sends each JSON body as one frame as `uid`:`gid` (a real process, through
+/// setpriv) and returns the responses.
+fn raw_as(d: &TestDaemon, uid: u32, gid: u32, frames: &[String]) -> Vec<Response> {
+    let mut args = vec![d.socket().to_string_lossy().into_owned()];
+    args.extend(frames.iter().cloned());
+    let out = run_as(uid, gid, Path::new(env!("CARGO_BIN_EXE_raw_client")), &args);
+    assert!(out.status.success(), "raw_client: {}", show(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .take_while(|l| *l != "CLOSED")
+        .map(|l| {
+            serde_json::from_str::<ResponseEnvelope>(l)
+                .unwrap()
+                .response
+        })
+        .collect()
+}
+
+fn ping_json() -> String {
+    r#"{"version":1,"request":{"type":"ping"}}"#.to_owned()
+}
+
+#[test]
+fn an_unprivileged_user_cannot_read_the_key_or_the_database() {
+    let d = daemon_with(TestConfig::default());
+    d.enroll_totp(&unique_name("ivy"));
+    let state = d.dir().join("state");
+    let mut files = vec![state.join("mfad.key"), state.join("mfad.db")];
+    files.extend(
+        ["mfad.db-wal", "mfad.db-shm"]
+            .iter()
+            .map(|f| state.join(f))
+            .filter(|p| p.exists()),
+    );
+    assert_eq!(
+        std::fs::read(&files[0]).unwrap().len(),
+        32,
+        "root reads the key"
+    );
+    let cat_as_nobody = |why: &str| {
+        for path in &files {
+            let out = run_as(NOBODY_UID, NOGROUP_GID, Path::new("/bin/cat"), [path]);
+            assert!(
+                !out.status.success() && out.stdout.is_empty(),
+                "nobody read {} ({why}): {}",
+                path.display(),
+                show(&out)
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("Permission denied"), "{}", show(&out));
+        }
+    };
+    cat_as_nobody("state directory 0700");
+    // The files are private by their own modes too, not only by the
+    // directory: open the directory for traversal and try again.
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o711)).unwrap();
+    cat_as_nobody("state directory 0711");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Yet the socket is open to it: access is decided per request.
+    let resps = raw_as(&d, NOBODY_UID, NOGROUP_GID, &[ping_json()]);
+    assert!(
+        matches!(resps.first(), Some(Response::Pong { .. })),
+        "{resps:?}"
+    );
+}
+
+fn send(s: &mut UnixStream, req: &Request) -> std::io::Result<()> {
+    s.write_all(&encode(&RequestEnvelope::new(req)).unwrap())
+}
+
+fn recv(s: &mut UnixStream) -> Response {
+    read_frame::<_, ResponseEnvelope>(s).unwrap().response
+}
+
+/// A connection as nobody, admitted: it answered a ping.
+fn admitted_nobody(d: &TestDaemon) -> UnixStream {
+    let mut s = connect_as(NOBODY_UID, NOGROUP_GID, &d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    send(&mut s, &Request::Ping).unwrap();
+    let resp = recv(&mut s);
+    assert!(matches!(resp, Response::Pong { .. }), "{resp:?}");
+    s
+}
+
+#[test]
+fn a_flood_of_connections_from_nobody_does_not_starve_root() {
+    let d = daemon_with(TestConfig::default());
+    let per_uid = d.config().limits.per_uid_connections as usize;
+    assert_eq!(per_uid, 8);
+    let user = unique_name("ray");
+    let secret = d.enroll_totp(&user);
+
+    // Fill nobody's quota: slow-loris connections that sent 2 bytes of a
+    // length prefix and stall, and idle ones.
+    let lorises: Vec<UnixStream> = (0..3)
+        .map(|_| {
+            let mut s = admitted_nobody(&d);
+            s.write_all(&[0, 0]).unwrap();
+            s
+        })
+        .collect();
+    let mut idle: Vec<UnixStream> = (3..per_uid).map(|_| admitted_nobody(&d)).collect();
+
+    // Every connection beyond the quota, idle or slow, is told "busy".
+    for (extra, slow) in [false, false, false, true, true].into_iter().enumerate() {
+        let mut s = connect_as(NOBODY_UID, NOGROUP_GID, &d.socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        if slow {
+            // The daemon may already have answered and closed.
+            let _ = s.write_all(&[0, 0]);
+        }
+        let resp = read_frame::<_, ResponseEnvelope>(&mut s).map(|e| e.response);
+        assert!(
+            matches!(&resp, Ok(Response::Error { code: ErrorCode::Busy, message, .. }) if !message.is_empty()),
+            "connection {} of nobody (slow: {slow}): {resp:?}\n{}",
+            per_uid + 1 + extra,
+            d.log_text()
+        );
+    }
+
+    // Meanwhile root's PAM traffic goes through libpam at once.
+    let started = Instant::now();
+    let code = d.totp_code(&secret, 0);
+    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&code]), PAM_SUCCESS);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let resp = d.client().call(&Request::Ping).unwrap();
+    assert!(matches!(resp, Response::Pong { .. }), "{resp:?}");
+
+    // nobody's connections were held open all along.
+    send(&mut idle[0], &Request::Ping).unwrap();
+    assert!(matches!(recv(&mut idle[0]), Response::Pong { .. }));
+    for mut s in lorises.iter() {
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let got = s.read(&mut [0u8; 16]);
+        assert!(
+            matches!(&got, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+            "a stalled connection was answered or closed early: {got:?}"
+        );
+    }
+
+    // Once they close, nobody is admitted again. The daemon frees the slots
+    // as it sees each close, so allow it a moment.
+    drop(lorises);
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = connect_as(NOBODY_UID, NOGROUP_GID, &d.socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // A refused connection may be closed before the ping is written.
+        let _ = send(&mut s, &Request::Ping);
+        let resp = read_frame::<_, ResponseEnvelope>(&mut s).map(|e| e.response);
+        match resp {
+            Ok(Response::Pong { .. }) => break,
+            Ok(Response::Error {
+                code: ErrorCode::Busy,
+                ..
+            }) if Instant::now() < deadline => {}
+            other => panic!(
+                "nobody after closing its connections: {other:?}\n{}",
+                d.log_text()
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And as a real process of that uid.
+    let resps = raw_as(&d, NOBODY_UID, NOGROUP_GID, &[ping_json()]);
+    assert!(
+        matches!(resps.first(), Some(Response::Pong { .. })),
+        "{resps:?}"
+    );
+}
+
+#[test]
+fn a_daemon_killed_mid_conversation_fails_closed_and_keeps_its_state() {
+    let mut d = daemon_with(TestConfig::default());
+    let user = unique_name("kai");
+    let secret = d.enroll_totp(&user);
+    let code = d.totp_code(&secret, 0);
+    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&code]), PAM_SUCCESS);
+
+    // A conversation waits for the code; the daemon dies before it comes.
+    let mut client = d.client();
+    let start = AuthStart {
+        user: user.clone(),
+        service: SVC.into(),
+        rhost: Some(TEST_RHOST.into()),
+        tty: Some("ssh".into()),
+        ruser: None,
+    };
+    let resp = client.call(&Request::AuthStart(start)).unwrap();
+    assert!(matches!(resp, Response::Prompt { .. }), "{resp:?}");
+    let status = d.kill().expect("the daemon was running");
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    let next = d.totp_code(&secret, 1);
+    let answer = Request::Answer {
+        text: SecretString::new(next.clone()),
+    };
+    let got = client.send(&answer).and_then(|()| client.recv());
+    assert!(got.is_err(), "a dead daemon gave a response: {got:?}");
+
+    // With the daemon dead (its stale socket still there), PAM fails closed.
+    assert!(d.socket().exists());
+    let t = d.expect_rc(
+        d.login(SVC, &user, TEST_RHOST, &[&next]),
+        PAM_AUTHINFO_UNAVAIL,
+    );
+    assert!(t.prompts().is_empty(), "{t}");
+
+    d.restart();
+    let status = d.mfactl_json(&["user", "show", &user]);
+    assert!(status["totp"].is_object(), "enrollment lost: {status}");
+    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&next]), PAM_SUCCESS);
+
+    let rows: Vec<_> = d
+        .audit_rows()
+        .into_iter()
+        .filter(|r| r["user"] == user.as_str())
+        .collect();
+    let count = |decision: &str, reason: &str| {
+        rows.iter()
+            .filter(|r| r["decision"] == decision && r["reason"].as_str().unwrap().contains(reason))
+            .count()
+    };
+    assert_eq!(count("allow", ""), 2, "{rows:#?}");
+    assert_eq!(count("done", "totp enrolled"), 1, "{rows:#?}");
+}

@@ -1,0 +1,233 @@
+//! Start-up of the real mfad: the files it creates are private, it refuses
+//! to run on a key or database others can read (security rule 1: such errors
+//! never fail open), and a second daemon never displaces a running one.
+//! `--check-config` is in `check_config.rs`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use mfad_protocol::{Request, Response};
+use mfad_tests::daemon::{StartFailure, output_within, show};
+use mfad_tests::users::unique_name;
+use mfad_tests::{TestConfig, TestDaemon, bins};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn key(d: &TestDaemon) -> PathBuf {
+    d.dir().join("state/mfad.key")
+}
+
+fn db(d: &TestDaemon) -> PathBuf {
+    d.dir().join("state/mfad.db")
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .mode()
+        & 0o7777
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn ping(d: &TestDaemon) {
+    let resp = d.client().call(&Request::Ping).unwrap();
+    assert!(matches!(resp, Response::Pong { .. }), "{resp:?}");
+}
+
+/// The refusal is a failure exit (not a crash), and no socket was left to
+/// connect to.
+#[track_caller]
+fn assert_refused(d: &TestDaemon, f: &StartFailure) {
+    assert!(
+        !f.status.success() && f.status.code().is_some(),
+        "mfad should exit with a failure status, got {} after {:?}\n{}",
+        f.status,
+        f.elapsed,
+        f.stderr
+    );
+    assert!(
+        !d.socket().exists(),
+        "a refused start left the socket {}",
+        d.socket().display()
+    );
+}
+
+/// A daemon that started once (key and database created) and was stopped.
+fn stopped_daemon() -> TestDaemon {
+    let mut d = TestDaemon::start();
+    let status = d.stop().unwrap();
+    assert!(status.success(), "{status}\n{}", d.log_text());
+    assert!(!d.socket().exists(), "SIGTERM left the socket behind");
+    d
+}
+
+#[test]
+fn first_start_creates_a_private_key_and_database() {
+    let d = TestDaemon::start();
+    // One durable write, so that the WAL files exist if the build uses them.
+    d.enroll_totp("startup-files");
+    let state = d.dir().join("state");
+    assert_eq!(mode(&state), 0o700, "the state directory");
+    assert_eq!(mode(&key(&d)), 0o400, "the key");
+    assert_eq!(std::fs::metadata(key(&d)).unwrap().len(), 32, "key length");
+    assert_eq!(mode(&db(&d)), 0o600, "the database");
+    for path in [key(&d), db(&d)] {
+        assert_eq!(std::fs::metadata(&path).unwrap().uid(), 0, "{path:?}");
+    }
+    let mut seen = Vec::new();
+    for suffix in ["-wal", "-shm"] {
+        let path = d.dir().join(format!("state/mfad.db{suffix}"));
+        if path.exists() {
+            let m = mode(&path);
+            assert_eq!(m & 0o077, 0, "{} has mode {m:04o}", path.display());
+            seen.push(suffix);
+        }
+    }
+    eprintln!("WAL files present: {seen:?}");
+}
+
+#[test]
+fn a_key_readable_by_others_is_refused() {
+    let mut d = stopped_daemon();
+    chmod(&key(&d), 0o644);
+    let f = d.start_expecting_failure();
+    assert_refused(&d, &f);
+    let path = key(&d).display().to_string();
+    assert!(
+        f.stderr.contains(&path) && f.stderr.contains(&format!("chmod 0400 {path}")),
+        "stderr should name {path} and the fix `chmod 0400`:\n{}",
+        f.stderr
+    );
+    // The fix works: same key, same database.
+    chmod(&key(&d), 0o400);
+    d.launch();
+    ping(&d);
+}
+
+#[test]
+fn a_database_readable_by_others_is_refused() {
+    let mut d = stopped_daemon();
+    chmod(&db(&d), 0o644);
+    let f = d.start_expecting_failure();
+    assert_refused(&d, &f);
+    let path = db(&d).display().to_string();
+    assert!(
+        f.stderr.contains(&path) && f.stderr.contains(&format!("chmod 0600 {path}")),
+        "stderr should name {path} and the fix `chmod 0600`:\n{}",
+        f.stderr
+    );
+    chmod(&db(&d), 0o600);
+    d.launch();
+    ping(&d);
+}
+
+#[test]
+fn a_key_of_the_wrong_length_is_refused() {
+    let mut d = TestDaemon::prepare(TestConfig::default());
+    for len in [0usize, 16, 31, 33, 64] {
+        let path = key(&d);
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, vec![0x5a; len]).unwrap();
+        chmod(&path, 0o400);
+        let f = d.start_expecting_failure();
+        assert_refused(&d, &f);
+        let text = f.stderr.to_lowercase();
+        assert!(
+            f.stderr.contains(&path.display().to_string())
+                && text.contains(&format!("{len} bytes"))
+                && text.contains("32"),
+            "a {len}-byte key: stderr should name the path, the length and the 32 bytes expected:\n{}",
+            f.stderr
+        );
+        // Never "repaired" by writing a new key over it, and no database was
+        // opened with a key that cannot be the right one.
+        assert_eq!(std::fs::read(&path).unwrap(), vec![0x5a; len]);
+        assert!(!db(&d).exists(), "a database was created with a bad key");
+    }
+}
+
+#[test]
+fn a_leftover_wal_readable_by_others_is_refused_or_made_private() {
+    let mut d = TestDaemon::start();
+    d.enroll_totp(&unique_name("wal"));
+    // A crash leaves the WAL behind (a clean stop checkpoints and removes
+    // it); then it is found readable by others (a restore, a stray chmod).
+    d.kill();
+    let state = d.dir().join("state");
+    let wal = state.join("mfad.db-wal");
+    assert!(wal.exists(), "no WAL after SIGKILL");
+    let leftovers: Vec<PathBuf> = [wal.clone(), state.join("mfad.db-shm")]
+        .into_iter()
+        .filter(|p| p.exists())
+        .collect();
+    for path in &leftovers {
+        chmod(path, 0o644);
+    }
+    // The WAL holds the latest rows (audit, sealed secrets): as private as
+    // the database, which mfad refuses to use when others can read it. So:
+    // refuse with the fix, or serve only once the files are private.
+    match d.try_launch() {
+        Err(f) => {
+            let path = wal.display().to_string();
+            assert!(
+                !f.status.success()
+                    && f.stderr.contains(&path)
+                    && f.stderr.contains(&format!("chmod 0600 {path}")),
+                "{}\n{}",
+                f.status,
+                f.stderr
+            );
+        }
+        Ok(()) => {
+            for path in leftovers.iter().filter(|p| p.exists()) {
+                let m = mode(path);
+                assert!(
+                    m & 0o077 == 0,
+                    "mfad serves with {} at mode {m:04o} (readable by others)",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_second_daemon_on_the_same_socket_refuses_and_the_first_keeps_serving() {
+    let mut d = TestDaemon::start();
+    let pid = d.pid();
+    let mut bystander = d.client();
+    // The same config file: the mistake people make (a second unit, or a
+    // manual start while systemd runs one).
+    let out = output_within(
+        Command::new(bins::mfad())
+            .arg("--config")
+            .arg(d.config_path()),
+        Duration::from_secs(10),
+    );
+    assert!(
+        !out.status.success() && out.status.code().is_some(),
+        "{}",
+        show(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&d.socket().display().to_string()) && stderr.contains("already"),
+        "stderr should name the socket and say a daemon already listens there: {}",
+        show(&out)
+    );
+    assert!(d.is_running());
+    assert_eq!(d.pid(), pid);
+    assert!(d.socket().exists(), "the first daemon's socket was removed");
+    let resp = bystander.call(&Request::Ping).unwrap();
+    assert!(matches!(resp, Response::Pong { .. }), "{resp:?}");
+    ping(&d);
+    assert_eq!(
+        d.mfactl(["ping"]).status.code(),
+        Some(0),
+        "mfactl ping after the second start"
+    );
+}
