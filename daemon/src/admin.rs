@@ -3,6 +3,7 @@
 
 use crate::audit::{Decision, Event};
 use crate::authz::{Access, Target, authorize};
+use crate::factor::backup;
 use crate::factor::totp::{self, Check};
 use crate::peer::{self, Peer};
 use crate::store::TotpParams;
@@ -95,6 +96,68 @@ pub fn handle(d: &Daemon, peer: &Peer, request: Request) -> Response {
                     .audit_rows(user.as_deref(), limit.clamp(1, MAX_AUDIT_ROWS))?;
                 Ok(Response::Audit { rows })
             }),
+        Request::BackupCodesRegenerate { user } => resolve(
+            d,
+            peer,
+            user.as_deref(),
+            Access::SelfOrAdmin,
+            "backup-codes regenerate",
+        )
+        .and_then(|user| {
+            issue_backup_codes(
+                d,
+                peer,
+                &user,
+                "New backup codes issued; the old ones no longer work.".to_owned(),
+            )
+        }),
+        Request::PolicyReload => resolve(d, peer, None, Access::Admin, "policy reload").map(|_| {
+            let (version, changed, diagnostics) = d.reload_policy(&format!("uid {}", peer.uid));
+            Response::PolicyLoaded {
+                version,
+                changed,
+                diagnostics,
+            }
+        }),
+        Request::PolicyHistory => {
+            resolve(d, peer, None, Access::Admin, "policy history").and_then(|_| {
+                let in_force = d.policy().version;
+                let mut versions = d.store.policy_versions()?;
+                for v in &mut versions {
+                    v.in_force = v.version == in_force;
+                }
+                Ok(Response::PolicyVersions { versions })
+            })
+        }
+        Request::PolicyShow { version } => resolve(d, peer, None, Access::Admin, "policy show")
+            .and_then(|_| {
+                let in_force = d.policy().version;
+                let wanted = version.unwrap_or(in_force);
+                match d.store.policy_text(Some(wanted))? {
+                    Some((mut version, text)) => {
+                        version.in_force = version.version == in_force;
+                        Ok(Response::PolicyText { version, text })
+                    }
+                    None => Err(Refusal::new(
+                        ErrorCode::BadRequest,
+                        format!("there is no policy version {wanted}"),
+                    )),
+                }
+            }),
+        Request::PolicyExplain {
+            user,
+            service,
+            rhost,
+            tty: _,
+        } => resolve(d, peer, None, Access::Admin, "policy explain").and_then(|_| {
+            validate::user_name(&user).map_err(|p| Refusal::new(ErrorCode::BadRequest, p))?;
+            Ok(Response::Explanation(crate::explain::explain(
+                d,
+                &user,
+                &service,
+                rhost.as_deref(),
+            )?))
+        }),
         Request::AuthStart(_) | Request::Answer { .. } => Err(Refusal::new(
             ErrorCode::BadRequest,
             "no authentication is in progress on this connection",
@@ -154,6 +217,7 @@ fn status(d: &Daemon, user: &str) -> Result<Response, Refusal> {
         user: user.to_owned(),
         totp: d.store.totp_info(user)?,
         totp_pending: d.store.has_pending_totp(user, now)?,
+        backup_codes: d.store.backup_codes_left(user)?,
         locks: d.store.locks(user, now, &d.config.lockout)?,
     }))
 }
@@ -235,7 +299,7 @@ fn enroll_confirm(
             d.store
                 .activate_totp(user, &sealed, pending.params, step, now, &event)?;
             event.log();
-            Ok(done(format!("TOTP is now active for {user}.")))
+            issue_backup_codes(d, peer, user, format!("TOTP is now active for {user}."))
         }
         Check::Skewed { .. } => Err(Refusal::new(
             ErrorCode::WrongCode,
@@ -246,6 +310,35 @@ fn enroll_confirm(
             "the code does not match; check it and try again",
         )),
     }
+}
+
+/// Issues a new set of backup codes for `user`, replacing any earlier set.
+fn issue_backup_codes(
+    d: &Daemon,
+    peer: &Peer,
+    user: &str,
+    message: String,
+) -> Result<Response, Refusal> {
+    let b = &d.config.backup;
+    let generated = backup::generate(&d.vault, user, b.count, b.length)?;
+    let (codes, stored): (Vec<_>, Vec<_>) = generated.into_iter().unzip();
+    let event = Event::admin(
+        user,
+        &format!("{} backup codes issued", codes.len()),
+        Decision::Done,
+        peer.uid,
+        clock::now(),
+    );
+    d.store.replace_backup_codes(user, &stored, &event)?;
+    event.log();
+    Ok(Response::BackupCodes {
+        user: user.to_owned(),
+        codes: codes
+            .iter()
+            .map(|c| SecretString::new(c.as_str()))
+            .collect(),
+        message,
+    })
 }
 
 fn done(message: String) -> Response {

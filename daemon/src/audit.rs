@@ -38,6 +38,9 @@ pub struct Event {
     pub decision: &'static str,
     pub reason: String,
     pub peer_uid: u32,
+    /// The policy rule and version that decided (authentication events).
+    pub rule: Option<String>,
+    pub policy_version: Option<i64>,
 }
 
 impl Event {
@@ -60,7 +63,16 @@ impl Event {
             decision: decision.as_str(),
             reason: reason.to_owned(),
             peer_uid,
+            rule: None,
+            policy_version: None,
         }
+    }
+
+    /// Names the rule and policy version that decided.
+    pub fn decided_by(mut self, rule: Option<&str>, version: i64) -> Self {
+        self.rule = Some(rule.unwrap_or("(no rule matched)").to_owned());
+        self.policy_version = Some(version);
+        self
     }
 
     /// An event about an administrative or self-service action on `user`.
@@ -75,6 +87,8 @@ impl Event {
             decision: decision.as_str(),
             reason: action.to_owned(),
             peer_uid,
+            rule: None,
+            policy_version: None,
         }
     }
 
@@ -86,7 +100,7 @@ impl Event {
 
     pub fn line(&self) -> String {
         format!(
-            "audit user={:?} service={:?} rhost={:?} tty={:?} channel={} decision={} reason={:?} peer_uid={}",
+            "audit user={:?} service={:?} rhost={:?} tty={:?} channel={} decision={} reason={:?} peer_uid={} rule={:?} policy_version={}",
             self.user,
             self.service,
             self.rhost.as_deref().unwrap_or("-"),
@@ -95,6 +109,9 @@ impl Event {
             self.decision,
             self.reason,
             self.peer_uid,
+            self.rule.as_deref().unwrap_or("-"),
+            self.policy_version
+                .map_or("-".to_owned(), |v| v.to_string()),
         )
     }
 }

@@ -72,6 +72,15 @@ struct RawConfig {
     lockout: RawLockout,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    backup: RawBackup,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackup {
+    count: Option<u32>,
+    length: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +126,15 @@ pub struct Config {
     pub totp: TotpConfig,
     pub lockout: LockoutConfig,
     pub limits: LimitsConfig,
+    pub backup: BackupConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupConfig {
+    /// Codes issued at a time.
+    pub count: u32,
+    /// Characters per code (5 bits each).
+    pub length: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -275,6 +293,19 @@ impl Config {
                 "must be at least limits.idle_timeout_secs, which must be at least 1".to_owned(),
             ));
         }
+        let backup = BackupConfig {
+            count: raw.backup.count.unwrap_or(10),
+            length: raw.backup.length.unwrap_or(10),
+        };
+        if !(1..=50).contains(&backup.count) {
+            return Err(invalid("backup.count", "must be 1 to 50".to_owned()));
+        }
+        if !(8..=32).contains(&backup.length) {
+            return Err(invalid(
+                "backup.length",
+                "must be 8 to 32 characters".to_owned(),
+            ));
+        }
         let worker_threads = raw.worker_threads.unwrap_or(2);
         if !(1..=64).contains(&worker_threads) {
             return Err(invalid("worker_threads", "must be 1 to 64".to_owned()));
@@ -291,6 +322,7 @@ impl Config {
             totp,
             lockout,
             limits,
+            backup,
         })
     }
 
@@ -304,7 +336,8 @@ impl Config {
              admin_group = {}\nsyslog = {} ({:?})\nworker_threads = {}\n\
              totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
              lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
-             limits: {} connections, {} per non-root uid, idle {} s, conversation {} s\n",
+             limits: {} connections, {} per non-root uid, idle {} s, conversation {} s\n\
+             backup codes: {} of {} characters\n",
             self.socket,
             self.database,
             self.key_file,
@@ -328,6 +361,8 @@ impl Config {
             m.per_uid_connections,
             m.idle_timeout.as_secs(),
             m.conversation_timeout.as_secs(),
+            self.backup.count,
+            self.backup.length,
         )
     }
 }

@@ -7,6 +7,7 @@ mod auth;
 pub mod authz;
 mod clock;
 pub mod config;
+mod explain;
 pub mod factor;
 pub mod files;
 mod io;
@@ -20,7 +21,7 @@ mod validate;
 
 use audit::Event;
 use config::Config;
-use policy::Policy;
+use policy::{Nss, Policy, PolicyError};
 use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -57,11 +58,17 @@ pub(crate) struct Dummy {
     pub params: TotpParams,
 }
 
+/// The policy in force and its stored version number.
+pub(crate) struct LoadedPolicy {
+    pub policy: Policy,
+    pub version: i64,
+}
+
 pub struct Daemon {
     pub(crate) config: Config,
     pub(crate) store: Store,
     pub(crate) vault: Vault,
-    policy: RwLock<Arc<Policy>>,
+    policy: RwLock<Arc<LoadedPolicy>>,
     pub(crate) dummy: Dummy,
     pub(crate) limits: Arc<limits::Limits>,
 }
@@ -69,13 +76,13 @@ pub struct Daemon {
 impl Daemon {
     pub fn open(config: Config) -> Result<Self, StartError> {
         let key = files::load_or_create_key(&config.key_file)?;
-        let vault = Vault::new(&key);
+        let vault = Vault::new(&key).map_err(|e| StartError::Dummy(e.to_string()))?;
         drop(key);
         let store = Store::open(&config.database).map_err(|source| StartError::Store {
             path: config.database.display().to_string(),
             source,
         })?;
-        let policy = Policy::load(&config.policy_file)?;
+        let policy = startup_policy(&config, &store)?;
         let params = TotpParams {
             algorithm: config.totp.algorithm,
             digits: config.totp.digits,
@@ -99,18 +106,54 @@ impl Daemon {
         })
     }
 
-    pub(crate) fn policy(&self) -> Arc<Policy> {
+    pub(crate) fn policy(&self) -> Arc<LoadedPolicy> {
         Arc::clone(&self.policy.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Loads the policy file again. An invalid file never replaces a valid one.
-    pub fn reload_policy(&self) {
-        match Policy::load(&self.config.policy_file) {
-            Ok(policy) => {
-                *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
-                log::info!("policy reloaded from {}", self.config.policy_file.display());
+    /// Loads the policy file again and records the new version. An invalid
+    /// file never replaces the policy in force. Returns the version in
+    /// force, whether it changed, and the problems found.
+    pub fn reload_policy(&self, loaded_by: &str) -> (i64, bool, Vec<String>) {
+        let current = self.policy();
+        let (policy, warnings) = match Policy::load(&self.config.policy_file, &Nss) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                log::error!("{e}\nkeeping policy version {} in force", current.version);
+                let problems = match e {
+                    PolicyError::Invalid { diagnostics, .. } => {
+                        diagnostics.iter().map(ToString::to_string).collect()
+                    }
+                    PolicyError::Read { .. } => vec![e.to_string()],
+                };
+                return (current.version, false, problems);
             }
-            Err(e) => log::error!("{e}; keeping the policy in force"),
+        };
+        let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        for w in &warnings {
+            log::warn!("policy {}: {w}", self.config.policy_file.display());
+        }
+        match self
+            .store
+            .record_policy(&policy.sha256, &policy.text, clock::now(), loaded_by)
+        {
+            Ok((version, _)) => {
+                let changed = version != current.version;
+                *self.policy.write().unwrap_or_else(|p| p.into_inner()) =
+                    Arc::new(LoadedPolicy { policy, version });
+                log::info!("policy version {version} in force (loaded by {loaded_by})");
+                (version, changed, warnings)
+            }
+            Err(e) => {
+                log::error!(
+                    "cannot record the policy version: {e}; keeping version {}",
+                    current.version
+                );
+                (
+                    current.version,
+                    false,
+                    vec![format!("cannot record the policy version: {e}")],
+                )
+            }
         }
     }
 
@@ -121,6 +164,55 @@ impl Daemon {
             log::error!("cannot write an audit row: {e}");
         }
         event.log();
+    }
+}
+
+/// The policy at start-up: the file if it is valid; if it is not, the last
+/// stored version (so a bad edit cannot lock everyone out at the next
+/// restart), loudly; with neither, the daemon does not start.
+fn startup_policy(config: &Config, store: &Store) -> Result<LoadedPolicy, StartError> {
+    let now = clock::now();
+    let record = |policy: Policy| -> Result<LoadedPolicy, StartError> {
+        let (version, _) = store
+            .record_policy(&policy.sha256, &policy.text, now, "startup")
+            .map_err(|source| StartError::Store {
+                path: config.database.display().to_string(),
+                source,
+            })?;
+        log::info!("policy version {version} in force");
+        Ok(LoadedPolicy { policy, version })
+    };
+    match Policy::load(&config.policy_file, &Nss) {
+        Ok((policy, warnings)) => {
+            for w in warnings {
+                log::warn!("policy {}: {w}", config.policy_file.display());
+            }
+            record(policy)
+        }
+        Err(e) => {
+            let stored = store
+                .policy_text(None)
+                .map_err(|source| StartError::Store {
+                    path: config.database.display().to_string(),
+                    source,
+                })?;
+            let Some((version, text)) = stored else {
+                return Err(e.into());
+            };
+            match Policy::from_text(&text, &Nss) {
+                Ok((policy, _)) => {
+                    log::error!(
+                        "{e}\nusing the last stored policy, version {}, until the file is fixed",
+                        version.version
+                    );
+                    Ok(LoadedPolicy {
+                        policy,
+                        version: version.version,
+                    })
+                }
+                Err(_) => Err(e.into()),
+            }
+        }
     }
 }
 
@@ -190,7 +282,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = hup.recv() => daemon.reload_policy(),
+                _ = hup.recv() => {
+                    daemon.reload_policy("SIGHUP");
+                }
             }
         }
         server.abort();

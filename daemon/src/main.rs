@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use mfad::config::Config;
+use mfad::policy::{Nss, Policy};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,22 +33,7 @@ fn main() -> ExitCode {
         }
     };
     if args.check_config {
-        return match mfad::policy::Policy::load(&config.policy_file) {
-            Ok(_) => {
-                print!("{}", config.describe());
-                let state = if config.policy_file.exists() {
-                    "valid"
-                } else {
-                    "absent, the built-in default applies (TOTP for every service, unenrolled users denied)"
-                };
-                println!("policy {}: {state}", config.policy_file.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("mfad: {e}");
-                ExitCode::from(2)
-            }
-        };
+        return check_config(&config);
     }
     mfad::logging::init(
         config.syslog.then_some(config.syslog_socket.as_path()),
@@ -61,6 +47,40 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--check-config`: the effective settings, and every problem in the policy.
+fn check_config(config: &Config) -> ExitCode {
+    let path = config.policy_file.display();
+    let policy = if config.policy_file.exists() {
+        match Policy::load(&config.policy_file, &Nss) {
+            Ok((policy, warnings)) => {
+                let mut lines: Vec<String> = warnings
+                    .iter()
+                    .map(|w| format!("policy {path}: {w}"))
+                    .collect();
+                lines.push(format!(
+                    "policy {path}: valid, {} rules (sha256 {})",
+                    policy.rules.len(),
+                    policy.sha256
+                ));
+                lines
+            }
+            Err(e) => {
+                eprintln!("mfad: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        vec![format!(
+            "policy {path}: absent, the built-in default applies (TOTP for every service, unenrolled users denied)"
+        )]
+    };
+    print!("{}", config.describe());
+    for line in policy {
+        println!("{line}");
+    }
+    ExitCode::SUCCESS
 }
 
 /// Keys and decrypted secrets live in this process: no core dumps, no ptrace

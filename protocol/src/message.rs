@@ -85,6 +85,29 @@ pub enum Request {
         #[serde(default = "default_audit_limit")]
         limit: u32,
     },
+    /// Issues a new set of backup codes, voiding the old ones.
+    BackupCodesRegenerate {
+        #[serde(default)]
+        user: Option<String>,
+    },
+    /// Loads the policy file again (as SIGHUP does); an invalid file keeps
+    /// the policy in force and the reply lists its problems.
+    PolicyReload,
+    PolicyHistory,
+    /// One stored version (`None`: the one in force).
+    PolicyShow {
+        #[serde(default)]
+        version: Option<i64>,
+    },
+    /// What would happen to this login, and why, without touching any state.
+    PolicyExplain {
+        user: String,
+        service: String,
+        #[serde(default)]
+        rhost: Option<String>,
+        #[serde(default)]
+        tty: Option<String>,
+    },
 }
 
 fn default_audit_limit() -> u32 {
@@ -146,6 +169,66 @@ pub enum Response {
     Audit {
         rows: Vec<AuditRow>,
     },
+    /// Backup codes, shown once; each works once.
+    BackupCodes {
+        user: String,
+        codes: Vec<SecretString>,
+        message: String,
+    },
+    /// The outcome of a policy reload.
+    PolicyLoaded {
+        version: i64,
+        /// False when the policy in force was kept.
+        changed: bool,
+        /// Problems found, one per line (errors keep the old policy).
+        diagnostics: Vec<String>,
+    },
+    PolicyVersions {
+        versions: Vec<PolicyVersion>,
+    },
+    PolicyText {
+        version: PolicyVersion,
+        text: String,
+    },
+    Explanation(Explanation),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyVersion {
+    pub version: i64,
+    pub sha256: String,
+    pub loaded_at: i64,
+    /// "startup", "SIGHUP", or "uid N" for `mfactl policy reload`.
+    pub loaded_by: String,
+    #[serde(default)]
+    pub in_force: bool,
+}
+
+/// One rule consulted by `explain`, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExplainedRule {
+    pub rule: String,
+    pub line: usize,
+    pub matched: bool,
+    /// Why it did not match (empty for the matching rule).
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Explanation {
+    pub policy_version: i64,
+    pub rules: Vec<ExplainedRule>,
+    /// The matching rule, if any (none: the login is denied).
+    #[serde(default)]
+    pub rule: Option<String>,
+    /// The requirement as written: "none", "deny", "totp", "any of [...]", "chain [...]".
+    pub requirement: String,
+    /// Factors the user has enrolled, among those the rule names.
+    #[serde(default)]
+    pub enrolled: Vec<String>,
+    /// What the user would be asked for, or the verdict without a prompt.
+    pub outcome: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +289,9 @@ pub struct UserStatus {
     pub totp: Option<TotpInfo>,
     #[serde(default)]
     pub totp_pending: bool,
+    /// Unused backup codes left.
+    #[serde(default)]
+    pub backup_codes: u32,
     #[serde(default)]
     pub locks: Vec<LockInfo>,
 }
@@ -258,6 +344,11 @@ pub struct AuditRow {
     pub decision: String,
     pub reason: String,
     pub peer_uid: u32,
+    /// The policy rule and version that decided (authentication rows).
+    #[serde(default)]
+    pub rule: Option<String>,
+    #[serde(default)]
+    pub policy_version: Option<i64>,
 }
 
 /// Why an incoming request frame could not be accepted.

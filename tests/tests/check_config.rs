@@ -120,7 +120,7 @@ fn check_config_names_a_policy_problem() {
     let (d, path) = config_file(|t| t);
     std::fs::write(
         d.policy_path(),
-        "unenrolled = \"deny\"\ndefault = \"sms\"\n",
+        "[[rule]]\nname = \"default\"\nall = true\nrequire = \"sms\"\n",
     )
     .unwrap();
     let out = check_config(&path);
@@ -128,9 +128,8 @@ fn check_config_names_a_policy_problem() {
         &out,
         &[
             &d.policy_path().display().to_string(),
-            "sms",
-            "line 2",
-            "default",
+            "unknown factor \"sms\"",
+            "line 4, column 11",
         ],
     );
     assert!(out.stdout.is_empty(), "{}", show(&out));

@@ -29,7 +29,7 @@ fn policy(default: &str, unenrolled: &str) -> TestConfig {
         policy: TestPolicy {
             default: default.into(),
             unenrolled: unenrolled.into(),
-            services: Vec::new(),
+            ..TestPolicy::default()
         },
         ..TestConfig::default()
     }

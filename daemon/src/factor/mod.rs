@@ -1,3 +1,17 @@
-//! Authentication factors.
+//! Authentication factors. Each factor the policy can name has its checks
+//! here and its challenge in `auth::challenge`.
 
+pub mod backup;
 pub mod totp;
+
+use crate::Daemon;
+use crate::policy::Factor;
+
+/// Whether `user` can answer `factor` now.
+pub fn enrolled(d: &Daemon, user: &str, factor: Factor) -> Result<bool, String> {
+    match factor {
+        Factor::Totp => d.store.totp_info(user).map(|r| r.is_some()),
+        Factor::Backup => d.store.backup_codes_left(user).map(|n| n > 0),
+    }
+    .map_err(|e| e.to_string())
+}

@@ -3,7 +3,7 @@
 
 use crate::config::TotpAlgorithm;
 use crate::store::TotpParams;
-use crate::store::crypto::{CryptoError, random_bytes};
+use crate::store::crypto::{CryptoError, constant_time_eq, random_bytes};
 use totp_rs::{Algorithm, Builder, Totp};
 use zeroize::Zeroizing;
 
@@ -111,13 +111,6 @@ fn normalize(code: &str) -> Zeroizing<String> {
             .filter(|c| !c.is_whitespace() && *c != '-')
             .collect(),
     )
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A new random seed.

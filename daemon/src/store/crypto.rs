@@ -6,6 +6,8 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
@@ -39,13 +41,29 @@ pub enum CryptoError {
 
 pub struct Vault {
     cipher: Aes256Gcm,
+    /// Keys the hashes of codes that are only ever checked (backup codes),
+    /// so a stolen database does not allow offline guessing without the key.
+    mac_key: Zeroizing<[u8; 32]>,
 }
 
+type HmacSha256 = Hmac<Sha256>;
+
 impl Vault {
-    pub fn new(key: &Zeroizing<[u8; KEY_LEN]>) -> Self {
-        Self {
+    pub fn new(key: &Zeroizing<[u8; KEY_LEN]>) -> Result<Self, CryptoError> {
+        let mac_key = Zeroizing::new(keyed(key.as_slice(), &[b"mfad/v1 code-hash key"])?);
+        Ok(Self {
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_slice())),
-        }
+            mac_key,
+        })
+    }
+
+    /// HMAC-SHA256 of a code under the derived hash key, bound to the user
+    /// and a per-code salt.
+    pub fn hash_code(&self, user: &str, salt: &[u8], code: &str) -> Result<[u8; 32], CryptoError> {
+        keyed(
+            self.mac_key.as_slice(),
+            &[salt, user.as_bytes(), b"\0", code.as_bytes()],
+        )
     }
 
     /// Returns nonce || ciphertext || tag.
@@ -103,6 +121,19 @@ fn associated_data(user: &str, purpose: Purpose) -> Vec<u8> {
     aad
 }
 
+fn keyed(key: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], CryptoError> {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).map_err(|_| CryptoError::Seal)?;
+    for part in parts {
+        mac.update(part);
+    }
+    Ok(mac.finalize().into_bytes().into())
+}
+
+/// Constant-time equality of two byte strings (lengths are not secret).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Fills a buffer from the OS CSPRNG.
 pub fn random_bytes<const N: usize>() -> Result<Zeroizing<[u8; N]>, CryptoError> {
     let mut buf = Zeroizing::new([0u8; N]);
@@ -115,7 +146,7 @@ mod tests {
     use super::*;
 
     fn vault() -> Vault {
-        Vault::new(&random_bytes::<KEY_LEN>().unwrap())
+        Vault::new(&random_bytes::<KEY_LEN>().unwrap()).unwrap()
     }
 
     #[test]

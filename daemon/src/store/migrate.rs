@@ -45,6 +45,25 @@ const MIGRATIONS: &[&str] = &[
         peer_uid INTEGER NOT NULL
      );
      CREATE INDEX audit_by_user ON audit (user, id);",
+    // 2: policy versions; audit rows name the rule and version that decided.
+    "CREATE TABLE policy_versions (
+        version INTEGER PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        text TEXT NOT NULL,
+        loaded_at INTEGER NOT NULL,
+        loaded_by TEXT NOT NULL
+     );
+     ALTER TABLE audit ADD COLUMN rule TEXT;
+     ALTER TABLE audit ADD COLUMN policy_version INTEGER;",
+    // 3: backup codes, stored as salted keyed hashes.
+    "CREATE TABLE backup_codes (
+        user TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        salt BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        used_at INTEGER,
+        PRIMARY KEY (user, id)
+     );",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

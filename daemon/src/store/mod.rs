@@ -6,8 +6,10 @@
 //! and audit rows ride on WAL's normal sync (a TOTP code has expired long
 //! before a crashed server is back).
 
+mod backup;
 pub mod crypto;
 mod migrate;
+mod policy;
 
 use crate::audit::Event;
 use crate::config::{LockoutConfig, TotpAlgorithm};
@@ -100,14 +102,14 @@ impl Store {
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a transaction open
         // (rusqlite rolls back on drop), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` in an immediate transaction that is fsynced before returning.
-    fn durable<T>(
+    pub(crate) fn durable<T>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -298,7 +300,7 @@ impl Store {
     pub fn reset_user(&self, user: &str, event: &Event) -> Result<bool, StoreError> {
         self.durable(|tx| {
             let mut n = 0;
-            for table in ["totp", "totp_pending", "failures"] {
+            for table in ["totp", "totp_pending", "failures", "backup_codes"] {
                 n += tx.execute(&format!("DELETE FROM {table} WHERE user = ?1"), [user])?;
             }
             insert_audit(tx, event)?;
@@ -396,7 +398,8 @@ impl Store {
     pub fn audit_rows(&self, user: Option<&str>, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, time, user, service, rhost, tty, channel, decision, reason, peer_uid
+            "SELECT id, time, user, service, rhost, tty, channel, decision, reason, peer_uid,
+                    rule, policy_version
              FROM audit WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![user, limit], |r| {
@@ -411,6 +414,8 @@ impl Store {
                 decision: r.get(7)?,
                 reason: r.get(8)?,
                 peer_uid: r.get(9)?,
+                rule: r.get(10)?,
+                policy_version: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -476,13 +481,24 @@ fn query_totp(
 /// The failure-counter source that stands for the whole account.
 pub const ACCOUNT: &str = "*";
 
-fn insert_audit(conn: &Connection, e: &Event) -> Result<(), StoreError> {
+pub(crate) fn insert_audit(conn: &Connection, e: &Event) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO audit (time, user, service, rhost, tty, channel, decision, reason, peer_uid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO audit (time, user, service, rhost, tty, channel, decision, reason, peer_uid,
+                            rule, policy_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
-        e.time, e.user, e.service, e.rhost, e.tty, e.channel, e.decision, e.reason, e.peer_uid
+        e.time,
+        e.user,
+        e.service,
+        e.rhost,
+        e.tty,
+        e.channel,
+        e.decision,
+        e.reason,
+        e.peer_uid,
+        e.rule,
+        e.policy_version
     ])?;
     Ok(())
 }

@@ -38,16 +38,18 @@ pub struct LimitsConfig {
     pub conversation_timeout_secs: u64,
 }
 
-/// The policy file: a default requirement, what happens to users with no
-/// factor, and per-service overrides.
+/// The policy file, in its simplest form: per-service rules, then a
+/// catch-all with the default requirement; or a whole text of its own.
 #[derive(Debug, Clone)]
 pub struct TestPolicy {
-    /// none | totp | deny
+    /// none | totp | deny | backup, or an inline table such as `{ chain = ["totp", "backup"] }`
     pub default: String,
     /// deny | allow
     pub unenrolled: String,
-    /// `[services]` entries, e.g. `("cron", "none")`, in order.
+    /// One rule per entry, e.g. `("cron", "none")`, in order.
     pub services: Vec<(String, String)>,
+    /// A complete policy text, used instead of the above.
+    pub text: Option<String>,
 }
 
 impl Default for TestPolicy {
@@ -56,26 +58,56 @@ impl Default for TestPolicy {
             default: "totp".into(),
             unenrolled: "deny".into(),
             services: Vec::new(),
+            text: None,
         }
     }
 }
 
 impl TestPolicy {
-    /// Adds a `[services]` entry (builder style).
+    /// Adds a rule for one service (builder style).
     pub fn service(mut self, service: &str, require: &str) -> Self {
         self.services.push((service.into(), require.into()));
         self
     }
 
-    pub fn render(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "default = {}", quote(&self.default));
-        let _ = writeln!(s, "unenrolled = {}", quote(&self.unenrolled));
-        let _ = writeln!(s, "\n[services]");
-        for (service, require) in &self.services {
-            let _ = writeln!(s, "{} = {}", quote(service), quote(require));
+    /// A policy given as its whole text.
+    pub fn text(text: &str) -> Self {
+        Self {
+            text: Some(text.to_owned()),
+            ..Self::default()
         }
+    }
+
+    pub fn render(&self) -> String {
+        if let Some(text) = &self.text {
+            return text.clone();
+        }
+        let mut s = String::new();
+        let unenrolled = quote(&self.unenrolled);
+        for (service, require) in &self.services {
+            let _ = writeln!(
+                s,
+                "[[rule]]\nname = {}\nservices = [{}]\nrequire = {}\nunenrolled = {unenrolled}\n",
+                quote(&format!("service-{service}")),
+                quote(service),
+                requirement(require)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "[[rule]]\nname = \"default\"\nall = true\nrequire = {}\nunenrolled = {unenrolled}",
+            requirement(&self.default)
+        );
         s
+    }
+}
+
+/// A requirement as TOML: a bare name is quoted, an inline table kept.
+fn requirement(r: &str) -> String {
+    if r.starts_with('{') {
+        r.to_owned()
+    } else {
+        quote(r)
     }
 }
 
@@ -231,7 +263,9 @@ mod tests {
             .render();
         assert_eq!(
             text,
-            "default = \"totp\"\nunenrolled = \"deny\"\n\n[services]\n\"cron\" = \"none\"\n\"su-l\" = \"deny\"\n"
+            "[[rule]]\nname = \"service-cron\"\nservices = [\"cron\"]\nrequire = \"none\"\nunenrolled = \"deny\"\n\n\
+             [[rule]]\nname = \"service-su-l\"\nservices = [\"su-l\"]\nrequire = \"deny\"\nunenrolled = \"deny\"\n\n\
+             [[rule]]\nname = \"default\"\nall = true\nrequire = \"totp\"\nunenrolled = \"deny\"\n"
         );
     }
 }

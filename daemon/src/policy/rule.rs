@@ -1,0 +1,129 @@
+//! The validated policy: rules, their conditions and what they require.
+
+use ipnet::IpNet;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// A second factor a rule can require. New factors are added here and in
+/// `factor/`; the matcher never looks inside them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Factor {
+    Totp,
+    Backup,
+}
+
+impl Factor {
+    pub const ALL: [Factor; 2] = [Factor::Totp, Factor::Backup];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Factor::Totp => "totp",
+            Factor::Backup => "backup",
+        }
+    }
+
+    /// How the factor is named to a person choosing among them.
+    pub fn label(self) -> &'static str {
+        match self {
+            Factor::Totp => "authenticator app code (TOTP)",
+            Factor::Backup => "backup code",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    pub fn known() -> String {
+        Self::ALL.map(Factor::name).join(", ")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// No second factor.
+    None,
+    /// Refuse the login.
+    Deny,
+    /// One of these, chosen by the user among those enrolled (one factor is
+    /// `Any` of one).
+    Any(Vec<Factor>),
+    /// Every one of these, in order.
+    Chain(Vec<Factor>),
+}
+
+impl Requirement {
+    pub fn factors(&self) -> &[Factor] {
+        match self {
+            Requirement::Any(f) | Requirement::Chain(f) => f,
+            Requirement::None | Requirement::Deny => &[],
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let names = |f: &[Factor]| f.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ");
+        match self {
+            Requirement::None => "none".to_owned(),
+            Requirement::Deny => "deny".to_owned(),
+            Requirement::Any(f) if f.len() == 1 => f[0].name().to_owned(),
+            Requirement::Any(f) => format!("any of [{}]", names(f)),
+            Requirement::Chain(f) => format!("chain [{}]", names(f)),
+        }
+    }
+}
+
+/// What happens to a user who has none of the factors a rule names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unenrolled {
+    Deny,
+    Allow,
+    /// Allowed until this unix time (the end of the given day, UTC), then denied.
+    GraceUntil(i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustedDevices {
+    Forbidden,
+    Days(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserMatch {
+    User(String),
+    /// `%group`: membership through NSS, supplementary groups included.
+    Group(String),
+}
+
+/// The conditions of a rule; a `None` list is not checked. All present
+/// conditions must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Conditions {
+    /// An explicit catch-all.
+    pub all: bool,
+    pub host_class: Option<Vec<String>>,
+    pub host_tags: Option<Vec<String>>,
+    /// Service names with `@groups` expanded, and the list as written.
+    pub services: Option<(HashSet<String>, Vec<String>)>,
+    pub users: Option<Vec<UserMatch>>,
+    pub from: Option<Vec<IpNet>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    /// 1-based line of the rule in the policy file.
+    pub line: usize,
+    pub when: Conditions,
+    pub require: Requirement,
+    /// How old a factor passed earlier in the same session may be to count.
+    pub fresh: Vec<(Factor, Duration)>,
+    pub trusted_devices: TrustedDevices,
+    pub unenrolled: Unenrolled,
+}
+
+/// Facts about this host, from the policy's `[host]` table.
+#[derive(Debug, Clone, Default)]
+pub struct Host {
+    pub class: Option<String>,
+    pub tags: Vec<String>,
+}
