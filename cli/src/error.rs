@@ -34,6 +34,12 @@ pub enum CliError {
     Usage(String),
     #[error("aborted; nothing was changed")]
     Aborted,
+    #[error("cannot read {path}: {}", io_text(.source))]
+    ReadFile { path: String, source: io::Error },
+    /// A policy mfad does not accept (a file that fails `policy check`, a
+    /// reload that kept the old version). The result is already on stdout.
+    #[error("{message}")]
+    PolicyRejected { message: String, hint: String },
 }
 
 impl CliError {
@@ -65,6 +71,8 @@ impl CliError {
             CliError::Output(_) | CliError::Json(_) => "output",
             CliError::Usage(_) => "usage",
             CliError::Aborted => "aborted",
+            CliError::ReadFile { .. } => "input",
+            CliError::PolicyRejected { .. } => "invalid_policy",
         };
         local.to_owned()
     }
@@ -87,6 +95,7 @@ impl CliError {
             CliError::NoCode { user_flag } => format!(
                 "Rerun `mfactl enroll totp{user_flag}` on a terminal, or confirm the pending enrollment with `mfactl enroll totp{user_flag} --confirm-code -`."
             ),
+            CliError::PolicyRejected { hint, .. } => hint.clone(),
             _ => return None,
         };
         Some(text)
@@ -95,6 +104,12 @@ impl CliError {
     /// True when stdout is gone (`mfactl audit | head`): nothing to report.
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, CliError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+
+    /// True when stdout already holds the command's result (which is a
+    /// failure), so that `--json` must not add an error document.
+    pub fn result_printed(&self) -> bool {
+        matches!(self, CliError::PolicyRejected { .. })
     }
 }
 
@@ -188,6 +203,11 @@ pub fn response_kind(resp: &Response) -> &'static str {
         Response::Users { .. } => "users",
         Response::Done { .. } => "done",
         Response::Audit { .. } => "audit",
+        Response::BackupCodes { .. } => "backup_codes",
+        Response::PolicyLoaded { .. } => "policy_loaded",
+        Response::PolicyVersions { .. } => "policy_versions",
+        Response::PolicyText { .. } => "policy_text",
+        Response::Explanation(_) => "explanation",
     }
 }
 
@@ -197,51 +217,5 @@ pub fn unexpected(resp: &Response) -> CliError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::PathBuf;
-
-    #[test]
-    fn missing_socket_explains_what_to_do() {
-        let err = CliError::from(ClientError::Connect {
-            path: PathBuf::from("/run/mfad/mfad.sock"),
-            source: io::Error::from_raw_os_error(2),
-        });
-        assert_eq!(
-            err.to_string(),
-            "cannot connect to /run/mfad/mfad.sock: No such file or directory"
-        );
-        assert!(err.hint().unwrap().contains("systemctl status mfad"));
-        assert_eq!((err.code().as_str(), err.exit_code()), ("connect", 1));
-    }
-
-    #[test]
-    fn daemon_errors_keep_their_code_and_get_a_hint() {
-        let err = CliError::Daemon {
-            code: ErrorCode::AlreadyEnrolled,
-            message: "alice already has TOTP".into(),
-        };
-        assert_eq!(err.code(), "already_enrolled");
-        assert!(err.hint().unwrap().contains("mfactl user reset NAME"));
-        let denied = CliError::Daemon {
-            code: ErrorCode::PermissionDenied,
-            message: "no".into(),
-        };
-        assert!(denied.hint().unwrap().contains("mfad admin group"));
-        let old = CliError::Daemon {
-            code: ErrorCode::UnsupportedVersion,
-            message: "v9".into(),
-        };
-        assert!(old.hint().unwrap().contains("different releases"));
-    }
-
-    #[test]
-    fn timeouts_and_unexpected_replies() {
-        let err = CliError::from(ClientError::Frame(FrameError::Timeout));
-        assert_eq!(err.code(), "timeout");
-        assert!(err.hint().unwrap().contains("--timeout"));
-        let err = unexpected(&Response::Users { users: vec![] });
-        assert_eq!(err.to_string(), "unexpected reply from mfad: users");
-        assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
-    }
-}
+#[path = "error_tests.rs"]
+mod tests;

@@ -63,7 +63,7 @@ fn report(err: &CliError, format: Format) {
     if let Some(hint) = &hint {
         let _ = writeln!(stderr, "{}", clean_text(hint));
     }
-    if format == Format::Json {
+    if format == Format::Json && !err.result_printed() {
         let doc = serde_json::json!({
             "type": "error",
             "code": err.code(),

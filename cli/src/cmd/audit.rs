@@ -39,7 +39,8 @@ pub fn render(rows: &[AuditRow]) -> String {
         return "No matching audit records.\n".to_owned();
     }
     let mut table = Table::new(&[
-        "TIME", "USER", "SERVICE", "RHOST", "TTY", "CHANNEL", "DECISION", "REASON",
+        "TIME", "USER", "SERVICE", "RHOST", "TTY", "CHANNEL", "DECISION", "RULE", "VERSION",
+        "REASON",
     ]);
     for row in rows {
         table.row(vec![
@@ -50,6 +51,9 @@ pub fn render(rows: &[AuditRow]) -> String {
             or_dash(row.tty.as_deref()),
             row.channel.clone(),
             row.decision.clone(),
+            or_dash(row.rule.as_deref()),
+            row.policy_version
+                .map_or_else(|| "-".to_owned(), |v| v.to_string()),
             row.reason.clone(),
         ]);
     }
@@ -72,20 +76,22 @@ mod tests {
             decision: decision.into(),
             reason: "code accepted".into(),
             peer_uid: 0,
+            rule: None,
+            policy_version: None,
         }
     }
 
     #[test]
     fn table_with_missing_fields_as_dashes() {
-        let rows = vec![
-            row(1_795_460_645, Some("10.0.0.1"), "allow"),
-            row(1_795_460_600, None, "deny"),
-        ];
+        let mut decided = row(1_795_460_645, Some("10.0.0.1"), "allow");
+        decided.rule = Some("admins".into());
+        decided.policy_version = Some(12);
+        let rows = vec![decided, row(1_795_460_600, None, "deny")];
         assert_eq!(
             render(&rows),
-            "TIME                  USER   SERVICE  RHOST     TTY  CHANNEL  DECISION  REASON\n\
-             2026-11-23 19:04:05Z  alice  sshd     10.0.0.1  -    totp     allow     code accepted\n\
-             2026-11-23 19:03:20Z  alice  sshd     -         -    totp     deny      code accepted\n"
+            "TIME                  USER   SERVICE  RHOST     TTY  CHANNEL  DECISION  RULE    VERSION  REASON\n\
+             2026-11-23 19:04:05Z  alice  sshd     10.0.0.1  -    totp     allow     admins  12       code accepted\n\
+             2026-11-23 19:03:20Z  alice  sshd     -         -    totp     deny      -       -        code accepted\n"
         );
         assert_eq!(render(&[]), "No matching audit records.\n");
     }

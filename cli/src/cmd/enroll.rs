@@ -1,5 +1,6 @@
 //! `mfactl enroll totp`: start a TOTP enrollment, show it, confirm it.
 
+use super::backup_codes::{render_codes, show_codes};
 use super::{Ctx, show_done};
 use crate::error::{CliError, unexpected};
 use crate::output::{Format, clean_line, clean_text};
@@ -21,7 +22,8 @@ pub enum EnrollCommand {
         after_long_help = "Without --print-uri or --confirm-code, mfactl shows a QR code, \
 the otpauth:// URI and the secret, then asks for a current code (3 tries). \
 A new factor becomes active only once a code confirms it; until then it stays pending and \
-is discarded when the offer expires.\n\n\
+is discarded when the offer expires. With the confirmation mfad issues one-time backup \
+codes, shown only then (`mfactl backup-codes regenerate` replaces them).\n\n\
 For scripts: `mfactl enroll totp --print-uri` starts the enrollment and prints the URI, \
 then `mfactl enroll totp --confirm-code -` reads a code from stdin and activates it."
     )]
@@ -74,7 +76,7 @@ pub fn totp(ctx: &mut Ctx, args: TotpArgs) -> Result<(), CliError> {
             user: args.user,
             code,
         })?;
-        return show_done(ctx, &resp);
+        return show_confirmation(ctx, &resp);
     }
     if !args.print_uri && ctx.format == Format::Json {
         return Err(CliError::Usage(
@@ -117,12 +119,11 @@ fn confirm_interactively(
         };
         match ctx.call(&request) {
             Ok(Response::Done { message }) => {
-                let mut text = format!("TOTP is now active for {}.\n", clean_line(&offer.user));
-                let message = message.trim();
-                if !message.is_empty() && !text.contains(message) {
-                    text.push_str(&clean_text(message));
-                    text.push('\n');
-                }
+                return ctx.write(&activated(&offer.user, &message));
+            }
+            Ok(Response::BackupCodes { message, codes, .. }) => {
+                let mut text = zeroize::Zeroizing::new(activated(&offer.user, &message));
+                text.push_str(&render_codes(&codes));
                 return ctx.write(&text);
             }
             Ok(other) => return Err(unexpected(&other)),
@@ -149,6 +150,26 @@ fn confirm_interactively(
             Err(other) => return Err(other),
         }
     }
+}
+
+/// The reply to a confirmation: `backup_codes` (the codes mfad issues with
+/// a first factor), or `done` from an older mfad.
+fn show_confirmation(ctx: &mut Ctx, resp: &Response) -> Result<(), CliError> {
+    match resp {
+        Response::Done { .. } => show_done(ctx, resp),
+        _ => show_codes(ctx, resp),
+    }
+}
+
+/// "TOTP is now active", and mfad's message when it says more.
+fn activated(user: &str, message: &str) -> String {
+    let mut text = format!("TOTP is now active for {}.\n", clean_line(user));
+    let message = message.trim();
+    if !message.is_empty() && !text.contains(message) {
+        text.push_str(&clean_text(message));
+        text.push('\n');
+    }
+    text
 }
 
 /// Asks until a non-empty line comes; the end of input is an error.

@@ -1,7 +1,11 @@
 //! The command line: options, subcommands, and what they share.
 
 pub mod audit;
+pub mod backup_codes;
 pub mod enroll;
+pub mod policy;
+pub mod policy_check;
+pub mod policy_explain;
 pub mod status;
 pub mod user;
 
@@ -22,9 +26,10 @@ const GLOBAL: &str = "Global options";
 #[command(name = "mfactl", version, propagate_version = true)]
 #[command(
     after_long_help = "Exit status: 0 on success, 1 when mfad refused the request or \
-could not be reached, 2 when the command line is wrong.\n\n\
+could not be reached or a policy is not valid, 2 when the command line is wrong.\n\n\
 Users act on their own account; root and members of the mfad admin group may name \
-another account with --user and use the `user` and `audit` commands."
+another account with --user and use the `user`, `audit` and `policy` commands \
+(`policy check` works without mfad)."
 )]
 pub struct Cli {
     /// Path of the mfad socket
@@ -33,9 +38,11 @@ pub struct Cli {
 
     /// Print one JSON document on stdout instead of text
     ///
-    /// The document is mfad's reply as sent on the wire (with its "type"). On
-    /// failure it is {"type":"error","code":...,"message":...,"hint":...} and
-    /// the explanation also goes to stderr.
+    /// The document is mfad's reply as sent on the wire (with its "type");
+    /// `policy check` and `policy diff` print their own, described in their
+    /// help. On failure it is {"type":"error","code":...,"message":...,"hint":...}
+    /// and the explanation also goes to stderr; a policy that is not valid
+    /// keeps its one document (with the problems) and exits with 1.
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
@@ -53,13 +60,19 @@ pub enum Command {
     /// Enroll a second factor for your account (or, as an admin, another one)
     #[command(subcommand)]
     Enroll(enroll::EnrollCommand),
-    /// Show the enrollment and lock state of your account
+    /// Show the enrollment, backup codes and lock state of your account
     Status(status::StatusArgs),
     /// List, show, reset and unlock users (root and mfad admins)
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Issue one-time backup codes for your account (or, as an admin, another one)
+    #[command(subcommand)]
+    BackupCodes(backup_codes::BackupCodesCommand),
     /// Show recent authentication attempts from the audit log
     Audit(audit::AuditArgs),
+    /// Check, explain, reload and compare the access policy
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Check that mfad answers, and show its version
     Ping,
 }
@@ -137,7 +150,9 @@ pub fn run(command: Command, ctx: &mut Ctx) -> Result<(), CliError> {
         Command::Enroll(enroll::EnrollCommand::Totp(args)) => enroll::totp(ctx, args),
         Command::Status(args) => status::run(ctx, &args),
         Command::User(cmd) => user::run(ctx, cmd),
+        Command::BackupCodes(cmd) => backup_codes::run(ctx, cmd),
         Command::Audit(args) => audit::run(ctx, &args),
+        Command::Policy(cmd) => policy::run(ctx, cmd),
         Command::Ping => ping(ctx),
     }
 }

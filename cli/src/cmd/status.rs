@@ -49,6 +49,11 @@ pub fn render(status: &UserStatus) -> String {
         None => text.push_str("totp: not enrolled"),
     }
     text.push('\n');
+    text.push_str(&format!("backup codes: {} left", status.backup_codes));
+    if status.backup_codes == 0 && status.totp.is_some() {
+        text.push_str(" (issue some with `mfactl backup-codes regenerate`)");
+    }
+    text.push('\n');
     if status.locks.is_empty() {
         text.push_str("locks: none\n");
     }
@@ -95,6 +100,7 @@ mod tests {
                 last_used: Some(1_795_460_705),
             }),
             totp_pending: false,
+            backup_codes: 10,
             locks: vec![],
         }
     }
@@ -105,6 +111,7 @@ mod tests {
             render(&alice()),
             "user: alice\n\
              totp: enrolled 2026-11-23 19:04:05Z (SHA1, 6 digits, 30 s), last used 2026-11-23 19:05:05Z\n\
+             backup codes: 10 left\n\
              locks: none\n"
         );
     }
@@ -114,9 +121,16 @@ mod tests {
         let mut s = alice();
         s.totp.as_mut().unwrap().last_used = None;
         s.totp_pending = true;
+        s.backup_codes = 0;
         let text = render(&s);
         assert!(
             text.contains("last used never; a replacement is pending confirmation\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\nbackup codes: 0 left (issue some with `mfactl backup-codes regenerate`)\n"
+            ),
             "{text}"
         );
     }
@@ -127,6 +141,7 @@ mod tests {
             user: "bob".into(),
             totp: None,
             totp_pending: true,
+            backup_codes: 3,
             locks: vec![
                 LockInfo {
                     channel: "totp".into(),
@@ -146,17 +161,19 @@ mod tests {
             render(&s),
             "user: bob\n\
              totp: not enrolled (pending confirmation)\n\
+             backup codes: 3 left\n\
              locked: totp from 10.0.0.1 until 2026-11-23 19:04:05Z (5 failures)\n\
              failures: totp from every source: 1 failure, not locked\n"
         );
         let plain = UserStatus {
             totp_pending: false,
+            backup_codes: 0,
             locks: vec![],
             ..s
         };
         assert_eq!(
             render(&plain),
-            "user: bob\ntotp: not enrolled\nlocks: none\n"
+            "user: bob\ntotp: not enrolled\nbackup codes: 0 left\nlocks: none\n"
         );
     }
 }

@@ -95,6 +95,7 @@ fn bob() -> Response {
         user: "bob".into(),
         totp: None,
         totp_pending: false,
+        backup_codes: 0,
         locks: vec![],
     })
 }
@@ -103,7 +104,10 @@ fn bob() -> Response {
 fn status_asks_for_own_or_named_account() {
     let out = mfactl(&["status"], vec![bob()], "", false);
     assert_eq!(out.requests, vec![json!({"type": "status", "user": null})]);
-    assert_eq!(out.stdout, "user: bob\ntotp: not enrolled\nlocks: none\n");
+    assert_eq!(
+        out.stdout,
+        "user: bob\ntotp: not enrolled\nbackup codes: 0 left\nlocks: none\n"
+    );
     let out = mfactl(
         &["--json", "status", "--user", "bob"],
         vec![bob()],
@@ -200,6 +204,8 @@ fn audit_defaults_and_json() {
         decision: "allow".into(),
         reason: "ok".into(),
         peer_uid: 0,
+        rule: Some("sudo-totp".into()),
+        policy_version: Some(3),
     };
     let reply = Response::Audit { rows: vec![row] };
     let out = mfactl(&["audit", "--json"], vec![reply], "", false);
@@ -211,6 +217,10 @@ fn audit_defaults_and_json() {
     assert_eq!(v["type"], "audit");
     assert_eq!(v["rows"][0]["tty"], "pts/0");
     assert_eq!(v["rows"][0]["rhost"], Value::Null);
+    assert_eq!(
+        (&v["rows"][0]["rule"], &v["rows"][0]["policy_version"]),
+        (&json!("sudo-totp"), &json!(3))
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use mfad_protocol::{Request, Response, UserSummary};
 pub enum UserCommand {
     /// List the users mfad knows, with their TOTP and lock state
     List,
-    /// Show the enrollment and lock state of one user
+    /// Show the enrollment, backup codes and lock state of one user
     Show {
         /// The account name
         #[arg(value_name = "NAME")]

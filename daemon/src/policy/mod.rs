@@ -6,6 +6,8 @@ mod diagnostic;
 mod matcher;
 mod parse;
 mod rule;
+#[cfg(test)]
+mod tests;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use matcher::{Directory, Facts, Miss, Nss, Why};
