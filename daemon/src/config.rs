@@ -74,6 +74,15 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     backup: RawBackup,
+    #[serde(default)]
+    testing: RawTesting,
+}
+
+/// Settings for the end-to-end tests only; never set them in production.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTesting {
+    clock_offset_secs: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,6 +136,9 @@ pub struct Config {
     pub lockout: LockoutConfig,
     pub limits: LimitsConfig,
     pub backup: BackupConfig,
+    /// Seconds added to the wall clock (`[testing] clock_offset_secs`), so
+    /// tests can move time without sleeping. Zero in production.
+    pub clock_offset: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -306,6 +318,14 @@ impl Config {
                 "must be 8 to 32 characters".to_owned(),
             ));
         }
+        // Ten years either way is far beyond any test and keeps the sum safe.
+        let clock_offset = raw.testing.clock_offset_secs.unwrap_or(0);
+        if clock_offset.unsigned_abs() > 10 * 365 * 86_400 {
+            return Err(invalid(
+                "testing.clock_offset_secs",
+                "must be within ten years of zero (and zero outside tests)".to_owned(),
+            ));
+        }
         let worker_threads = raw.worker_threads.unwrap_or(2);
         if !(1..=64).contains(&worker_threads) {
             return Err(invalid("worker_threads", "must be 1 to 64".to_owned()));
@@ -323,6 +343,7 @@ impl Config {
             lockout,
             limits,
             backup,
+            clock_offset,
         })
     }
 
@@ -337,7 +358,7 @@ impl Config {
              totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
              lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
              limits: {} connections, {} per non-root uid, idle {} s, conversation {} s\n\
-             backup codes: {} of {} characters\n",
+             backup codes: {} of {} characters\n{}",
             self.socket,
             self.database,
             self.key_file,
@@ -363,6 +384,12 @@ impl Config {
             m.conversation_timeout.as_secs(),
             self.backup.count,
             self.backup.length,
+            match self.clock_offset {
+                0 => String::new(),
+                n => format!(
+                    "testing: the clock is shifted by {n} s (never do this in production)\n"
+                ),
+            },
         )
     }
 }

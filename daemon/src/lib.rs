@@ -247,6 +247,13 @@ fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, StartError> {
 
 /// Runs the daemon until SIGTERM or SIGINT. SIGHUP reloads the policy.
 pub fn run(config: Config) -> Result<(), StartError> {
+    if config.clock_offset != 0 {
+        clock::set_offset(config.clock_offset);
+        log::warn!(
+            "[testing] clock_offset_secs = {}: the daemon's clock is shifted; this is for tests only",
+            config.clock_offset
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.worker_threads)
         .enable_all()

@@ -59,6 +59,36 @@ fn a_lock_survives_a_restart() {
     assert!(t.contains("lock"), "{t}");
 }
 
+/// Lockouts release themselves (a lock is also a denial-of-service tool):
+/// with the daemon's clock moved past the lock's duration, the right code
+/// works again without an admin.
+#[test]
+fn a_lock_releases_itself_after_its_duration() {
+    let mut d = daemon();
+    let user = unique_name("lou");
+    let secret = d.enroll_totp(&user);
+    let wrong = d.wrong_code(&secret);
+    d.fail_to_threshold(SVC, &user, TEST_RHOST, &wrong);
+    let duration = d.config().lockout.duration_secs as i64;
+    let period = d.config().totp.period as i64;
+    // Just short of the duration: still locked.
+    d.config_mut().clock_offset_secs = (duration / period - 1) * period;
+    d.restart();
+    let code = d.totp_code(&secret, 0);
+    let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&code]), PAM_MAXTRIES);
+    assert!(t.contains("lock"), "{t}");
+    // Past it: the code is accepted.
+    d.config_mut().clock_offset_secs = (duration / period + 1) * period;
+    d.restart();
+    let code = d.totp_code(&secret, 0);
+    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&code]), PAM_SUCCESS);
+    assert!(
+        d.log_text().contains("clock_offset_secs"),
+        "{}",
+        d.log_text()
+    );
+}
+
 #[test]
 fn a_new_policy_applies_after_a_restart() {
     let mut d = daemon();

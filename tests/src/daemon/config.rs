@@ -126,6 +126,11 @@ pub struct TestConfig {
     pub lockout: LockoutConfig,
     pub limits: LimitsConfig,
     pub policy: TestPolicy,
+    /// `[testing] clock_offset_secs`: the daemon's clock runs this far
+    /// ahead (or behind); written only when non-zero. Keep it a multiple of
+    /// the TOTP period, so step boundaries stay where the helpers wait for
+    /// them; `TestDaemon::totp_code` follows the shifted clock.
+    pub clock_offset_secs: i64,
 }
 
 impl Default for TestConfig {
@@ -155,6 +160,7 @@ impl Default for TestConfig {
                 conversation_timeout_secs: 120,
             },
             policy: TestPolicy::default(),
+            clock_offset_secs: 0,
         }
     }
 }
@@ -204,6 +210,10 @@ impl TestConfig {
             "conversation_timeout_secs = {}",
             m.conversation_timeout_secs
         );
+        if self.clock_offset_secs != 0 {
+            let _ = writeln!(s, "\n[testing]");
+            let _ = writeln!(s, "clock_offset_secs = {}", self.clock_offset_secs);
+        }
         s
     }
 }

@@ -80,7 +80,9 @@ impl TestDaemon {
     /// with this daemon's algorithm, digits and period.
     pub fn totp_code(&self, secret: &str, offset_steps: i64) -> String {
         let t = &self.config.totp;
-        otp::oathtool_totp(secret, &t.algorithm, t.digits, t.period, offset_steps)
+        let steps = offset_steps * t.period as i64;
+        let at = otp::now_unix() as i64 + self.config.clock_offset_secs + steps;
+        otp::oathtool_totp_at(secret, &t.algorithm, t.digits, t.period, at as u64)
     }
 
     /// Enrolls `user` in TOTP through the real mfactl as root
