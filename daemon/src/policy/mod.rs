@@ -79,7 +79,8 @@ impl Policy {
     pub fn builtin() -> Self {
         let rule = Rule {
             name: "builtin-default".to_owned(),
-            line: 3,
+            // The line of `name = ` in BUILTIN, as parsing it would say.
+            line: 4,
             when: Conditions {
                 all: true,
                 ..Default::default()

@@ -58,7 +58,9 @@ pub fn parse(text: &str, dir: &dyn Directory) -> (Option<Policy>, Diagnostics) {
         Ok(raw) => raw,
         Err(e) => {
             let span = e.span().unwrap_or(0..0);
-            let d = Diagnostic::error(text, span, e.message().trim().to_owned());
+            let message = e.message().trim().to_owned();
+            let hint = toml_hint(&message);
+            let d = Diagnostic::error(text, span, message).hint(hint);
             return (None, vec![d]);
         }
     };
@@ -95,13 +97,13 @@ pub fn parse(text: &str, dir: &dyn Directory) -> (Option<Policy>, Diagnostics) {
                 "move the catch-all to the end, or this rule above it",
             );
         }
-        let Some(rule) = rule(&mut cx, raw_rule, &groups, &host, dir) else {
-            continue;
-        };
-        if rule.when.all {
+        // A catch-all with a mistake elsewhere still shadows what follows.
+        if raw_rule.all.as_ref().is_some_and(|a| *a.get_ref()) {
             catch_all.get_or_insert(name);
         }
-        rules.push(rule);
+        if let Some(rule) = rule(&mut cx, raw_rule, &groups, &host, dir) {
+            rules.push(rule);
+        }
     }
     if catch_all.is_none() {
         let end = text.len();
@@ -119,6 +121,19 @@ pub fn parse(text: &str, dir: &dyn Directory) -> (Option<Policy>, Diagnostics) {
         return (None, diags);
     }
     (Some(Policy::new(host, rules, text.to_owned())), diags)
+}
+
+/// What to do about an error the TOML reader found before any policy check.
+fn toml_hint(message: &str) -> &'static str {
+    if message.starts_with("unknown field") {
+        "fix the key's spelling or remove it; the keys allowed here are listed above"
+    } else if message.starts_with("missing field") {
+        "add the key: every [[rule]] needs `name` and `require`"
+    } else if message.starts_with("invalid type") {
+        "give the key a value of the type named above (a \"string\", a [list], a { table } or true/false)"
+    } else {
+        "this is not valid TOML here: check the quotes, brackets and `key = value` syntax"
+    }
 }
 
 struct Cx<'a> {
@@ -331,12 +346,24 @@ fn non_empty(cx: &mut Cx<'_>, span: std::ops::Range<usize>, empty: bool, key: &s
     }
 }
 
-/// A CIDR, or a single address as a /32 or /128.
+/// A CIDR, or a single address as a /32 or /128. An IPv4-mapped IPv6
+/// network (`::ffff:10.0.0.0/104`) becomes the IPv4 network it stands for,
+/// since the matcher compares mapped sources as IPv4.
 pub fn parse_net(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>()
+    let net = s
+        .parse::<IpNet>()
         .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
-        .map(|n| n.trunc())
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))?
+        .trunc();
+    if let IpNet::V6(v6) = net
+        && let Some(v4) = v6.addr().to_ipv4_mapped()
+        && v6.prefix_len() >= 96
+    {
+        return ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+            .ok()
+            .map(IpNet::V4);
+    }
+    Some(net)
 }
 
 fn requirement(cx: &mut Cx<'_>, v: &Spanned<Value>) -> Option<Requirement> {
@@ -510,7 +537,15 @@ fn end_of_day(s: &str) -> Option<i64> {
     let y: i64 = parts.next()?.parse().ok()?;
     let m: i64 = parts.next()?.parse().ok()?;
     let d: i64 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in_month = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=days_in_month).contains(&d) {
         return None;
     }
     // Howard Hinnant's days_from_civil.

@@ -450,7 +450,6 @@ fn groups_are_looked_up_lazily_and_once() {
 /// A `from` entry written as an IPv4-mapped IPv6 address or network: the
 /// rhost is compared as IPv4, so the entry should match the same sources.
 #[test]
-#[ignore = "engine bug: an IPv4-mapped entry in `from` never matches (matcher.rs canonical(), parse.rs parse_net)"]
 fn mapped_network_in_from_matches_its_ipv4_sources() {
     let dir = FakeDir::standard();
     let text = r#"
