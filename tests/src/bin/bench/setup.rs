@@ -84,7 +84,8 @@ pub fn enroll(daemon: &TestDaemon, n: usize) -> (Vec<BenchUser>, Duration) {
             user: Some(user.name.clone()),
             code: SecretString::new(code),
         }) {
-            Response::Done { .. } => {}
+            // The confirmation issues the user's backup codes.
+            Response::BackupCodes { .. } => {}
             other => panic!("enroll confirm for {}: {other:?}", user.name),
         }
         enrolled.push(user);
