@@ -81,6 +81,40 @@ impl Drop for TempUser {
     }
 }
 
+impl TempUser {
+    /// Adds this user to `group` as a supplementary member.
+    pub fn join(&self, group: &TempGroup) {
+        shadow_tool("usermod", &["-aG", &group.name, &self.name]).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// A system group that exists until this value is dropped.
+#[derive(Debug)]
+pub struct TempGroup {
+    pub name: String,
+}
+
+impl TempGroup {
+    /// Creates `<prefix>-<random>`.
+    pub fn create(prefix: &str) -> TempGroup {
+        crate::require_root();
+        let name = unique_name(prefix);
+        shadow_tool("groupadd", &["--system", &name]).unwrap_or_else(|e| panic!("{e}"));
+        TempGroup { name }
+    }
+}
+
+impl Drop for TempGroup {
+    fn drop(&mut self) {
+        if let Err(e) = shadow_tool("groupdel", &[&self.name]) {
+            eprintln!(
+                "warning: could not remove the test group {}: {e}",
+                self.name
+            );
+        }
+    }
+}
+
 /// A few random bytes from the kernel, without another dependency.
 fn getrandom(buf: &mut [u8]) {
     use std::io::Read;

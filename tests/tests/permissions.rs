@@ -9,11 +9,9 @@
 use mfad_protocol::{ErrorCode, Response, ResponseEnvelope};
 use mfad_tests::daemon::{TEST_RHOST, run_as, show};
 use mfad_tests::pam::PAM_SUCCESS;
-use mfad_tests::users::{NOBODY_UID, NOGROUP_GID, TempUser, unique_name};
+use mfad_tests::users::{NOBODY_UID, NOGROUP_GID, TempGroup, TempUser, unique_name};
 use mfad_tests::{TestConfig, TestDaemon};
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 const SVC: &str = "mfa-test";
 
@@ -103,47 +101,14 @@ fn nobody_cannot_administer_other_users_and_each_refusal_is_audited() {
     }
 }
 
-/// Runs a shadow-utils command, retrying while a parallel test holds the
-/// passwd/group locks.
-fn shadow_tool(args: &[&str]) {
-    for _ in 0..50 {
-        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-        if out.status.success() {
-            return;
-        }
-        let busy =
-            String::from_utf8_lossy(&out.stderr).contains("lock") || out.status.code() == Some(10);
-        assert!(busy, "{args:?}: {}", show(&out));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{args:?}: the passwd/group files stayed locked");
-}
-
-/// A system group that exists until dropped.
-struct TempGroup(String);
-
-impl TempGroup {
-    fn create() -> TempGroup {
-        let name = unique_name("mfadt-admins");
-        shadow_tool(&["groupadd", "--system", &name]);
-        TempGroup(name)
-    }
-}
-
-impl Drop for TempGroup {
-    fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| shadow_tool(&["groupdel", &self.0]));
-    }
-}
-
 #[test]
 fn an_admin_group_member_administers_but_cannot_authenticate_others() {
-    let group = TempGroup::create();
+    let group = TempGroup::create("mfadt-admins");
     let admin = TempUser::create();
     // A supplementary member: its primary group is its own.
-    shadow_tool(&["usermod", "-aG", &group.0, &admin.name]);
+    admin.join(&group);
     let d = daemon_with(TestConfig {
-        admin_group: Some(group.0.clone()),
+        admin_group: Some(group.name.clone()),
         ..TestConfig::default()
     });
     let target = unique_name("finn");

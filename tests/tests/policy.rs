@@ -6,7 +6,7 @@
 
 use mfad_tests::daemon::{TEST_RHOST, show};
 use mfad_tests::pam::*;
-use mfad_tests::users::unique_name;
+use mfad_tests::users::{TempGroup, TempUser, unique_name};
 use mfad_tests::{TestConfig, TestDaemon, TestPolicy};
 use serde_json::Value;
 
@@ -450,4 +450,73 @@ fn explain_names_the_rule_and_every_miss_and_touches_nothing() {
     assert_eq!(ops["matched"], false);
     // Nothing was recorded: explain is not an attempt.
     assert_eq!(d.audit_rows().len(), rows_before);
+}
+
+/// `%group` is resolved through NSS: a real group, and a real user who is a
+/// supplementary member of it, while another user is not.
+#[test]
+fn a_group_condition_follows_real_membership() {
+    let ops = TempGroup::create("mfadt-ops");
+    let member = TempUser::create();
+    member.join(&ops);
+    let outsider = TempUser::create();
+    let policy = format!(
+        "[[rule]]\nname = \"ops-team\"\nusers = [\"%{}\"]\nrequire = \"none\"\n\n\
+         [[rule]]\nname = \"default\"\nall = true\nrequire = \"totp\"\n",
+        ops.name
+    );
+    let d = daemon(&policy, &["mfa-grp"]);
+    let t = d.expect_rc(
+        d.login("mfa-grp", &member.name, TEST_RHOST, &[]),
+        PAM_SUCCESS,
+    );
+    assert!(t.prompts().is_empty(), "{t}");
+    assert_eq!(last_row(&d, &member.name)["rule"], "ops-team");
+    let t = d.expect_rc(
+        d.login("mfa-grp", &outsider.name, TEST_RHOST, &["123456"]),
+        PAM_AUTH_ERR,
+    );
+    assert_eq!(t.prompts().len(), 1, "{t}");
+    assert_eq!(last_row(&d, &outsider.name)["rule"], "default");
+}
+
+/// `unenrolled = { grace_until = DAY }`: an unenrolled user gets in, told to
+/// enroll, until the end of that day (UTC); after it, they are refused like a
+/// wrong code. Time moves by the daemon's clock, not by sleeping.
+#[test]
+fn the_enrollment_grace_period_ends_at_the_end_of_its_day() {
+    let day = 86_400;
+    let tomorrow = (mfad_tests::otp::now_unix() as i64 / day + 1) * day;
+    let date = mfad_protocol::time::utc(tomorrow);
+    let policy = format!(
+        "[[rule]]\nname = \"grace\"\nall = true\nrequire = \"totp\"\n\
+         unenrolled = {{ grace_until = \"{}\" }}\n",
+        &date[..10]
+    );
+    let mut d = daemon(&policy, &["mfa-grace"]);
+    let user = unique_name("gus");
+    let t = d.expect_rc(d.login("mfa-grace", &user, TEST_RHOST, &[]), PAM_SUCCESS);
+    assert!(t.prompts().is_empty(), "{t}");
+    assert!(
+        t.contains(&date[..10]) && t.contains("mfactl enroll totp"),
+        "{t}"
+    );
+    assert!(
+        last_row(&d, &user)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("grace"),
+        "{}",
+        last_row(&d, &user)
+    );
+
+    // Two days on (a whole number of TOTP periods), the grace is over.
+    d.config_mut().clock_offset_secs = 2 * day;
+    d.restart();
+    let t = d.expect_rc(
+        d.login("mfa-grace", &user, TEST_RHOST, &["123456"]),
+        PAM_AUTH_ERR,
+    );
+    assert_eq!(t.prompts().len(), 1, "{t}");
+    assert!(t.contains("Wrong code"), "{t}");
 }
