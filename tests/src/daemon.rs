@@ -7,12 +7,14 @@
 
 mod config;
 mod login;
+mod raw;
 mod run;
 mod syslog;
 mod tools;
 
 pub use config::{LimitsConfig, LockoutConfig, TestConfig, TestPolicy, TotpConfig};
 pub use login::TEST_RHOST;
+pub use raw::{auth_start_frame, is_permission_denied, ping_frame};
 pub use run::{connect_as, output_within, run_as, run_as_with_stdin, run_with_stdin};
 pub use syslog::SyslogReceiver;
 pub use tools::Enrollment;

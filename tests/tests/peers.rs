@@ -4,54 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use mfad_protocol::{ErrorCode, Response, ResponseEnvelope};
+use mfad_protocol::Response;
 use mfad_tests::TestDaemon;
-use mfad_tests::daemon::{TEST_RHOST, run_as, show};
+use mfad_tests::daemon::{TEST_RHOST, auth_start_frame, is_permission_denied, ping_frame, show};
 use mfad_tests::pam::PAM_SUCCESS;
 use mfad_tests::users::{NOBODY_UID, NOGROUP_GID, TempUser};
-use std::path::Path;
-
-/// Sends each JSON body as one frame as uid 65534 and returns the responses
-/// (a `CLOSED` line ends the list).
-fn raw_as_nobody(d: &TestDaemon, frames: &[String]) -> Vec<Response> {
-    let mut args = vec![d.socket().to_string_lossy().into_owned()];
-    args.extend(frames.iter().cloned());
-    let out = run_as(
-        NOBODY_UID,
-        NOGROUP_GID,
-        Path::new(env!("CARGO_BIN_EXE_raw_client")),
-        &args,
-    );
-    assert!(out.status.success(), "raw_client: {}", show(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .take_while(|l| *l != "CLOSED")
-        .map(|l| {
-            let env: ResponseEnvelope =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad response {l:?}: {e}"));
-            assert_eq!(env.version, 1);
-            env.response
-        })
-        .collect()
-}
-
-fn auth_start(user: &str) -> String {
-    serde_json::json!({
-        "version": 1,
-        "request": {"type": "auth_start", "user": user, "service": "sshd", "rhost": "192.0.2.1"}
-    })
-    .to_string()
-}
-
-fn is_permission_denied(resp: &Response) -> bool {
-    matches!(
-        resp,
-        Response::Error {
-            code: ErrorCode::PermissionDenied,
-            ..
-        }
-    )
-}
 
 #[test]
 fn nobody_cannot_show_another_user_with_mfactl() {
@@ -77,9 +34,9 @@ fn nobody_cannot_show_another_user_with_mfactl() {
 fn nobody_cannot_run_a_pam_flow_for_another_user() {
     let d = TestDaemon::start();
     for user in ["alice", "root"] {
-        let resps = raw_as_nobody(&d, &[auth_start(user)]);
+        let resps = d.raw_as(NOBODY_UID, NOGROUP_GID, &[auth_start_frame(user, "sshd")]);
         assert!(
-            resps.first().is_some_and(is_permission_denied),
+            is_permission_denied(resps.first()),
             "auth_start for {user} as nobody got {resps:?}\n{}",
             d.log_text()
         );
@@ -91,10 +48,14 @@ fn nobody_may_run_a_pam_flow_for_itself() {
     // Screen lockers run as the user: a flow for one's own account is not a
     // permission error (the policy then decides).
     let d = TestDaemon::start();
-    let resps = raw_as_nobody(&d, &[auth_start("nobody")]);
+    let resps = d.raw_as(
+        NOBODY_UID,
+        NOGROUP_GID,
+        &[auth_start_frame("nobody", "sshd")],
+    );
     let first = resps.first();
     assert!(
-        first.is_some_and(|r| !is_permission_denied(r)),
+        first.is_some() && !is_permission_denied(first),
         "auth_start for nobody as nobody got {resps:?}\n{}",
         d.log_text()
     );
@@ -103,8 +64,7 @@ fn nobody_may_run_a_pam_flow_for_itself() {
 #[test]
 fn nobody_can_ping() {
     let d = TestDaemon::start();
-    let ping = r#"{"version":1,"request":{"type":"ping"}}"#.to_owned();
-    let resps = raw_as_nobody(&d, &[ping]);
+    let resps = d.raw_as(NOBODY_UID, NOGROUP_GID, &[ping_frame()]);
     assert!(
         matches!(resps.first(), Some(Response::Pong { protocol: 1, .. })),
         "{resps:?}"

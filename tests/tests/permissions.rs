@@ -6,12 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use mfad_protocol::{ErrorCode, Response, ResponseEnvelope};
-use mfad_tests::daemon::{TEST_RHOST, run_as, show};
+use mfad_tests::daemon::{TEST_RHOST, auth_start_frame, is_permission_denied, show};
 use mfad_tests::pam::PAM_SUCCESS;
 use mfad_tests::users::{NOBODY_UID, NOGROUP_GID, TempGroup, TempUser, unique_name};
 use mfad_tests::{TestConfig, TestDaemon};
-use std::path::Path;
 
 const SVC: &str = "mfa-test";
 
@@ -19,40 +17,6 @@ fn daemon_with(config: TestConfig) -> TestDaemon {
     let d = TestDaemon::with_config(config);
     d.write_pam_service(SVC, &[]);
     d
-}
-
-/// Sends each JSON body as one frame as `uid`:`gid` (a real process, through
-/// setpriv) and returns the responses.
-fn raw_as(d: &TestDaemon, uid: u32, gid: u32, frames: &[String]) -> Vec<Response> {
-    let mut args = vec![d.socket().to_string_lossy().into_owned()];
-    args.extend(frames.iter().cloned());
-    let out = run_as(uid, gid, Path::new(env!("CARGO_BIN_EXE_raw_client")), &args);
-    assert!(out.status.success(), "raw_client: {}", show(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .take_while(|l| *l != "CLOSED")
-        .map(|l| {
-            serde_json::from_str::<ResponseEnvelope>(l)
-                .unwrap()
-                .response
-        })
-        .collect()
-}
-
-fn auth_start_json(user: &str) -> String {
-    serde_json::json!({"version": 1, "request": {
-        "type": "auth_start", "user": user, "service": SVC, "rhost": TEST_RHOST}})
-    .to_string()
-}
-
-fn is_permission_denied(resp: Option<&Response>) -> bool {
-    matches!(
-        resp,
-        Some(Response::Error {
-            code: ErrorCode::PermissionDenied,
-            ..
-        })
-    )
 }
 
 #[test]
@@ -138,7 +102,7 @@ fn an_admin_group_member_administers_but_cannot_authenticate_others() {
 
     // Running a PAM flow for someone else is root's alone.
     for user in [target.as_str(), "root"] {
-        let resps = raw_as(&d, admin.uid, admin.gid, &[auth_start_json(user)]);
+        let resps = d.raw_as(admin.uid, admin.gid, &[auth_start_frame(user, SVC)]);
         assert!(
             is_permission_denied(resps.first()),
             "auth_start for {user} by an admin: {resps:?}"

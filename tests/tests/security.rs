@@ -9,7 +9,7 @@ use mfad_protocol::{
     AuthStart, ErrorCode, Request, RequestEnvelope, Response, ResponseEnvelope, SecretString,
     encode, read_frame,
 };
-use mfad_tests::daemon::{TEST_RHOST, connect_as, run_as, show};
+use mfad_tests::daemon::{TEST_RHOST, connect_as, ping_frame, run_as, show};
 use mfad_tests::pam::*;
 use mfad_tests::users::{NOBODY_UID, NOGROUP_GID, unique_name};
 use mfad_tests::{TestConfig, TestDaemon};
@@ -26,28 +26,6 @@ fn daemon_with(config: TestConfig) -> TestDaemon {
     let d = TestDaemon::with_config(config);
     d.write_pam_service(SVC, &[]);
     d
-}
-
-/// Sends each JSON body as one frame as `uid`:`gid` (a real process, through
-/// setpriv) and returns the responses.
-fn raw_as(d: &TestDaemon, uid: u32, gid: u32, frames: &[String]) -> Vec<Response> {
-    let mut args = vec![d.socket().to_string_lossy().into_owned()];
-    args.extend(frames.iter().cloned());
-    let out = run_as(uid, gid, Path::new(env!("CARGO_BIN_EXE_raw_client")), &args);
-    assert!(out.status.success(), "raw_client: {}", show(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .take_while(|l| *l != "CLOSED")
-        .map(|l| {
-            serde_json::from_str::<ResponseEnvelope>(l)
-                .unwrap()
-                .response
-        })
-        .collect()
-}
-
-fn ping_json() -> String {
-    r#"{"version":1,"request":{"type":"ping"}}"#.to_owned()
 }
 
 #[test]
@@ -87,7 +65,7 @@ fn an_unprivileged_user_cannot_read_the_key_or_the_database() {
     cat_as_nobody("state directory 0711");
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
     // Yet the socket is open to it: access is decided per request.
-    let resps = raw_as(&d, NOBODY_UID, NOGROUP_GID, &[ping_json()]);
+    let resps = d.raw_as(NOBODY_UID, NOGROUP_GID, &[ping_frame()]);
     assert!(
         matches!(resps.first(), Some(Response::Pong { .. })),
         "{resps:?}"
@@ -194,7 +172,7 @@ fn a_flood_of_connections_from_nobody_does_not_starve_root() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // And as a real process of that uid.
-    let resps = raw_as(&d, NOBODY_UID, NOGROUP_GID, &[ping_json()]);
+    let resps = d.raw_as(NOBODY_UID, NOGROUP_GID, &[ping_frame()]);
     assert!(
         matches!(resps.first(), Some(Response::Pong { .. })),
         "{resps:?}"
