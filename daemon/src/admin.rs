@@ -112,11 +112,12 @@ pub fn handle(d: &Daemon, peer: &Peer, request: Request) -> Response {
             )
         }),
         Request::PolicyReload => resolve(d, peer, None, Access::Admin, "policy reload").map(|_| {
-            let (version, changed, diagnostics) = d.reload_policy(&format!("uid {}", peer.uid));
+            let r = d.reload_policy(&format!("uid {}", peer.uid));
             Response::PolicyLoaded {
-                version,
-                changed,
-                diagnostics,
+                version: r.version,
+                changed: r.changed,
+                rejected: r.rejected,
+                diagnostics: r.diagnostics,
             }
         }),
         Request::PolicyHistory => {

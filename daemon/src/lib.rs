@@ -64,6 +64,28 @@ pub(crate) struct LoadedPolicy {
     pub version: i64,
 }
 
+/// What a policy reload did.
+pub struct Reload {
+    /// The version in force afterwards.
+    pub version: i64,
+    pub changed: bool,
+    /// The file was not loaded; `diagnostics` say why.
+    pub rejected: bool,
+    /// Warnings about a loaded file, or the errors of a rejected one.
+    pub diagnostics: Vec<String>,
+}
+
+impl Reload {
+    fn rejected(version: i64, diagnostics: Vec<String>) -> Self {
+        Self {
+            version,
+            changed: false,
+            rejected: true,
+            diagnostics,
+        }
+    }
+}
+
 pub struct Daemon {
     pub(crate) config: Config,
     pub(crate) store: Store,
@@ -111,9 +133,8 @@ impl Daemon {
     }
 
     /// Loads the policy file again and records the new version. An invalid
-    /// file never replaces the policy in force. Returns the version in
-    /// force, whether it changed, and the problems found.
-    pub fn reload_policy(&self, loaded_by: &str) -> (i64, bool, Vec<String>) {
+    /// file never replaces the policy in force.
+    pub fn reload_policy(&self, loaded_by: &str) -> Reload {
         let current = self.policy();
         let (policy, warnings) = match Policy::load(&self.config.policy_file, &Nss) {
             Ok(loaded) => loaded,
@@ -125,7 +146,7 @@ impl Daemon {
                     }
                     PolicyError::Read { .. } => vec![e.to_string()],
                 };
-                return (current.version, false, problems);
+                return Reload::rejected(current.version, problems);
             }
         };
         let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
@@ -141,16 +162,20 @@ impl Daemon {
                 *self.policy.write().unwrap_or_else(|p| p.into_inner()) =
                     Arc::new(LoadedPolicy { policy, version });
                 log::info!("policy version {version} in force (loaded by {loaded_by})");
-                (version, changed, warnings)
+                Reload {
+                    version,
+                    changed,
+                    rejected: false,
+                    diagnostics: warnings,
+                }
             }
             Err(e) => {
                 log::error!(
                     "cannot record the policy version: {e}; keeping version {}",
                     current.version
                 );
-                (
+                Reload::rejected(
                     current.version,
-                    false,
                     vec![format!("cannot record the policy version: {e}")],
                 )
             }

@@ -180,7 +180,11 @@ pub enum Response {
         version: i64,
         /// False when the policy in force was kept.
         changed: bool,
-        /// Problems found, one per line (errors keep the old policy).
+        /// True when the file was not loaded (it has errors, or cannot be
+        /// read): the version in force stays.
+        #[serde(default)]
+        rejected: bool,
+        /// Problems found, one per line (warnings, or why it was rejected).
         diagnostics: Vec<String>,
     },
     PolicyVersions {

@@ -71,13 +71,14 @@ fn reload(ctx: &mut Ctx) -> Result<(), CliError> {
     let Response::PolicyLoaded {
         version,
         changed,
+        rejected,
         diagnostics,
     } = &resp
     else {
         return Err(unexpected(&resp));
     };
     ctx.show(&resp, || render_loaded(*version, *changed, diagnostics))?;
-    if !changed && diagnostics.iter().any(|d| !is_warning(d)) {
+    if *rejected {
         return Err(CliError::PolicyRejected {
             message: format!("the policy file was not loaded; version {version} stays in force"),
             hint: "Fix the file (`mfactl policy check FILE` lists every problem) and reload again."
@@ -85,15 +86,6 @@ fn reload(ctx: &mut Ctx) -> Result<(), CliError> {
         });
     }
     Ok(())
-}
-
-/// mfad words a warning "line L, column C: warning: ..."; anything else
-/// (an error, an unreadable file) is a reason the file was not loaded.
-fn is_warning(diagnostic: &str) -> bool {
-    diagnostic.starts_with("line ")
-        && diagnostic
-            .split_once(": ")
-            .is_some_and(|(_, rest)| rest.starts_with("warning:"))
 }
 
 pub fn render_loaded(version: i64, changed: bool, diagnostics: &[String]) -> String {

@@ -18,6 +18,16 @@ pub(super) fn loaded(version: i64, changed: bool, diagnostics: &[&str]) -> Respo
     Response::PolicyLoaded {
         version,
         changed,
+        rejected: false,
+        diagnostics: diagnostics.iter().map(|d| (*d).to_owned()).collect(),
+    }
+}
+
+fn rejected(version: i64, diagnostics: &[&str]) -> Response {
+    Response::PolicyLoaded {
+        version,
+        changed: false,
+        rejected: true,
         diagnostics: diagnostics.iter().map(|d| (*d).to_owned()).collect(),
     }
 }
@@ -58,7 +68,7 @@ fn reload_reports_the_version_in_force_and_warnings() {
 fn a_rejected_file_exits_1_after_listing_its_errors() {
     let out = mfactl(
         &["policy", "reload"],
-        vec![loaded(4, false, &[WARNING, ERROR])],
+        vec![rejected(4, &[WARNING, ERROR])],
         "",
         false,
     );
@@ -79,7 +89,7 @@ fn a_rejected_file_exits_1_after_listing_its_errors() {
     let unreadable = "cannot read the policy /etc/mfad/policy.toml: Permission denied";
     let out = mfactl(
         &["policy", "reload"],
-        vec![loaded(4, false, &[unreadable])],
+        vec![rejected(4, &[unreadable])],
         "",
         false,
     );
@@ -90,14 +100,14 @@ fn a_rejected_file_exits_1_after_listing_its_errors() {
 fn reload_json_is_the_reply_and_still_fails_on_errors() {
     let out = mfactl(
         &["--json", "policy", "reload"],
-        vec![loaded(4, false, &[ERROR])],
+        vec![rejected(4, &[ERROR])],
         "",
         false,
     );
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(
         v,
-        json!({"type": "policy_loaded", "version": 4, "changed": false, "diagnostics": [ERROR]})
+        json!({"type": "policy_loaded", "version": 4, "changed": false, "rejected": true, "diagnostics": [ERROR]})
     );
     assert!(
         out.result.unwrap_err().result_printed(),
