@@ -36,10 +36,14 @@ pub enum CliError {
     Aborted,
     #[error("cannot read {path}: {}", io_text(.source))]
     ReadFile { path: String, source: io::Error },
-    /// A policy mfad does not accept (a file that fails `policy check`, a
-    /// reload that kept the old version). The result is already on stdout.
+    /// A result that is a failure and is already on stdout: a policy mfad
+    /// does not accept (`invalid_policy`), or a failed `doctor` check.
     #[error("{message}")]
-    PolicyRejected { message: String, hint: String },
+    Rejected {
+        code: &'static str,
+        message: String,
+        hint: String,
+    },
 }
 
 impl CliError {
@@ -72,7 +76,7 @@ impl CliError {
             CliError::Usage(_) => "usage",
             CliError::Aborted => "aborted",
             CliError::ReadFile { .. } => "input",
-            CliError::PolicyRejected { .. } => "invalid_policy",
+            CliError::Rejected { code, .. } => code,
         };
         local.to_owned()
     }
@@ -95,7 +99,7 @@ impl CliError {
             CliError::NoCode { user_flag } => format!(
                 "Rerun `mfactl enroll totp{user_flag}` on a terminal, or confirm the pending enrollment with `mfactl enroll totp{user_flag} --confirm-code -`."
             ),
-            CliError::PolicyRejected { hint, .. } => hint.clone(),
+            CliError::Rejected { hint, .. } => hint.clone(),
             _ => return None,
         };
         Some(text)
@@ -109,7 +113,7 @@ impl CliError {
     /// True when stdout already holds the command's result (which is a
     /// failure), so that `--json` must not add an error document.
     pub fn result_printed(&self) -> bool {
-        matches!(self, CliError::PolicyRejected { .. })
+        matches!(self, CliError::Rejected { .. })
     }
 }
 

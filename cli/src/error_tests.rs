@@ -47,7 +47,8 @@ fn timeouts_and_unexpected_replies() {
 
 #[test]
 fn a_rejected_policy_keeps_stdout_to_the_result() {
-    let err = CliError::PolicyRejected {
+    let err = CliError::Rejected {
+        code: "invalid_policy",
         message: "p.toml is not a valid policy".into(),
         hint: "Fix it.".into(),
     };

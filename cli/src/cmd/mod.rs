@@ -2,6 +2,9 @@
 
 pub mod audit;
 pub mod backup_codes;
+pub mod doctor;
+mod doctor_pam;
+mod doctor_sshd;
 pub mod enroll;
 pub mod policy;
 pub mod policy_check;
@@ -75,6 +78,8 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// Check that mfad answers, and show its version
     Ping,
+    /// Check mfad, sshd, the PAM stacks and time sync, and say what to change
+    Doctor(doctor::DoctorArgs),
 }
 
 /// What a command needs from the outside world, so that tests can script
@@ -154,6 +159,7 @@ pub fn run(command: Command, ctx: &mut Ctx) -> Result<(), CliError> {
         Command::Audit(args) => audit::run(ctx, &args),
         Command::Policy(cmd) => policy::run(ctx, cmd),
         Command::Ping => ping(ctx),
+        Command::Doctor(args) => doctor::run(ctx, &args),
     }
 }
 

@@ -79,7 +79,8 @@ fn reload(ctx: &mut Ctx) -> Result<(), CliError> {
     };
     ctx.show(&resp, || render_loaded(*version, *changed, diagnostics))?;
     if *rejected {
-        return Err(CliError::PolicyRejected {
+        return Err(CliError::Rejected {
+            code: "invalid_policy",
             message: format!("the policy file was not loaded; version {version} stays in force"),
             hint: "Fix the file (`mfactl policy check FILE` lists every problem) and reload again."
                 .to_owned(),

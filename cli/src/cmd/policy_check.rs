@@ -60,7 +60,8 @@ pub fn run(ctx: &mut Ctx, args: &CheckArgs) -> Result<(), CliError> {
     if report.valid {
         return Ok(());
     }
-    Err(CliError::PolicyRejected {
+    Err(CliError::Rejected {
+        code: "invalid_policy",
         message: format!(
             "{} is not a valid policy; mfad would keep the version in force",
             clean_line(&report.file)

@@ -36,7 +36,16 @@ fn assert_rejected(out: &Outcome) {
     let Err(err) = &out.result else {
         panic!("accepted:\n{}", out.stdout)
     };
-    assert!(matches!(err, CliError::PolicyRejected { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            CliError::Rejected {
+                code: "invalid_policy",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.exit_code(), 1);
     assert!(err.result_printed());
 }
