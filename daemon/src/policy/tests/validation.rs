@@ -60,19 +60,19 @@ const CATCH_ALL: &str = "\n[[rule]]\nname = \"default\"\nall = true\nrequire = \
 #[test]
 fn unknown_factor() {
     let text =
-        format!("[[rule]]\nname = \"r\"\nservices = [\"sshd\"]\nrequire = \"sms\"\n{CATCH_ALL}");
-    let d = one_error(&text, 4, "\"sms\"", "unknown factor \"sms\"");
-    assert!(d.message.contains("known: totp, backup"), "{d}");
+        format!("[[rule]]\nname = \"r\"\nservices = [\"sshd\"]\nrequire = \"push\"\n{CATCH_ALL}");
+    let d = one_error(&text, 4, "\"push\"", "unknown factor \"push\"");
+    assert!(d.message.contains("known: totp, backup, sms, email"), "{d}");
 }
 
 #[test]
 fn unknown_factor_in_a_list() {
     // toml::Value items carry no position: the column is the list's table.
-    for require in [r#"{ any = ["totp", "sms"] }"#, r#"{ chain = ["sms"] }"#] {
+    for require in [r#"{ any = ["totp", "push"] }"#, r#"{ chain = ["push"] }"#] {
         let text = format!(
             "[[rule]]\nname = \"r\"\nservices = [\"sshd\"]\nrequire = {require}\n{CATCH_ALL}"
         );
-        one_error(&text, 4, "{", "unknown factor \"sms\"");
+        one_error(&text, 4, "{", "unknown factor \"push\"");
     }
 }
 
@@ -311,7 +311,7 @@ privileged = ["sudo", "su"]
 [[rule]]
 name = "a"
 services = ["sshd"]
-require = "sms"
+require = "push"
 
 [[rule]]
 name = "b"
@@ -343,7 +343,7 @@ require = "none"
     let mut got_sorted = got.clone();
     got_sorted.sort_unstable();
     let expected = [
-        at(text, 7, "\"sms\""),
+        at(text, 7, "\"push\""),
         at(text, 11, "\"@nope\""),
         at(text, 12, "\"10.0.0.0/33\""),
         at(text, 16, "\"a\""),
@@ -376,7 +376,7 @@ fn warning_without_catch_all() {
     );
     // The warning also comes with errors.
     let diags = Policy::from_text(
-        "[[rule]]\nname = \"r\"\nservices = [\"sshd\"]\nrequire = \"sms\"\n",
+        "[[rule]]\nname = \"r\"\nservices = [\"sshd\"]\nrequire = \"push\"\n",
         &FakeDir::standard(),
     )
     .err()
@@ -524,7 +524,7 @@ fn grace_until_is_the_end_of_the_day() {
 #[test]
 #[ignore = "engine bug: parse.rs:98-103 records a catch-all only if the rule validated, so a broken catch-all hides the shadowing error and adds a false 'no catch-all' warning"]
 fn broken_catch_all_still_shadows() {
-    let text = "[[rule]]\nname = \"default\"\nall = true\nrequire = \"sms\"\n\n[[rule]]\nname = \"late\"\nservices = [\"su\"]\nrequire = \"none\"\n";
+    let text = "[[rule]]\nname = \"default\"\nall = true\nrequire = \"push\"\n\n[[rule]]\nname = \"late\"\nservices = [\"su\"]\nrequire = \"none\"\n";
     let diags = Policy::from_text(text, &FakeDir::standard())
         .err()
         .unwrap_or_default();
