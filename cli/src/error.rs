@@ -169,6 +169,13 @@ fn daemon_hint(code: ErrorCode) -> Option<&'static str> {
         ErrorCode::WrongCode => {
             "Enter the code your authenticator app shows right now, and check that the device sets its clock automatically."
         }
+        ErrorCode::NotConfigured => {
+            "Ask an administrator to set up the channel in /etc/mfad/mfad.toml ([sms] or [email])."
+        }
+        ErrorCode::DeliveryFailed => {
+            "Check the destination, then try again later; an administrator finds the provider's answer in `mfactl audit`."
+        }
+        ErrorCode::TooManyCodes => "Wait, then try again: codes are rate-limited.",
         ErrorCode::Busy => "mfad is busy; wait a moment and try again.",
         ErrorCode::Timeout => "mfad gave up waiting; try again.",
         ErrorCode::UnsupportedVersion | ErrorCode::UnsupportedRequest => {

@@ -65,7 +65,7 @@ fn an_unknown_factor_is_an_error_at_its_value() {
     assert_eq!(
         out.stdout,
         format!(
-            "{file}:4:11: error: unknown factor \"yubikey\" (known: totp, backup)\n\
+            "{file}:4:11: error: unknown factor \"yubikey\" (known: totp, backup, sms, email)\n\
              \x20 hint: write \"none\", \"deny\", a factor such as \"totp\", {{ any = [...] }} or {{ chain = [...] }}\n\
              {file}: 1 error\n"
         )

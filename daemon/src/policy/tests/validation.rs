@@ -535,3 +535,27 @@ fn broken_catch_all_still_shadows() {
         "{diags:#?}"
     );
 }
+
+#[test]
+fn a_sent_code_alone_for_a_privileged_service_is_warned_about() {
+    let groups = "[service_groups]\nadmin = [\"pkexec\"]\n\n";
+    for (services, require, warned) in [
+        (r#"["sudo"]"#, r#""sms""#, true),
+        (r#"["@admin"]"#, r#"{ any = ["totp", "email"] }"#, true),
+        (r#"["su"]"#, r#"{ chain = ["sms", "email"] }"#, true),
+        (r#"["sudo"]"#, r#"{ chain = ["totp", "sms"] }"#, false),
+        (r#"["sshd"]"#, r#""sms""#, false),
+        (r#"["sudo"]"#, r#""totp""#, false),
+    ] {
+        let text = format!(
+            "{groups}[[rule]]\nname = \"r\"\nservices = {services}\nrequire = {require}\n{CATCH_ALL}"
+        );
+        let w = warnings(&text);
+        assert_eq!(w.len(), usize::from(warned), "{services} {require}: {w:#?}");
+        if warned {
+            assert_eq!(w[0].line, 7, "{}", w[0]);
+            assert!(w[0].message.contains("privileged service"), "{}", w[0]);
+            assert!(w[0].hint.as_deref().unwrap().contains("chain"), "{}", w[0]);
+        }
+    }
+}
