@@ -11,7 +11,10 @@ mod run;
 mod syslog;
 mod tools;
 
-pub use config::{LimitsConfig, LockoutConfig, TestConfig, TestPolicy, TotpConfig};
+pub use config::{
+    CodeConfig, EmailConfig, LimitsConfig, LockoutConfig, SmsConfig, TestConfig, TestPolicy,
+    TotpConfig,
+};
 pub use login::TEST_RHOST;
 pub use run::{connect_as, output_within, run_as, run_as_with_stdin, run_with_stdin};
 pub use syslog::SyslogReceiver;
@@ -120,6 +123,11 @@ impl TestDaemon {
     fn write_config(&self) {
         std::fs::write(self.config_path(), self.config.render(self.dir()))
             .expect("write mfad.toml");
+        if let Some(sms) = &self.config.sms {
+            let path = self.dir().join("state/sms.secret");
+            std::fs::write(&path, format!("{}\n", sms.secret)).expect("write sms.secret");
+            std::fs::set_permissions(&path, Permissions::from_mode(0o600)).expect("chmod 0600");
+        }
     }
 
     /// Replaces the policy file; the running daemon sees it after [`Self::restart`].

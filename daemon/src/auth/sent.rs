@@ -165,7 +165,8 @@ async fn send(
     match d.delivery.send_code(channel, to, &code, profile).await {
         Ok(receipt) => {
             let id = receipt.id.map_or(String::new(), |id| format!(" ({id})"));
-            let reason = format!("code {what} to {masked}{id}");
+            let done = if resend { "resent" } else { "sent" };
+            let reason = format!("code {done} to {masked}{id}");
             att.record(channel.name(), Audit::Sent, &reason);
             Ok(prompt(masked, profile.validity, ""))
         }

@@ -38,6 +38,68 @@ pub struct LimitsConfig {
     pub conversation_timeout_secs: u64,
 }
 
+/// `[sms.code]` / `[email.code]`: one delivery profile.
+#[derive(Debug, Clone)]
+pub struct CodeConfig {
+    pub length: u32,
+    pub grouping: bool,
+    pub validity_secs: u64,
+    pub resend_cooldown_secs: u64,
+    pub attempts: u32,
+    pub hourly_cap: u32,
+}
+
+impl Default for CodeConfig {
+    fn default() -> Self {
+        Self {
+            length: 6,
+            grouping: true,
+            validity_secs: 300,
+            resend_cooldown_secs: 30,
+            attempts: 3,
+            hourly_cap: 5,
+        }
+    }
+}
+
+/// `[sms]`: a provider at `base_url` (the test's [`crate::sms::SmsServer`]).
+/// The secret is written to `state/sms.secret` (0600) and named by
+/// `credentials_file`.
+#[derive(Debug, Clone)]
+pub struct SmsConfig {
+    /// twilio | vonage | infobip | messagebird | generic
+    pub provider: String,
+    pub base_url: String,
+    pub account: Option<String>,
+    pub from: String,
+    pub secret: String,
+    pub timeout_ms: u64,
+    /// More lines for the `[sms]` table (e.g. `[sms.generic]`, where `BASE`
+    /// stands for `base_url`).
+    pub extra: String,
+    pub code: CodeConfig,
+}
+
+/// `[email]`: plain SMTP to the test's [`crate::smtp::SmtpServer`].
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    pub port: u16,
+    pub from: String,
+    pub timeout_ms: u64,
+    pub code: CodeConfig,
+}
+
+impl EmailConfig {
+    pub fn on_port(port: u16) -> Self {
+        Self {
+            port,
+            from: "mfad@test.example".into(),
+            timeout_ms: 3000,
+            code: CodeConfig::default(),
+        }
+    }
+}
+
 /// The policy file, in its simplest form: per-service rules, then a
 /// catch-all with the default requirement; or a whole text of its own.
 #[derive(Debug, Clone)]
@@ -131,6 +193,10 @@ pub struct TestConfig {
     /// the TOTP period, so step boundaries stay where the helpers wait for
     /// them; `TestDaemon::totp_code` follows the shifted clock.
     pub clock_offset_secs: i64,
+    pub sms: Option<SmsConfig>,
+    pub email: Option<EmailConfig>,
+    /// `[login_notification] enabled`
+    pub login_notification: bool,
 }
 
 impl Default for TestConfig {
@@ -161,8 +227,21 @@ impl Default for TestConfig {
             },
             policy: TestPolicy::default(),
             clock_offset_secs: 0,
+            sms: None,
+            email: None,
+            login_notification: false,
         }
     }
+}
+
+fn render_code(s: &mut String, table: &str, c: &CodeConfig) {
+    let _ = writeln!(s, "\n[{table}.code]");
+    let _ = writeln!(s, "length = {}", c.length);
+    let _ = writeln!(s, "grouping = {}", c.grouping);
+    let _ = writeln!(s, "validity_secs = {}", c.validity_secs);
+    let _ = writeln!(s, "resend_cooldown_secs = {}", c.resend_cooldown_secs);
+    let _ = writeln!(s, "attempts = {}", c.attempts);
+    let _ = writeln!(s, "hourly_cap = {}", c.hourly_cap);
 }
 
 impl TestConfig {
@@ -210,6 +289,33 @@ impl TestConfig {
             "conversation_timeout_secs = {}",
             m.conversation_timeout_secs
         );
+        if let Some(sms) = &self.sms {
+            let _ = writeln!(s, "\n[sms]");
+            let _ = writeln!(s, "provider = {}", quote(&sms.provider));
+            if sms.provider != "generic" {
+                let _ = writeln!(s, "base_url = {}", quote(&sms.base_url));
+            }
+            if let Some(account) = &sms.account {
+                let _ = writeln!(s, "account = {}", quote(account));
+            }
+            let _ = writeln!(s, "from = {}", quote(&sms.from));
+            let _ = writeln!(s, "credentials_file = {}", path("state/sms.secret"));
+            let _ = writeln!(s, "timeout_ms = {}", sms.timeout_ms);
+            render_code(&mut s, "sms", &sms.code);
+            let _ = writeln!(s, "{}", sms.extra.replace("BASE", &sms.base_url));
+        }
+        if let Some(email) = &self.email {
+            let _ = writeln!(s, "\n[email]");
+            let _ = writeln!(s, "host = \"127.0.0.1\"");
+            let _ = writeln!(s, "port = {}", email.port);
+            let _ = writeln!(s, "security = \"plain\"");
+            let _ = writeln!(s, "from = {}", quote(&email.from));
+            let _ = writeln!(s, "timeout_ms = {}", email.timeout_ms);
+            render_code(&mut s, "email", &email.code);
+        }
+        if self.login_notification {
+            let _ = writeln!(s, "\n[login_notification]\nenabled = true");
+        }
         if self.clock_offset_secs != 0 {
             let _ = writeln!(s, "\n[testing]");
             let _ = writeln!(s, "clock_offset_secs = {}", self.clock_offset_secs);
