@@ -144,7 +144,7 @@ async fn set_inner(
                 now,
             ));
             Ok(done(format!(
-                "A code was sent to {masked}; it is valid for {}. Confirm with `mfactl {cmd} verify CODE`{}.",
+                "A code was sent to {masked}; it is valid for {}. Confirm with `mfactl {cmd} verify CODE{}`.",
                 lifetime(profile.validity),
                 user_flag(peer, &user)
             )))
@@ -186,20 +186,6 @@ pub fn verify(
     let user = resolve(d, peer, user, Access::SelfOrAdmin, &format!("{cmd} verify"))?;
     let attempts = auth::code_profile(d, channel).map_or(1, |p| p.attempts);
     let now = clock::now();
-    let pending = d
-        .store
-        .contact(&user, channel.name())?
-        .and_then(|c| c.pending);
-    let sent = d.store.sent_code(&user, channel.name(), Purpose::Verify)?;
-    let (Some(pending), Some(sent)) = (pending, sent) else {
-        return Err(Refusal::new(
-            ErrorCode::NoPendingEnrollment,
-            format!(
-                "no {} is waiting for a code; set one with `mfactl {cmd} set`",
-                channel.destination()
-            ),
-        ));
-    };
     let refuse = |why: &str| {
         d.record(&Event::admin(
             &user,
@@ -209,13 +195,35 @@ pub fn verify(
             now,
         ));
     };
-    if sent.expires <= now || sent.failures >= attempts {
+    let Some(pending) = d
+        .store
+        .contact(&user, channel.name())?
+        .and_then(|c| c.pending)
+    else {
+        return Err(Refusal::new(
+            ErrorCode::NoPendingEnrollment,
+            format!(
+                "no {} is waiting for a code; set one with `mfactl {cmd} set`",
+                channel.destination()
+            ),
+        ));
+    };
+    // Expired codes are purged, so a missing one has most likely expired.
+    let sent = d
+        .store
+        .sent_code(&user, channel.name(), Purpose::Verify)?
+        .filter(|s| s.expires > now && s.failures < attempts);
+    let Some(sent) = sent else {
         refuse("the code expired or is void");
         return Err(Refusal::new(
             ErrorCode::WrongCode,
-            format!("that code has expired or had too many wrong tries; run `mfactl {cmd} set` again"),
+            format!(
+                "the code for the waiting {} has expired or had too many wrong tries; \
+                 run `mfactl {cmd} set` again for a new one",
+                channel.destination()
+            ),
         ));
-    }
+    };
     if !sent.stored.matches(&d.vault, &user, code.expose())? {
         let failures = d
             .store

@@ -234,8 +234,8 @@ pub(super) fn check(
             wrong("Wrong code.", "not enrolled")
         } else {
             wrong(
-                "That code is no longer valid: it was used, or replaced by a newer one. Log in again for a new code.",
-                "no live code (used or replaced)",
+                "That code is no longer valid: it expired, was used, or was replaced by a newer one. Log in again for a new code.",
+                "no live code (expired, used or replaced)",
             )
         });
     };
