@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
 
+mod channels;
 mod delivery;
 
 pub use delivery::{
@@ -410,9 +411,10 @@ impl Config {
             self.sms
                 .as_ref()
                 .map_or_else(|| "sms: not configured\n".to_owned(), SmsConfig::describe),
-            self.email
-                .as_ref()
-                .map_or_else(|| "email: not configured\n".to_owned(), EmailConfig::describe),
+            self.email.as_ref().map_or_else(
+                || "email: not configured\n".to_owned(),
+                EmailConfig::describe
+            ),
             if self.login_notification.enabled {
                 "on (email to the verified address)"
             } else {

@@ -71,7 +71,9 @@ async fn set_inner(
     let masked = address::mask(channel, &to);
     let now = clock::now();
     if verified {
-        let sealed = d.vault.seal(&user, Sealed::Contact(channel), to.as_bytes())?;
+        let sealed = d
+            .vault
+            .seal(&user, Sealed::Contact(channel), to.as_bytes())?;
         let event = Event::admin(
             &user,
             &format!("{cmd} set to {masked}, verified by an admin without a code"),
@@ -118,7 +120,10 @@ async fn set_inner(
             peer.uid,
             now,
         ));
-        return Err(Refusal::new(ErrorCode::TooManyCodes, format!("{held}, then try again")));
+        return Err(Refusal::new(
+            ErrorCode::TooManyCodes,
+            format!("{held}, then try again"),
+        ));
     }
     let sealed = d
         .vault
@@ -225,9 +230,9 @@ pub fn verify(
         ));
     };
     if !sent.stored.matches(&d.vault, &user, code.expose())? {
-        let failures = d
-            .store
-            .code_failed(&user, channel.name(), Purpose::Verify, &sent.stored.salt)?;
+        let failures =
+            d.store
+                .code_failed(&user, channel.name(), Purpose::Verify, &sent.stored.salt)?;
         refuse("wrong code");
         let left = attempts.saturating_sub(failures);
         return Err(Refusal::new(
@@ -256,7 +261,10 @@ pub fn verify(
         &event,
     )? {
         refuse("the code was already used");
-        return Err(Refusal::new(ErrorCode::WrongCode, "that code was already used"));
+        return Err(Refusal::new(
+            ErrorCode::WrongCode,
+            "that code was already used",
+        ));
     }
     event.log();
     Ok(done(format!(

@@ -195,7 +195,10 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(read_secret(&source).unwrap().expose(), "s3cret");
         fs::write(&path, "\n").unwrap();
-        assert!(matches!(read_secret(&source), Err(FileError::BadSecret { .. })));
+        assert!(matches!(
+            read_secret(&source),
+            Err(FileError::BadSecret { .. })
+        ));
     }
 
     #[test]

@@ -3,11 +3,11 @@
 
 mod admin;
 pub mod audit;
-mod contacts;
 mod auth;
 pub mod authz;
 mod clock;
 pub mod config;
+mod contacts;
 pub mod delivery;
 mod explain;
 pub mod factor;

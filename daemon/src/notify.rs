@@ -29,7 +29,11 @@ pub async fn login(d: &Daemon, start: &AuthStart, peer_uid: u32, location: Optio
     };
     let now = clock::now();
     let time = mfad_protocol::time::utc(now);
-    let rhost = start.rhost.as_deref().filter(|r| !r.is_empty()).unwrap_or("this machine");
+    let rhost = start
+        .rhost
+        .as_deref()
+        .filter(|r| !r.is_empty())
+        .unwrap_or("this machine");
     let values = [
         ("user", user),
         ("time", time.as_str()),
@@ -54,5 +58,7 @@ pub async fn login(d: &Daemon, start: &AuthStart, peer_uid: u32, location: Optio
             format!("login notification to {masked} not sent: {e}"),
         ),
     };
-    d.record(&Event::auth(start, "email", decision, &reason, peer_uid, now));
+    d.record(&Event::auth(
+        start, "email", decision, &reason, peer_uid, now,
+    ));
 }

@@ -144,7 +144,11 @@ impl SmsServer {
             from: s.from.clone(),
             secret: s.secret.clone(),
             timeout_ms: 3000,
-            extra: if generic { GENERIC_CONFIG.to_owned() } else { String::new() },
+            extra: if generic {
+                GENERIC_CONFIG.to_owned()
+            } else {
+                String::new()
+            },
             code: crate::daemon::CodeConfig::default(),
         }
     }
@@ -189,7 +193,10 @@ impl SmsInbox {
     /// none or the request's shape was wrong.
     pub fn last_code(&self) -> String {
         let last = self.received().pop().expect("no SMS was received");
-        assert!(last.problems.is_empty(), "the request was malformed: {last:#?}");
+        assert!(
+            last.problems.is_empty(),
+            "the request was malformed: {last:#?}"
+        );
         code_in(&last.text).unwrap_or_else(|| panic!("no code in the SMS {:?}", last.text))
     }
 }
@@ -209,7 +216,10 @@ pub fn code_in(text: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i].is_ascii_digit() {
             let start = i;
-            while i < bytes.len() && (bytes[i].is_ascii_digit() || (bytes[i] == '-' && bytes.get(i + 1).is_some_and(char::is_ascii_digit))) {
+            while i < bytes.len()
+                && (bytes[i].is_ascii_digit()
+                    || (bytes[i] == '-' && bytes.get(i + 1).is_some_and(char::is_ascii_digit)))
+            {
                 i += 1;
             }
             let code: String = bytes[start..i].iter().collect();
@@ -318,15 +328,22 @@ fn check(s: &Shared, r: &mut Received, id: usize) -> (u16, String) {
             );
             want(
                 "Authorization: Basic base64(AccountSid:AuthToken)",
-                header("authorization") == format!("Basic {}", base64(&format!("{}:{}", s.account, s.secret))),
+                header("authorization")
+                    == format!("Basic {}", base64(&format!("{}:{}", s.account, s.secret))),
             );
             want("a form body", is_form);
             let f = form(&r.body);
             want("From", f.get("From") == Some(&s.from));
-            want("To in E.164", f.get("To").is_some_and(|t| t.starts_with('+')));
+            want(
+                "To in E.164",
+                f.get("To").is_some_and(|t| t.starts_with('+')),
+            );
             r.to = f.get("To").cloned().unwrap_or_default();
             r.text = f.get("Body").cloned().unwrap_or_default();
-            (201, json!({"sid": format!("SM{id:032}"), "status": "queued"}).to_string())
+            (
+                201,
+                json!({"sid": format!("SM{id:032}"), "status": "queued"}).to_string(),
+            )
         }
         Provider::Vonage => {
             want("POST", r.method == "POST");
@@ -346,8 +363,14 @@ fn check(s: &Shared, r: &mut Received, id: usize) -> (u16, String) {
         }
         Provider::Infobip => {
             want("POST", r.method == "POST");
-            want("path /sms/2/text/advanced", r.path == "/sms/2/text/advanced");
-            want("Authorization: App {key}", header("authorization") == format!("App {}", s.secret));
+            want(
+                "path /sms/2/text/advanced",
+                r.path == "/sms/2/text/advanced",
+            );
+            want(
+                "Authorization: App {key}",
+                header("authorization") == format!("App {}", s.secret),
+            );
             want("a JSON body", is_json);
             let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
             let m = &v["messages"][0];
@@ -364,14 +387,23 @@ fn check(s: &Shared, r: &mut Received, id: usize) -> (u16, String) {
         Provider::MessageBird => {
             want("POST", r.method == "POST");
             want("path /messages", r.path == "/messages");
-            want("Authorization: AccessKey {key}", header("authorization") == format!("AccessKey {}", s.secret));
+            want(
+                "Authorization: AccessKey {key}",
+                header("authorization") == format!("AccessKey {}", s.secret),
+            );
             want("a form body", is_form);
             let f = form(&r.body);
             want("originator", f.get("originator") == Some(&s.from));
-            want("recipients as digits", f.get("recipients").is_some_and(|t| digits(t)));
+            want(
+                "recipients as digits",
+                f.get("recipients").is_some_and(|t| digits(t)),
+            );
             r.to = f.get("recipients").cloned().unwrap_or_default();
             r.text = f.get("body").cloned().unwrap_or_default();
-            (201, json!({"id": format!("MB{id}"), "recipients": {"totalCount": 1}}).to_string())
+            (
+                201,
+                json!({"id": format!("MB{id}"), "recipients": {"totalCount": 1}}).to_string(),
+            )
         }
         Provider::Generic => {
             want("PUT", r.method == "PUT");
@@ -385,7 +417,10 @@ fn check(s: &Shared, r: &mut Received, id: usize) -> (u16, String) {
             want("kind.otp kept from the template", v["kind"]["otp"] == true);
             r.to = v["phone"].as_str().unwrap_or_default().to_owned();
             r.text = v["text"].as_str().unwrap_or_default().to_owned();
-            (200, json!({"result": {"id": format!("GEN{id}")}}).to_string())
+            (
+                200,
+                json!({"result": {"id": format!("GEN{id}")}}).to_string(),
+            )
         }
     };
     want("a text", !r.text.is_empty());
@@ -397,7 +432,11 @@ fn base64(s: &str) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in s.as_bytes().chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -30,11 +30,17 @@ fn a_backup_code_is_offered_counted_and_accepted_once() {
         .map(|c| c.as_str().unwrap().to_owned())
         .collect();
     assert_eq!(codes.len(), 10);
-    let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &["2", &codes[0]]), PAM_SUCCESS);
+    let t = d.expect_rc(
+        d.login(SVC, &user, TEST_RHOST, &["2", &codes[0]]),
+        PAM_SUCCESS,
+    );
     let prompts = t.prompts();
     assert!(prompts[0].contains("2) backup code"), "{t}");
     assert_eq!(prompts[1], "Backup code (10 left): ");
-    let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &["2", &codes[0]]), PAM_AUTH_ERR);
+    let t = d.expect_rc(
+        d.login(SVC, &user, TEST_RHOST, &["2", &codes[0]]),
+        PAM_AUTH_ERR,
+    );
     assert_eq!(t.prompts()[1], "Backup code (9 left): ");
     let status = d.mfactl_json(&["status", "--user", &user]);
     assert_eq!(status["backup_codes"], 9);

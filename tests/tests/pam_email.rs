@@ -65,13 +65,19 @@ fn a_user_with_only_a_phone_and_one_with_only_an_email_address_each_log_in() {
     );
     assert_eq!(
         t.prompts(),
-        [format!("Code sent to {MASKED}, valid 5 minutes. Enter it, or r for a new code: ")]
+        [format!(
+            "Code sent to {MASKED}, valid 5 minutes. Enter it, or r for a new code: "
+        )]
     );
     let mail = smtp.wait_for(1);
     assert_eq!(mail.len(), 1);
     assert!(header(&mail[0], "To").contains(ADDRESS), "{}", mail[0]);
     assert!(header(&mail[0], "From").contains("mfad@test.example"));
-    assert!(header(&mail[0], "Subject").ends_with("login code"), "{}", mail[0]);
+    assert!(
+        header(&mail[0], "Subject").ends_with("login code"),
+        "{}",
+        mail[0]
+    );
     let text = body(&mail[0]);
     assert!(text.contains("valid for 5 minutes"), "{text}");
 
@@ -83,7 +89,10 @@ fn a_user_with_only_a_phone_and_one_with_only_an_email_address_each_log_in() {
                 .flatten()
         }) as Responder)
     };
-    let t = d.expect_rc(d.login_with(SVC, &phone_only, TEST_RHOST, &[], sms_code), PAM_SUCCESS);
+    let t = d.expect_rc(
+        d.login_with(SVC, &phone_only, TEST_RHOST, &[], sms_code),
+        PAM_SUCCESS,
+    );
     assert!(t.prompts()[0].contains("+44*******123"), "{t}");
     assert_eq!(smtp.messages().len(), 1, "no email for the phone-only user");
     let rows = d.audit_rows();
@@ -91,11 +100,30 @@ fn a_user_with_only_a_phone_and_one_with_only_an_email_address_each_log_in() {
         rows.iter()
             .any(|r| r["user"] == user && r["channel"] == channel && r["decision"] == "sent")
     };
-    assert!(sent(&mail_only, "email") && sent(&phone_only, "sms"), "{rows:#?}");
+    assert!(
+        sent(&mail_only, "email") && sent(&phone_only, "sms"),
+        "{rows:#?}"
+    );
     // The reply of the SMTP server is recorded.
     assert!(
-        rows.iter().any(|r| r["reason"].as_str().unwrap().contains("(250")),
+        rows.iter()
+            .any(|r| r["reason"].as_str().unwrap().contains("(250")),
         "{rows:#?}"
+    );
+
+    // With both, the user chooses, and sees where each code would go.
+    let both = unique_name("bo");
+    d.set_contact(&both, "phone", "+447700900123");
+    d.set_contact(&both, "email", ADDRESS);
+    let t = d.expect_rc(
+        d.login_with(SVC, &both, TEST_RHOST, &["2"], code_from(smtp.inbox())),
+        PAM_SUCCESS,
+    );
+    assert!(
+        t.prompts()[0].contains(
+            "  1) code by text message (SMS) to +44*******123\n  2) code by email to y***@example.com\n"
+        ),
+        "{t}"
     );
 }
 
@@ -106,25 +134,51 @@ fn a_new_address_is_verified_with_the_code_sent_to_it_and_shown_masked() {
     let out = d.mfactl(["email", "set", ADDRESS, "--user", &user]);
     assert!(out.status.success(), "{}", show(&out));
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains(&format!("A code was sent to {MASKED}")), "{said}");
-    assert!(said.contains(&format!("mfactl email verify CODE --user {user}")), "{said}");
+    assert!(
+        said.contains(&format!("A code was sent to {MASKED}")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("mfactl email verify CODE --user {user}")),
+        "{said}"
+    );
     let code = smtp.last_code();
     // Pending: no login codes go there yet (the user looks unenrolled).
     d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&code]), PAM_AUTH_ERR);
     assert_eq!(smtp.messages().len(), 1);
     let status = String::from_utf8_lossy(&d.mfactl(["user", "show", &user]).stdout).into_owned();
-    assert!(status.contains(&format!("email: none verified; {MASKED} waits for its code")), "{status}");
+    assert!(
+        status.contains(&format!(
+            "email: none verified; {MASKED} waits for its code"
+        )),
+        "{status}"
+    );
     assert!(!status.contains(ADDRESS), "{status}");
 
     let out = d.mfactl(["email", "verify", "000-000", "--user", &user]);
     assert!(!out.status.success(), "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match"), "{}", show(&out));
-    let out = d.mfactl_with_stdin(["email", "verify", "-", "--user", &user], &format!("{code}\n"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not match"),
+        "{}",
+        show(&out)
+    );
+    let out = d.mfactl_with_stdin(
+        ["email", "verify", "-", "--user", &user],
+        &format!("{code}\n"),
+    );
     assert!(out.status.success(), "{}", show(&out));
     let out = d.mfactl(["email", "verify", &code, "--user", &user]);
-    assert!(!out.status.success(), "a verification code works once: {}", show(&out));
-    let status = String::from_utf8_lossy(&d.mfactl(["status", "--user", &user]).stdout).into_owned();
-    assert!(status.contains(&format!("email: {MASKED} (verified ")), "{status}");
+    assert!(
+        !out.status.success(),
+        "a verification code works once: {}",
+        show(&out)
+    );
+    let status =
+        String::from_utf8_lossy(&d.mfactl(["status", "--user", &user]).stdout).into_owned();
+    assert!(
+        status.contains(&format!("email: {MASKED} (verified ")),
+        "{status}"
+    );
 
     d.expect_rc(
         d.login_with(SVC, &user, TEST_RHOST, &[], code_from(smtp.inbox())),
@@ -133,11 +187,20 @@ fn a_new_address_is_verified_with_the_code_sent_to_it_and_shown_masked() {
     // Stored sealed: the address is nowhere in the database files.
     for file in ["state/mfad.db", "state/mfad.db-wal"] {
         let bytes = std::fs::read(d.dir().join(file)).unwrap_or_default();
-        assert!(!bytes.windows(ADDRESS.len()).any(|w| w == ADDRESS.as_bytes()), "{file}");
+        assert!(
+            !bytes
+                .windows(ADDRESS.len())
+                .any(|w| w == ADDRESS.as_bytes()),
+            "{file}"
+        );
     }
     // Sends to one user keep the cooldown, whatever their purpose.
     let out = d.mfactl(["email", "set", "other@example.com", "--user", &user]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("wait"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wait"),
+        "{}",
+        show(&out)
+    );
     // A verification code expires too.
     d.config_mut().clock_offset_secs = 60;
     d.restart();
@@ -147,7 +210,11 @@ fn a_new_address_is_verified_with_the_code_sent_to_it_and_shown_masked() {
     d.config_mut().clock_offset_secs = 60 + 301;
     d.restart();
     let out = d.mfactl(["email", "verify", &late, "--user", &user]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("expired"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expired"),
+        "{}",
+        show(&out)
+    );
     // Clearing it stops the channel.
     let out = d.mfactl(["email", "clear", "--user", &user]);
     assert!(out.status.success(), "{}", show(&out));
@@ -158,8 +225,16 @@ fn a_new_address_is_verified_with_the_code_sent_to_it_and_shown_masked() {
         .filter(|r| r["user"] == user.as_str() && r["channel"] == "admin")
         .map(|r| r["reason"].as_str().unwrap().to_owned())
         .collect();
-    for want in ["pending verification", "verified", "verify refused: wrong code", "cleared"] {
-        assert!(reasons.iter().any(|r| r.contains(want)), "{want}: {reasons:#?}");
+    for want in [
+        "pending verification",
+        "verified",
+        "verify refused: wrong code",
+        "cleared",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(want)),
+            "{want}: {reasons:#?}"
+        );
     }
 }
 
@@ -178,12 +253,24 @@ fn users_set_their_own_address_but_not_anyone_elses() {
     ] {
         let out = d.mfactl_as(NOBODY_UID, NOGROUP_GID, args);
         assert!(!out.status.success(), "{args:?}: {}", show(&out));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("mfactl:"), "{}", show(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("mfactl:"),
+            "{}",
+            show(&out)
+        );
     }
     let out = d.mfactl(["email", "set", "not an address", "--user", "x"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not an email address"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not an email address"),
+        "{}",
+        show(&out)
+    );
     let out = d.mfactl(["phone", "set", "+447700900123", "--user", "x"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no [sms] section"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no [sms] section"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]
@@ -197,7 +284,10 @@ fn a_successful_login_is_notified_by_email_after_the_verdict() {
     );
     let mail = smtp.wait_for(2);
     let notice = &mail[1];
-    assert!(header(notice, "Subject").starts_with("New login to "), "{notice}");
+    assert!(
+        header(notice, "Subject").starts_with("New login to "),
+        "{notice}"
+    );
     let text = body(notice);
     for want in [user.as_str(), TEST_RHOST, SVC, "location: unknown", "time:"] {
         assert!(text.contains(want), "{want:?} missing from {text}");
@@ -206,12 +296,19 @@ fn a_successful_login_is_notified_by_email_after_the_verdict() {
     assert!(!text.contains(&code), "no code in a notice: {text}");
     // A failed login is not notified.
     d.expect_rc(d.login(SVC, &user, TEST_RHOST, &["1"]), PAM_AUTH_ERR);
-    assert_eq!(smtp.wait_for(3).len(), 3, "the code of the failed login only");
+    assert_eq!(
+        smtp.wait_for(3).len(),
+        3,
+        "the code of the failed login only"
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(smtp.messages().len(), 3);
     let rows = d.audit_rows();
     assert!(
-        rows.iter().any(|r| r["reason"].as_str().unwrap().starts_with("login notification sent to y***@example.com")),
+        rows.iter().any(|r| r["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("login notification sent to y***@example.com")),
         "{rows:#?}"
     );
 }

@@ -58,7 +58,11 @@ fn code_from(inbox: SmsInbox, back: usize) -> Option<Responder> {
 fn wrong(code: &str) -> String {
     let mut c: Vec<char> = code.chars().collect();
     let last = c.last_mut().unwrap();
-    *last = if *last == '9' { '0' } else { char::from(*last as u8 + 1) };
+    *last = if *last == '9' {
+        '0'
+    } else {
+        char::from(*last as u8 + 1)
+    };
     c.into_iter().collect()
 }
 
@@ -135,7 +139,11 @@ fn a_provider_that_fails_is_slow_or_down_ends_in_a_clear_denial_and_an_audit_row
     d.set_contact(&user, "phone", PHONE);
     let cases = [
         (Mode::Fail, "refused the message", "HTTP 500"),
-        (Mode::Slow, "did not answer in time", "no answer within 1000 ms"),
+        (
+            Mode::Slow,
+            "did not answer in time",
+            "no answer within 1000 ms",
+        ),
     ];
     for (mode, told, audited) in cases {
         sms.set_mode(mode);
@@ -143,11 +151,15 @@ fn a_provider_that_fails_is_slow_or_down_ends_in_a_clear_denial_and_an_audit_row
         // pam_mfa's 5 s reply timeout.
         let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[]), PAM_AUTH_ERR);
         assert!(t.prompts().is_empty(), "{t}");
-        assert!(t.contains(&format!("No code could be sent to {MASKED}")), "{t}");
+        assert!(
+            t.contains(&format!("No code could be sent to {MASKED}")),
+            "{t}"
+        );
         assert!(t.contains(told), "{mode:?}: {t}");
         let rows = audit_with(&d, &user, "deny", "delivery failed");
         assert!(
-            rows.iter().any(|r| r["reason"].as_str().unwrap().contains(audited)),
+            rows.iter()
+                .any(|r| r["reason"].as_str().unwrap().contains(audited)),
             "{mode:?}: {rows:#?}"
         );
     }
@@ -170,9 +182,16 @@ fn wrong_and_reused_codes_are_refused_and_wrong_tries_lock_the_channel() {
     d.set_contact(&user, "phone", PHONE);
     let inbox = sms.inbox();
     let wrong_code: Option<Responder> = Some(Box::new(move |_: &str| {
-        inbox.received().last().and_then(|s| code_in(&s.text)).map(|c| wrong(&c))
+        inbox
+            .received()
+            .last()
+            .and_then(|s| code_in(&s.text))
+            .map(|c| wrong(&c))
     }));
-    let t = d.expect_rc(d.login_with(SVC, &user, TEST_RHOST, &[], wrong_code), PAM_AUTH_ERR);
+    let t = d.expect_rc(
+        d.login_with(SVC, &user, TEST_RHOST, &[], wrong_code),
+        PAM_AUTH_ERR,
+    );
     assert!(t.contains("Wrong code."), "{t}");
     // A second login within the cooldown keeps the code already sent.
     d.expect_rc(
@@ -194,7 +213,10 @@ fn wrong_and_reused_codes_are_refused_and_wrong_tries_lock_the_channel() {
     assert_eq!(rc, PAM_MAXTRIES, "{t}\n{}", d.log_text());
     assert!(t.contains("locked"), "{t}");
     let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&fresh]), PAM_MAXTRIES);
-    assert!(t.prompts().is_empty(), "locked before anything is sent: {t}");
+    assert!(
+        t.prompts().is_empty(),
+        "locked before anything is sent: {t}"
+    );
     assert_eq!(sms.received().len(), 2, "no SMS to a locked channel");
 }
 
@@ -215,7 +237,10 @@ fn a_code_typed_after_it_expired_is_refused() {
         std::thread::sleep(std::time::Duration::from_secs(31));
         inbox.received().last().and_then(|s| code_in(&s.text))
     }));
-    let t = d.expect_rc(d.login_with(SVC, &user, TEST_RHOST, &[], late), PAM_AUTH_ERR);
+    let t = d.expect_rc(
+        d.login_with(SVC, &user, TEST_RHOST, &[], late),
+        PAM_AUTH_ERR,
+    );
     assert!(t.contains("That code has expired"), "{t}");
     assert_eq!(audit_with(&d, &user, "deny", "code expired").len(), 1);
 }
@@ -231,8 +256,14 @@ fn a_resend_inside_the_cooldown_is_refused_and_the_code_stands() {
     );
     let prompts = t.prompts();
     assert_eq!(prompts.len(), 2, "{t}");
-    assert!(prompts[1].starts_with("A new code can be sent in 30 s. "), "{t}");
-    assert!(prompts[1].contains(&format!("Code sent to {MASKED}")), "{t}");
+    assert!(
+        prompts[1].starts_with("A new code can be sent in 30 s. "),
+        "{t}"
+    );
+    assert!(
+        prompts[1].contains(&format!("Code sent to {MASKED}")),
+        "{t}"
+    );
     assert_eq!(sms.received().len(), 1);
     assert_eq!(audit_with(&d, &user, "refused", "resend refused").len(), 1);
 }
@@ -252,7 +283,10 @@ fn a_resend_voids_the_previous_code_and_the_hourly_cap_holds() {
         PAM_AUTH_ERR,
     );
     assert_eq!(sms.received().len(), 2, "{t}");
-    assert!(t.prompts()[1].starts_with(&format!("Code sent to {MASKED}")), "{t}");
+    assert!(
+        t.prompts()[1].starts_with(&format!("Code sent to {MASKED}")),
+        "{t}"
+    );
     assert_eq!(audit_with(&d, &user, "sent", "code resent to").len(), 1);
     // The third send reaches the cap of 3 an hour: `r` then sends nothing,
     // and the prompt says until when; the live code still works.
@@ -260,7 +294,10 @@ fn a_resend_voids_the_previous_code_and_the_hourly_cap_holds() {
         d.login_with(SVC, &user, TEST_RHOST, &["r"], code_from(sms.inbox(), 0)),
         PAM_SUCCESS,
     );
-    assert!(t.prompts()[1].starts_with("No more codes can be sent before "), "{t}");
+    assert!(
+        t.prompts()[1].starts_with("No more codes can be sent before "),
+        "{t}"
+    );
     assert_eq!(sms.received().len(), 3);
     // With no live code left, the cap ends the login with the reason.
     let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[]), PAM_AUTH_ERR);
@@ -286,6 +323,9 @@ fn a_chain_of_totp_then_sms_passes_through_libpam() {
     assert!(prompts[1].contains(MASKED), "{t}");
     // No SMS before the first step passed: a wrong TOTP code sends nothing.
     let wrong_totp = d.wrong_code(&secret);
-    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&wrong_totp]), PAM_AUTH_ERR);
+    d.expect_rc(
+        d.login(SVC, &user, TEST_RHOST, &[&wrong_totp]),
+        PAM_AUTH_ERR,
+    );
     assert_eq!(sms.received().len(), 1);
 }

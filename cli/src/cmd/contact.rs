@@ -9,10 +9,12 @@ use mfad_protocol::{Channel, Request, SecretString};
 #[derive(Debug, Subcommand)]
 pub enum ContactCommand {
     /// Set the destination; mfad sends a code there to confirm it
-    #[command(after_long_help = "A phone number is written in international form: + and \
+    #[command(
+        after_long_help = "A phone number is written in international form: + and \
 the country code, then the number (+447700900123; spaces and dashes are dropped). Until the \
 code sent to it comes back with `verify`, the new destination waits beside the old one, and \
-login codes keep going to the old one. Sends obey the channel's resend cooldown and hourly cap.")]
+login codes keep going to the old one. Sends obey the channel's resend cooldown and hourly cap."
+    )]
     Set {
         /// The phone number (for `phone`) or email address (for `email`)
         #[arg(value_name = "DESTINATION")]
@@ -98,7 +100,14 @@ mod tests {
                        "address": "+44 7700 900123", "verified": false}),
             ),
             (
-                &["email", "set", "y@example.com", "--user", "yv", "--verified"],
+                &[
+                    "email",
+                    "set",
+                    "y@example.com",
+                    "--user",
+                    "yv",
+                    "--verified",
+                ],
                 json!({"type": "contact_set", "user": "yv", "channel": "email",
                        "address": "y@example.com", "verified": true}),
             ),
@@ -121,12 +130,22 @@ mod tests {
 
     #[test]
     fn a_code_can_come_from_stdin_and_refusals_fail() {
-        let out = mfactl(&["phone", "verify", "-"], vec![done("ok")], " 123456\n", false);
+        let out = mfactl(
+            &["phone", "verify", "-"],
+            vec![done("ok")],
+            " 123456\n",
+            false,
+        );
         assert_eq!(out.requests[0]["code"], "123456");
         let out = mfactl(&["phone", "verify", "-"], vec![], "", false);
         assert!(out.result.is_err());
         assert!(out.requests.is_empty());
-        let out = mfactl(&["phone", "set", "+1"], vec![error(ErrorCode::BadRequest)], "", false);
+        let out = mfactl(
+            &["phone", "set", "+1"],
+            vec![error(ErrorCode::BadRequest)],
+            "",
+            false,
+        );
         assert!(out.result.is_err());
         assert_eq!(out.stdout, "");
     }

@@ -23,7 +23,8 @@ pub(super) fn loaded(version: i64, changed: bool, diagnostics: &[&str]) -> Respo
 }
 
 const WARNING: &str = "line 9, column 1: warning: no catch-all rule: a login that matches no rule is denied\n  hint: end the file with a rule that has `all = true`";
-const ERROR: &str = "line 4, column 11: error: unknown factor \"push\" (known: totp, backup, sms, email)";
+const ERROR: &str =
+    "line 4, column 11: error: unknown factor \"push\" (known: totp, backup, sms, email)";
 
 #[test]
 fn reload_reports_the_version_in_force_and_warnings() {

@@ -4,9 +4,9 @@
 use super::sent::{self, Stop};
 use super::{Attempt, Verdict, reason_for};
 use crate::audit::{Decision as Audit, Event};
+use crate::config::LockoutConfig;
 use crate::factor::backup;
 use crate::factor::totp::{self, Check};
-use crate::config::LockoutConfig;
 use crate::io::FrameIo;
 use crate::policy::Factor;
 use crate::store::crypto::Purpose;
@@ -43,7 +43,11 @@ async fn opening(att: &Attempt<'_>, factor: Factor, dummy: bool) -> Result<Strin
         ),
         Factor::Sms | Factor::Email => match factor.channel() {
             Some(channel) => sent::start(att, channel, dummy).await?,
-            None => return Err(Stop::Internal("a sent-code factor without a channel".into())),
+            None => {
+                return Err(Stop::Internal(
+                    "a sent-code factor without a channel".into(),
+                ));
+            }
         },
     })
 }

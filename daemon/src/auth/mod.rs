@@ -232,7 +232,15 @@ async fn unenrolled(
 async fn choose(att: &Attempt<'_>, io: &mut FrameIo, options: &[Factor]) -> Option<Factor> {
     let mut text = "Choose how to verify:\n".to_owned();
     for (i, f) in options.iter().enumerate() {
-        text.push_str(&format!("  {}) {}\n", i + 1, f.label()));
+        // A sent code's destination, masked, so the user knows where it goes.
+        let to = f
+            .channel()
+            .and_then(|ch| {
+                let to = destination(att.d, &att.start.user, ch).ok().flatten()?;
+                Some(format!(" to {}", crate::delivery::address::mask(ch, &to)))
+            })
+            .unwrap_or_default();
+        text.push_str(&format!("  {}) {}{to}\n", i + 1, f.label()));
     }
     text.push_str("Number: ");
     io.send(Response::Prompt { echo: true, text }).await.ok()?;

@@ -47,7 +47,10 @@ pub(crate) fn destination(
     user: &str,
     channel: Channel,
 ) -> Result<Option<String>, String> {
-    let row = d.store.contact(user, channel.name()).map_err(|e| e.to_string())?;
+    let row = d
+        .store
+        .contact(user, channel.name())
+        .map_err(|e| e.to_string())?;
     let Some(sealed) = row.and_then(|c| c.address) else {
         return Ok(None);
     };
@@ -88,7 +91,11 @@ fn prompt(masked: &str, left: Duration, note: &str) -> String {
 /// Sends the first code of a challenge and returns the prompt. A code sent
 /// to this user within the cooldown (another login moments ago) is kept
 /// instead of sending a second one.
-pub(super) async fn start(att: &Attempt<'_>, channel: Channel, dummy: bool) -> Result<String, Stop> {
+pub(super) async fn start(
+    att: &Attempt<'_>,
+    channel: Channel,
+    dummy: bool,
+) -> Result<String, Stop> {
     if dummy {
         return Ok("Verification code: ".to_owned());
     }
@@ -103,7 +110,10 @@ pub(super) async fn start(att: &Attempt<'_>, channel: Channel, dummy: bool) -> R
         att.record(
             channel.name(),
             Audit::Sent,
-            &format!("kept the code sent to {masked} {} s ago", now - live.sent_at),
+            &format!(
+                "kept the code sent to {masked} {} s ago",
+                now - live.sent_at
+            ),
         );
         return Ok(prompt(&masked, until(live.expires, now), ""));
     }
@@ -136,14 +146,23 @@ async fn send(
         // A first send of a login is not held back by the cooldown (a
         // second login right after the first needs a code too); the
         // hourly cap holds every send.
-        cooldown_secs: if resend { secs(profile.resend_cooldown) } else { 0 },
+        cooldown_secs: if resend {
+            secs(profile.resend_cooldown)
+        } else {
+            0
+        },
         hourly_cap: profile.hourly_cap,
     };
     let expires = now.saturating_add(secs(profile.validity));
-    let held = match d
-        .store
-        .issue_code(user, channel.name(), Purpose::Login, &stored, now, expires, &limits)?
-    {
+    let held = match d.store.issue_code(
+        user,
+        channel.name(),
+        Purpose::Login,
+        &stored,
+        now,
+        expires,
+        &limits,
+    )? {
         Issue::Issued => None,
         Issue::Cooldown { wait } => Some(format!("A new code can be sent in {wait} s. ")),
         Issue::Capped { until } => Some(format!(
@@ -153,7 +172,11 @@ async fn send(
         )),
     };
     if let Some(held) = held {
-        att.record(channel.name(), Audit::Refused, &format!("{what} refused: {}", held.trim()));
+        att.record(
+            channel.name(),
+            Audit::Refused,
+            &format!("{what} refused: {}", held.trim()),
+        );
         return match live(d, user, channel, profile, now)? {
             Some(c) => Ok(prompt(masked, until(c.expires, now), &held)),
             None => Err(Stop::Verdict((
@@ -183,7 +206,10 @@ async fn send(
                 Audit::Deny,
                 &format!("delivery failed: {service}: {e}"),
             );
-            Err(Stop::Verdict((Decision::Deny, failure_message(channel, masked, &e))))
+            Err(Stop::Verdict((
+                Decision::Deny,
+                failure_message(channel, masked, &e),
+            )))
         }
     }
 }
@@ -225,7 +251,9 @@ pub(super) fn check(
             .map_err(|e| e.to_string())?
     };
     // The work of one comparison whatever the state of the code.
-    let stored = sent.as_ref().map_or_else(Stored::never, |c| c.stored.clone());
+    let stored = sent
+        .as_ref()
+        .map_or_else(Stored::never, |c| c.stored.clone());
     let matches = stored
         .matches(&d.vault, user, typed.expose())
         .map_err(|e| e.to_string())?;

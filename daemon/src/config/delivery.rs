@@ -3,6 +3,7 @@
 //! `[login_notification]`. Raw forms, their defaults, and their checks.
 
 use super::ConfigError;
+pub use super::channels::*;
 use crate::delivery::template;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -22,7 +23,8 @@ pub const GENERIC_REQUEST: &[&str] = &["to", "code", "message", "secret", "from"
 /// Placeholders of the login notification.
 pub const NOTIFICATION: &[&str] = &["user", "time", "rhost", "service", "host", "location"];
 
-const DEFAULT_SMS_MESSAGE: &str = "{code} is your {host} login code. It is valid for {minutes} minutes. Do not share it.";
+const DEFAULT_SMS_MESSAGE: &str =
+    "{code} is your {host} login code. It is valid for {minutes} minutes. Do not share it.";
 const DEFAULT_SUBJECT: &str = "Your {host} login code";
 const DEFAULT_BODY: &str = "Your login code for {host} is: {code}\n\n\
 It is valid for {minutes} minutes and works once.\n\n\
@@ -95,139 +97,6 @@ pub(super) struct RawNotification {
     enabled: Option<bool>,
     subject: Option<String>,
     body: Option<String>,
-}
-
-/// How codes of one channel look and live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CodeProfile {
-    /// Digits per code.
-    pub length: usize,
-    /// Shown as two groups (`123-456`); typed either way.
-    pub grouping: bool,
-    pub validity: Duration,
-    /// The least time between two sends to the same user.
-    pub resend_cooldown: Duration,
-    /// Wrong answers before the code is void and the source locked out.
-    pub attempts: u32,
-    /// Codes sent to one user in any hour, resends and verifications included.
-    pub hourly_cap: u32,
-}
-
-/// Where a secret comes from. It is read at start-up, never from argv.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    File(PathBuf),
-    /// `$CREDENTIALS_DIRECTORY/<name>` (systemd `LoadCredential=`).
-    Credential(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Preset {
-    Twilio,
-    Vonage,
-    Infobip,
-    MessageBird,
-}
-
-impl Preset {
-    pub fn name(self) -> &'static str {
-        match self {
-            Preset::Twilio => "twilio",
-            Preset::Vonage => "vonage",
-            Preset::Infobip => "infobip",
-            Preset::MessageBird => "messagebird",
-        }
-    }
-
-    /// The documented API host; Infobip's is per account.
-    fn default_base_url(self) -> Option<&'static str> {
-        match self {
-            Preset::Twilio => Some("https://api.twilio.com"),
-            Preset::Vonage => Some("https://rest.nexmo.com"),
-            Preset::MessageBird => Some("https://rest.messagebird.com"),
-            Preset::Infobip => None,
-        }
-    }
-}
-
-/// A provider described by the admin: method, URL, headers and a body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GenericProvider {
-    pub method: String,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: GenericBody,
-    /// A JSON pointer (`/messages/0/id`) to the message id in the reply.
-    pub message_id: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GenericBody {
-    None,
-    Form(Vec<(String, String)>),
-    Json(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Provider {
-    Preset { preset: Preset, base_url: String },
-    Generic(GenericProvider),
-}
-
-#[derive(Debug, Clone)]
-pub struct SmsConfig {
-    pub provider: Provider,
-    /// Twilio's Account SID, Vonage's API key: the public half.
-    pub account: Option<String>,
-    /// The sender: a number or an alphanumeric sender id.
-    pub from: Option<String>,
-    pub secret: Option<SecretSource>,
-    pub timeout: Duration,
-    pub message: String,
-    pub proxy: Option<String>,
-    pub code: CodeProfile,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpSecurity {
-    /// TLS from the first byte (port 465).
-    Tls,
-    /// STARTTLS, required (port 587).
-    StartTls,
-    /// No TLS: only to a relay on this machine.
-    Plain,
-}
-
-impl SmtpSecurity {
-    pub fn name(self) -> &'static str {
-        match self {
-            SmtpSecurity::Tls => "tls",
-            SmtpSecurity::StartTls => "starttls",
-            SmtpSecurity::Plain => "plain",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct EmailConfig {
-    pub host: String,
-    pub port: u16,
-    pub security: SmtpSecurity,
-    pub username: Option<String>,
-    pub password: Option<SecretSource>,
-    pub from: String,
-    pub subject: String,
-    pub body: String,
-    pub timeout: Duration,
-    pub code: CodeProfile,
-}
-
-#[derive(Debug, Clone)]
-pub struct NotificationConfig {
-    /// Email each successful login to the user's verified address.
-    pub enabled: bool,
-    pub subject: String,
-    pub body: String,
 }
 
 /// Names the offending key in every error.
@@ -309,7 +178,9 @@ impl Checker<'_> {
         credential: &Option<String>,
     ) -> Result<Option<SecretSource>, ConfigError> {
         match (file, credential) {
-            (Some(_), Some(_)) => Err(self.invalid(key, "and its credential form are both set; set one")),
+            (Some(_), Some(_)) => {
+                Err(self.invalid(key, "and its credential form are both set; set one"))
+            }
             (Some(f), None) => Ok(Some(SecretSource::File(f.clone()))),
             (None, Some(name)) => {
                 if name.is_empty() || name.contains('/') {
@@ -353,11 +224,17 @@ impl Checker<'_> {
             other => {
                 return Err(self.invalid(
                     "sms.provider",
-                    format!("is {other:?}; it must be twilio, vonage, infobip, messagebird or generic"),
+                    format!(
+                        "is {other:?}; it must be twilio, vonage, infobip, messagebird or generic"
+                    ),
                 ));
             }
         };
-        let secret = self.secret("sms.credentials_file", &raw.credentials_file, &raw.credential)?;
+        let secret = self.secret(
+            "sms.credentials_file",
+            &raw.credentials_file,
+            &raw.credential,
+        )?;
         let provider = match preset {
             Some(preset) => {
                 if raw.generic.is_some() {
@@ -369,7 +246,10 @@ impl Checker<'_> {
                     (None, None) => {
                         return Err(self.invalid(
                             "sms.base_url",
-                            format!("is needed for {}: your account's API base URL", preset.name()),
+                            format!(
+                                "is needed for {}: your account's API base URL",
+                                preset.name()
+                            ),
                         ));
                     }
                 };
@@ -410,7 +290,10 @@ impl Checker<'_> {
                 Provider::Generic(self.generic(g)?)
             }
         };
-        let message = raw.message.clone().unwrap_or_else(|| DEFAULT_SMS_MESSAGE.to_owned());
+        let message = raw
+            .message
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SMS_MESSAGE.to_owned());
         self.template("sms.message", &message, CODE_MESSAGE, &["code"])?;
         if let Some(proxy) = &raw.proxy {
             reqwest::Proxy::all(proxy.as_str())
@@ -429,20 +312,37 @@ impl Checker<'_> {
     }
 
     fn generic(&self, g: &RawGeneric) -> Result<GenericProvider, ConfigError> {
-        let method = g.method.clone().unwrap_or_else(|| "POST".to_owned()).to_ascii_uppercase();
+        let method = g
+            .method
+            .clone()
+            .unwrap_or_else(|| "POST".to_owned())
+            .to_ascii_uppercase();
         if !matches!(method.as_str(), "POST" | "PUT" | "GET") {
             return Err(self.invalid("sms.generic.method", "must be POST, PUT or GET"));
         }
         self.template("sms.generic.url", &g.url, GENERIC_REQUEST, &[])?;
         // The URL is checked with sample values in its placeholders.
-        let sample = template::render(&g.url, &[("to", "1"), ("code", "1"), ("message", "m"), ("secret", "s"), ("from", "f")], template::verbatim);
+        let sample = template::render(
+            &g.url,
+            &[
+                ("to", "1"),
+                ("code", "1"),
+                ("message", "m"),
+                ("secret", "s"),
+                ("from", "f"),
+            ],
+            template::verbatim,
+        );
         self.url("sms.generic.url", &sample)?;
         for value in g.headers.values() {
             self.template("sms.generic.headers", value, GENERIC_REQUEST, &[])?;
         }
         let body = match (&g.form, &g.json) {
             (Some(_), Some(_)) => {
-                return Err(self.invalid("sms.generic.json", "and sms.generic.form are both set; set one"));
+                return Err(self.invalid(
+                    "sms.generic.json",
+                    "and sms.generic.form are both set; set one",
+                ));
             }
             (Some(form), None) => {
                 for value in form.values() {
@@ -452,9 +352,22 @@ impl Checker<'_> {
             }
             (None, Some(json)) => {
                 self.template("sms.generic.json", json, GENERIC_REQUEST, &[])?;
-                let sample = template::render(json, &[("to", "+1"), ("code", "1"), ("message", "m"), ("secret", "s"), ("from", "f")], template::json_string);
+                let sample = template::render(
+                    json,
+                    &[
+                        ("to", "+1"),
+                        ("code", "1"),
+                        ("message", "m"),
+                        ("secret", "s"),
+                        ("from", "f"),
+                    ],
+                    template::json_string,
+                );
                 serde_json::from_str::<serde_json::Value>(&sample).map_err(|e| {
-                    self.invalid("sms.generic.json", format!("is not JSON once filled in ({e})"))
+                    self.invalid(
+                        "sms.generic.json",
+                        format!("is not JSON once filled in ({e})"),
+                    )
                 })?;
                 GenericBody::Json(json.clone())
             }
@@ -476,12 +389,19 @@ impl Checker<'_> {
         if let Some(pointer) = &g.message_id
             && !pointer.starts_with('/')
         {
-            return Err(self.invalid("sms.generic.message_id", "must be a JSON pointer such as \"/id\""));
+            return Err(self.invalid(
+                "sms.generic.message_id",
+                "must be a JSON pointer such as \"/id\"",
+            ));
         }
         Ok(GenericProvider {
             method,
             url: g.url.clone(),
-            headers: g.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            headers: g
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             body,
             message_id: g.message_id.clone(),
         })
@@ -537,7 +457,10 @@ impl Checker<'_> {
         raw.from
             .parse::<lettre::message::Mailbox>()
             .map_err(|e| self.invalid("email.from", format!("is not an address ({e})")))?;
-        let subject = raw.subject.clone().unwrap_or_else(|| DEFAULT_SUBJECT.to_owned());
+        let subject = raw
+            .subject
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SUBJECT.to_owned());
         self.template("email.subject", &subject, CODE_MESSAGE, &[])?;
         if subject.contains(['\r', '\n']) {
             return Err(self.invalid("email.subject", "must be one line"));
@@ -565,8 +488,14 @@ impl Checker<'_> {
     ) -> Result<NotificationConfig, ConfigError> {
         let n = NotificationConfig {
             enabled: raw.enabled.unwrap_or(false),
-            subject: raw.subject.clone().unwrap_or_else(|| DEFAULT_NOTIFY_SUBJECT.to_owned()),
-            body: raw.body.clone().unwrap_or_else(|| DEFAULT_NOTIFY_BODY.to_owned()),
+            subject: raw
+                .subject
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NOTIFY_SUBJECT.to_owned()),
+            body: raw
+                .body
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NOTIFY_BODY.to_owned()),
         };
         if n.enabled && email.is_none() {
             return Err(self.invalid(
@@ -625,58 +554,6 @@ fn host_is_loopback(host: &str) -> bool {
     }
 }
 
-impl SmsConfig {
-    /// One line for `--check-config`.
-    pub fn describe(&self) -> String {
-        let provider = match &self.provider {
-            Provider::Preset { preset, base_url } => format!("{} at {base_url}", preset.name()),
-            Provider::Generic(g) => format!("generic {} {}", g.method, g.url),
-        };
-        format!(
-            "sms: {provider}, from {}, timeout {} ms, secret {}; {}\n",
-            self.from.as_deref().unwrap_or("-"),
-            self.timeout.as_millis(),
-            describe_secret(self.secret.as_ref()),
-            self.code.describe()
-        )
-    }
-}
-
-impl EmailConfig {
-    pub fn describe(&self) -> String {
-        format!(
-            "email: {}:{} ({}), from {}, {}timeout {} ms; {}\n",
-            self.host,
-            self.port,
-            self.security.name(),
-            self.from,
-            self.username
-                .as_ref()
-                .map_or(String::new(), |u| format!("login {u} with password {}, ", describe_secret(self.password.as_ref()))),
-            self.timeout.as_millis(),
-            self.code.describe()
-        )
-    }
-}
-
-impl CodeProfile {
-    fn describe(&self) -> String {
-        format!(
-            "codes of {} digits{}, valid {} s, resend after {} s, {} attempts, at most {} an hour",
-            self.length,
-            if self.grouping { " (grouped)" } else { "" },
-            self.validity.as_secs(),
-            self.resend_cooldown.as_secs(),
-            self.attempts,
-            self.hourly_cap
-        )
-    }
-}
-
-fn describe_secret(s: Option<&SecretSource>) -> String {
-    match s {
-        None => "none".to_owned(),
-        Some(SecretSource::File(p)) => format!("from {}", p.display()),
-        Some(SecretSource::Credential(n)) => format!("from systemd credential {n:?}"),
-    }
-}
+#[cfg(test)]
+#[path = "delivery_tests.rs"]
+mod tests;

@@ -33,7 +33,9 @@ pub fn phone(input: &str) -> Result<String, String> {
 pub fn email(input: &str) -> Result<String, String> {
     let input = input.trim();
     if input.len() > 254 || input.chars().any(char::is_control) {
-        return Err("an email address has at most 254 characters and no control characters".to_owned());
+        return Err(
+            "an email address has at most 254 characters and no control characters".to_owned(),
+        );
     }
     input
         .parse::<lettre::Address>()
@@ -81,7 +83,14 @@ mod tests {
     fn phone_numbers_are_normalised_to_e164() {
         assert_eq!(phone("+44 7700 900123").unwrap(), "+447700900123");
         assert_eq!(phone("+1 (555) 010-9999").unwrap(), "+15550109999");
-        for bad in ["07700900123", "+0447700900123", "+44", "+44770090012345678", "+44abc1234567", ""] {
+        for bad in [
+            "07700900123",
+            "+0447700900123",
+            "+44",
+            "+44770090012345678",
+            "+44abc1234567",
+            "",
+        ] {
             assert!(phone(bad).is_err(), "{bad}");
         }
     }
@@ -89,7 +98,13 @@ mod tests {
     #[test]
     fn addresses_are_checked() {
         assert_eq!(email(" yvonne@example.com ").unwrap(), "yvonne@example.com");
-        for bad in ["yvonne", "a@", "@example.com", "a b@example.com", "a@example.com\r\nBcc: x@y"] {
+        for bad in [
+            "yvonne",
+            "a@",
+            "@example.com",
+            "a b@example.com",
+            "a@example.com\r\nBcc: x@y",
+        ] {
             assert!(email(bad).is_err(), "{bad:?}");
         }
     }
@@ -97,7 +112,10 @@ mod tests {
     #[test]
     fn masks_match_the_documented_form() {
         assert_eq!(mask(Channel::Sms, "+447700900123"), "+44*******123");
-        assert_eq!(mask(Channel::Email, "yvonne@example.com"), "y***@example.com");
+        assert_eq!(
+            mask(Channel::Email, "yvonne@example.com"),
+            "y***@example.com"
+        );
         assert_eq!(mask(Channel::Sms, "+12"), "+12");
     }
 }

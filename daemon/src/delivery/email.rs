@@ -3,8 +3,8 @@
 
 use super::{DeliveryError, Receipt, chain, clean};
 use crate::config::{EmailConfig, SmtpSecurity};
-use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use mfad_protocol::SecretString;
@@ -21,15 +21,21 @@ impl Email {
         let mut builder = match config.security {
             SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
             SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-            SmtpSecurity::Plain => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)),
+            SmtpSecurity::Plain => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                host,
+            )),
         }
         .map_err(|e| e.to_string())?
         .port(config.port)
         .timeout(Some(config.timeout));
         if let (Some(user), Some(password)) = (&config.username, password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
+            builder =
+                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
         }
-        let from = config.from.parse().map_err(|e| format!("email.from: {e}"))?;
+        let from = config
+            .from
+            .parse()
+            .map_err(|e| format!("email.from: {e}"))?;
         Ok(Self {
             transport: builder.build(),
             config,
@@ -37,7 +43,12 @@ impl Email {
         })
     }
 
-    pub async fn send(&self, to: &str, subject: &str, body: &str) -> Result<Receipt, DeliveryError> {
+    pub async fn send(
+        &self,
+        to: &str,
+        subject: &str,
+        body: &str,
+    ) -> Result<Receipt, DeliveryError> {
         let to: Mailbox = to
             .parse()
             .map_err(|e| DeliveryError::Build(format!("the address: {e}")))?;

@@ -71,10 +71,12 @@ impl Delivery {
                         key: "sms.credentials_file",
                         source,
                     })?;
-                Some(sms::Sms::new(c.clone(), secret).map_err(|message| SetupError::Client {
-                    key: "sms",
-                    message,
-                })?)
+                Some(
+                    sms::Sms::new(c.clone(), secret).map_err(|message| SetupError::Client {
+                        key: "sms",
+                        message,
+                    })?,
+                )
             }
             None => None,
         };
@@ -121,15 +123,25 @@ impl Delivery {
         profile: &CodeProfile,
     ) -> Result<Receipt, DeliveryError> {
         let minutes = profile.validity.as_secs().div_ceil(60).to_string();
-        let values = [("code", code), ("minutes", minutes.as_str()), ("host", self.host.as_str())];
+        let values = [
+            ("code", code),
+            ("minutes", minutes.as_str()),
+            ("host", self.host.as_str()),
+        ];
         match channel {
             Channel::Sms => {
-                let sms = self.sms.as_ref().ok_or(DeliveryError::NotConfigured("sms"))?;
+                let sms = self
+                    .sms
+                    .as_ref()
+                    .ok_or(DeliveryError::NotConfigured("sms"))?;
                 let text = template::render(&sms.config.message, &values, template::verbatim);
                 deadline(sms.config.timeout, sms.send(to, &text, code)).await
             }
             Channel::Email => {
-                let email = self.email.as_ref().ok_or(DeliveryError::NotConfigured("email"))?;
+                let email = self
+                    .email
+                    .as_ref()
+                    .ok_or(DeliveryError::NotConfigured("email"))?;
                 let subject = template::render(&email.config.subject, &values, template::verbatim);
                 let body = template::render(&email.config.body, &values, template::verbatim);
                 deadline(email.config.timeout, email.send(to, &subject, &body)).await
@@ -144,7 +156,10 @@ impl Delivery {
         subject: &str,
         body: &str,
     ) -> Result<Receipt, DeliveryError> {
-        let email = self.email.as_ref().ok_or(DeliveryError::NotConfigured("email"))?;
+        let email = self
+            .email
+            .as_ref()
+            .ok_or(DeliveryError::NotConfigured("email"))?;
         deadline(email.config.timeout, email.send(to, subject, body)).await
     }
 }

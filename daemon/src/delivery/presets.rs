@@ -43,8 +43,9 @@ impl Message<'_> {
 
 /// A header value that holds a secret: hyper never logs or shows it.
 fn sensitive(value: &str) -> Result<HeaderValue, DeliveryError> {
-    let mut v = HeaderValue::from_str(value)
-        .map_err(|_| DeliveryError::Build("a header value holds a character HTTP forbids".into()))?;
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        DeliveryError::Build("a header value holds a character HTTP forbids".into())
+    })?;
     v.set_sensitive(true);
     Ok(v)
 }
@@ -86,7 +87,10 @@ pub(super) fn request(
             })),
         Preset::MessageBird => client
             .post(format!("{base_url}/messages"))
-            .header(AUTHORIZATION, sensitive(&format!("AccessKey {}", m.secret))?)
+            .header(
+                AUTHORIZATION,
+                sensitive(&format!("AccessKey {}", m.secret))?,
+            )
             .form(&[
                 ("originator", m.from),
                 ("recipients", digits),
@@ -111,7 +115,10 @@ fn generic(
     for (name, value) in &g.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| DeliveryError::Build(format!("header name {name:?}")))?;
-        request = request.header(name, sensitive(&template::render(value, &values, verbatim))?);
+        request = request.header(
+            name,
+            sensitive(&template::render(value, &values, verbatim))?,
+        );
     }
     Ok(match &g.body {
         GenericBody::None => request,
@@ -133,7 +140,11 @@ fn generic(
 
 /// Reads the provider's reply: its message id on success, its own words
 /// on failure.
-pub(super) fn reply(provider: &Provider, status: u16, body: &[u8]) -> Result<Receipt, DeliveryError> {
+pub(super) fn reply(
+    provider: &Provider,
+    status: u16,
+    body: &[u8],
+) -> Result<Receipt, DeliveryError> {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let at = |pointer: &str| -> Option<String> {
         json.as_ref()?.pointer(pointer).map(|v| match v {
@@ -143,11 +154,18 @@ pub(super) fn reply(provider: &Provider, status: u16, body: &[u8]) -> Result<Rec
     };
     if !(200..300).contains(&status) {
         let said = match provider {
-            Provider::Preset { preset: Preset::Twilio, .. } => at("/message"),
-            Provider::Preset { preset: Preset::Infobip, .. } => {
-                at("/requestError/serviceException/text")
-            }
-            Provider::Preset { preset: Preset::MessageBird, .. } => at("/errors/0/description"),
+            Provider::Preset {
+                preset: Preset::Twilio,
+                ..
+            } => at("/message"),
+            Provider::Preset {
+                preset: Preset::Infobip,
+                ..
+            } => at("/requestError/serviceException/text"),
+            Provider::Preset {
+                preset: Preset::MessageBird,
+                ..
+            } => at("/errors/0/description"),
             _ => None,
         };
         let detail = said.unwrap_or_else(|| clean(&String::from_utf8_lossy(body)));
@@ -190,9 +208,13 @@ mod tests {
     fn replies_give_ids_or_the_providers_words() {
         let ok = reply(&preset(Preset::Twilio), 201, br#"{"sid":"SM1\n"}"#).unwrap();
         assert_eq!(ok.id.as_deref(), Some("SM1"));
-        let err = reply(&preset(Preset::Twilio), 400, br#"{"code":21211,"message":"The 'To' number is not valid."}"#)
-            .unwrap_err()
-            .to_string();
+        let err = reply(
+            &preset(Preset::Twilio),
+            400,
+            br#"{"code":21211,"message":"The 'To' number is not valid."}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(err, "it answered HTTP 400: The 'To' number is not valid.");
         let refused = reply(
             &preset(Preset::Vonage),

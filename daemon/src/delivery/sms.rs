@@ -25,7 +25,9 @@ impl Sms {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("mfad/", env!("CARGO_PKG_VERSION")));
         builder = match &config.proxy {
-            Some(url) => builder.proxy(reqwest::Proxy::all(url.as_str()).map_err(|e| e.to_string())?),
+            Some(url) => {
+                builder.proxy(reqwest::Proxy::all(url.as_str()).map_err(|e| e.to_string())?)
+            }
             None => builder.no_proxy(),
         };
         let client = builder.build().map_err(|e| e.to_string())?;
@@ -47,10 +49,17 @@ impl Sms {
             secret,
         };
         let request = presets::request(&self.client, &self.config.provider, &message)?;
-        let mut response = request.send().await.map_err(|e| failed(&e, self.config.timeout))?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| failed(&e, self.config.timeout))?;
         let status = response.status().as_u16();
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| failed(&e, self.config.timeout))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| failed(&e, self.config.timeout))?
+        {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_REPLY {
                 body.truncate(MAX_REPLY);

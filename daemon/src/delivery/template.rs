@@ -93,7 +93,11 @@ mod tests {
         assert!(check("Code {code}", &["code"], &["code"]).is_ok());
         let err = check("Code {cod}", &["code", "minutes"], &[]).unwrap_err();
         assert!(err.contains("{cod}") && err.contains("{minutes}"), "{err}");
-        assert!(check("no code", &["code"], &["code"]).unwrap_err().contains("{code}"));
+        assert!(
+            check("no code", &["code"], &["code"])
+                .unwrap_err()
+                .contains("{code}")
+        );
         assert!(check(r#"{"a": 1}"#, &[], &[]).is_ok());
     }
 }

@@ -66,9 +66,7 @@ mod tests {
         let stored: Vec<(i64, Stored)> = codes
             .iter()
             .enumerate()
-            .map(|(i, (_, s))| {
-(i as i64, s.clone())
-            })
+            .map(|(i, (_, s))| (i as i64, s.clone()))
             .collect();
         for (i, (code, _)) in codes.iter().enumerate() {
             assert_eq!(code.len(), 11, "{}", code.as_str());

@@ -86,7 +86,11 @@ mod tests {
         assert_eq!(code.as_bytes()[3], b'-');
         assert!(stored.matches(&v, "alice", &code).unwrap());
         assert!(stored.matches(&v, "alice", &code.replace('-', "")).unwrap());
-        assert!(stored.matches(&v, "alice", &code.replace('-', " ")).unwrap());
+        assert!(
+            stored
+                .matches(&v, "alice", &code.replace('-', " "))
+                .unwrap()
+        );
         let (code, _) = generate(&v, "alice", &profile(9, false)).unwrap();
         assert_eq!(code.len(), 9);
         assert!(code.bytes().all(|b| b.is_ascii_digit()));
@@ -105,6 +109,9 @@ mod tests {
             }
         }
         // 5000 digits: each about 500; a broken generator is far off.
-        assert!(counts.iter().all(|&n| (350..650).contains(&n)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&n| (350..650).contains(&n)),
+            "{counts:?}"
+        );
     }
 }

@@ -99,7 +99,12 @@ impl Store {
 
     /// Removes both destinations of `channel` and its codes; true if there
     /// was anything.
-    pub fn clear_contact(&self, user: &str, channel: &str, event: &Event) -> Result<bool, StoreError> {
+    pub fn clear_contact(
+        &self,
+        user: &str,
+        channel: &str,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
         self.durable(|tx| {
             let n = tx.execute(
                 "DELETE FROM contacts WHERE user = ?1 AND channel = ?2",

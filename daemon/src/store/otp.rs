@@ -23,9 +23,13 @@ pub struct SentCode {
 pub enum Issue {
     Issued,
     /// The last send was too recent: wait this many seconds.
-    Cooldown { wait: i64 },
+    Cooldown {
+        wait: i64,
+    },
     /// The hourly cap is reached: the next send is possible at this time.
-    Capped { until: i64 },
+    Capped {
+        until: i64,
+    },
 }
 
 /// The limits a send must pass.
@@ -76,7 +80,15 @@ impl Store {
                 "INSERT OR REPLACE INTO sent_codes
                    (user, channel, purpose, salt, hash, sent_at, expires, failures)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
-                params![user, channel, purpose.name(), code.salt, code.hash, now, expires],
+                params![
+                    user,
+                    channel,
+                    purpose.name(),
+                    code.salt,
+                    code.hash,
+                    now,
+                    expires
+                ],
             )?;
             Ok(Issue::Issued)
         })
@@ -96,20 +108,17 @@ impl Store {
                 "SELECT salt, hash, sent_at, expires, failures FROM sent_codes
                  WHERE user = ?1 AND channel = ?2 AND purpose = ?3",
             )?
-            .query_row(
-                params![user, channel, purpose.name()],
-                |r| {
-                    Ok(SentCode {
-                        stored: Stored {
-                            salt: r.get(0)?,
-                            hash: r.get(1)?,
-                        },
-                        sent_at: r.get(2)?,
-                        expires: r.get(3)?,
-                        failures: r.get(4)?,
-                    })
-                },
-            )
+            .query_row(params![user, channel, purpose.name()], |r| {
+                Ok(SentCode {
+                    stored: Stored {
+                        salt: r.get(0)?,
+                        hash: r.get(1)?,
+                    },
+                    sent_at: r.get(2)?,
+                    expires: r.get(3)?,
+                    failures: r.get(4)?,
+                })
+            })
             .optional()?)
     }
 

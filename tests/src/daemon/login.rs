@@ -2,8 +2,8 @@
 
 use super::TestDaemon;
 use crate::pam::{
-    PAM_AUTH_ERR, PAM_MAXTRIES, PAM_RHOST, PAM_RUSER, PAM_SUCCESS, PAM_TTY, Responder,
-    Transcript, strerror,
+    PAM_AUTH_ERR, PAM_MAXTRIES, PAM_RHOST, PAM_RUSER, PAM_SUCCESS, PAM_TTY, Responder, Transcript,
+    strerror,
 };
 
 /// The remote host tests log in from unless they say otherwise.
