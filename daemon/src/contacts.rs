@@ -11,7 +11,6 @@ use crate::delivery::{address, lifetime};
 use crate::factor::otp::{self, Purpose};
 use crate::peer::Peer;
 use crate::store::crypto::Purpose as Sealed;
-use crate::store::{Issue, SendLimits};
 use crate::{Daemon, auth, clock};
 use mfad_protocol::{Channel, ContactInfo, ErrorCode, Response, SecretString};
 
@@ -23,24 +22,33 @@ fn command(channel: Channel) -> &'static str {
     }
 }
 
-fn secs(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+/// Seals `to` and stores it, verified or waiting for its code, with the
+/// audit row of the change.
+#[allow(clippy::too_many_arguments)]
+fn store_destination(
+    d: &Daemon,
+    peer: &Peer,
+    user: &str,
+    channel: Channel,
+    to: &str,
+    verified: bool,
+    action: &str,
+    now: i64,
+) -> Result<(), Refusal> {
+    let purpose = if verified {
+        Sealed::Contact(channel)
+    } else {
+        Sealed::PendingContact(channel)
+    };
+    let sealed = d.vault.seal(user, purpose, to.as_bytes())?;
+    let event = Event::admin(user, action, Decision::Done, peer.uid, now);
+    d.store
+        .put_contact(user, channel.name(), &sealed, verified, now, &event)?;
+    event.log();
+    Ok(())
 }
 
 pub async fn set(
-    d: &Daemon,
-    peer: &Peer,
-    user: Option<&str>,
-    channel: Channel,
-    input: &SecretString,
-    verified: bool,
-) -> Response {
-    set_inner(d, peer, user, channel, input, verified)
-        .await
-        .unwrap_or_else(Refusal::into_response)
-}
-
-async fn set_inner(
     d: &Daemon,
     peer: &Peer,
     user: Option<&str>,
@@ -71,74 +79,45 @@ async fn set_inner(
     let masked = address::mask(channel, &to);
     let now = clock::now();
     if verified {
-        let sealed = d
-            .vault
-            .seal(&user, Sealed::Contact(channel), to.as_bytes())?;
-        let event = Event::admin(
-            &user,
-            &format!("{cmd} set to {masked}, verified by an admin without a code"),
-            Decision::Done,
-            peer.uid,
-            now,
-        );
-        d.store
-            .set_verified_contact(&user, channel.name(), &sealed, now, &event)?;
-        event.log();
+        let action = format!("{cmd} set to {masked}, verified by an admin without a code");
+        store_destination(d, peer, &user, channel, &to, true, &action, now)?;
         return Ok(done(format!(
             "{masked} is now the verified {} of {user}.",
             channel.destination()
         )));
     }
-    let (code, stored) = otp::generate(&d.vault, &user, profile)?;
-    let limits = SendLimits {
-        cooldown_secs: secs(profile.resend_cooldown),
-        hourly_cap: profile.hourly_cap,
-    };
-    let expires = now.saturating_add(secs(profile.validity));
-    let held = match d.store.issue_code(
+    let issued = match otp::issue(
+        &d.store,
+        &d.vault,
         &user,
-        channel.name(),
+        channel,
         Purpose::Verify,
-        &stored,
+        profile,
+        true,
         now,
-        expires,
-        &limits,
     )? {
-        Issue::Issued => None,
-        Issue::Cooldown { wait } => Some(format!("a code was sent moments ago; wait {wait} s")),
-        Issue::Capped { until } => Some(format!(
-            "{} codes were sent in the last hour; wait until {}",
-            profile.hourly_cap,
-            mfad_protocol::time::utc(until)
-        )),
+        Ok(issued) => issued,
+        Err(held) => {
+            d.record(&Event::admin(
+                &user,
+                &format!("{cmd} set to {masked} refused: {held}"),
+                Decision::Refused,
+                peer.uid,
+                now,
+            ));
+            return Err(Refusal::new(
+                ErrorCode::TooManyCodes,
+                format!("{held}; try again then"),
+            ));
+        }
     };
-    if let Some(held) = held {
-        d.record(&Event::admin(
-            &user,
-            &format!("{cmd} set to {masked} refused: {held}"),
-            Decision::Refused,
-            peer.uid,
-            now,
-        ));
-        return Err(Refusal::new(
-            ErrorCode::TooManyCodes,
-            format!("{held}, then try again"),
-        ));
-    }
-    let sealed = d
-        .vault
-        .seal(&user, Sealed::PendingContact(channel), to.as_bytes())?;
-    let event = Event::admin(
-        &user,
-        &format!("{cmd} set to {masked}, pending verification"),
-        Decision::Done,
-        peer.uid,
-        now,
-    );
-    d.store
-        .set_pending_contact(&user, channel.name(), &sealed, now, &event)?;
-    event.log();
-    match d.delivery.send_code(channel, &to, &code, profile).await {
+    let action = format!("{cmd} set to {masked}, pending verification");
+    store_destination(d, peer, &user, channel, &to, false, &action, now)?;
+    match d
+        .delivery
+        .send_code(channel, &to, &issued.code, profile)
+        .await
+    {
         Ok(receipt) => {
             let id = receipt.id.map_or(String::new(), |id| format!(" ({id})"));
             d.record(&Event::admin(
@@ -156,7 +135,7 @@ async fn set_inner(
         }
         Err(e) => {
             d.store
-                .void_code(&user, channel.name(), Purpose::Verify, &stored.salt)?;
+                .void_code(&user, channel.name(), Purpose::Verify, &issued.salt)?;
             d.record(&Event::admin(
                 &user,
                 &format!("verification code to {masked} not sent: {e}"),

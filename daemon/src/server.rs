@@ -94,7 +94,9 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
                 verified,
             } => {
                 let response =
-                    contacts::set(&d, &peer, user.as_deref(), channel, &address, verified).await;
+                    contacts::set(&d, &peer, user.as_deref(), channel, &address, verified)
+                        .await
+                        .unwrap_or_else(admin::Refusal::into_response);
                 if io.send(response).await.is_err() {
                     return;
                 }

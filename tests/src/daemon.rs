@@ -54,6 +54,14 @@ impl TestDaemon {
         daemon
     }
 
+    /// As [`Self::with_config`], with `pam.d/<service>` running pam_mfa.so
+    /// against it.
+    pub fn serving(service: &str, config: TestConfig) -> TestDaemon {
+        let daemon = Self::with_config(config);
+        daemon.write_pam_service(service, &[]);
+        daemon
+    }
+
     /// Creates the directory and writes the config and policy, but does not
     /// start mfad: for tests that put something in place first (a syslog
     /// receiver, a bad key), then call [`Self::launch`] or

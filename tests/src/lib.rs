@@ -31,3 +31,25 @@ pub fn require_root() {
         );
     }
 }
+
+/// Waits until `fetch` returns at least `n` items (messages a test server
+/// received), polling; panics, naming `what`, after 10 s.
+pub fn wait_for_count<T: std::fmt::Debug>(
+    what: &str,
+    n: usize,
+    fetch: impl Fn() -> Vec<T>,
+) -> Vec<T> {
+    let started = std::time::Instant::now();
+    loop {
+        let got = fetch();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{} of {n} {what} arrived within 10 s: {got:#?}",
+            got.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The provider the server plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,19 +174,7 @@ impl SmsInbox {
 
     /// Waits until `n` requests have arrived; panics after 10 s.
     pub fn wait_for(&self, n: usize) -> Vec<Received> {
-        let started = Instant::now();
-        loop {
-            let got = self.received();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{} of {n} SMS requests arrived within 10 s: {got:#?}",
-                got.len()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::wait_for_count("SMS requests", n, || self.received())
     }
 
     /// The code in the last SMS, as sent (`123-456`); panics if there is

@@ -113,19 +113,7 @@ impl Mailbox {
 
     /// Waits until `n` messages have arrived; panics after 10 s.
     pub fn wait_for(&self, n: usize) -> Vec<String> {
-        let started = Instant::now();
-        loop {
-            let got = self.messages();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{} of {n} messages arrived within 10 s: {got:#?}",
-                got.len()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::wait_for_count("messages", n, || self.messages())
     }
 
     /// The code in the newest message; panics if there is none.

@@ -12,7 +12,7 @@ use mfad_tests::pam::*;
 use mfad_tests::sms::{Provider, SmsServer, code_in};
 use mfad_tests::smtp::{Mailbox, SmtpServer, body};
 use mfad_tests::users::{NOBODY_UID, NOGROUP_GID, unique_name};
-use mfad_tests::{TestConfig, TestDaemon, TestPolicy};
+use mfad_tests::{TestConfig, TestDaemon};
 
 const SVC: &str = "mfa-test";
 const ADDRESS: &str = "yvonne@example.com";
@@ -22,16 +22,10 @@ fn email_daemon(require: &str, tweak: impl FnOnce(&mut TestConfig)) -> (TestDaem
     let smtp = SmtpServer::start();
     let mut config = TestConfig {
         email: Some(EmailConfig::on_port(smtp.port())),
-        policy: TestPolicy {
-            default: require.into(),
-            ..TestPolicy::default()
-        },
-        ..TestConfig::default()
+        ..TestConfig::requiring(require)
     };
     tweak(&mut config);
-    let d = TestDaemon::with_config(config);
-    d.write_pam_service(SVC, &[]);
-    (d, smtp)
+    (TestDaemon::serving(SVC, config), smtp)
 }
 
 /// Answers a "Code sent" prompt with the code of the newest email.
@@ -197,7 +191,7 @@ fn a_new_address_is_verified_with_the_code_sent_to_it_and_shown_masked() {
     // Sends to one user keep the cooldown, whatever their purpose.
     let out = d.mfactl(["email", "set", "other@example.com", "--user", &user]);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("wait"),
+        String::from_utf8_lossy(&out.stderr).contains("A new code can be sent in"),
         "{}",
         show(&out)
     );

@@ -12,7 +12,7 @@ use mfad_tests::pam::*;
 use mfad_tests::sms::{Mode, Provider, SmsInbox, SmsServer, code_in};
 use mfad_tests::smtp::free_port;
 use mfad_tests::users::unique_name;
-use mfad_tests::{TestConfig, TestDaemon, TestPolicy};
+use mfad_tests::{TestConfig, TestDaemon};
 use serde_json::Value;
 
 const SVC: &str = "mfa-test";
@@ -29,16 +29,10 @@ fn sms_daemon(
     let sms = SmsServer::start(provider, "AC0123456789", SECRET, "+15550001111");
     let mut config = TestConfig {
         sms: Some(sms.config()),
-        policy: TestPolicy {
-            default: require.into(),
-            ..TestPolicy::default()
-        },
-        ..TestConfig::default()
+        ..TestConfig::requiring(require)
     };
     tweak(&mut config);
-    let d = TestDaemon::with_config(config);
-    d.write_pam_service(SVC, &[]);
-    (d, sms)
+    (TestDaemon::serving(SVC, config), sms)
 }
 
 /// Answers a "Code sent" prompt with the code of the newest SMS (or of the

@@ -9,9 +9,9 @@ use crate::audit::Decision as Audit;
 use crate::config::CodeProfile;
 use crate::delivery::{DeliveryError, address, lifetime};
 use crate::factor::hashed::Stored;
-use crate::factor::otp::{self, Purpose};
+use crate::factor::otp::{self, Purpose, secs};
+use crate::store::SentCode;
 use crate::store::crypto::Purpose as Sealed;
-use crate::store::{Issue, SendLimits, SentCode};
 use crate::{Daemon, clock};
 use mfad_protocol::{Channel, Decision, SecretString};
 use std::time::Duration;
@@ -35,10 +35,6 @@ pub(crate) fn profile(d: &Daemon, channel: Channel) -> Option<&CodeProfile> {
         Channel::Sms => d.config.sms.as_ref().map(|c| &c.code),
         Channel::Email => d.config.email.as_ref().map(|c| &c.code),
     }
-}
-
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// The verified destination of `user` for `channel`, opened.
@@ -107,11 +103,12 @@ pub(super) async fn start(
     if let Some(live) = live(d, user, channel, profile, now)?
         .filter(|c| now - c.sent_at < secs(profile.resend_cooldown))
     {
+        // Not a send: `sent` rows match the provider's bill.
         att.record(
             channel.name(),
-            Audit::Sent,
+            Audit::Done,
             &format!(
-                "kept the code sent to {masked} {} s ago",
+                "no new code: the one sent to {masked} {} s ago stands",
                 now - live.sent_at
             ),
         );
@@ -141,51 +138,42 @@ async fn send(
     let (d, user) = (att.d, att.start.user.as_str());
     let what = if resend { "resend" } else { "send" };
     let now = clock::now();
-    let (code, stored) = otp::generate(&d.vault, user, profile)?;
-    let limits = SendLimits {
+    let issued = otp::issue(
+        &d.store,
+        &d.vault,
+        user,
+        channel,
+        Purpose::Login,
+        profile,
         // A first send of a login is not held back by the cooldown (a
         // second login right after the first needs a code too); the
         // hourly cap holds every send.
-        cooldown_secs: if resend {
-            secs(profile.resend_cooldown)
-        } else {
-            0
-        },
-        hourly_cap: profile.hourly_cap,
-    };
-    let expires = now.saturating_add(secs(profile.validity));
-    let held = match d.store.issue_code(
-        user,
-        channel.name(),
-        Purpose::Login,
-        &stored,
+        resend,
         now,
-        expires,
-        &limits,
-    )? {
-        Issue::Issued => None,
-        Issue::Cooldown { wait } => Some(format!("A new code can be sent in {wait} s. ")),
-        Issue::Capped { until } => Some(format!(
-            "No more codes can be sent before {} (at most {} an hour). ",
-            mfad_protocol::time::utc(until),
-            profile.hourly_cap
-        )),
+    )?;
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(held) => {
+            att.record(
+                channel.name(),
+                Audit::Refused,
+                &format!("{what} refused: {held}"),
+            );
+            let held = format!("{held}. ");
+            return match live(d, user, channel, profile, now)? {
+                Some(c) => Ok(prompt(masked, until(c.expires, now), &held)),
+                None => Err(Stop::Verdict((
+                    Decision::Deny,
+                    format!("{held}Log in again later, or use another method."),
+                ))),
+            };
+        }
     };
-    if let Some(held) = held {
-        att.record(
-            channel.name(),
-            Audit::Refused,
-            &format!("{what} refused: {}", held.trim()),
-        );
-        return match live(d, user, channel, profile, now)? {
-            Some(c) => Ok(prompt(masked, until(c.expires, now), &held)),
-            None => Err(Stop::Verdict((
-                Decision::Deny,
-                format!("{}Log in again later, or use another method.", held),
-            ))),
-        };
-    }
-    match d.delivery.send_code(channel, to, &code, profile).await {
+    match d
+        .delivery
+        .send_code(channel, to, &issued.code, profile)
+        .await
+    {
         Ok(receipt) => {
             let id = receipt.id.map_or(String::new(), |id| format!(" ({id})"));
             let done = if resend { "resent" } else { "sent" };
@@ -195,7 +183,7 @@ async fn send(
         }
         Err(e) => {
             d.store
-                .void_code(user, channel.name(), Purpose::Login, &stored.salt)?;
+                .void_code(user, channel.name(), Purpose::Login, &issued.salt)?;
             let service = match channel {
                 Channel::Sms => "the SMS provider",
                 Channel::Email => "the mail server",

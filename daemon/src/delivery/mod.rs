@@ -9,9 +9,9 @@ mod presets;
 mod sms;
 pub mod template;
 
-use crate::config::{CodeProfile, Config};
+use crate::config::{CodeProfile, Config, SecretSource};
 use crate::files::{self, FileError};
-use mfad_protocol::Channel;
+use mfad_protocol::{Channel, SecretString};
 use std::time::Duration;
 use thiserror::Error;
 
@@ -62,15 +62,7 @@ impl Delivery {
     pub fn new(config: &Config) -> Result<Self, SetupError> {
         let sms = match &config.sms {
             Some(c) => {
-                let secret = c
-                    .secret
-                    .as_ref()
-                    .map(files::read_secret)
-                    .transpose()
-                    .map_err(|source| SetupError::Secret {
-                        key: "sms.credentials_file",
-                        source,
-                    })?;
+                let secret = secret(c.secret.as_ref(), "sms.credentials_file")?;
                 Some(
                     sms::Sms::new(c.clone(), secret).map_err(|message| SetupError::Client {
                         key: "sms",
@@ -82,15 +74,7 @@ impl Delivery {
         };
         let email = match &config.email {
             Some(c) => {
-                let password = c
-                    .password
-                    .as_ref()
-                    .map(files::read_secret)
-                    .transpose()
-                    .map_err(|source| SetupError::Secret {
-                        key: "email.password_file",
-                        source,
-                    })?;
+                let password = secret(c.password.as_ref(), "email.password_file")?;
                 Some(email::Email::new(c.clone(), password).map_err(|message| {
                     SetupError::Client {
                         key: "email",
@@ -162,6 +146,17 @@ impl Delivery {
             .ok_or(DeliveryError::NotConfigured("email"))?;
         deadline(email.config.timeout, email.send(to, subject, body)).await
     }
+}
+
+/// Reads a configured secret, naming the key when it cannot be read.
+fn secret(
+    source: Option<&SecretSource>,
+    key: &'static str,
+) -> Result<Option<SecretString>, SetupError> {
+    source
+        .map(files::read_secret)
+        .transpose()
+        .map_err(|source| SetupError::Secret { key, source })
 }
 
 /// The hard deadline around a whole send, whatever the client library's

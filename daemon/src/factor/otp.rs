@@ -9,6 +9,10 @@
 use super::hashed::Stored;
 use crate::config::CodeProfile;
 use crate::store::crypto::{CryptoError, Vault, random_bytes};
+use crate::store::{Issue, SendLimits, Store};
+use mfad_protocol::Channel;
+use std::fmt;
+use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// What a sent code is for: a login, or confirming a new destination.
@@ -25,6 +29,85 @@ impl Purpose {
             Purpose::Verify => "verify",
         }
     }
+}
+
+/// Why no code was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    Cooldown { wait: i64 },
+    Capped { until: i64, cap: u32 },
+}
+
+impl fmt::Display for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Held::Cooldown { wait } => write!(f, "A new code can be sent in {wait} s"),
+            Held::Capped { until, cap } => write!(
+                f,
+                "No more codes can be sent before {} (at most {cap} an hour)",
+                mfad_protocol::time::utc(*until)
+            ),
+        }
+    }
+}
+
+/// A code made and stored as the live one: to be sent once; its salt voids
+/// it if the send fails.
+pub struct Issued {
+    pub code: Zeroizing<String>,
+    pub salt: Vec<u8>,
+}
+
+pub fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Makes a new code for `user` and stores it as the live code of the
+/// channel and purpose (voiding the previous one), if the hourly cap and,
+/// with `cooldown`, the resend cooldown allow.
+#[allow(clippy::too_many_arguments)]
+pub fn issue(
+    store: &Store,
+    vault: &Vault,
+    user: &str,
+    channel: Channel,
+    purpose: Purpose,
+    profile: &CodeProfile,
+    cooldown: bool,
+    now: i64,
+) -> Result<Result<Issued, Held>, String> {
+    let (code, stored) = generate(vault, user, profile).map_err(|e| e.to_string())?;
+    let limits = SendLimits {
+        cooldown_secs: if cooldown {
+            secs(profile.resend_cooldown)
+        } else {
+            0
+        },
+        hourly_cap: profile.hourly_cap,
+    };
+    let expires = now.saturating_add(secs(profile.validity));
+    let issue = store
+        .issue_code(
+            user,
+            channel.name(),
+            purpose,
+            &stored,
+            now,
+            expires,
+            &limits,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(match issue {
+        Issue::Issued => Ok(Issued {
+            code,
+            salt: stored.salt,
+        }),
+        Issue::Cooldown { wait } => Err(Held::Cooldown { wait }),
+        Issue::Capped { until } => Err(Held::Capped {
+            until,
+            cap: profile.hourly_cap,
+        }),
+    })
 }
 
 /// A new code as the user will see it, and its stored form.

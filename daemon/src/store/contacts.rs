@@ -40,44 +40,34 @@ impl Store {
             .is_some_and(|c| c.address.is_some()))
     }
 
-    /// Puts a new destination beside the verified one, to be confirmed.
-    pub fn set_pending_contact(
+    /// Stores a destination: verified (an admin's `--verified`), replacing
+    /// the verified one and dropping any pending one; or pending, beside the
+    /// verified one until its code confirms it.
+    pub fn put_contact(
         &self,
         user: &str,
         channel: &str,
         sealed: &[u8],
+        verified: bool,
         now: i64,
         event: &Event,
     ) -> Result<(), StoreError> {
         self.durable(|tx| {
-            tx.execute(
-                "INSERT INTO contacts (user, channel, pending, pending_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (user, channel) DO UPDATE SET pending = ?3, pending_at = ?4",
-                params![user, channel, sealed, now],
-            )?;
-            insert_audit(tx, event)
-        })
-    }
-
-    /// Makes `sealed` the verified destination (an admin's `--verified`, or
-    /// a confirmed code), dropping any pending one.
-    pub fn set_verified_contact(
-        &self,
-        user: &str,
-        channel: &str,
-        sealed: &[u8],
-        now: i64,
-        event: &Event,
-    ) -> Result<(), StoreError> {
-        self.durable(|tx| {
-            upsert_verified(tx, user, channel, sealed, now)?;
+            if verified {
+                upsert_verified(tx, user, channel, sealed, now)?;
+            } else {
+                tx.execute(
+                    "INSERT INTO contacts (user, channel, pending, pending_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (user, channel) DO UPDATE SET pending = ?3, pending_at = ?4",
+                    params![user, channel, sealed, now],
+                )?;
+            }
             insert_audit(tx, event)
         })
     }
 
     /// Confirms the pending destination with the verification code whose
     /// salt this is, atomically: the code is used once, and only while live.
-    #[allow(clippy::too_many_arguments)]
     pub fn verify_contact(
         &self,
         user: &str,

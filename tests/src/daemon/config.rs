@@ -245,6 +245,17 @@ fn render_code(s: &mut String, table: &str, c: &CodeConfig) {
 }
 
 impl TestConfig {
+    /// The default config with a policy whose catch-all requires `require`.
+    pub fn requiring(require: &str) -> Self {
+        Self {
+            policy: TestPolicy {
+                default: require.into(),
+                ..TestPolicy::default()
+            },
+            ..Self::default()
+        }
+    }
+
     /// The config file text for a daemon living in `dir`.
     pub fn render(&self, dir: &Path) -> String {
         let path = |p: &str| quote(&dir.join(p).to_string_lossy());
