@@ -132,9 +132,11 @@ impl TestDaemon {
         std::fs::write(self.config_path(), self.config.render(self.dir()))
             .expect("write mfad.toml");
         if let Some(sms) = &self.config.sms {
-            let path = self.dir().join("state/sms.secret");
-            std::fs::write(&path, format!("{}\n", sms.secret)).expect("write sms.secret");
-            std::fs::set_permissions(&path, Permissions::from_mode(0o600)).expect("chmod 0600");
+            let path = self.dir().join(sms.secret_path());
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(&path, format!("{}\n", sms.secret)).expect("write the SMS secret");
+            std::fs::set_permissions(&path, Permissions::from_mode(sms.secret_mode))
+                .expect("chmod the SMS secret");
         }
     }
 
@@ -160,6 +162,11 @@ impl TestDaemon {
             .arg(self.config_path())
             .current_dir(self.dir())
             .env_remove("NOTIFY_SOCKET")
+            // systemd's LoadCredential= directory, for `credential = NAME`.
+            .env(
+                "CREDENTIALS_DIRECTORY",
+                self.dir().join("state/credentials"),
+            )
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
             .stdout(self.log_file("mfad.stdout"))

@@ -143,6 +143,8 @@ impl SmsServer {
             account: (!generic).then(|| s.account.clone()),
             from: s.from.clone(),
             secret: s.secret.clone(),
+            secret_mode: 0o600,
+            systemd_credential: false,
             timeout_ms: 3000,
             extra: if generic {
                 GENERIC_CONFIG.to_owned()

@@ -323,3 +323,29 @@ fn a_chain_of_totp_then_sms_passes_through_libpam() {
     );
     assert_eq!(sms.received().len(), 1);
 }
+
+#[test]
+fn the_provider_secret_comes_from_a_systemd_credential_and_must_be_private() {
+    let (mut d, sms) = sms_daemon(Provider::Infobip, "sms", |c| {
+        c.sms.as_mut().unwrap().systemd_credential = true;
+    });
+    let user = unique_name("cred");
+    d.set_contact(&user, "phone", PHONE);
+    d.expect_rc(
+        d.login_with(SVC, &user, TEST_RHOST, &[], code_from(sms.inbox(), 0)),
+        PAM_SUCCESS,
+    );
+    assert!(
+        sms.received()[0].problems.is_empty(),
+        "{:#?}",
+        sms.received()
+    );
+    // A secret others can read stops the daemon, naming the key and the fix.
+    d.stop();
+    d.config_mut().sms.as_mut().unwrap().secret_mode = 0o644;
+    let failure = d.start_expecting_failure();
+    for want in ["sms.credentials_file", "credentials/sms", "chmod 0600"] {
+        assert!(failure.stderr.contains(want), "{want}: {}", failure.stderr);
+    }
+    assert!(!failure.stderr.contains(SECRET), "{}", failure.stderr);
+}

@@ -63,8 +63,9 @@ impl Default for CodeConfig {
 }
 
 /// `[sms]`: a provider at `base_url` (the test's [`crate::sms::SmsServer`]).
-/// The secret is written to `state/sms.secret` (0600) and named by
-/// `credentials_file`.
+/// The secret is written to `state/sms.secret` and named by
+/// `credentials_file`, or, with `systemd_credential`, to
+/// `state/credentials/sms` and named by `credential = "sms"`.
 #[derive(Debug, Clone)]
 pub struct SmsConfig {
     /// twilio | vonage | infobip | messagebird | generic
@@ -73,11 +74,25 @@ pub struct SmsConfig {
     pub account: Option<String>,
     pub from: String,
     pub secret: String,
+    /// The mode of the secret's file (0600 unless a test wants it refused).
+    pub secret_mode: u32,
+    pub systemd_credential: bool,
     pub timeout_ms: u64,
     /// More lines for the `[sms]` table (e.g. `[sms.generic]`, where `BASE`
     /// stands for `base_url`).
     pub extra: String,
     pub code: CodeConfig,
+}
+
+impl SmsConfig {
+    /// Where the fixture writes the secret, inside the daemon's directory.
+    pub fn secret_path(&self) -> &'static str {
+        if self.systemd_credential {
+            "state/credentials/sms"
+        } else {
+            "state/sms.secret"
+        }
+    }
 }
 
 /// `[email]`: plain SMTP to the test's [`crate::smtp::SmtpServer`].
@@ -310,7 +325,11 @@ impl TestConfig {
                 let _ = writeln!(s, "account = {}", quote(account));
             }
             let _ = writeln!(s, "from = {}", quote(&sms.from));
-            let _ = writeln!(s, "credentials_file = {}", path("state/sms.secret"));
+            if sms.systemd_credential {
+                let _ = writeln!(s, "credential = \"sms\"");
+            } else {
+                let _ = writeln!(s, "credentials_file = {}", path(sms.secret_path()));
+            }
             let _ = writeln!(s, "timeout_ms = {}", sms.timeout_ms);
             render_code(&mut s, "sms", &sms.code);
             let _ = writeln!(s, "{}", sms.extra.replace("BASE", &sms.base_url));
