@@ -169,10 +169,19 @@ fn daemon_hint(code: ErrorCode) -> Option<&'static str> {
         ErrorCode::AlreadyEnrolled => {
             "Use `mfactl user reset NAME` first, or --replace as an admin."
         }
-        ErrorCode::NoPendingEnrollment => "Start again with `mfactl enroll totp`.",
-        ErrorCode::WrongCode => {
-            "Enter the code your authenticator app shows right now, and check that the device sets its clock automatically."
+        ErrorCode::NoPendingEnrollment => {
+            "Start again with `mfactl enroll totp`, or `mfactl phone set` / `mfactl email set` for a phone number or address."
         }
+        ErrorCode::WrongCode => {
+            "Enter the code as it came, or the one your authenticator app shows right now (on a device that sets its clock automatically)."
+        }
+        ErrorCode::NotConfigured => {
+            "Ask an administrator to set up the channel in /etc/mfad/mfad.toml ([sms] or [email])."
+        }
+        ErrorCode::DeliveryFailed => {
+            "Check the destination, then try again later; an administrator finds the provider's answer in `mfactl audit`."
+        }
+        ErrorCode::TooManyCodes => "Wait, then try again: codes are rate-limited.",
         ErrorCode::Busy => "mfad is busy; wait a moment and try again.",
         ErrorCode::Timeout => "mfad gave up waiting; try again.",
         ErrorCode::UnsupportedVersion | ErrorCode::UnsupportedRequest => {

@@ -14,16 +14,26 @@ use mfad_protocol::{EnrollmentOffer, ErrorCode, Request, Response, SecretString,
 /// The most audit rows one query returns.
 const MAX_AUDIT_ROWS: u32 = 10_000;
 
-struct Refusal {
+pub(crate) struct Refusal {
     code: ErrorCode,
     message: String,
 }
 
 impl Refusal {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
+        }
+    }
+}
+
+impl Refusal {
+    pub(crate) fn into_response(self) -> Response {
+        Response::Error {
+            code: self.code,
+            message: self.message,
+            supported: Vec::new(),
         }
     }
 }
@@ -159,21 +169,30 @@ pub fn handle(d: &Daemon, peer: &Peer, request: Request) -> Response {
                 rhost.as_deref(),
             )?))
         }),
+        Request::ContactVerify {
+            user,
+            channel,
+            code,
+        } => crate::contacts::verify(d, peer, user.as_deref(), channel, &code),
+        Request::ContactClear { user, channel } => {
+            crate::contacts::clear(d, peer, user.as_deref(), channel)
+        }
+        // Sending takes a while: the server runs it as a task of its own.
+        Request::ContactSet { .. } => Err(Refusal::new(
+            ErrorCode::Internal,
+            "contact_set is handled by the server",
+        )),
         Request::AuthStart(_) | Request::Answer { .. } => Err(Refusal::new(
             ErrorCode::BadRequest,
             "no authentication is in progress on this connection",
         )),
     };
-    result.unwrap_or_else(|r| Response::Error {
-        code: r.code,
-        message: r.message,
-        supported: Vec::new(),
-    })
+    result.unwrap_or_else(Refusal::into_response)
 }
 
 /// Checks the peer may make this request about `user` (`None`: themselves)
 /// and returns the account name it is about. Refusals are audited.
-fn resolve(
+pub(crate) fn resolve(
     d: &Daemon,
     peer: &Peer,
     user: Option<&str>,
@@ -220,6 +239,7 @@ fn status(d: &Daemon, user: &str) -> Result<Response, Refusal> {
         totp_pending: d.store.has_pending_totp(user, now)?,
         backup_codes: d.store.backup_codes_left(user)?,
         locks: d.store.locks(user, now, &d.config.lockout)?,
+        contacts: crate::contacts::info(d, user)?,
     }))
 }
 
@@ -342,6 +362,6 @@ fn issue_backup_codes(
     })
 }
 
-fn done(message: String) -> Response {
+pub(crate) fn done(message: String) -> Response {
     Response::Done { message }
 }

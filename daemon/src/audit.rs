@@ -13,6 +13,8 @@ pub enum Decision {
     Done,
     /// A request the peer was not allowed to make.
     Refused,
+    /// A code or notice handed to the SMS provider or mail server.
+    Sent,
 }
 
 impl Decision {
@@ -23,6 +25,7 @@ impl Decision {
             Decision::Locked => "locked",
             Decision::Done => "done",
             Decision::Refused => "refused",
+            Decision::Sent => "sent",
         }
     }
 }

@@ -7,6 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
 
+mod channels;
+mod delivery;
+
+pub use delivery::{
+    CODE_MESSAGE, CodeProfile, EmailConfig, GENERIC_REQUEST, GenericBody, GenericProvider,
+    NOTIFICATION, NotificationConfig, Preset, Provider, SecretSource, SmsConfig, SmtpSecurity,
+};
+
 pub const CONFIG_VERSION: u32 = 1;
 /// NIST SP 800-63B: at most 100 consecutive failures per account.
 const MAX_ACCOUNT_THRESHOLD: u32 = 100;
@@ -74,6 +82,10 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     backup: RawBackup,
+    sms: Option<delivery::RawSms>,
+    email: Option<delivery::RawEmail>,
+    #[serde(default)]
+    login_notification: delivery::RawNotification,
     #[serde(default)]
     testing: RawTesting,
 }
@@ -136,6 +148,11 @@ pub struct Config {
     pub lockout: LockoutConfig,
     pub limits: LimitsConfig,
     pub backup: BackupConfig,
+    /// Codes by text message; `None`: the `sms` factor is unavailable.
+    pub sms: Option<SmsConfig>,
+    /// Codes by email; `None`: the `email` factor is unavailable.
+    pub email: Option<EmailConfig>,
+    pub login_notification: NotificationConfig,
     /// Seconds added to the wall clock (`[testing] clock_offset_secs`), so
     /// tests can move time without sleeping. Zero in production.
     pub clock_offset: i64,
@@ -318,6 +335,10 @@ impl Config {
                 "must be 8 to 32 characters".to_owned(),
             ));
         }
+        let checker = delivery::Checker { path };
+        let sms = raw.sms.as_ref().map(|s| checker.sms(s)).transpose()?;
+        let email = raw.email.as_ref().map(|e| checker.email(e)).transpose()?;
+        let login_notification = checker.notification(&raw.login_notification, email.as_ref())?;
         // Ten years either way is far beyond any test and keeps the sum safe.
         let clock_offset = raw.testing.clock_offset_secs.unwrap_or(0);
         if clock_offset.unsigned_abs() > 10 * 365 * 86_400 {
@@ -343,6 +364,9 @@ impl Config {
             lockout,
             limits,
             backup,
+            sms,
+            email,
+            login_notification,
             clock_offset,
         })
     }
@@ -358,7 +382,7 @@ impl Config {
              totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
              lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
              limits: {} connections, {} per non-root uid, idle {} s, conversation {} s\n\
-             backup codes: {} of {} characters\n{}",
+             backup codes: {} of {} characters\n{}{}login notification: {}\n{}",
             self.socket,
             self.database,
             self.key_file,
@@ -384,6 +408,18 @@ impl Config {
             m.conversation_timeout.as_secs(),
             self.backup.count,
             self.backup.length,
+            self.sms
+                .as_ref()
+                .map_or_else(|| "sms: not configured\n".to_owned(), SmsConfig::describe),
+            self.email.as_ref().map_or_else(
+                || "email: not configured\n".to_owned(),
+                EmailConfig::describe
+            ),
+            if self.login_notification.enabled {
+                "on (email to the verified address)"
+            } else {
+                "off"
+            },
             match self.clock_offset {
                 0 => String::new(),
                 n => format!(

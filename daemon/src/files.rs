@@ -3,7 +3,9 @@
 //! The daemon refuses to run, naming the path, the problem and the fix, when
 //! the key or the database can be read by anyone but its owner.
 
+use crate::config::SecretSource;
 use crate::store::crypto::{KEY_LEN, random_bytes};
+use mfad_protocol::SecretString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -27,6 +29,13 @@ pub enum FileError {
         "{path} holds {len} bytes; a key is exactly {KEY_LEN} random bytes. Restore the right key from backup: without it the stored secrets cannot be read"
     )]
     KeyLength { path: PathBuf, len: u64 },
+    #[error(
+        "the systemd credential {name:?} is configured, but $CREDENTIALS_DIRECTORY is not set; \
+         add `LoadCredential={name}:/path/to/file` to the mfad unit, or use a file path instead"
+    )]
+    NoCredentialsDirectory { name: String },
+    #[error("{path} is empty or longer than 4096 bytes; it must hold the secret alone")]
+    BadSecret { path: PathBuf },
     #[error("cannot create the key {path}: {source}")]
     Random {
         path: PathBuf,
@@ -66,6 +75,34 @@ pub fn check_private(path: &Path, fix_mode: u32) -> Result<(), FileError> {
         });
     }
     Ok(())
+}
+
+/// The longest secret (an API token, a password) read from a file.
+const MAX_SECRET: u64 = 4096;
+
+/// Reads a provider secret from its file, or from
+/// `$CREDENTIALS_DIRECTORY/<name>` (systemd `LoadCredential=`). The file
+/// must be private to mfad, as the key is; one trailing newline is dropped.
+pub fn read_secret(source: &SecretSource) -> Result<SecretString, FileError> {
+    let path = match source {
+        SecretSource::File(path) => path.clone(),
+        SecretSource::Credential(name) => match std::env::var_os("CREDENTIALS_DIRECTORY") {
+            Some(dir) => Path::new(&dir).join(name),
+            None => return Err(FileError::NoCredentialsDirectory { name: name.clone() }),
+        },
+    };
+    check_private(&path, 0o600)?;
+    let mut file = fs::File::open(&path).map_err(io_err(&path))?;
+    let mut text = Zeroizing::new(String::new());
+    Read::take(&mut file, MAX_SECRET + 1)
+        .read_to_string(&mut text)
+        .map_err(io_err(&path))?;
+    let secret = text.strip_suffix('\n').unwrap_or(&text);
+    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    if secret.is_empty() || text.len() as u64 > MAX_SECRET {
+        return Err(FileError::BadSecret { path });
+    }
+    Ok(SecretString::new(secret))
 }
 
 /// Reads the 32-byte key, creating it (mode 0400) on first start.
@@ -144,6 +181,24 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).unwrap();
         let err = load_or_create_key(&path).unwrap_err().to_string();
         assert!(err.contains("chmod 0400"), "{err}");
+    }
+
+    #[test]
+    fn secrets_must_be_private_and_lose_one_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        fs::write(&path, "s3cret\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let source = SecretSource::File(path.clone());
+        let err = read_secret(&source).unwrap_err().to_string();
+        assert!(err.contains("chmod 0600"), "{err}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_secret(&source).unwrap().expose(), "s3cret");
+        fs::write(&path, "\n").unwrap();
+        assert!(matches!(
+            read_secret(&source),
+            Err(FileError::BadSecret { .. })
+        ));
     }
 
     #[test]

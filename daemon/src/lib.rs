@@ -7,12 +7,15 @@ mod auth;
 pub mod authz;
 mod clock;
 pub mod config;
+mod contacts;
+pub mod delivery;
 mod explain;
 pub mod factor;
 pub mod files;
 mod io;
 mod limits;
 pub mod logging;
+mod notify;
 pub mod peer;
 pub mod policy;
 mod server;
@@ -49,6 +52,8 @@ pub enum StartError {
     Runtime(std::io::Error),
     #[error("cannot prepare the stand-in secret: {0}")]
     Dummy(String),
+    #[error(transparent)]
+    Delivery(#[from] delivery::SetupError),
 }
 
 /// A stand-in TOTP enrollment, checked for unknown users so that they cost
@@ -93,11 +98,13 @@ pub struct Daemon {
     policy: RwLock<Arc<LoadedPolicy>>,
     pub(crate) dummy: Dummy,
     pub(crate) limits: Arc<limits::Limits>,
+    pub(crate) delivery: delivery::Delivery,
 }
 
 impl Daemon {
     pub fn open(config: Config) -> Result<Self, StartError> {
         let key = files::load_or_create_key(&config.key_file)?;
+        let delivery = delivery::Delivery::new(&config)?;
         let vault = Vault::new(&key).map_err(|e| StartError::Dummy(e.to_string()))?;
         drop(key);
         let store = Store::open(&config.database).map_err(|source| StartError::Store {
@@ -125,6 +132,7 @@ impl Daemon {
             policy: RwLock::new(Arc::new(policy)),
             dummy: Dummy { sealed, params },
             limits,
+            delivery,
         })
     }
 

@@ -76,6 +76,11 @@ fn check_config(config: &Config) -> ExitCode {
             "policy {path}: absent, the built-in default applies (TOTP for every service, unenrolled users denied)"
         )]
     };
+    // The provider secrets must be readable and private, as at start-up.
+    if let Err(e) = mfad::delivery::Delivery::new(config) {
+        eprintln!("mfad: configuration error: {e}");
+        return ExitCode::from(2);
+    }
     print!("{}", config.describe());
     for line in policy {
         println!("{line}");

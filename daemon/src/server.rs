@@ -3,7 +3,7 @@
 use crate::io::{FrameIo, ReadError};
 use crate::limits::Busy;
 use crate::peer::Peer;
-use crate::{Daemon, admin, auth};
+use crate::{Daemon, admin, auth, contacts};
 use mfad_protocol::{ErrorCode, Request};
 use std::sync::Arc;
 use std::time::Instant;
@@ -86,6 +86,20 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
                 // One connection, one conversation.
                 auth::run(&d, &peer, &mut io, start).await;
                 return;
+            }
+            Request::ContactSet {
+                user,
+                channel,
+                address,
+                verified,
+            } => {
+                let response =
+                    contacts::set(&d, &peer, user.as_deref(), channel, &address, verified)
+                        .await
+                        .unwrap_or_else(admin::Refusal::into_response);
+                if io.send(response).await.is_err() {
+                    return;
+                }
             }
             other => {
                 let response = admin::handle(&d, &peer, other);

@@ -90,6 +90,29 @@ pub enum Request {
         #[serde(default)]
         user: Option<String>,
     },
+    /// Sets a phone number or email address. Unless `verified` (root and
+    /// admins only), it stays pending and a code is sent to it.
+    ContactSet {
+        #[serde(default)]
+        user: Option<String>,
+        channel: Channel,
+        address: SecretString,
+        #[serde(default)]
+        verified: bool,
+    },
+    /// Confirms a pending destination with the code sent to it.
+    ContactVerify {
+        #[serde(default)]
+        user: Option<String>,
+        channel: Channel,
+        code: SecretString,
+    },
+    /// Removes a destination, verified and pending.
+    ContactClear {
+        #[serde(default)]
+        user: Option<String>,
+        channel: Channel,
+    },
     /// Loads the policy file again (as SIGHUP does); an invalid file keeps
     /// the policy in force and the reply lists its problems.
     PolicyReload,
@@ -112,6 +135,48 @@ pub enum Request {
 
 fn default_audit_limit() -> u32 {
     50
+}
+
+/// An out-of-band channel: where sent codes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Sms,
+    Email,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 2] = [Channel::Sms, Channel::Email];
+
+    /// The wire, policy and audit name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+        }
+    }
+
+    /// What the destination is called.
+    pub fn destination(self) -> &'static str {
+        match self {
+            Channel::Sms => "phone number",
+            Channel::Email => "email address",
+        }
+    }
+}
+
+/// A destination as people see it: masked, never whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactInfo {
+    pub channel: Channel,
+    /// The verified destination, masked; the one login codes go to.
+    #[serde(default)]
+    pub verified: Option<String>,
+    #[serde(default)]
+    pub verified_at: Option<i64>,
+    /// A destination waiting for its code, masked.
+    #[serde(default)]
+    pub pending: Option<String>,
 }
 
 /// What the PAM module knows about the login being attempted.
@@ -257,6 +322,12 @@ pub enum ErrorCode {
     AlreadyEnrolled,
     NoPendingEnrollment,
     WrongCode,
+    /// The channel is not set up in mfad's configuration.
+    NotConfigured,
+    /// The SMS provider or mail server did not take the message.
+    DeliveryFailed,
+    /// A code was sent moments ago, or too many this hour.
+    TooManyCodes,
     Busy,
     Timeout,
     Internal,
@@ -298,6 +369,9 @@ pub struct UserStatus {
     pub backup_codes: u32,
     #[serde(default)]
     pub locks: Vec<LockInfo>,
+    /// Phone number and email address, masked.
+    #[serde(default)]
+    pub contacts: Vec<ContactInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

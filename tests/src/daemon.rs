@@ -12,7 +12,10 @@ mod run;
 mod syslog;
 mod tools;
 
-pub use config::{LimitsConfig, LockoutConfig, TestConfig, TestPolicy, TotpConfig};
+pub use config::{
+    CodeConfig, EmailConfig, LimitsConfig, LockoutConfig, SmsConfig, TestConfig, TestPolicy,
+    TotpConfig,
+};
 pub use login::TEST_RHOST;
 pub use raw::{auth_start_frame, is_permission_denied, ping_frame};
 pub use run::{connect_as, output_within, run_as, run_as_with_stdin, run_with_stdin};
@@ -50,6 +53,14 @@ impl TestDaemon {
     pub fn with_config(config: TestConfig) -> TestDaemon {
         let mut daemon = Self::prepare(config);
         daemon.launch();
+        daemon
+    }
+
+    /// As [`Self::with_config`], with `pam.d/<service>` running pam_mfa.so
+    /// against it.
+    pub fn serving(service: &str, config: TestConfig) -> TestDaemon {
+        let daemon = Self::with_config(config);
+        daemon.write_pam_service(service, &[]);
         daemon
     }
 
@@ -122,6 +133,13 @@ impl TestDaemon {
     fn write_config(&self) {
         std::fs::write(self.config_path(), self.config.render(self.dir()))
             .expect("write mfad.toml");
+        if let Some(sms) = &self.config.sms {
+            let path = self.dir().join(sms.secret_path());
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(&path, format!("{}\n", sms.secret)).expect("write the SMS secret");
+            std::fs::set_permissions(&path, Permissions::from_mode(sms.secret_mode))
+                .expect("chmod the SMS secret");
+        }
     }
 
     /// Replaces the policy file; the running daemon sees it after [`Self::restart`].
@@ -146,6 +164,11 @@ impl TestDaemon {
             .arg(self.config_path())
             .current_dir(self.dir())
             .env_remove("NOTIFY_SOCKET")
+            // systemd's LoadCredential= directory, for `credential = NAME`.
+            .env(
+                "CREDENTIALS_DIRECTORY",
+                self.dir().join("state/credentials"),
+            )
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
             .stdout(self.log_file("mfad.stdout"))

@@ -14,6 +14,8 @@ pub mod bins;
 pub mod daemon;
 pub mod otp;
 pub mod pam;
+pub mod sms;
+pub mod smtp;
 pub mod users;
 
 pub use daemon::{TestConfig, TestDaemon, TestPolicy};
@@ -27,5 +29,27 @@ pub fn require_root() {
         panic!(
             "the mfad end-to-end tests must run as root (they start a root daemon and switch uids)"
         );
+    }
+}
+
+/// Waits until `fetch` returns at least `n` items (messages a test server
+/// received), polling; panics, naming `what`, after 10 s.
+pub fn wait_for_count<T: std::fmt::Debug>(
+    what: &str,
+    n: usize,
+    fetch: impl Fn() -> Vec<T>,
+) -> Vec<T> {
+    let started = std::time::Instant::now();
+    loop {
+        let got = fetch();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{} of {n} {what} arrived within 10 s: {got:#?}",
+            got.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

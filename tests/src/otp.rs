@@ -117,7 +117,7 @@ pub fn secret_from_uri(uri: &str) -> String {
     percent_decode(value)
 }
 
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -10,7 +10,7 @@
 
 mod conv;
 
-pub use conv::{Message, Style, Transcript};
+pub use conv::{Message, Responder, Style, Transcript};
 
 use conv::{ConvState, PamConv, converse};
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
@@ -202,6 +202,13 @@ impl PamSession {
     pub fn set_repeat_answer(&mut self, answer: Option<&str>) {
         let answer = answer.map(|a| cstring("answer", a));
         self.state().repeat = answer;
+    }
+
+    /// Answers prompts from `responder` once the queue is empty: it sees
+    /// the prompt's text and returns the answer (`None`: none, which fails
+    /// the conversation).
+    pub fn set_responder(&mut self, responder: Responder) {
+        self.state().responder = Some(responder);
     }
 
     /// Switches transcript recording on or off (on by default).

@@ -120,7 +120,7 @@ fn check_config_names_a_policy_problem() {
     let (d, path) = config_file(|t| t);
     std::fs::write(
         d.policy_path(),
-        "[[rule]]\nname = \"default\"\nall = true\nrequire = \"sms\"\n",
+        "[[rule]]\nname = \"default\"\nall = true\nrequire = \"push\"\n",
     )
     .unwrap();
     let out = check_config(&path);
@@ -128,7 +128,7 @@ fn check_config_names_a_policy_problem() {
         &out,
         &[
             &d.policy_path().display().to_string(),
-            "unknown factor \"sms\"",
+            "unknown factor \"push\"",
             "line 4, column 11",
         ],
     );

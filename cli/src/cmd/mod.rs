@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod backup_codes;
+pub mod contact;
 pub mod doctor;
 mod doctor_pam;
 mod doctor_sshd;
@@ -63,8 +64,14 @@ pub enum Command {
     /// Enroll a second factor for your account (or, as an admin, another one)
     #[command(subcommand)]
     Enroll(enroll::EnrollCommand),
-    /// Show the enrollment, backup codes and lock state of your account
+    /// Show the enrollment, backup codes, phone, email and lock state of your account
     Status(status::StatusArgs),
+    /// Set, verify or clear the phone number that receives codes by SMS
+    #[command(subcommand)]
+    Phone(contact::ContactCommand),
+    /// Set, verify or clear the email address that receives codes and login notices
+    #[command(subcommand)]
+    Email(contact::ContactCommand),
     /// List, show, reset and unlock users (root and mfad admins)
     #[command(subcommand)]
     User(user::UserCommand),
@@ -154,6 +161,8 @@ pub fn run(command: Command, ctx: &mut Ctx) -> Result<(), CliError> {
     match command {
         Command::Enroll(enroll::EnrollCommand::Totp(args)) => enroll::totp(ctx, args),
         Command::Status(args) => status::run(ctx, &args),
+        Command::Phone(cmd) => contact::run(ctx, mfad_protocol::Channel::Sms, cmd),
+        Command::Email(cmd) => contact::run(ctx, mfad_protocol::Channel::Email, cmd),
         Command::User(cmd) => user::run(ctx, cmd),
         Command::BackupCodes(cmd) => backup_codes::run(ctx, cmd),
         Command::Audit(args) => audit::run(ctx, &args),

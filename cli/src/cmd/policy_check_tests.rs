@@ -74,7 +74,7 @@ fn an_unknown_factor_is_an_error_at_its_value() {
     assert_eq!(
         out.stdout,
         format!(
-            "{file}:4:11: error: unknown factor \"yubikey\" (known: totp, backup)\n\
+            "{file}:4:11: error: unknown factor \"yubikey\" (known: totp, backup, sms, email)\n\
              \x20 hint: write \"none\", \"deny\", a factor such as \"totp\", {{ any = [...] }} or {{ chain = [...] }}\n\
              {file}: 1 error\n"
         )
@@ -111,7 +111,7 @@ fn an_invalid_cidr_is_an_error_at_the_string() {
 
 #[test]
 fn every_problem_is_listed_in_file_order_and_counted() {
-    let text = "[[rule]]\nname = \"a\"\nrequire = \"fax\"\nfrom = [\"300.1.1.1\"]\n\
+    let text = "[[rule]]\nname = \"a\"\nrequire = \"push\"\nfrom = [\"300.1.1.1\"]\n\
                 \n[[rule]]\nname = \"a\"\nall = true\nrequire = \"totp\"\n";
     let (out, file) = check_file(text, false);
     assert_rejected(&out);
@@ -154,7 +154,7 @@ fn json_reports_validity_and_each_diagnostic() {
     assert_eq!(v["sha256"].as_str().map(str::len), Some(64));
     assert_eq!(v["diagnostics"], serde_json::json!([]));
 
-    let bad = "[[rule]]\nname = \"x\"\nall = true\nrequire = \"fax\"\n";
+    let bad = "[[rule]]\nname = \"x\"\nall = true\nrequire = \"push\"\n";
     let (out, _) = check_file(bad, true);
     assert_rejected(&out);
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
@@ -166,7 +166,7 @@ fn json_reports_validity_and_each_diagnostic() {
         (d["line"].as_u64(), d["column"].as_u64()),
         (Some(4), Some(11))
     );
-    assert!(d["message"].as_str().unwrap().contains("\"fax\""));
+    assert!(d["message"].as_str().unwrap().contains("\"push\""));
     assert!(d["hint"].as_str().unwrap().contains("{ any = [...] }"));
 }
 

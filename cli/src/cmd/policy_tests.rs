@@ -33,7 +33,8 @@ fn rejected(version: i64, diagnostics: &[&str]) -> Response {
 }
 
 const WARNING: &str = "line 9, column 1: warning: no catch-all rule: a login that matches no rule is denied\n  hint: end the file with a rule that has `all = true`";
-const ERROR: &str = "line 4, column 11: error: unknown factor \"fax\" (known: totp, backup)";
+const ERROR: &str =
+    "line 4, column 11: error: unknown factor \"push\" (known: totp, backup, sms, email)";
 
 #[test]
 fn reload_reports_the_version_in_force_and_warnings() {

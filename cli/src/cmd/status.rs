@@ -5,7 +5,7 @@ use crate::error::{CliError, unexpected};
 use crate::output::clean_line;
 use clap::Args;
 use mfad_protocol::time::utc;
-use mfad_protocol::{LockInfo, Request, Response, UserStatus};
+use mfad_protocol::{Channel, ContactInfo, LockInfo, Request, Response, UserStatus};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -54,12 +54,41 @@ pub fn render(status: &UserStatus) -> String {
         text.push_str(" (issue some with `mfactl backup-codes regenerate`)");
     }
     text.push('\n');
+    for channel in Channel::ALL {
+        text.push_str(&render_contact(
+            channel,
+            status.contacts.iter().find(|c| c.channel == channel),
+        ));
+        text.push('\n');
+    }
     if status.locks.is_empty() {
         text.push_str("locks: none\n");
     }
     for lock in &status.locks {
         text.push_str(&render_lock(lock));
         text.push('\n');
+    }
+    text
+}
+
+fn render_contact(channel: Channel, contact: Option<&ContactInfo>) -> String {
+    let name = match channel {
+        Channel::Sms => "phone",
+        Channel::Email => "email",
+    };
+    let Some(c) = contact else {
+        return format!("{name}: not set");
+    };
+    let mut text = match (&c.verified, c.verified_at) {
+        (Some(to), Some(at)) => format!("{name}: {} (verified {})", clean_line(to), utc(at)),
+        (Some(to), None) => format!("{name}: {} (verified)", clean_line(to)),
+        (None, _) => format!("{name}: none verified"),
+    };
+    if let Some(pending) = &c.pending {
+        text.push_str(&format!(
+            "; {} waits for its code (`mfactl {name} verify CODE`)",
+            clean_line(pending)
+        ));
     }
     text
 }
@@ -102,6 +131,20 @@ mod tests {
             totp_pending: false,
             backup_codes: 10,
             locks: vec![],
+            contacts: vec![
+                ContactInfo {
+                    channel: Channel::Sms,
+                    verified: Some("+44*******123".into()),
+                    verified_at: Some(1_795_460_645),
+                    pending: Some("+33*******456".into()),
+                },
+                ContactInfo {
+                    channel: Channel::Email,
+                    verified: None,
+                    verified_at: None,
+                    pending: Some("y***@example.com".into()),
+                },
+            ],
         }
     }
 
@@ -112,6 +155,8 @@ mod tests {
             "user: alice\n\
              totp: enrolled 2026-11-23 19:04:05Z (SHA1, 6 digits, 30 s), last used 2026-11-23 19:05:05Z\n\
              backup codes: 10 left\n\
+             phone: +44*******123 (verified 2026-11-23 19:04:05Z); +33*******456 waits for its code (`mfactl phone verify CODE`)\n\
+             email: none verified; y***@example.com waits for its code (`mfactl email verify CODE`)\n\
              locks: none\n"
         );
     }
@@ -156,12 +201,15 @@ mod tests {
                     locked_until: None,
                 },
             ],
+            contacts: vec![],
         };
         assert_eq!(
             render(&s),
             "user: bob\n\
              totp: not enrolled (pending confirmation)\n\
              backup codes: 3 left\n\
+             phone: not set\n\
+             email: not set\n\
              locked: totp from 10.0.0.1 until 2026-11-23 19:04:05Z (5 failures)\n\
              failures: totp from every source: 1 failure, not locked\n"
         );
@@ -173,7 +221,7 @@ mod tests {
         };
         assert_eq!(
             render(&plain),
-            "user: bob\ntotp: not enrolled\nbackup codes: 0 left\nlocks: none\n"
+            "user: bob\ntotp: not enrolled\nbackup codes: 0 left\nphone: not set\nemail: not set\nlocks: none\n"
         );
     }
 }

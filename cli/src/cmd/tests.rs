@@ -97,6 +97,7 @@ fn bob() -> Response {
         totp_pending: false,
         backup_codes: 0,
         locks: vec![],
+        contacts: vec![],
     })
 }
 
@@ -106,7 +107,7 @@ fn status_asks_for_own_or_named_account() {
     assert_eq!(out.requests, vec![json!({"type": "status", "user": null})]);
     assert_eq!(
         out.stdout,
-        "user: bob\ntotp: not enrolled\nbackup codes: 0 left\nlocks: none\n"
+        "user: bob\ntotp: not enrolled\nbackup codes: 0 left\nphone: not set\nemail: not set\nlocks: none\n"
     );
     let out = mfactl(
         &["--json", "status", "--user", "bob"],

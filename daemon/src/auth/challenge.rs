@@ -1,8 +1,10 @@
 //! One factor's challenge: lock check, prompt, check of the answer, and the
 //! failure bookkeeping every factor shares (counters, delay, audit).
 
+use super::sent::{self, Stop};
 use super::{Attempt, Verdict, reason_for};
 use crate::audit::{Decision as Audit, Event};
+use crate::config::LockoutConfig;
 use crate::factor::backup;
 use crate::factor::totp::{self, Check};
 use crate::io::FrameIo;
@@ -21,16 +23,38 @@ pub(crate) enum Step {
 }
 
 /// How one check of an answer came out, before it is recorded.
-enum Outcome {
+pub(super) enum Outcome {
     Allow(Event),
     Deny { message: String, reason: String },
 }
 
-fn prompt(factor: Factor) -> &'static str {
-    match factor {
-        Factor::Totp => "Verification code: ",
-        Factor::Backup => "Backup code: ",
-    }
+/// Prompts (and new codes on `r`) a sent-code challenge may go through
+/// before an answer must come.
+const MAX_PROMPTS: usize = 6;
+
+/// The first prompt of a challenge; for a sent code, after sending it.
+async fn opening(att: &Attempt<'_>, factor: Factor, dummy: bool) -> Result<String, Stop> {
+    Ok(match factor {
+        Factor::Totp => "Verification code: ".to_owned(),
+        Factor::Backup if dummy => "Backup code: ".to_owned(),
+        Factor::Backup => format!(
+            "Backup code ({} left): ",
+            att.d.store.backup_codes_left(&att.start.user)?
+        ),
+        Factor::Sms | Factor::Email => match factor.channel() {
+            Some(channel) => sent::start(att, channel, dummy).await?,
+            None => {
+                return Err(Stop::Internal(
+                    "a sent-code factor without a channel".into(),
+                ));
+            }
+        },
+    })
+}
+
+/// `r` (any case, blanks around it) asks for a new code.
+fn wants_resend(answer: &SecretString) -> bool {
+    answer.expose().trim().eq_ignore_ascii_case("r")
 }
 
 /// Challenges `factor`. With `dummy`, the user has no such factor: the same
@@ -57,34 +81,54 @@ pub(crate) async fn challenge(
         Ok(None) => {}
         Err(e) => return ended(internal(att, io, e).await),
     }
-    if io
-        .send(Response::Prompt {
-            echo: false,
-            text: prompt(factor).to_owned(),
-        })
-        .await
-        .is_err()
-    {
-        return Step::Ended;
-    }
-    let answer = match io.read().await {
-        Ok(Request::Answer { text }) => text,
-        Ok(_) => {
-            att.record(channel, Audit::Deny, "protocol error");
-            io.send_error(ErrorCode::BadRequest, "expected an answer to the prompt")
-                .await;
+    let mut text = match opening(att, factor, dummy).await {
+        Ok(text) => text,
+        Err(Stop::Verdict(verdict)) => return Step::Verdict(verdict),
+        Err(Stop::Internal(e)) => return ended(internal(att, io, e).await),
+    };
+    let mut prompts = 0;
+    let answer = loop {
+        prompts += 1;
+        if io
+            .send(Response::Prompt { echo: false, text })
+            .await
+            .is_err()
+        {
             return Step::Ended;
         }
-        Err(err) => {
-            att.record(channel, Audit::Deny, &format!("{}{note}", reason_for(&err)));
-            io.report(&err).await;
-            return Step::Ended;
+        let answer = match io.read().await {
+            Ok(Request::Answer { text }) => text,
+            Ok(_) => {
+                att.record(channel, Audit::Deny, "protocol error");
+                io.send_error(ErrorCode::BadRequest, "expected an answer to the prompt")
+                    .await;
+                return Step::Ended;
+            }
+            Err(err) => {
+                att.record(channel, Audit::Deny, &format!("{}{note}", reason_for(&err)));
+                io.report(&err).await;
+                return Step::Ended;
+            }
+        };
+        match factor.channel() {
+            Some(ch) if !dummy && prompts < MAX_PROMPTS && wants_resend(&answer) => {
+                text = match sent::resend(att, ch).await {
+                    Ok(text) => text,
+                    Err(Stop::Verdict(verdict)) => return Step::Verdict(verdict),
+                    Err(Stop::Internal(e)) => return ended(internal(att, io, e).await),
+                };
+            }
+            _ => break answer,
         }
     };
     let now = clock::now();
     let checked = match factor {
         Factor::Totp => check_totp(att, &answer, now, dummy, &note),
         Factor::Backup => check_backup(att, &answer, now, dummy, &note),
+        Factor::Sms | Factor::Email => match factor.channel() {
+            Some(ch) => sent::check(att, ch, &answer, now, dummy, &note),
+            None => Err("a sent-code factor without a channel".to_owned()),
+        },
     };
     match checked {
         Err(e) => ended(internal(att, io, e).await),
@@ -98,7 +142,7 @@ pub(crate) async fn challenge(
                 user,
                 att.source,
                 now,
-                &att.d.config.lockout,
+                &lockout(att.d, factor),
                 &failed,
             ) {
                 Ok(state) => state,
@@ -200,13 +244,7 @@ fn check_backup(
     };
     if candidates.is_empty() {
         // The work of one comparison, for an answer that cannot match.
-        candidates.push((
-            -1,
-            backup::Stored {
-                salt: vec![0; 16],
-                hash: Vec::new(),
-            },
-        ));
+        candidates.push((-1, backup::Stored::never()));
     }
     let found =
         backup::find(&d.vault, user, code.expose(), &candidates).map_err(|e| e.to_string())?;
@@ -237,7 +275,18 @@ fn check_backup(
     )
 }
 
-fn wrong(message: &str, reason: &str) -> Outcome {
+/// The lockout a factor's failures count against: a sent-code channel
+/// locks a source after its profile's `attempts`.
+fn lockout(d: &Daemon, factor: Factor) -> LockoutConfig {
+    let mut lockout = d.config.lockout.clone();
+    if let Some(profile) = factor.channel().and_then(|ch| sent::profile(d, ch)) {
+        lockout.threshold = profile.attempts;
+        lockout.account_threshold = lockout.account_threshold.max(profile.attempts);
+    }
+    lockout
+}
+
+pub(super) fn wrong(message: &str, reason: &str) -> Outcome {
     Outcome::Deny {
         message: message.to_owned(),
         reason: reason.to_owned(),

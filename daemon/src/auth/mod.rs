@@ -3,6 +3,9 @@
 //! these functions and dies with the connection: no flow ids to guess.
 
 mod challenge;
+mod sent;
+
+pub(crate) use sent::{destination, failure_message as delivery_failure, profile as code_profile};
 
 use crate::audit::{Decision as Audit, Event};
 use crate::authz::{Access, Target, authorize};
@@ -81,6 +84,8 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
             return;
         }
     }
+    // Whether the verdict rests on a factor the user proved.
+    let mut proved = false;
     let verdict = match rule {
         None => {
             att.record("none", Audit::Deny, "no policy rule matched");
@@ -103,39 +108,50 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
             }
             Requirement::Any(factors) | Requirement::Chain(factors) => {
                 match factors_step(&att, io, rule, factors).await {
-                    Some(verdict) => verdict,
+                    Some((verdict, passed)) => {
+                        proved = passed;
+                        verdict
+                    }
                     None => return,
                 }
             }
         },
     };
+    let allowed = verdict.0 == Decision::Allow;
     let _ = io
         .send(Response::Verdict {
             decision: verdict.0,
             message: verdict.1,
         })
         .await;
+    if allowed && proved {
+        // After the verdict: the client has its answer and is gone.
+        crate::notify::login(d, &start, peer.uid, None).await;
+    }
 }
 
-/// Runs the factors a rule requires. `None`: the conversation ended without
-/// a verdict to send (the client left, or an error was already reported).
+/// Runs the factors a rule requires, and says whether the user proved
+/// them. `None`: the conversation ended without a verdict to send (the
+/// client left, or an error was already reported).
 async fn factors_step(
     att: &Attempt<'_>,
     io: &mut FrameIo,
     rule: &Rule,
     factors: &[Factor],
-) -> Option<Verdict> {
+) -> Option<(Verdict, bool)> {
     let mut enrolled = Vec::new();
     for &f in factors {
         match crate::factor::enrolled(att.d, &att.start.user, f) {
             Ok(true) => enrolled.push(f),
             Ok(false) => {}
-            Err(e) => return challenge::internal(att, io, e).await,
+            Err(e) => return challenge::internal(att, io, e).await.map(|v| (v, false)),
         }
     }
     let chain = matches!(rule.require, Requirement::Chain(_));
     if enrolled.is_empty() {
-        return unenrolled(att, io, rule.unenrolled, factors[0]).await;
+        return unenrolled(att, io, rule.unenrolled, factors[0])
+            .await
+            .map(|v| (v, false));
     }
     if chain && enrolled.len() < factors.len() {
         let missing: Vec<&str> = factors
@@ -152,7 +168,7 @@ async fn factors_step(
             "This login needs {}, which you have not set up. Ask an administrator.",
             missing.join(" and ")
         );
-        return Some((Decision::Deny, message));
+        return Some(((Decision::Deny, message), false));
     }
     let steps = if chain || enrolled.len() == 1 {
         enrolled
@@ -164,11 +180,11 @@ async fn factors_step(
         let step = chain.then_some((i + 1, total));
         match challenge(att, io, factor, false, step).await {
             Step::Passed => {}
-            Step::Verdict(verdict) => return Some(verdict),
+            Step::Verdict(verdict) => return Some((verdict, false)),
             Step::Ended => return None,
         }
     }
-    Some((Decision::Allow, String::new()))
+    Some(((Decision::Allow, String::new()), true))
 }
 
 /// A user with none of the rule's factors: allowed, in grace, or denied. A
@@ -216,7 +232,15 @@ async fn unenrolled(
 async fn choose(att: &Attempt<'_>, io: &mut FrameIo, options: &[Factor]) -> Option<Factor> {
     let mut text = "Choose how to verify:\n".to_owned();
     for (i, f) in options.iter().enumerate() {
-        text.push_str(&format!("  {}) {}\n", i + 1, f.label()));
+        // A sent code's destination, masked, so the user knows where it goes.
+        let to = f
+            .channel()
+            .and_then(|ch| {
+                let to = destination(att.d, &att.start.user, ch).ok().flatten()?;
+                Some(format!(" to {}", crate::delivery::address::mask(ch, &to)))
+            })
+            .unwrap_or_default();
+        text.push_str(&format!("  {}) {}{to}\n", i + 1, f.label()));
     }
     text.push_str("Number: ");
     io.send(Response::Prompt { echo: true, text }).await.ok()?;

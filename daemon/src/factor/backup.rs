@@ -1,18 +1,12 @@
 //! Backup codes: a set issued at TOTP enrollment, shown once, stored only as
 //! salted keyed hashes, each accepted once.
 
-use crate::store::crypto::{CryptoError, Vault, constant_time_eq, random_bytes};
+pub use super::hashed::Stored;
+use crate::store::crypto::{CryptoError, Vault, random_bytes};
 use zeroize::Zeroizing;
 
 /// 32 letters and digits without the look-alikes 0/o, 1/l: 5 bits a character.
 const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
-const SALT_LEN: usize = 16;
-
-/// One code as stored: its salt and keyed hash.
-pub struct Stored {
-    pub salt: Vec<u8>,
-    pub hash: Vec<u8>,
-}
 
 /// `count` new codes of `length` characters, shown grouped (`abcde-fghij`),
 /// and what to store for each.
@@ -32,21 +26,10 @@ pub fn generate(
                 }
                 code.push(char::from(ALPHABET[usize::from(byte & 31)]));
             }
-            let salt = random_bytes::<SALT_LEN>()?.to_vec();
-            let hash = vault.hash_code(user, &salt, &normalize(&code))?.to_vec();
-            Ok((code, Stored { salt, hash }))
+            let stored = Stored::new(vault, user, &code)?;
+            Ok((code, stored))
         })
         .collect()
-}
-
-/// Codes are typed in any case, with or without the dashes and spaces.
-pub fn normalize(code: &str) -> Zeroizing<String> {
-    Zeroizing::new(
-        code.chars()
-            .filter(|c| !c.is_whitespace() && *c != '-')
-            .flat_map(char::to_lowercase)
-            .collect(),
-    )
 }
 
 /// The id of the unused code `typed` matches, checking every candidate so
@@ -57,11 +40,9 @@ pub fn find(
     typed: &str,
     candidates: &[(i64, Stored)],
 ) -> Result<Option<i64>, CryptoError> {
-    let typed = normalize(typed);
     let mut found = None;
     for (id, stored) in candidates {
-        let hash = vault.hash_code(user, &stored.salt, &typed)?;
-        if constant_time_eq(&hash, &stored.hash) && found.is_none() {
+        if stored.matches(vault, user, typed)? && found.is_none() {
             found = Some(*id);
         }
     }
@@ -85,15 +66,7 @@ mod tests {
         let stored: Vec<(i64, Stored)> = codes
             .iter()
             .enumerate()
-            .map(|(i, (_, s))| {
-                (
-                    i as i64,
-                    Stored {
-                        salt: s.salt.clone(),
-                        hash: s.hash.clone(),
-                    },
-                )
-            })
+            .map(|(i, (_, s))| (i as i64, s.clone()))
             .collect();
         for (i, (code, _)) in codes.iter().enumerate() {
             assert_eq!(code.len(), 11, "{}", code.as_str());
@@ -123,7 +96,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for (code, stored) in &codes {
             assert!(seen.insert(code.to_string()));
-            assert_eq!(stored.salt.len(), SALT_LEN);
+            assert_eq!(stored.salt.len(), 16);
         }
     }
 }

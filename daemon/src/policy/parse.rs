@@ -193,6 +193,9 @@ fn rule(
     let name = r.name.get_ref().clone();
     let when = conditions(cx, r, groups, host, dir);
     let require = requirement(cx, &r.require);
+    if let Some(req) = &require {
+        out_of_band_only(cx, r, req);
+    }
     let fresh = fresh(cx, r.fresh.as_ref(), &require);
     let trusted_devices = r
         .trusted_devices
@@ -428,6 +431,43 @@ fn requirement(cx: &mut Cx<'_>, v: &Spanned<Value>) -> Option<Requirement> {
             None
         }
     }
+}
+
+/// Services that grant root, besides any `@group`.
+const PRIVILEGED: &[&str] = &["sudo", "sudo-i", "su", "su-l", "pkexec"];
+
+/// Warns when a code sent by SMS or email alone opens a privileged service
+/// (a rule naming a service group, sudo or su): such codes can be
+/// intercepted (a swapped SIM, a read mailbox).
+fn out_of_band_only(cx: &mut Cx<'_>, r: &RawRule, require: &Requirement) {
+    let Some(services) = &r.services else { return };
+    let privileged: Vec<&str> = services
+        .get_ref()
+        .iter()
+        .map(|s| s.get_ref().as_str())
+        .filter(|s| s.starts_with('@') || PRIVILEGED.contains(s))
+        .collect();
+    let sent = |f: &&Factor| f.channel().is_some();
+    let alone: Vec<&str> = match require {
+        Requirement::Any(fs) => fs.iter().filter(sent).map(|f| f.name()).collect(),
+        Requirement::Chain(fs) if fs.iter().all(|f| sent(&f)) => {
+            fs.iter().map(|f| f.name()).collect()
+        }
+        _ => Vec::new(),
+    };
+    if privileged.is_empty() || alone.is_empty() {
+        return;
+    }
+    cx.warning(
+        r.require.span(),
+        format!(
+            "rule {:?} lets a code sent by {} alone open a privileged service ({})",
+            r.name.get_ref(),
+            alone.join(" or "),
+            privileged.join(", ")
+        ),
+        "sent codes can be intercepted (a swapped SIM, a read mailbox): chain them after totp, e.g. { chain = [\"totp\", \"sms\"] }",
+    );
 }
 
 fn fresh(

@@ -10,15 +10,21 @@ use std::time::Duration;
 pub enum Factor {
     Totp,
     Backup,
+    /// A code sent by text message to the verified phone number.
+    Sms,
+    /// A code sent to the verified email address.
+    Email,
 }
 
 impl Factor {
-    pub const ALL: [Factor; 2] = [Factor::Totp, Factor::Backup];
+    pub const ALL: [Factor; 4] = [Factor::Totp, Factor::Backup, Factor::Sms, Factor::Email];
 
     pub fn name(self) -> &'static str {
         match self {
             Factor::Totp => "totp",
             Factor::Backup => "backup",
+            Factor::Sms => "sms",
+            Factor::Email => "email",
         }
     }
 
@@ -27,6 +33,17 @@ impl Factor {
         match self {
             Factor::Totp => "authenticator app code (TOTP)",
             Factor::Backup => "backup code",
+            Factor::Sms => "code by text message (SMS)",
+            Factor::Email => "code by email",
+        }
+    }
+
+    /// The channel a sent-code factor delivers through.
+    pub fn channel(self) -> Option<mfad_protocol::Channel> {
+        match self {
+            Factor::Sms => Some(mfad_protocol::Channel::Sms),
+            Factor::Email => Some(mfad_protocol::Channel::Email),
+            Factor::Totp | Factor::Backup => None,
         }
     }
 

@@ -7,6 +7,7 @@
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use hmac::{Hmac, Mac};
+use mfad_protocol::Channel;
 use sha2::Sha256;
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -18,6 +19,9 @@ pub const KEY_LEN: usize = 32;
 pub enum Purpose {
     TotpSecret,
     PendingTotpSecret,
+    /// A verified destination of a channel, and one waiting for its code.
+    Contact(mfad_protocol::Channel),
+    PendingContact(mfad_protocol::Channel),
 }
 
 impl Purpose {
@@ -25,6 +29,10 @@ impl Purpose {
         match self {
             Purpose::TotpSecret => "totp",
             Purpose::PendingTotpSecret => "totp-pending",
+            Purpose::Contact(Channel::Sms) => "phone",
+            Purpose::PendingContact(Channel::Sms) => "phone-pending",
+            Purpose::Contact(Channel::Email) => "email",
+            Purpose::PendingContact(Channel::Email) => "email-pending",
         }
     }
 }

@@ -64,6 +64,34 @@ const MIGRATIONS: &[&str] = &[
         used_at INTEGER,
         PRIMARY KEY (user, id)
      );",
+    // 4: phone numbers and email addresses (sealed), the codes sent to them
+    // (salted keyed hashes), and every send, for the hourly cap.
+    "CREATE TABLE contacts (
+        user TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        address BLOB,
+        verified_at INTEGER,
+        pending BLOB,
+        pending_at INTEGER,
+        PRIMARY KEY (user, channel)
+     );
+     CREATE TABLE sent_codes (
+        user TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        salt BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        sent_at INTEGER NOT NULL,
+        expires INTEGER NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user, channel, purpose)
+     );
+     CREATE TABLE sends (
+        user TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        time INTEGER NOT NULL
+     );
+     CREATE INDEX sends_by_user ON sends (user, channel, time);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

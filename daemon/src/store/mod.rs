@@ -7,9 +7,14 @@
 //! before a crashed server is back).
 
 mod backup;
+mod contacts;
 pub mod crypto;
 mod migrate;
+mod otp;
 mod policy;
+
+pub use contacts::ContactRow;
+pub use otp::{Issue, SendLimits, SentCode};
 
 use crate::audit::Event;
 use crate::config::{LockoutConfig, TotpAlgorithm};
@@ -300,7 +305,15 @@ impl Store {
     pub fn reset_user(&self, user: &str, event: &Event) -> Result<bool, StoreError> {
         self.durable(|tx| {
             let mut n = 0;
-            for table in ["totp", "totp_pending", "failures", "backup_codes"] {
+            for table in [
+                "totp",
+                "totp_pending",
+                "failures",
+                "backup_codes",
+                "contacts",
+                "sent_codes",
+                "sends",
+            ] {
                 n += tx.execute(&format!("DELETE FROM {table} WHERE user = ?1"), [user])?;
             }
             insert_audit(tx, event)?;
@@ -379,7 +392,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "WITH names AS (SELECT user FROM totp UNION SELECT user FROM totp_pending
-                            UNION SELECT user FROM failures)
+                            UNION SELECT user FROM failures UNION SELECT user FROM contacts)
              SELECT n.user, t.user IS NOT NULL, t.last_used,
                     EXISTS (SELECT 1 FROM failures f WHERE f.user = n.user AND f.locked_until > ?1)
              FROM names n LEFT JOIN totp t ON t.user = n.user ORDER BY n.user",
@@ -428,6 +441,8 @@ impl Store {
             now.saturating_sub(i64::try_from(lockout.duration.as_secs()).unwrap_or(i64::MAX));
         let conn = self.conn();
         let mut n = conn.execute("DELETE FROM totp_pending WHERE expires <= ?1", [now])?;
+        n += conn.execute("DELETE FROM sent_codes WHERE expires <= ?1", [now])?;
+        n += conn.execute("DELETE FROM sends WHERE time <= ?1 - 3600", [now])?;
         n += conn.execute(
             "DELETE FROM failures WHERE last_failure <= ?1 AND (locked_until IS NULL OR locked_until <= ?2)",
             params![since, now],

@@ -38,6 +38,83 @@ pub struct LimitsConfig {
     pub conversation_timeout_secs: u64,
 }
 
+/// `[sms.code]` / `[email.code]`: one delivery profile.
+#[derive(Debug, Clone)]
+pub struct CodeConfig {
+    pub length: u32,
+    pub grouping: bool,
+    pub validity_secs: u64,
+    pub resend_cooldown_secs: u64,
+    pub attempts: u32,
+    pub hourly_cap: u32,
+}
+
+impl Default for CodeConfig {
+    fn default() -> Self {
+        Self {
+            length: 6,
+            grouping: true,
+            validity_secs: 300,
+            resend_cooldown_secs: 30,
+            attempts: 3,
+            hourly_cap: 5,
+        }
+    }
+}
+
+/// `[sms]`: a provider at `base_url` (the test's [`crate::sms::SmsServer`]).
+/// The secret is written to `state/sms.secret` and named by
+/// `credentials_file`, or, with `systemd_credential`, to
+/// `state/credentials/sms` and named by `credential = "sms"`.
+#[derive(Debug, Clone)]
+pub struct SmsConfig {
+    /// twilio | vonage | infobip | messagebird | generic
+    pub provider: String,
+    pub base_url: String,
+    pub account: Option<String>,
+    pub from: String,
+    pub secret: String,
+    /// The mode of the secret's file (0600 unless a test wants it refused).
+    pub secret_mode: u32,
+    pub systemd_credential: bool,
+    pub timeout_ms: u64,
+    /// More lines for the `[sms]` table (e.g. `[sms.generic]`, where `BASE`
+    /// stands for `base_url`).
+    pub extra: String,
+    pub code: CodeConfig,
+}
+
+impl SmsConfig {
+    /// Where the fixture writes the secret, inside the daemon's directory.
+    pub fn secret_path(&self) -> &'static str {
+        if self.systemd_credential {
+            "state/credentials/sms"
+        } else {
+            "state/sms.secret"
+        }
+    }
+}
+
+/// `[email]`: plain SMTP to the test's [`crate::smtp::SmtpServer`].
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    pub port: u16,
+    pub from: String,
+    pub timeout_ms: u64,
+    pub code: CodeConfig,
+}
+
+impl EmailConfig {
+    pub fn on_port(port: u16) -> Self {
+        Self {
+            port,
+            from: "mfad@test.example".into(),
+            timeout_ms: 3000,
+            code: CodeConfig::default(),
+        }
+    }
+}
+
 /// The policy file, in its simplest form: per-service rules, then a
 /// catch-all with the default requirement; or a whole text of its own.
 #[derive(Debug, Clone)]
@@ -131,6 +208,10 @@ pub struct TestConfig {
     /// the TOTP period, so step boundaries stay where the helpers wait for
     /// them; `TestDaemon::totp_code` follows the shifted clock.
     pub clock_offset_secs: i64,
+    pub sms: Option<SmsConfig>,
+    pub email: Option<EmailConfig>,
+    /// `[login_notification] enabled`
+    pub login_notification: bool,
 }
 
 impl Default for TestConfig {
@@ -161,11 +242,35 @@ impl Default for TestConfig {
             },
             policy: TestPolicy::default(),
             clock_offset_secs: 0,
+            sms: None,
+            email: None,
+            login_notification: false,
         }
     }
 }
 
+fn render_code(s: &mut String, table: &str, c: &CodeConfig) {
+    let _ = writeln!(s, "\n[{table}.code]");
+    let _ = writeln!(s, "length = {}", c.length);
+    let _ = writeln!(s, "grouping = {}", c.grouping);
+    let _ = writeln!(s, "validity_secs = {}", c.validity_secs);
+    let _ = writeln!(s, "resend_cooldown_secs = {}", c.resend_cooldown_secs);
+    let _ = writeln!(s, "attempts = {}", c.attempts);
+    let _ = writeln!(s, "hourly_cap = {}", c.hourly_cap);
+}
+
 impl TestConfig {
+    /// The default config with a policy whose catch-all requires `require`.
+    pub fn requiring(require: &str) -> Self {
+        Self {
+            policy: TestPolicy {
+                default: require.into(),
+                ..TestPolicy::default()
+            },
+            ..Self::default()
+        }
+    }
+
     /// The config file text for a daemon living in `dir`.
     pub fn render(&self, dir: &Path) -> String {
         let path = |p: &str| quote(&dir.join(p).to_string_lossy());
@@ -210,6 +315,37 @@ impl TestConfig {
             "conversation_timeout_secs = {}",
             m.conversation_timeout_secs
         );
+        if let Some(sms) = &self.sms {
+            let _ = writeln!(s, "\n[sms]");
+            let _ = writeln!(s, "provider = {}", quote(&sms.provider));
+            if sms.provider != "generic" {
+                let _ = writeln!(s, "base_url = {}", quote(&sms.base_url));
+            }
+            if let Some(account) = &sms.account {
+                let _ = writeln!(s, "account = {}", quote(account));
+            }
+            let _ = writeln!(s, "from = {}", quote(&sms.from));
+            if sms.systemd_credential {
+                let _ = writeln!(s, "credential = \"sms\"");
+            } else {
+                let _ = writeln!(s, "credentials_file = {}", path(sms.secret_path()));
+            }
+            let _ = writeln!(s, "timeout_ms = {}", sms.timeout_ms);
+            render_code(&mut s, "sms", &sms.code);
+            let _ = writeln!(s, "{}", sms.extra.replace("BASE", &sms.base_url));
+        }
+        if let Some(email) = &self.email {
+            let _ = writeln!(s, "\n[email]");
+            let _ = writeln!(s, "host = \"127.0.0.1\"");
+            let _ = writeln!(s, "port = {}", email.port);
+            let _ = writeln!(s, "security = \"plain\"");
+            let _ = writeln!(s, "from = {}", quote(&email.from));
+            let _ = writeln!(s, "timeout_ms = {}", email.timeout_ms);
+            render_code(&mut s, "email", &email.code);
+        }
+        if self.login_notification {
+            let _ = writeln!(s, "\n[login_notification]\nenabled = true");
+        }
         if self.clock_offset_secs != 0 {
             let _ = writeln!(s, "\n[testing]");
             let _ = writeln!(s, "clock_offset_secs = {}", self.clock_offset_secs);

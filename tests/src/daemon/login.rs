@@ -2,7 +2,8 @@
 
 use super::TestDaemon;
 use crate::pam::{
-    PAM_AUTH_ERR, PAM_MAXTRIES, PAM_RHOST, PAM_RUSER, PAM_SUCCESS, PAM_TTY, Transcript, strerror,
+    PAM_AUTH_ERR, PAM_MAXTRIES, PAM_RHOST, PAM_RUSER, PAM_SUCCESS, PAM_TTY, Responder, Transcript,
+    strerror,
 };
 
 /// The remote host tests log in from unless they say otherwise.
@@ -18,10 +19,26 @@ impl TestDaemon {
         rhost: &str,
         answers: &[&str],
     ) -> (i32, Transcript) {
+        self.login_with(service, user, rhost, answers, None)
+    }
+
+    /// As [`Self::login`], with `responder` answering each prompt after
+    /// the queued `answers` (a code that is sent only once asked for).
+    pub fn login_with(
+        &self,
+        service: &str,
+        user: &str,
+        rhost: &str,
+        answers: &[&str],
+        responder: Option<Responder>,
+    ) -> (i32, Transcript) {
         let answers = answers.iter().map(|a| a.to_string()).collect();
         let mut pam = self.pam(service, user, answers);
         for (item, value) in [(PAM_RHOST, rhost), (PAM_TTY, "ssh"), (PAM_RUSER, "tester")] {
             assert_eq!(pam.set_item(item, value), PAM_SUCCESS);
+        }
+        if let Some(r) = responder {
+            pam.set_responder(r);
         }
         pam.authenticate(0)
     }

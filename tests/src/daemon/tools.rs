@@ -155,6 +155,13 @@ impl TestDaemon {
         }
     }
 
+    /// `mfactl KIND set DESTINATION --user USER --verified` as root: a
+    /// verified phone number (`phone`) or email address (`email`).
+    pub fn set_contact(&self, user: &str, kind: &str, destination: &str) {
+        let out = self.mfactl([kind, "set", destination, "--user", user, "--verified"]);
+        assert!(out.status.success(), "mfactl {kind} set: {}", show(&out));
+    }
+
     /// The arguments after `auth required` for this daemon's module:
     /// `<abs path of libpam_mfa.so> socket=<sock> ARGS...`.
     pub fn module_line(&self, args: &[&str]) -> String {

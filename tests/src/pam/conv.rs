@@ -128,6 +128,10 @@ impl fmt::Display for Transcript {
     }
 }
 
+/// Computes the answer to a prompt from its text, when the queue is empty:
+/// for codes that exist only once the prompt is shown (a sent code).
+pub type Responder = Box<dyn FnMut(&str) -> Option<String> + Send>;
+
 /// What the callback reads and writes; owned by the session, reached by
 /// libpam through `appdata_ptr`.
 #[derive(Default)]
@@ -135,21 +139,27 @@ pub(super) struct ConvState {
     pub(super) answers: VecDeque<CString>,
     /// Answer for every prompt once the queue is empty (benchmarks).
     pub(super) repeat: Option<CString>,
+    /// Asked once the queue is empty, before `repeat`.
+    pub(super) responder: Option<Responder>,
     pub(super) record: bool,
     pub(super) transcript: Transcript,
 }
 
 impl ConvState {
-    fn next_answer(&mut self) -> Option<*mut c_char> {
+    fn next_answer(&mut self, prompt: &str) -> Option<*mut c_char> {
         let dup = |s: &CStr| {
             // SAFETY: `s` is a valid NUL-terminated string; strdup copies it
             // into malloc'd memory that libpam frees.
             unsafe { libc::strdup(s.as_ptr()) }
         };
-        match self.answers.pop_front() {
-            Some(answer) => Some(dup(&answer)),
-            None => self.repeat.as_deref().map(dup),
+        if let Some(answer) = self.answers.pop_front() {
+            return Some(dup(&answer));
         }
+        if let Some(answer) = self.responder.as_mut().and_then(|r| r(prompt)) {
+            let answer = CString::new(answer).ok()?;
+            return Some(dup(&answer));
+        }
+        self.repeat.as_deref().map(dup)
     }
 }
 
@@ -217,22 +227,23 @@ unsafe fn converse_inner(
         // SAFETY: m is a valid pam_message for the duration of the call.
         let (style, text) = unsafe { ((*m).msg_style, (*m).msg) };
         let style = Style::from_raw(style);
-        if state.record {
-            let text = if text.is_null() {
-                String::new()
-            } else {
-                // SAFETY: libpam's message text is NUL-terminated.
-                unsafe { CStr::from_ptr(text) }
-                    .to_string_lossy()
-                    .into_owned()
-            };
-            state.transcript.messages.push(Message { style, text });
-        }
+        let wanted = state.record || (style.is_prompt() && state.responder.is_some());
+        let text = if text.is_null() || !wanted {
+            String::new()
+        } else {
+            // SAFETY: libpam's message text is NUL-terminated.
+            unsafe { CStr::from_ptr(text) }
+                .to_string_lossy()
+                .into_owned()
+        };
         let reply = match style {
-            Style::PromptEchoOff | Style::PromptEchoOn => state.next_answer(),
+            Style::PromptEchoOff | Style::PromptEchoOn => state.next_answer(&text),
             Style::ErrorMsg | Style::TextInfo => Some(std::ptr::null_mut()),
             Style::Other(_) => None,
         };
+        if state.record {
+            state.transcript.messages.push(Message { style, text });
+        }
         match reply {
             Some(answer) => {
                 // SAFETY: i < n; the entry is ours to fill.

@@ -60,19 +60,19 @@ const CATCH_ALL: &str = "\n[[rule]]\nname = \"default\"\nall = true\nrequire = \
 #[test]
 fn unknown_factor() {
     let text =
-        format!("[[rule]]\nname = \"r\"\nservices = [\"sshd\"]\nrequire = \"fax\"\n{CATCH_ALL}");
-    let d = one_error(&text, 4, "\"fax\"", "unknown factor \"fax\"");
-    assert!(d.message.contains("known: totp, backup"), "{d}");
+        format!("[[rule]]\nname = \"r\"\nservices = [\"sshd\"]\nrequire = \"push\"\n{CATCH_ALL}");
+    let d = one_error(&text, 4, "\"push\"", "unknown factor \"push\"");
+    assert!(d.message.contains("known: totp, backup, sms, email"), "{d}");
 }
 
 #[test]
 fn unknown_factor_in_a_list() {
     // toml::Value items carry no position: the column is the list's table.
-    for require in [r#"{ any = ["totp", "fax"] }"#, r#"{ chain = ["fax"] }"#] {
+    for require in [r#"{ any = ["totp", "push"] }"#, r#"{ chain = ["push"] }"#] {
         let text = format!(
             "[[rule]]\nname = \"r\"\nservices = [\"sshd\"]\nrequire = {require}\n{CATCH_ALL}"
         );
-        one_error(&text, 4, "{", "unknown factor \"fax\"");
+        one_error(&text, 4, "{", "unknown factor \"push\"");
     }
 }
 
@@ -310,7 +310,7 @@ privileged = ["sudo", "su"]
 [[rule]]
 name = "a"
 services = ["sshd"]
-require = "fax"
+require = "push"
 
 [[rule]]
 name = "b"
@@ -342,7 +342,7 @@ require = "none"
     let mut got_sorted = got.clone();
     got_sorted.sort_unstable();
     let expected = [
-        at(text, 7, "\"fax\""),
+        at(text, 7, "\"push\""),
         at(text, 11, "\"@nope\""),
         at(text, 12, "\"10.0.0.0/33\""),
         at(text, 16, "\"a\""),
@@ -375,7 +375,7 @@ fn warning_without_catch_all() {
     );
     // The warning also comes with errors.
     let diags = Policy::from_text(
-        "[[rule]]\nname = \"r\"\nservices = [\"sshd\"]\nrequire = \"fax\"\n",
+        "[[rule]]\nname = \"r\"\nservices = [\"sshd\"]\nrequire = \"push\"\n",
         &FakeDir::standard(),
     )
     .err()
@@ -520,7 +520,7 @@ fn grace_until_is_the_end_of_the_day() {
 /// after it is shadowed, and "no catch-all" would be wrong.
 #[test]
 fn broken_catch_all_still_shadows() {
-    let text = "[[rule]]\nname = \"default\"\nall = true\nrequire = \"fax\"\n\n[[rule]]\nname = \"late\"\nservices = [\"su\"]\nrequire = \"none\"\n";
+    let text = "[[rule]]\nname = \"default\"\nall = true\nrequire = \"push\"\n\n[[rule]]\nname = \"late\"\nservices = [\"su\"]\nrequire = \"none\"\n";
     let diags = Policy::from_text(text, &FakeDir::standard())
         .err()
         .unwrap_or_default();
@@ -530,4 +530,28 @@ fn broken_catch_all_still_shadows() {
         [(Severity::Error, 4), (Severity::Error, 6)],
         "{diags:#?}"
     );
+}
+
+#[test]
+fn a_sent_code_alone_for_a_privileged_service_is_warned_about() {
+    let groups = "[service_groups]\nadmin = [\"pkexec\"]\n\n";
+    for (services, require, warned) in [
+        (r#"["sudo"]"#, r#""sms""#, true),
+        (r#"["@admin"]"#, r#"{ any = ["totp", "email"] }"#, true),
+        (r#"["su"]"#, r#"{ chain = ["sms", "email"] }"#, true),
+        (r#"["sudo"]"#, r#"{ chain = ["totp", "sms"] }"#, false),
+        (r#"["sshd"]"#, r#""sms""#, false),
+        (r#"["sudo"]"#, r#""totp""#, false),
+    ] {
+        let text = format!(
+            "{groups}[[rule]]\nname = \"r\"\nservices = {services}\nrequire = {require}\n{CATCH_ALL}"
+        );
+        let w = warnings(&text);
+        assert_eq!(w.len(), usize::from(warned), "{services} {require}: {w:#?}");
+        if warned {
+            assert_eq!(w[0].line, 7, "{}", w[0]);
+            assert!(w[0].message.contains("privileged service"), "{}", w[0]);
+            assert!(w[0].hint.as_deref().unwrap().contains("chain"), "{}", w[0]);
+        }
+    }
 }

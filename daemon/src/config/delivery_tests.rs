@@ -1,0 +1,148 @@
+//! The checks of `[sms]`, `[email]` and `[login_notification]`.
+
+use crate::config::{Config, GenericBody, Preset, Provider, SmtpSecurity};
+use std::path::Path;
+
+fn parse(text: &str) -> Result<Config, String> {
+    Config::parse(Path::new("mfad.toml"), &format!("version = 1\n{text}"))
+        .map_err(|e| e.to_string())
+}
+
+const TWILIO: &str = "[sms]\nprovider = \"twilio\"\naccount = \"AC1\"\nfrom = \"+15550001111\"\n\
+                      credentials_file = \"/etc/mfad/sms.secret\"\n";
+const EMAIL: &str = "[email]\nhost = \"smtp.example.com\"\nfrom = \"mfad@example.com\"\n";
+
+#[test]
+fn presets_take_their_documented_defaults() {
+    let c = parse(TWILIO).unwrap();
+    let sms = c.sms.unwrap();
+    assert_eq!(
+        sms.provider,
+        Provider::Preset {
+            preset: Preset::Twilio,
+            base_url: "https://api.twilio.com".into()
+        }
+    );
+    assert_eq!(sms.timeout.as_millis(), 4000);
+    assert_eq!((sms.code.length, sms.code.grouping), (6, true));
+    assert_eq!(sms.code.validity.as_secs(), 300);
+    let c = parse(EMAIL).unwrap();
+    let email = c.email.unwrap();
+    assert_eq!((email.security, email.port), (SmtpSecurity::StartTls, 587));
+    assert!(!c.login_notification.enabled);
+    assert!(parse("").unwrap().sms.is_none());
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    for (text, key, words) in [
+        (
+            format!("{TWILIO}base_url = \"http://sms.example.com\"\n"),
+            "sms.base_url",
+            "loopback",
+        ),
+        (
+            format!("{TWILIO}timeout_ms = 5000\n"),
+            "sms.timeout_ms",
+            "pam_mfa waits 5 s",
+        ),
+        (
+            format!("{TWILIO}[sms.code]\nvalidity_secs = 900\n"),
+            "sms.code.validity_secs",
+            "10 minutes",
+        ),
+        (
+            format!("{TWILIO}[sms.code]\nlength = 4\n"),
+            "sms.code.length",
+            "6 to 10",
+        ),
+        (
+            format!("{TWILIO}[sms.code]\nresend_cooldown_secs = 400\n"),
+            "sms.code.resend_cooldown_secs",
+            "validity",
+        ),
+        (
+            format!("{TWILIO}message = \"Use {{cod}}\"\n"),
+            "sms.message",
+            "{cod}",
+        ),
+        (
+            format!("{TWILIO}message = \"no code here\"\n"),
+            "sms.message",
+            "{code}",
+        ),
+        (
+            TWILIO.replace("account = \"AC1\"\n", ""),
+            "sms.account",
+            "Account SID",
+        ),
+        (
+            TWILIO.replace("credentials_file = \"/etc/mfad/sms.secret\"\n", ""),
+            "sms.credentials_file",
+            "API secret",
+        ),
+        (
+            TWILIO
+                .replace("twilio", "infobip")
+                .replace("account = \"AC1\"\n", ""),
+            "sms.base_url",
+            "infobip",
+        ),
+        (TWILIO.replace("twilio", "sinch"), "sms.provider", "generic"),
+        (
+            format!("{TWILIO}credential = \"sms\"\n"),
+            "sms.credentials_file",
+            "both set",
+        ),
+        (
+            format!("{EMAIL}security = \"plain\"\n"),
+            "email.security",
+            "local relay",
+        ),
+        (
+            format!("{EMAIL}username = \"u\"\n"),
+            "email.username",
+            "go together",
+        ),
+        (
+            EMAIL.replace("mfad@example.com", "not an address"),
+            "email.from",
+            "not an address",
+        ),
+        (
+            "[login_notification]\nenabled = true\n".to_owned(),
+            "login_notification.enabled",
+            "[email]",
+        ),
+    ] {
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.contains(&format!("`{key}`")) && err.contains(words),
+            "{text}\n=> {err}"
+        );
+    }
+}
+
+#[test]
+fn loopback_http_and_the_generic_provider_are_accepted() {
+    let c = parse(&format!("{TWILIO}base_url = \"http://127.0.0.1:8080/\"\n")).unwrap();
+    assert!(
+        matches!(c.sms.unwrap().provider, Provider::Preset { base_url, .. } if base_url == "http://127.0.0.1:8080")
+    );
+    let generic = "[sms]\nprovider = \"generic\"\nfrom = \"mfad\"\n\
+                   [sms.generic]\nurl = \"https://sms.example.com/send?to={to}\"\n\
+                   json = '{\"text\": \"{message}\", \"n\": {\"x\": 1}}'\n";
+    let c = parse(generic).unwrap();
+    let Provider::Generic(g) = c.sms.unwrap().provider else {
+        panic!()
+    };
+    assert_eq!(g.method, "POST");
+    assert!(matches!(g.body, GenericBody::Json(_)));
+    let err = parse(&generic.replace("{\"x\": 1}", "{")).unwrap_err();
+    assert!(
+        err.contains("sms.generic.json") && err.contains("not JSON"),
+        "{err}"
+    );
+    let err = parse(&generic.replace("?to={to}", "")).unwrap_err();
+    assert!(err.contains("{to}"), "{err}");
+}

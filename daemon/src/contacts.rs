@@ -1,0 +1,306 @@
+//! Phone numbers and email addresses: `mfactl phone|email set|verify|clear`.
+//! A new destination gets a code and stays pending until the code comes
+//! back; only then do login codes go there. Admins may set one verified
+//! outright. Every change is audited; destinations are sealed at rest and
+//! shown masked.
+
+use crate::admin::{Refusal, done, resolve};
+use crate::audit::{Decision, Event};
+use crate::authz::Access;
+use crate::delivery::{address, lifetime};
+use crate::factor::otp::{self, Purpose};
+use crate::peer::Peer;
+use crate::store::crypto::Purpose as Sealed;
+use crate::{Daemon, auth, clock};
+use mfad_protocol::{Channel, ContactInfo, ErrorCode, Response, SecretString};
+
+/// The mfactl command for a channel: `phone` or `email`.
+fn command(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Sms => "phone",
+        Channel::Email => "email",
+    }
+}
+
+/// Seals `to` and stores it, verified or waiting for its code, with the
+/// audit row of the change.
+#[allow(clippy::too_many_arguments)]
+fn store_destination(
+    d: &Daemon,
+    peer: &Peer,
+    user: &str,
+    channel: Channel,
+    to: &str,
+    verified: bool,
+    action: &str,
+    now: i64,
+) -> Result<(), Refusal> {
+    let purpose = if verified {
+        Sealed::Contact(channel)
+    } else {
+        Sealed::PendingContact(channel)
+    };
+    let sealed = d.vault.seal(user, purpose, to.as_bytes())?;
+    let event = Event::admin(user, action, Decision::Done, peer.uid, now);
+    d.store
+        .put_contact(user, channel.name(), &sealed, verified, now, &event)?;
+    event.log();
+    Ok(())
+}
+
+pub async fn set(
+    d: &Daemon,
+    peer: &Peer,
+    user: Option<&str>,
+    channel: Channel,
+    input: &SecretString,
+    verified: bool,
+) -> Result<Response, Refusal> {
+    let cmd = command(channel);
+    // Marking a destination verified without a code is an admin's call.
+    let access = if verified {
+        Access::Admin
+    } else {
+        Access::SelfOrAdmin
+    };
+    let user = resolve(d, peer, user, access, &format!("{cmd} set"))?;
+    let profile = auth::code_profile(d, channel).ok_or_else(|| {
+        Refusal::new(
+            ErrorCode::NotConfigured,
+            format!(
+                "mfad cannot send to {}es: its configuration has no [{}] section",
+                channel.destination(),
+                channel.name()
+            ),
+        )
+    })?;
+    let to = address::parse(channel, input.expose())
+        .map_err(|p| Refusal::new(ErrorCode::BadRequest, p))?;
+    let masked = address::mask(channel, &to);
+    let now = clock::now();
+    if verified {
+        let action = format!("{cmd} set to {masked}, verified by an admin without a code");
+        store_destination(d, peer, &user, channel, &to, true, &action, now)?;
+        return Ok(done(format!(
+            "{masked} is now the verified {} of {user}.",
+            channel.destination()
+        )));
+    }
+    let issued = match otp::issue(
+        &d.store,
+        &d.vault,
+        &user,
+        channel,
+        Purpose::Verify,
+        profile,
+        true,
+        now,
+    )? {
+        Ok(issued) => issued,
+        Err(held) => {
+            d.record(&Event::admin(
+                &user,
+                &format!("{cmd} set to {masked} refused: {held}"),
+                Decision::Refused,
+                peer.uid,
+                now,
+            ));
+            return Err(Refusal::new(
+                ErrorCode::TooManyCodes,
+                format!("{held}; try again then"),
+            ));
+        }
+    };
+    let action = format!("{cmd} set to {masked}, pending verification");
+    store_destination(d, peer, &user, channel, &to, false, &action, now)?;
+    match d
+        .delivery
+        .send_code(channel, &to, &issued.code, profile)
+        .await
+    {
+        Ok(receipt) => {
+            let id = receipt.id.map_or(String::new(), |id| format!(" ({id})"));
+            d.record(&Event::admin(
+                &user,
+                &format!("verification code sent to {masked}{id}"),
+                Decision::Sent,
+                peer.uid,
+                now,
+            ));
+            Ok(done(format!(
+                "A code was sent to {masked}; it is valid for {}. Confirm with `mfactl {cmd} verify CODE{}`.",
+                lifetime(profile.validity),
+                user_flag(peer, &user)
+            )))
+        }
+        Err(e) => {
+            d.store
+                .void_code(&user, channel.name(), Purpose::Verify, &issued.salt)?;
+            d.record(&Event::admin(
+                &user,
+                &format!("verification code to {masked} not sent: {e}"),
+                Decision::Deny,
+                peer.uid,
+                now,
+            ));
+            Err(Refusal::new(
+                ErrorCode::DeliveryFailed,
+                auth::delivery_failure(channel, &masked, &e),
+            ))
+        }
+    }
+}
+
+/// ` --user NAME` when the caller acted on another account.
+fn user_flag(peer: &Peer, user: &str) -> String {
+    match crate::peer::name_of(peer.uid) {
+        Some(own) if own == user => String::new(),
+        _ => format!(" --user {user}"),
+    }
+}
+
+pub fn verify(
+    d: &Daemon,
+    peer: &Peer,
+    user: Option<&str>,
+    channel: Channel,
+    code: &SecretString,
+) -> Result<Response, Refusal> {
+    let cmd = command(channel);
+    let user = resolve(d, peer, user, Access::SelfOrAdmin, &format!("{cmd} verify"))?;
+    let attempts = auth::code_profile(d, channel).map_or(1, |p| p.attempts);
+    let now = clock::now();
+    let refuse = |why: &str| {
+        d.record(&Event::admin(
+            &user,
+            &format!("{cmd} verify refused: {why}"),
+            Decision::Refused,
+            peer.uid,
+            now,
+        ));
+    };
+    let Some(pending) = d
+        .store
+        .contact(&user, channel.name())?
+        .and_then(|c| c.pending)
+    else {
+        return Err(Refusal::new(
+            ErrorCode::NoPendingEnrollment,
+            format!(
+                "no {} is waiting for a code; set one with `mfactl {cmd} set`",
+                channel.destination()
+            ),
+        ));
+    };
+    // Expired codes are purged, so a missing one has most likely expired.
+    let sent = d
+        .store
+        .sent_code(&user, channel.name(), Purpose::Verify)?
+        .filter(|s| s.expires > now && s.failures < attempts);
+    let Some(sent) = sent else {
+        refuse("the code expired or is void");
+        return Err(Refusal::new(
+            ErrorCode::WrongCode,
+            format!(
+                "the code for the waiting {} has expired or had too many wrong tries; \
+                 run `mfactl {cmd} set` again for a new one",
+                channel.destination()
+            ),
+        ));
+    };
+    if !sent.stored.matches(&d.vault, &user, code.expose())? {
+        let failures =
+            d.store
+                .code_failed(&user, channel.name(), Purpose::Verify, &sent.stored.salt)?;
+        refuse("wrong code");
+        let left = attempts.saturating_sub(failures);
+        return Err(Refusal::new(
+            ErrorCode::WrongCode,
+            format!("the code does not match ({left} tries left for this code)"),
+        ));
+    }
+    let to = d
+        .vault
+        .open(&user, Sealed::PendingContact(channel), &pending)?;
+    let masked = address::mask(channel, &String::from_utf8_lossy(&to));
+    let sealed = d.vault.seal(&user, Sealed::Contact(channel), &to)?;
+    let event = Event::admin(
+        &user,
+        &format!("{cmd} {masked} verified"),
+        Decision::Done,
+        peer.uid,
+        now,
+    );
+    if !d.store.verify_contact(
+        &user,
+        channel.name(),
+        &sent.stored.salt,
+        &sealed,
+        now,
+        &event,
+    )? {
+        refuse("the code was already used");
+        return Err(Refusal::new(
+            ErrorCode::WrongCode,
+            "that code was already used",
+        ));
+    }
+    event.log();
+    Ok(done(format!(
+        "{masked} is verified: login codes by {} go there now.",
+        channel.name()
+    )))
+}
+
+pub fn clear(
+    d: &Daemon,
+    peer: &Peer,
+    user: Option<&str>,
+    channel: Channel,
+) -> Result<Response, Refusal> {
+    let cmd = command(channel);
+    let user = resolve(d, peer, user, Access::SelfOrAdmin, &format!("{cmd} clear"))?;
+    let event = Event::admin(
+        &user,
+        &format!("{cmd} cleared"),
+        Decision::Done,
+        peer.uid,
+        clock::now(),
+    );
+    let existed = d.store.clear_contact(&user, channel.name(), &event)?;
+    event.log();
+    Ok(done(if existed {
+        format!("Removed the {} of {user}.", channel.destination())
+    } else {
+        format!("{user} had no {}.", channel.destination())
+    }))
+}
+
+/// The destinations of `user`, masked, for `status`.
+pub(crate) fn info(d: &Daemon, user: &str) -> Result<Vec<ContactInfo>, Refusal> {
+    let mut out = Vec::new();
+    for channel in Channel::ALL {
+        let Some(row) = d.store.contact(user, channel.name())? else {
+            continue;
+        };
+        let open = |purpose: Sealed, sealed: &[u8]| -> Result<String, Refusal> {
+            let plain = d.vault.open(user, purpose, sealed)?;
+            Ok(address::mask(channel, &String::from_utf8_lossy(&plain)))
+        };
+        out.push(ContactInfo {
+            channel,
+            verified: row
+                .address
+                .as_deref()
+                .map(|s| open(Sealed::Contact(channel), s))
+                .transpose()?,
+            verified_at: row.verified_at,
+            pending: row
+                .pending
+                .as_deref()
+                .map(|s| open(Sealed::PendingContact(channel), s))
+                .transpose()?,
+        });
+    }
+    Ok(out)
+}

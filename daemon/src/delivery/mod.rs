@@ -1,0 +1,207 @@
+//! Delivery of codes and notices: SMS through an HTTP provider (reqwest),
+//! email over SMTP (lettre). Every send has a hard deadline below pam_mfa's
+//! reply timeout, so a provider that is down or slow costs a clear failure,
+//! never a hung login.
+
+pub mod address;
+mod email;
+mod presets;
+mod sms;
+pub mod template;
+
+use crate::config::{CodeProfile, Config, SecretSource};
+use crate::files::{self, FileError};
+use mfad_protocol::{Channel, SecretString};
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DeliveryError {
+    #[error("{0} is not configured")]
+    NotConfigured(&'static str),
+    #[error("no answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    #[error("cannot reach it: {0}")]
+    Connect(String),
+    #[error("it answered HTTP {status}: {detail}")]
+    Status { status: u16, detail: String },
+    #[error("it refused the message: {0}")]
+    Rejected(String),
+    #[error("cannot build the message: {0}")]
+    Build(String),
+}
+
+/// What a successful send left to audit.
+#[derive(Debug, Clone, Default)]
+pub struct Receipt {
+    /// The provider's message id, or the SMTP server's reply.
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum SetupError {
+    #[error("{key}: {source}")]
+    Secret {
+        key: &'static str,
+        source: FileError,
+    },
+    #[error("{key}: {message}")]
+    Client { key: &'static str, message: String },
+}
+
+/// The configured channels, ready to send.
+pub struct Delivery {
+    sms: Option<sms::Sms>,
+    email: Option<email::Email>,
+    /// This machine's name, for the messages.
+    pub host: String,
+}
+
+impl Delivery {
+    /// Builds the clients and reads their secrets.
+    pub fn new(config: &Config) -> Result<Self, SetupError> {
+        let sms = match &config.sms {
+            Some(c) => {
+                let secret = secret(c.secret.as_ref(), "sms.credentials_file")?;
+                Some(
+                    sms::Sms::new(c.clone(), secret).map_err(|message| SetupError::Client {
+                        key: "sms",
+                        message,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let email = match &config.email {
+            Some(c) => {
+                let password = secret(c.password.as_ref(), "email.password_file")?;
+                Some(email::Email::new(c.clone(), password).map_err(|message| {
+                    SetupError::Client {
+                        key: "email",
+                        message,
+                    }
+                })?)
+            }
+            None => None,
+        };
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "this server".to_owned());
+        Ok(Self { sms, email, host })
+    }
+
+    pub fn configured(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Sms => self.sms.is_some(),
+            Channel::Email => self.email.is_some(),
+        }
+    }
+
+    /// Sends `code` to `to`, in the message the channel's config describes.
+    pub async fn send_code(
+        &self,
+        channel: Channel,
+        to: &str,
+        code: &str,
+        profile: &CodeProfile,
+    ) -> Result<Receipt, DeliveryError> {
+        let minutes = profile.validity.as_secs().div_ceil(60).to_string();
+        let values = [
+            ("code", code),
+            ("minutes", minutes.as_str()),
+            ("host", self.host.as_str()),
+        ];
+        match channel {
+            Channel::Sms => {
+                let sms = self
+                    .sms
+                    .as_ref()
+                    .ok_or(DeliveryError::NotConfigured("sms"))?;
+                let text = template::render(&sms.config.message, &values, template::verbatim);
+                deadline(sms.config.timeout, sms.send(to, &text, code)).await
+            }
+            Channel::Email => {
+                let email = self
+                    .email
+                    .as_ref()
+                    .ok_or(DeliveryError::NotConfigured("email"))?;
+                let subject = template::render(&email.config.subject, &values, template::verbatim);
+                let body = template::render(&email.config.body, &values, template::verbatim);
+                deadline(email.config.timeout, email.send(to, &subject, &body)).await
+            }
+        }
+    }
+
+    /// Sends a notice by email (no code in it).
+    pub async fn send_email(
+        &self,
+        to: &str,
+        subject: &str,
+        body: &str,
+    ) -> Result<Receipt, DeliveryError> {
+        let email = self
+            .email
+            .as_ref()
+            .ok_or(DeliveryError::NotConfigured("email"))?;
+        deadline(email.config.timeout, email.send(to, subject, body)).await
+    }
+}
+
+/// Reads a configured secret, naming the key when it cannot be read.
+fn secret(
+    source: Option<&SecretSource>,
+    key: &'static str,
+) -> Result<Option<SecretString>, SetupError> {
+    source
+        .map(files::read_secret)
+        .transpose()
+        .map_err(|source| SetupError::Secret { key, source })
+}
+
+/// The hard deadline around a whole send, whatever the client library's
+/// own timeouts do.
+async fn deadline(
+    limit: Duration,
+    send: impl Future<Output = Result<Receipt, DeliveryError>>,
+) -> Result<Receipt, DeliveryError> {
+    tokio::time::timeout(limit, send)
+        .await
+        .unwrap_or(Err(DeliveryError::Timeout(limit)))
+}
+
+/// Text from a provider or mail server, made safe for a log line and a
+/// terminal: no control characters, at most 200 characters.
+pub fn clean(text: &str) -> String {
+    let mut out: String = text
+        .trim()
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.trim().chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+/// An error and its causes, one after the other.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// "5 minutes", "1 minute", "90 seconds": how long a code lives.
+pub fn lifetime(d: Duration) -> String {
+    match d.as_secs() {
+        60 => "1 minute".to_owned(),
+        s if s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
+}
