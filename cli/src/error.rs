@@ -166,6 +166,7 @@ fn daemon_hint(code: ErrorCode) -> Option<&'static str> {
             "Use `mfactl user reset NAME` first, or --replace as an admin."
         }
         ErrorCode::NoPendingEnrollment => "Start again with `mfactl enroll totp`.",
+        ErrorCode::NotFound => "List the ids with `mfactl sessions list` or `mfactl devices list`.",
         ErrorCode::WrongCode => {
             "Enter the code your authenticator app shows right now, and check that the device sets its clock automatically."
         }
@@ -208,6 +209,8 @@ pub fn response_kind(resp: &Response) -> &'static str {
         Response::PolicyVersions { .. } => "policy_versions",
         Response::PolicyText { .. } => "policy_text",
         Response::Explanation(_) => "explanation",
+        Response::Sessions { .. } => "sessions",
+        Response::Devices { .. } => "devices",
     }
 }
 

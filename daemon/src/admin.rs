@@ -14,16 +14,24 @@ use mfad_protocol::{EnrollmentOffer, ErrorCode, Request, Response, SecretString,
 /// The most audit rows one query returns.
 const MAX_AUDIT_ROWS: u32 = 10_000;
 
-struct Refusal {
+pub(crate) struct Refusal {
     code: ErrorCode,
     message: String,
 }
 
 impl Refusal {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
+        }
+    }
+
+    pub(crate) fn into_response(self) -> Response {
+        Response::Error {
+            code: self.code,
+            message: self.message,
+            supported: Vec::new(),
         }
     }
 }
@@ -36,6 +44,9 @@ impl<E: std::fmt::Display> From<E> for Refusal {
 }
 
 pub fn handle(d: &Daemon, peer: &Peer, request: Request) -> Response {
+    if let Some(result) = crate::sessions::handle(d, peer, &request) {
+        return result.unwrap_or_else(Refusal::into_response);
+    }
     let result = match request {
         Request::Ping => Ok(Response::Pong {
             daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -162,17 +173,23 @@ pub fn handle(d: &Daemon, peer: &Peer, request: Request) -> Response {
             ErrorCode::BadRequest,
             "no authentication is in progress on this connection",
         )),
+        // Served in `sessions`, above and in the server (kill waits).
+        Request::SessionOpen(_)
+        | Request::SessionClose(_)
+        | Request::SessionList
+        | Request::SessionKill { .. }
+        | Request::DeviceList { .. }
+        | Request::DeviceRevoke { .. } => Err(Refusal::new(
+            ErrorCode::Internal,
+            "session request in the wrong handler",
+        )),
     };
-    result.unwrap_or_else(|r| Response::Error {
-        code: r.code,
-        message: r.message,
-        supported: Vec::new(),
-    })
+    result.unwrap_or_else(Refusal::into_response)
 }
 
 /// Checks the peer may make this request about `user` (`None`: themselves)
 /// and returns the account name it is about. Refusals are audited.
-fn resolve(
+pub(crate) fn resolve(
     d: &Daemon,
     peer: &Peer,
     user: Option<&str>,

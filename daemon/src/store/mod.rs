@@ -8,8 +8,14 @@
 
 mod backup;
 pub mod crypto;
+mod devices;
+mod history;
 mod migrate;
 mod policy;
+mod sessions;
+
+pub use devices::NewDevice;
+pub use sessions::{NewSession, Proof, StoredSession};
 
 use crate::audit::Event;
 use crate::config::{LockoutConfig, TotpAlgorithm};
@@ -300,7 +306,13 @@ impl Store {
     pub fn reset_user(&self, user: &str, event: &Event) -> Result<bool, StoreError> {
         self.durable(|tx| {
             let mut n = 0;
-            for table in ["totp", "totp_pending", "failures", "backup_codes"] {
+            for table in [
+                "totp",
+                "totp_pending",
+                "failures",
+                "backup_codes",
+                "trusted_devices",
+            ] {
                 n += tx.execute(&format!("DELETE FROM {table} WHERE user = ?1"), [user])?;
             }
             insert_audit(tx, event)?;
