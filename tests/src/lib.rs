@@ -14,6 +14,8 @@ pub mod bins;
 pub mod daemon;
 pub mod otp;
 pub mod pam;
+pub mod pty;
+pub mod ssh;
 pub mod users;
 
 pub use daemon::{TestConfig, TestDaemon, TestPolicy};
