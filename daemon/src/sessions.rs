@@ -221,8 +221,14 @@ pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Response {
         event.rhost = s.info.rhost.clone();
         match ended {
             Ok(n) => {
-                d.store.remove_sessions(&[id], &event)?;
-                event.log();
+                // sshd's close hook may have removed it already; the kill
+                // is audited either way.
+                if d.store.remove_sessions(&[id], &event)?.is_empty() {
+                    event.reason = format!("session {id}: {}", event.reason);
+                    d.record(&event);
+                } else {
+                    event.log();
+                }
                 Ok(done(&format!(
                     "Session {id} of {} ended ({n} processes terminated).",
                     s.info.user
