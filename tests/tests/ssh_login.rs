@@ -84,7 +84,10 @@ fn the_session_ticket_never_reaches_the_shell_and_the_session_is_listed() {
     assert!(!env.contains("SSH_AUTH_INFO"), "{env}");
     let doc = d.mfactl_json(&["sessions", "list"]);
     let sessions = doc["sessions"].as_array().unwrap();
-    let mine: Vec<_> = sessions.iter().filter(|s| s["user"] == user.name.as_str()).collect();
+    let mine: Vec<_> = sessions
+        .iter()
+        .filter(|s| s["user"] == user.name.as_str())
+        .collect();
     assert_eq!(mine.len(), 1, "{doc}");
     assert_eq!(mine[0]["service"], "sshd");
     assert_eq!(mine[0]["rhost"], "127.0.0.1");
@@ -95,13 +98,20 @@ fn the_session_ticket_never_reaches_the_shell_and_the_session_is_listed() {
     // close_session forgot it.
     let doc = d.mfactl_json(&["sessions", "list"]);
     assert!(
-        !doc["sessions"].as_array().unwrap().iter().any(|s| s["user"] == user.name.as_str()),
+        !doc["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["user"] == user.name.as_str()),
         "{doc}"
     );
     let rows = d.audit_rows();
-    assert!(rows.iter().any(|r| r["channel"] == "session"
-        && r["reason"].as_str().unwrap().contains("opened")
-        && r["reason"].as_str().unwrap().contains("with totp")), "{rows:?}");
+    assert!(
+        rows.iter().any(|r| r["channel"] == "session"
+            && r["reason"].as_str().unwrap().contains("opened")
+            && r["reason"].as_str().unwrap().contains("with totp")),
+        "{rows:?}"
+    );
     assert!(rows.iter().any(|r| r["channel"] == "session" && r["reason"].as_str().unwrap().ends_with("closed")), "{rows:?}");
 }
 
@@ -133,12 +143,17 @@ fn a_killed_session_disappears_from_the_list_and_its_shell_ends() {
     assert!(!status.success(), "{}", ssh.transcript());
     let doc = d.mfactl_json(&["sessions", "list"]);
     assert!(
-        !doc["sessions"].as_array().unwrap().iter().any(|s| s["id"] == id),
+        !doc["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == id),
         "{doc}"
     );
     let rows = d.audit_rows();
     assert!(
-        rows.iter().any(|r| r["reason"].as_str().unwrap().contains("killed by uid 0")),
+        rows.iter()
+            .any(|r| r["reason"].as_str().unwrap().contains("killed by uid 0")),
         "{rows:?}"
     );
     // Killing it again: there is no such session.
