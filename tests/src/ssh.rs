@@ -127,7 +127,7 @@ impl SshServer {
         std::fs::write(
             &sudoers,
             format!(
-                "Defaults env_reset, timestamp_timeout=0, !lecture, !fqdn, !mail_badpass\n\
+                "Defaults env_reset, timestamp_timeout=0, passwd_tries=1, !lecture, !fqdn, !mail_badpass\n\
                  root ALL=(ALL:ALL) ALL\n{}",
                 stacks.sudoers
             ),

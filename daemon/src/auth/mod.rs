@@ -275,7 +275,7 @@ async fn factors_step(
         .copied()
         .filter(|f| !is_covered(f))
         .collect();
-    if !covered.is_empty() && (remaining.is_empty() || !chain) {
+    if !covered.is_empty() {
         let list: Vec<String> = covered
             .iter()
             .map(|(f, age)| format!("{} {} ago", f.name(), stepup::age(*age)))
@@ -286,7 +286,9 @@ async fn factors_step(
             Audit::Allow,
             &format!("covered by session {id}: {}", list.join(", ")),
         );
-        return Some((Decision::Allow, String::new()));
+        if remaining.is_empty() || !chain {
+            return Some((Decision::Allow, String::new()));
+        }
     }
     let steps = if chain || remaining.len() == 1 {
         remaining
