@@ -131,6 +131,9 @@ pub struct TestConfig {
     /// the TOTP period, so step boundaries stay where the helpers wait for
     /// them; `TestDaemon::totp_code` follows the shifted clock.
     pub clock_offset_secs: i64,
+    /// `geoip_database`, written only when `Some` (relative: inside the
+    /// daemon's directory).
+    pub geoip_database: Option<PathBuf>,
 }
 
 impl Default for TestConfig {
@@ -161,6 +164,7 @@ impl Default for TestConfig {
             },
             policy: TestPolicy::default(),
             clock_offset_secs: 0,
+            geoip_database: None,
         }
     }
 }
@@ -184,6 +188,13 @@ impl TestConfig {
                 s,
                 "syslog_socket = {}",
                 quote(&dir.join(socket).to_string_lossy())
+            );
+        }
+        if let Some(db) = &self.geoip_database {
+            let _ = writeln!(
+                s,
+                "geoip_database = {}",
+                quote(&dir.join(db).to_string_lossy())
             );
         }
         let t = &self.totp;
