@@ -172,6 +172,7 @@ fn daemon_hint(code: ErrorCode) -> Option<&'static str> {
         ErrorCode::NoPendingEnrollment => {
             "Start again with `mfactl enroll totp`, or `mfactl phone set` / `mfactl email set` for a phone number or address."
         }
+        ErrorCode::NotFound => "List the ids with `mfactl sessions list` or `mfactl devices list`.",
         ErrorCode::WrongCode => {
             "Enter the code as it came, or the one your authenticator app shows right now (on a device that sets its clock automatically)."
         }
@@ -221,6 +222,8 @@ pub fn response_kind(resp: &Response) -> &'static str {
         Response::PolicyVersions { .. } => "policy_versions",
         Response::PolicyText { .. } => "policy_text",
         Response::Explanation(_) => "explanation",
+        Response::Sessions { .. } => "sessions",
+        Response::Devices { .. } => "devices",
     }
 }
 

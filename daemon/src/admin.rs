@@ -26,9 +26,7 @@ impl Refusal {
             message: message.into(),
         }
     }
-}
 
-impl Refusal {
     pub(crate) fn into_response(self) -> Response {
         Response::Error {
             code: self.code,
@@ -46,6 +44,9 @@ impl<E: std::fmt::Display> From<E> for Refusal {
 }
 
 pub fn handle(d: &Daemon, peer: &Peer, request: Request) -> Response {
+    if let Some(result) = crate::sessions::handle(d, peer, &request) {
+        return result.unwrap_or_else(Refusal::into_response);
+    }
     let result = match request {
         Request::Ping => Ok(Response::Pong {
             daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -185,6 +186,16 @@ pub fn handle(d: &Daemon, peer: &Peer, request: Request) -> Response {
         Request::AuthStart(_) | Request::Answer { .. } => Err(Refusal::new(
             ErrorCode::BadRequest,
             "no authentication is in progress on this connection",
+        )),
+        // Served in `sessions`, above and in the server (kill waits).
+        Request::SessionOpen(_)
+        | Request::SessionClose(_)
+        | Request::SessionList
+        | Request::SessionKill { .. }
+        | Request::DeviceList { .. }
+        | Request::DeviceRevoke { .. } => Err(Refusal::new(
+            ErrorCode::Internal,
+            "session request in the wrong handler",
         )),
     };
     result.unwrap_or_else(Refusal::into_response)

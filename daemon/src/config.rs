@@ -74,6 +74,7 @@ struct RawConfig {
     syslog: Option<bool>,
     syslog_socket: Option<PathBuf>,
     worker_threads: Option<usize>,
+    geoip_database: Option<PathBuf>,
     #[serde(default)]
     totp: RawTotp,
     #[serde(default)]
@@ -144,6 +145,8 @@ pub struct Config {
     pub syslog: bool,
     pub syslog_socket: PathBuf,
     pub worker_threads: usize,
+    /// A MaxMind-format country database, for the `new_country` signal.
+    pub geoip_database: Option<PathBuf>,
     pub totp: TotpConfig,
     pub lockout: LockoutConfig,
     pub limits: LimitsConfig,
@@ -360,6 +363,7 @@ impl Config {
             syslog: raw.syslog.unwrap_or(true),
             syslog_socket: raw.syslog_socket.unwrap_or_else(|| "/dev/log".into()),
             worker_threads,
+            geoip_database: raw.geoip_database.filter(|p| !p.as_os_str().is_empty()),
             totp,
             lockout,
             limits,
@@ -378,7 +382,7 @@ impl Config {
         let m = &self.limits;
         format!(
             "socket = {:?}\ndatabase = {:?}\nkey_file = {:?}\npolicy_file = {:?}\n\
-             admin_group = {}\nsyslog = {} ({:?})\nworker_threads = {}\n\
+             admin_group = {}\nsyslog = {} ({:?})\nworker_threads = {}\ngeoip_database = {}\n\
              totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
              lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
              limits: {} connections, {} per non-root uid, idle {} s, conversation {} s\n\
@@ -391,6 +395,11 @@ impl Config {
             self.syslog,
             self.syslog_socket,
             self.worker_threads,
+            self.geoip_database
+                .as_ref()
+                .map_or("(none: new_country is never true)".to_owned(), |p| format!(
+                    "{p:?}"
+                )),
             t.issuer,
             t.algorithm.as_str(),
             t.digits,

@@ -3,7 +3,7 @@
 //! the enrollments and the locks, and changes nothing.
 
 use crate::policy::{Factor, Facts, Nss, Requirement, Unenrolled, Why};
-use crate::{Daemon, clock, factor};
+use crate::{Daemon, clock, factor, risk};
 use mfad_protocol::{ExplainedRule, Explanation};
 
 pub fn explain(
@@ -14,10 +14,12 @@ pub fn explain(
 ) -> Result<Explanation, String> {
     let loaded = d.policy();
     let policy = &loaded.policy;
+    let (signals, explained) = risk::signals(d, user, &risk::place(d, rhost));
     let facts = Facts {
         user,
         service,
         rhost,
+        signals,
     };
     let seen = policy.explain(facts, &Nss);
     let rules = seen
@@ -49,6 +51,7 @@ pub fn explain(
             requirement: "deny".to_owned(),
             enrolled: Vec::new(),
             outcome: "denied: no rule matches this login".to_owned(),
+            signals: explained,
         });
     };
     let factors = rule.require.factors();
@@ -105,5 +108,6 @@ pub fn explain(
         requirement: rule.require.describe(),
         enrolled: enrolled.iter().map(|f| f.name().to_owned()).collect(),
         outcome,
+        signals: explained,
     })
 }

@@ -9,16 +9,21 @@ mod clock;
 pub mod config;
 mod contacts;
 pub mod delivery;
+pub mod device;
 mod explain;
 pub mod factor;
 pub mod files;
+pub mod geo;
 mod io;
 mod limits;
 pub mod logging;
 mod notify;
 pub mod peer;
 pub mod policy;
+pub mod procs;
+mod risk;
 mod server;
+mod sessions;
 pub mod store;
 mod validate;
 
@@ -54,6 +59,8 @@ pub enum StartError {
     Dummy(String),
     #[error(transparent)]
     Delivery(#[from] delivery::SetupError),
+    #[error("`geoip_database`: {0}")]
+    Geo(String),
 }
 
 /// A stand-in TOTP enrollment, checked for unknown users so that they cost
@@ -99,6 +106,9 @@ pub struct Daemon {
     pub(crate) dummy: Dummy,
     pub(crate) limits: Arc<limits::Limits>,
     pub(crate) delivery: delivery::Delivery,
+    geo: Option<geo::Geo>,
+    /// This boot's id: sessions are bound to it.
+    pub(crate) boot_id: String,
 }
 
 impl Daemon {
@@ -111,6 +121,10 @@ impl Daemon {
             path: config.database.display().to_string(),
             source,
         })?;
+        let geo = match &config.geoip_database {
+            Some(path) => Some(geo::Geo::open(path).map_err(StartError::Geo)?),
+            None => None,
+        };
         let policy = startup_policy(&config, &store)?;
         let params = TotpParams {
             algorithm: config.totp.algorithm,
@@ -133,7 +147,19 @@ impl Daemon {
             dummy: Dummy { sealed, params },
             limits,
             delivery,
+            geo,
+            boot_id: procs::boot_id(),
         })
+    }
+
+    /// The ISO code of the country of `ip`, when a `geoip_database` is
+    /// configured and knows it (for risk signals and login notices).
+    pub fn country(&self, ip: std::net::IpAddr) -> Option<String> {
+        self.geo.as_ref()?.country(ip)
+    }
+
+    pub(crate) fn has_geo(&self) -> bool {
+        self.geo.is_some()
     }
 
     pub(crate) fn policy(&self) -> Arc<LoadedPolicy> {
@@ -340,7 +366,12 @@ async fn purge_periodically(d: Arc<Daemon>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
-        match d.store.purge(clock::now(), &d.config.lockout) {
+        let now = clock::now();
+        if let Err(e) = d.store.purge_sessions(&d.boot_id, now) {
+            log::error!("purging sessions failed: {e}");
+        }
+        sessions::forget_ended(&d);
+        match d.store.purge(now, &d.config.lockout) {
             Ok(0) => {}
             Ok(n) => log::debug!("purged {n} expired rows"),
             Err(e) => log::error!("purge failed: {e}"),

@@ -9,11 +9,9 @@ use crate::{Daemon, auth, clock};
 use mfad_protocol::{AuthStart, Channel};
 
 /// Sends the notification for the login `start`, if it is enabled and the
-/// user has a verified address.
-///
-/// `location` is the approximate place of the source, when a country
-/// database is configured; the risk-signal lookup supplies it (none here).
-pub async fn login(d: &Daemon, start: &AuthStart, peer_uid: u32, location: Option<&str>) {
+/// user has a verified address. With a `geoip_database`, it names the
+/// country of the source.
+pub async fn login(d: &Daemon, start: &AuthStart, peer_uid: u32) {
     let n = &d.config.login_notification;
     if !n.enabled {
         return;
@@ -34,13 +32,18 @@ pub async fn login(d: &Daemon, start: &AuthStart, peer_uid: u32, location: Optio
         .as_deref()
         .filter(|r| !r.is_empty())
         .unwrap_or("this machine");
+    let location = start
+        .rhost
+        .as_deref()
+        .and_then(|r| r.parse::<std::net::IpAddr>().ok())
+        .and_then(|ip| d.country(ip));
     let values = [
         ("user", user),
         ("time", time.as_str()),
         ("rhost", rhost),
         ("service", start.service.as_str()),
         ("host", d.delivery.host.as_str()),
-        ("location", location.unwrap_or("unknown")),
+        ("location", location.as_deref().unwrap_or("unknown")),
     ];
     let subject = template::render(&n.subject, &values, verbatim);
     let body = template::render(&n.body, &values, verbatim);

@@ -8,8 +8,28 @@ use std::ffi::CString;
 pub struct Peer {
     pub uid: u32,
     pub gid: u32,
-    /// For logs only: pids are reused, so it never decides anything.
+    /// For logs, and to read the two ids below at accept time: pids are
+    /// reused, so it decides nothing by itself.
     pub pid: Option<i32>,
+    /// The caller's audit session id (`/proc/<pid>/sessionid`, set by
+    /// pam_loginuid), read when the connection was accepted.
+    pub audit_session: Option<u32>,
+    /// The caller's login uid (`/proc/<pid>/loginuid`), read with it.
+    pub loginuid: Option<u32>,
+}
+
+impl Peer {
+    /// The peer of a connection, with its audit ids read now, while the
+    /// process that connected is certainly alive (it is blocked on us).
+    pub fn from_cred(uid: u32, gid: u32, pid: Option<i32>) -> Self {
+        Self {
+            uid,
+            gid,
+            pid,
+            audit_session: pid.and_then(crate::procs::audit_session),
+            loginuid: pid.and_then(crate::procs::loginuid),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

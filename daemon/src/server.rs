@@ -3,7 +3,7 @@
 use crate::io::{FrameIo, ReadError};
 use crate::limits::Busy;
 use crate::peer::Peer;
-use crate::{Daemon, admin, auth, contacts};
+use crate::{Daemon, admin, auth, contacts, sessions};
 use mfad_protocol::{ErrorCode, Request};
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,11 +27,7 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
 
 async fn connection(d: Arc<Daemon>, stream: UnixStream) {
     let peer = match stream.peer_cred() {
-        Ok(c) => Peer {
-            uid: c.uid(),
-            gid: c.gid(),
-            pid: c.pid(),
-        },
+        Ok(c) => Peer::from_cred(c.uid(), c.gid(), c.pid()),
         Err(e) => {
             log::warn!("cannot read the credentials of a client, dropping it: {e}");
             return;
@@ -97,6 +93,12 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
                     contacts::set(&d, &peer, user.as_deref(), channel, &address, verified)
                         .await
                         .unwrap_or_else(admin::Refusal::into_response);
+                if io.send(response).await.is_err() {
+                    return;
+                }
+            }
+            Request::SessionKill { id } => {
+                let response = sessions::kill(&d, &peer, id).await;
                 if io.send(response).await.is_err() {
                     return;
                 }

@@ -3,6 +3,7 @@
 use mfad_protocol::AuthStart;
 
 const MAX_NAME: usize = 256;
+const MAX_AUTH_INFO: usize = 32 * 1024;
 
 /// A user name the daemon will store or look up: non-empty, bounded, and
 /// free of control characters and of ':' (which the otpauth label uses).
@@ -36,6 +37,15 @@ pub fn auth_start(s: &AuthStart) -> Result<(), String> {
     }
     if s.service.is_empty() {
         return Err("the service name is empty".to_owned());
+    }
+    // One line per method that passed; a key is at most a few KiB.
+    if s.ssh_auth_info
+        .as_ref()
+        .is_some_and(|i| i.len() > MAX_AUTH_INFO || i.chars().any(|c| c.is_control() && c != '\n'))
+    {
+        return Err(format!(
+            "ssh_auth_info is longer than {MAX_AUTH_INFO} bytes or holds control characters"
+        ));
     }
     Ok(())
 }

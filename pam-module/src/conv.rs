@@ -1,5 +1,6 @@
-//! The two seams `flow` works through: the application's conversation and
-//! the log. libpam implements them in `pamio`; tests script them.
+//! The seams `flow` works through: the application's conversation, the log
+//! and the PAM environment. libpam implements them in `pamio`; tests script
+//! them.
 
 use std::fmt;
 use zeroize::Zeroizing;
@@ -40,4 +41,14 @@ pub trait Conversation {
     fn prompt(&mut self, text: &str, echo: bool) -> Result<Zeroizing<String>, ConvError>;
     fn info(&mut self, text: &str);
     fn error(&mut self, text: &str);
+}
+
+/// The PAM environment (pam_getenv/pam_putenv): the one channel from the
+/// authentication to the session hooks that survives sshd's fork.
+pub trait Env {
+    fn get(&self, name: &str) -> Option<String>;
+    /// Sets `name=value`; the `Err` is libpam's code.
+    fn set(&mut self, name: &str, value: &str) -> Result<(), i32>;
+    /// Removes `name`, so it never reaches the user's shell.
+    fn remove(&mut self, name: &str);
 }

@@ -4,7 +4,7 @@
 //! Written over the traits in `conv` so it is tested without libpam.
 
 use crate::args::{Args, FailMode};
-use crate::conv::{ConvError, Conversation, Level, Log};
+use crate::conv::{ConvError, Conversation, Env, Level, Log};
 use mfad_protocol::{
     AuthStart, Client, ClientError, ClientOptions, Decision, ErrorCode, FrameError, Request,
     Response, SecretString,
@@ -21,6 +21,9 @@ pub const MAX_FRAMES: usize = 32;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest daemon-supplied text copied into a log line.
 const MAX_LOG_TEXT: usize = 300;
+/// The PAM environment variable that carries the daemon's one-time ticket
+/// from the authentication to the session hook, which removes it.
+pub const TICKET_VAR: &str = "MFAD_TICKET";
 
 /// Everything one authentication needs besides the items.
 #[derive(Debug, Clone)]
@@ -51,7 +54,7 @@ impl Settings {
 
 /// How a conversation with the daemon ended.
 enum Outcome {
-    Verdict(Decision, String),
+    Verdict(Decision, String, Option<SecretString>),
     ConvFailed(ConvError),
     /// Could not connect, or no reply in time before the user had typed
     /// anything: the only case `failmode=open` may step aside for.
@@ -68,6 +71,7 @@ pub fn authenticate(
     start: AuthStart,
     conv: &mut dyn Conversation,
     log: &mut dyn Log,
+    env: &mut dyn Env,
 ) -> PamError {
     let outcome = relay(s, start, conv, log);
     let show = |conv: &mut dyn Conversation, text: &str, as_error: bool| {
@@ -80,15 +84,25 @@ pub fn authenticate(
         }
     };
     match outcome {
-        Outcome::Verdict(Decision::Allow, message) => {
+        Outcome::Verdict(Decision::Allow, message, ticket) => {
             show(conv, &message, false);
+            // A ticket that cannot be stored costs only the session's record
+            // of its factors (a later step-up asks for everything).
+            if let Some(ticket) = ticket
+                && let Err(rc) = env.set(TICKET_VAR, ticket.expose())
+            {
+                log.log(
+                    Level::Warning,
+                    &format!("cannot keep the session ticket (PAM error {rc})"),
+                );
+            }
             PamError::SUCCESS
         }
-        Outcome::Verdict(Decision::Deny, message) => {
+        Outcome::Verdict(Decision::Deny, message, _) => {
             show(conv, &message, true);
             PamError::AUTH_ERR
         }
-        Outcome::Verdict(Decision::Locked, message) => {
+        Outcome::Verdict(Decision::Locked, message, _) => {
             show(conv, &message, true);
             PamError::MAXTRIES
         }
@@ -181,9 +195,13 @@ fn relay(
                     conv.error(&text);
                 }
             }
-            Response::Verdict { decision, message } => {
+            Response::Verdict {
+                decision,
+                message,
+                ticket,
+            } => {
                 debug(&format!("received verdict {decision:?}"));
-                return Outcome::Verdict(decision, message);
+                return Outcome::Verdict(decision, message, ticket);
             }
             Response::Error {
                 code: ErrorCode::PermissionDenied,

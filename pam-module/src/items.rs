@@ -5,7 +5,13 @@ use mfad_protocol::AuthStart;
 use pamsm::{Pam, PamLibExt, PamResult};
 use std::ffi::CStr;
 
-/// Reads user, service, rhost, tty and ruser. The `Err` text is for the log.
+/// sshd's record of the methods that passed before keyboard-interactive
+/// (OpenSSH 7.8+, `ExposeAuthInfo` not needed for the PAM copy).
+const SSH_AUTH_INFO: &str = "SSH_AUTH_INFO_0";
+
+/// Reads user, service, rhost, tty, ruser and sshd's `SSH_AUTH_INFO_0`
+/// (from the PAM environment: pam_getenv, never getenv). The `Err` text is
+/// for the log.
 pub fn auth_start(pamh: &Pam) -> Result<AuthStart, String> {
     // Prompts for a user name when the application has not set one.
     let user = required(pamh.get_user(None), "user")?;
@@ -19,6 +25,7 @@ pub fn auth_start(pamh: &Pam) -> Result<AuthStart, String> {
             Err(rc) => return Err(format!("cannot read PAM_TTY (error {rc})")),
         },
         ruser: optional(pamh.get_ruser(), "ruser")?,
+        ssh_auth_info: optional(pamh.getenv(SSH_AUTH_INFO), SSH_AUTH_INFO)?,
     })
 }
 

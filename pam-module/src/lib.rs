@@ -9,11 +9,13 @@ pub mod conv;
 pub mod flow;
 mod items;
 mod pamio;
+pub mod session;
 
-use conv::{Conversation, Level, Log};
+use conv::{Conversation, Env, Level, Log};
 use flow::Settings;
-use pamio::{PamConv, PamLog};
+use pamio::{PamConv, PamEnv, PamLog};
 use pamsm::{Pam, PamError, PamFlags, PamServiceModule};
+use session::Hook;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub struct PamMfa;
@@ -57,7 +59,40 @@ fn authenticate(pamh: &Pam, flags: PamFlags, args: &[String]) -> PamError {
             return PamError::AUTH_ERR;
         }
     };
-    flow::authenticate(&Settings::new(&args, silent), start, &mut conv, &mut log)
+    flow::authenticate(
+        &Settings::new(&args, silent),
+        start,
+        &mut conv,
+        &mut log,
+        &mut PamEnv(pamh),
+    )
+}
+
+fn session(pamh: &Pam, hook: Hook, flags: PamFlags, args: &[String]) -> PamError {
+    let mut log = PamLog(pamh);
+    let mut env = PamEnv(pamh);
+    let args = match args::parse(args) {
+        Ok(args) => args,
+        Err(e) => {
+            // The ticket must not reach the shell even on a bad line.
+            env.remove(flow::TICKET_VAR);
+            log.log(
+                Level::Err,
+                &format!("{}; session not reported", flow::clean(&e.to_string())),
+            );
+            return PamError::SUCCESS;
+        }
+    };
+    let login = match items::auth_start(pamh) {
+        Ok(login) => login,
+        Err(why) => {
+            env.remove(flow::TICKET_VAR);
+            log.log(Level::Err, &format!("{why}; session not reported"));
+            return PamError::SUCCESS;
+        }
+    };
+    let settings = Settings::new(&args, flags.contains(PamFlags::SILENT));
+    session::report(&settings, hook, login, &mut env, &mut log)
 }
 
 impl PamServiceModule for PamMfa {
@@ -80,13 +115,17 @@ impl PamServiceModule for PamMfa {
         guarded(&pamh, "chauthtok", || PamError::IGNORE)
     }
 
-    // Sessions are not yet reported to the daemon (a later issue); succeed meanwhile.
-    fn open_session(pamh: Pam, _: PamFlags, _: Vec<String>) -> PamError {
-        guarded(&pamh, "open_session", || PamError::SUCCESS)
+    // Reports the session (with its audit session id, read by the daemon)
+    // so a later sudo in it can count the factors this login passed.
+    fn open_session(pamh: Pam, flags: PamFlags, args: Vec<String>) -> PamError {
+        guarded(&pamh, "open_session", || {
+            session(&pamh, Hook::Open, flags, &args)
+        })
     }
 
-    // See open_session.
-    fn close_session(pamh: Pam, _: PamFlags, _: Vec<String>) -> PamError {
-        guarded(&pamh, "close_session", || PamError::SUCCESS)
+    fn close_session(pamh: Pam, flags: PamFlags, args: Vec<String>) -> PamError {
+        guarded(&pamh, "close_session", || {
+            session(&pamh, Hook::Close, flags, &args)
+        })
     }
 }

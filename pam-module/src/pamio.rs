@@ -6,7 +6,7 @@
 //! (nor the `pam_response` struct). `pam_prompt` frees the struct; we copy the
 //! answer into a zeroizing buffer, wipe the original and free it.
 
-use crate::conv::{ConvError, Conversation, Level, Log};
+use crate::conv::{ConvError, Conversation, Env, Level, Log};
 use pamsm::{LogLvl, Pam, PamLibExt};
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::ptr;
@@ -167,5 +167,29 @@ impl Log for PamLog<'_> {
         };
         // pamsm refuses text with a NUL; `flow::clean` has already removed them.
         let _ = self.0.syslog(lvl, msg);
+    }
+}
+
+/// The PAM environment of the handle.
+pub struct PamEnv<'a>(pub &'a Pam);
+
+impl Env for PamEnv<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        match self.0.getenv(name) {
+            Ok(Some(value)) => Some(value.to_string_lossy().into_owned()),
+            _ => None,
+        }
+    }
+
+    fn set(&mut self, name: &str, value: &str) -> Result<(), i32> {
+        self.0
+            .putenv(&format!("{name}={value}"))
+            .map_err(|e| e as i32)
+    }
+
+    fn remove(&mut self, name: &str) {
+        // Linux-PAM: a name without '=' deletes the variable; an absent one
+        // gives PAM_BAD_ITEM, which is fine.
+        let _ = self.0.putenv(name);
     }
 }

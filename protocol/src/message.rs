@@ -131,6 +131,43 @@ pub enum Request {
         #[serde(default)]
         tty: Option<String>,
     },
+    /// From the session hook of pam_mfa.so (root only): a login session
+    /// opened. The daemon reads the audit session id of the caller itself.
+    SessionOpen(SessionReport),
+    /// From the session hook of pam_mfa.so (root only): the session ended.
+    SessionClose(SessionReport),
+    /// Active login sessions (root and admins).
+    SessionList,
+    /// Ends a session: its processes are terminated (root and admins).
+    SessionKill {
+        id: i64,
+    },
+    /// Trusted devices of one account (`None`: the caller's own).
+    DeviceList {
+        #[serde(default)]
+        user: Option<String>,
+    },
+    /// Revokes one trusted device (`None`: of the caller's own account).
+    DeviceRevoke {
+        #[serde(default)]
+        user: Option<String>,
+        id: i64,
+    },
+}
+
+/// What the session hooks of pam_mfa.so send. Nothing here identifies the
+/// session: the daemon takes that from the caller's pid.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionReport {
+    pub user: String,
+    pub service: String,
+    /// The one-time ticket of the authentication that led to this session.
+    #[serde(default)]
+    pub ticket: Option<SecretString>,
+    #[serde(default)]
+    pub rhost: Option<String>,
+    #[serde(default)]
+    pub tty: Option<String>,
 }
 
 fn default_audit_limit() -> u32 {
@@ -190,6 +227,10 @@ pub struct AuthStart {
     pub tty: Option<String>,
     #[serde(default)]
     pub ruser: Option<String>,
+    /// sshd's `SSH_AUTH_INFO_0` PAM variable: the methods (and the public
+    /// key) that passed before this one.
+    #[serde(default)]
+    pub ssh_auth_info: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -216,6 +257,10 @@ pub enum Response {
     Verdict {
         decision: Decision,
         message: String,
+        /// After `allow`: a one-time ticket the session hook hands back, so
+        /// the session learns which factors this login passed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ticket: Option<SecretString>,
     },
     Error {
         code: ErrorCode,
@@ -260,6 +305,69 @@ pub enum Response {
         text: String,
     },
     Explanation(Explanation),
+    Sessions {
+        sessions: Vec<SessionInfo>,
+    },
+    Devices {
+        user: String,
+        devices: Vec<DeviceInfo>,
+    },
+}
+
+/// A factor a session passed, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassedFactor {
+    pub factor: String,
+    pub at: i64,
+}
+
+/// One active login session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: i64,
+    /// The kernel's audit session id.
+    pub audit_session: u32,
+    pub user: String,
+    pub service: String,
+    #[serde(default)]
+    pub rhost: Option<String>,
+    #[serde(default)]
+    pub tty: Option<String>,
+    pub opened_at: i64,
+    #[serde(default)]
+    pub factors: Vec<PassedFactor>,
+    /// The trusted device that stood in for the factors, if one did.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Processes in the session now.
+    #[serde(default)]
+    pub processes: u32,
+}
+
+/// One trusted device: metadata only (the key is stored as a keyed hash).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    pub id: i64,
+    /// e.g. "ssh-ed25519"
+    pub key_type: String,
+    /// "SHA256:..." as `ssh-keygen -l` shows it.
+    pub fingerprint: String,
+    #[serde(default)]
+    pub first_ip: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    #[serde(default)]
+    pub last_used: Option<i64>,
+}
+
+/// A risk signal computed for a login before the policy is matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskSignal {
+    /// The policy condition it feeds: "new_network", "new_country".
+    pub name: String,
+    pub value: bool,
+    /// Why, in words.
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -298,6 +406,9 @@ pub struct Explanation {
     pub enrolled: Vec<String>,
     /// What the user would be asked for, or the verdict without a prompt.
     pub outcome: String,
+    /// The risk signals the rules were matched with.
+    #[serde(default)]
+    pub signals: Vec<RiskSignal>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,6 +432,8 @@ pub enum ErrorCode {
     NotEnrolled,
     AlreadyEnrolled,
     NoPendingEnrollment,
+    /// No such session or trusted device.
+    NotFound,
     WrongCode,
     /// The channel is not set up in mfad's configuration.
     NotConfigured,

@@ -12,10 +12,13 @@
 
 pub mod bins;
 pub mod daemon;
+pub mod mmdb;
 pub mod otp;
 pub mod pam;
+pub mod pty;
 pub mod sms;
 pub mod smtp;
+pub mod ssh;
 pub mod users;
 
 pub use daemon::{TestConfig, TestDaemon, TestPolicy};

@@ -43,24 +43,47 @@ fn shadow_tool(program: &str, args: &[&str]) -> Result<(), String> {
 impl TempUser {
     /// Creates `mfadt-<random>` with its own group, no home and no shell.
     pub fn create() -> TempUser {
+        Self::create_with(&["--no-create-home", "--shell", "/usr/sbin/nologin"])
+    }
+
+    /// A user who can log in: shell `/bin/sh` and a home directory (0700,
+    /// theirs) under `base`, which the caller removes.
+    pub fn create_login(base: &std::path::Path) -> TempUser {
+        let mut rnd = [0u8; 4];
+        getrandom(&mut rnd);
+        let home = base.join(format!("home-{:08x}", u32::from_be_bytes(rnd)));
+        let home_arg = home.to_string_lossy().into_owned();
+        let user = Self::create_with(&[
+            "--no-create-home",
+            "--shell",
+            "/bin/sh",
+            "--home-dir",
+            &home_arg,
+        ]);
+        std::fs::create_dir_all(&home).expect("create the home directory");
+        nix::unistd::chown(
+            &home,
+            Some(nix::unistd::Uid::from_raw(user.uid)),
+            Some(nix::unistd::Gid::from_raw(user.gid)),
+        )
+        .expect("chown the home directory");
+        user
+    }
+
+    fn create_with(options: &[&str]) -> TempUser {
         crate::require_root();
         let mut rnd = [0u8; 4];
         getrandom(&mut rnd);
         let name = format!("mfadt-{:08x}", u32::from_be_bytes(rnd));
-        shadow_tool(
-            "useradd",
-            &[
-                "--system",
-                "--no-create-home",
-                "--user-group",
-                "--shell",
-                "/usr/sbin/nologin",
-                "--comment",
-                "mfad end-to-end test user",
-                &name,
-            ],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let mut args = vec![
+            "--system",
+            "--user-group",
+            "--comment",
+            "mfad end-to-end test user",
+        ];
+        args.extend_from_slice(options);
+        args.push(&name);
+        shadow_tool("useradd", &args).unwrap_or_else(|e| panic!("{e}"));
         let user = nix::unistd::User::from_name(&name)
             .ok()
             .flatten()

@@ -200,6 +200,7 @@ fn a_user_name_with_a_newline_cannot_forge_a_log_line() {
         rhost: Some(TEST_RHOST.into()),
         tty: Some("ssh".into()),
         ruser: None,
+        ssh_auth_info: None,
     };
     // The forged text in every field that reaches an audit line.
     let mut attempts = Vec::new();

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod backup_codes;
 pub mod contact;
+pub mod devices;
 pub mod doctor;
 mod doctor_pam;
 mod doctor_sshd;
@@ -10,6 +11,7 @@ pub mod enroll;
 pub mod policy;
 pub mod policy_check;
 pub mod policy_explain;
+pub mod sessions;
 pub mod status;
 pub mod user;
 
@@ -32,7 +34,7 @@ const GLOBAL: &str = "Global options";
     after_long_help = "Exit status: 0 on success, 1 when mfad refused the request or \
 could not be reached or a policy is not valid, 2 when the command line is wrong.\n\n\
 Users act on their own account; root and members of the mfad admin group may name \
-another account with --user and use the `user`, `audit` and `policy` commands \
+another account with --user and use the `user`, `audit`, `policy` and `sessions` commands \
 (`policy check` works without mfad)."
 )]
 pub struct Cli {
@@ -83,6 +85,12 @@ pub enum Command {
     /// Check, explain, reload and compare the access policy
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// List and end active login sessions (root and mfad admins)
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
+    /// List and revoke trusted devices of your account (or, as an admin, another one)
+    #[command(subcommand)]
+    Devices(devices::DevicesCommand),
     /// Check that mfad answers, and show its version
     Ping,
     /// Check mfad, sshd, the PAM stacks and time sync, and say what to change
@@ -167,9 +175,19 @@ pub fn run(command: Command, ctx: &mut Ctx) -> Result<(), CliError> {
         Command::BackupCodes(cmd) => backup_codes::run(ctx, cmd),
         Command::Audit(args) => audit::run(ctx, &args),
         Command::Policy(cmd) => policy::run(ctx, cmd),
+        Command::Sessions(cmd) => sessions::run(ctx, cmd),
+        Command::Devices(cmd) => devices::run(ctx, cmd),
         Command::Ping => ping(ctx),
         Command::Doctor(args) => doctor::run(ctx, &args),
     }
+}
+
+/// The wall clock, for ages shown to people (mfad's own clock decides).
+#[allow(clippy::disallowed_methods)]
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn ping(ctx: &mut Ctx) -> Result<(), CliError> {

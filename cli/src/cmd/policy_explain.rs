@@ -78,6 +78,14 @@ pub fn render(e: &Explanation) -> String {
         clean_line(&e.requirement),
         clean_line(&e.outcome)
     ));
+    for s in &e.signals {
+        text.push_str(&format!(
+            "signal {} = {}: {}\n",
+            clean_line(&s.name),
+            s.value,
+            clean_line(&s.detail)
+        ));
+    }
     text
 }
 
@@ -108,6 +116,7 @@ mod tests {
             requirement: "any of [totp, backup]".into(),
             enrolled: vec!["totp".into(), "backup".into()],
             outcome: "asked to choose one of: TOTP, backup code".into(),
+            signals: Vec::new(),
         }
     }
 
@@ -200,5 +209,18 @@ mod tests {
             })
         ));
         assert_eq!(out.stdout, "");
+    }
+
+    #[test]
+    fn signals_are_listed_after_the_outcome() {
+        let mut e = explanation();
+        e.signals = vec![mfad_protocol::RiskSignal {
+            name: "new_network".into(),
+            value: true,
+            detail: "no successful login of alice from 203.0.113.0/24 yet".into(),
+        }];
+        assert!(render(&e).ends_with(
+            "signal new_network = true: no successful login of alice from 203.0.113.0/24 yet\n"
+        ));
     }
 }

@@ -4,20 +4,37 @@
 
 mod challenge;
 mod sent;
+mod stepup;
+mod trust;
 
 pub(crate) use sent::{destination, failure_message as delivery_failure, profile as code_profile};
 
 use crate::audit::{Decision as Audit, Event};
 use crate::authz::{Access, Target, authorize};
+use crate::device::{self, SshKey};
 use crate::io::{FrameIo, ReadError};
 use crate::peer::{self, Peer};
-use crate::policy::{Factor, Facts, Nss, Requirement, Rule, Unenrolled};
-use crate::{Daemon, clock, validate};
+use crate::policy::{Factor, Facts, Nss, Requirement, Rule, TrustedDevices, Unenrolled};
+use crate::store::{Proof, StoredSession};
+use crate::{Daemon, clock, risk, validate};
 use challenge::{Step, challenge};
-use mfad_protocol::{AuthStart, Decision, ErrorCode, Request, Response};
+use mfad_protocol::{
+    AuthStart, Decision, ErrorCode, PassedFactor, Request, Response, SecretString,
+};
 
 /// A verdict to send: the decision and the message for the user.
 type Verdict = (Decision, String);
+
+/// How long a ticket waits for its session hook (sshd opens the session
+/// right after authentication).
+const TICKET_SECS: i64 = 300;
+
+/// What the login brings besides the answers: the session it comes from
+/// (step-up) and the SSH key that passed sshd's first method.
+struct Context {
+    session: Option<StoredSession>,
+    key: Option<SshKey>,
+}
 
 /// One authentication attempt and what decided it.
 pub(crate) struct Attempt<'a> {
@@ -54,10 +71,13 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
         return;
     }
     let loaded = d.policy();
+    let place = risk::place(d, start.rhost.as_deref());
+    let (signals, _) = risk::signals(d, &start.user, &place);
     let facts = Facts {
         user: &start.user,
         service: &start.service,
         rhost: start.rhost.as_deref(),
+        signals,
     };
     let rule = loaded.policy.decide(facts, &Nss);
     let att = Attempt {
@@ -84,8 +104,14 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
             return;
         }
     }
-    // Whether the verdict rests on a factor the user proved.
-    let mut proved = false;
+    let ctx = Context {
+        session: stepup::session_of(d, peer, &start),
+        key: start
+            .ssh_auth_info
+            .as_deref()
+            .and_then(device::from_auth_info),
+    };
+    let mut proof = Proof::default();
     let verdict = match rule {
         None => {
             att.record("none", Audit::Deny, "no policy rule matched");
@@ -107,51 +133,111 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
                 )
             }
             Requirement::Any(factors) | Requirement::Chain(factors) => {
-                match factors_step(&att, io, rule, factors).await {
-                    Some((verdict, passed)) => {
-                        proved = passed;
-                        verdict
-                    }
+                match factors_step(&att, io, rule, factors, &ctx, &mut proof).await {
+                    Some(verdict) => verdict,
                     None => return,
                 }
             }
         },
     };
-    let allowed = verdict.0 == Decision::Allow;
+    // Whether the login rests on something the user proved now (a factor,
+    // or a trusted device), which is what a login notification reports.
+    let proved = !proof.factors.is_empty() || proof.device.is_some();
+    let allow = verdict.0 == Decision::Allow;
+    let ticket = match allow {
+        true => allowed(&att, &ctx, &place, proof),
+        false => None,
+    };
     let _ = io
         .send(Response::Verdict {
             decision: verdict.0,
             message: verdict.1,
+            ticket,
         })
         .await;
-    if allowed && proved {
+    if allow && proved {
         // After the verdict: the client has its answer and is gone.
-        crate::notify::login(d, &start, peer.uid, None).await;
+        crate::notify::login(d, &start, peer.uid).await;
     }
 }
 
-/// Runs the factors a rule requires, and says whether the user proved
-/// them. `None`: the conversation ended without a verdict to send (the
-/// client left, or an error was already reported).
+/// After an allow: remember where the login came from, and hand what it
+/// proved to its session: straight into the session it comes from
+/// (step-up), or as a one-time ticket for the session hook to redeem.
+fn allowed(
+    att: &Attempt<'_>,
+    ctx: &Context,
+    place: &risk::Place,
+    proof: Proof,
+) -> Option<SecretString> {
+    let d = att.d;
+    let now = clock::now();
+    risk::remember(d, &att.start.user, place, now);
+    if let Some(session) = &ctx.session {
+        if !proof.factors.is_empty()
+            && let Err(e) = d.store.session_passed(session.info.id, &proof.factors)
+        {
+            log::error!(
+                "cannot record the step-up in session {}: {e}",
+                session.info.id
+            );
+        }
+        return None;
+    }
+    // Only root (sshd, login, ...) may redeem a ticket; others get none.
+    if att.peer.uid != 0 {
+        return None;
+    }
+    let ticket = crate::store::crypto::random_bytes::<32>()
+        .ok()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let hash = ticket_hash(d, &ticket).ok()?;
+    let stored = d.store.put_ticket(
+        &hash,
+        &att.start.user,
+        &att.start.service,
+        &proof,
+        now.saturating_add(TICKET_SECS),
+    );
+    match stored {
+        Ok(()) => Some(SecretString::new(ticket)),
+        Err(e) => {
+            log::error!("cannot store a session ticket: {e}");
+            None
+        }
+    }
+}
+
+/// The keyed hash a ticket is stored under.
+pub(crate) fn ticket_hash(d: &Daemon, ticket: &str) -> Result<[u8; 32], String> {
+    d.vault
+        .keyed_hash("ticket", "", ticket.as_bytes())
+        .map_err(|e| e.to_string())
+}
+
+/// Runs the factors a rule requires. `None`: the conversation ended without
+/// a verdict to send (the client left, or an error was already reported).
 async fn factors_step(
     att: &Attempt<'_>,
     io: &mut FrameIo,
     rule: &Rule,
     factors: &[Factor],
-) -> Option<(Verdict, bool)> {
+    ctx: &Context,
+    proof: &mut Proof,
+) -> Option<Verdict> {
     let mut enrolled = Vec::new();
     for &f in factors {
         match crate::factor::enrolled(att.d, &att.start.user, f) {
             Ok(true) => enrolled.push(f),
             Ok(false) => {}
-            Err(e) => return challenge::internal(att, io, e).await.map(|v| (v, false)),
+            Err(e) => return challenge::internal(att, io, e).await,
         }
     }
     let chain = matches!(rule.require, Requirement::Chain(_));
     if enrolled.is_empty() {
-        return unenrolled(att, io, rule.unenrolled, factors[0])
-            .await
-            .map(|v| (v, false));
+        return unenrolled(att, io, rule.unenrolled, factors[0]).await;
     }
     if chain && enrolled.len() < factors.len() {
         let missing: Vec<&str> = factors
@@ -168,23 +254,79 @@ async fn factors_step(
             "This login needs {}, which you have not set up. Ask an administrator.",
             missing.join(" and ")
         );
-        return Some(((Decision::Deny, message), false));
+        return Some((Decision::Deny, message));
     }
-    let steps = if chain || enrolled.len() == 1 {
-        enrolled
+    let trust_days = match rule.trusted_devices {
+        TrustedDevices::Days(days) => Some(days),
+        TrustedDevices::Forbidden => None,
+    };
+    if let (Some(_), Some(key)) = (trust_days, &ctx.key) {
+        match trust::is_trusted(att, key) {
+            Ok(true) => {
+                proof.device = Some(key.label());
+                return Some((Decision::Allow, String::new()));
+            }
+            Ok(false) => {}
+            Err(e) => return challenge::internal(att, io, e).await,
+        }
+    }
+    // Step-up: what the session passed recently enough is not asked again.
+    let now = clock::now();
+    let covered = ctx
+        .session
+        .as_ref()
+        .map(|s| stepup::covered(rule, s, now))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(f, _)| enrolled.contains(f))
+        .collect::<Vec<_>>();
+    let is_covered = |f: &Factor| covered.iter().any(|(c, _)| c == f);
+    let remaining: Vec<Factor> = enrolled
+        .iter()
+        .copied()
+        .filter(|f| !is_covered(f))
+        .collect();
+    if !covered.is_empty() {
+        let list: Vec<String> = covered
+            .iter()
+            .map(|(f, age)| format!("{} {} ago", f.name(), stepup::age(*age)))
+            .collect();
+        let id = ctx.session.as_ref().map_or(0, |s| s.info.id);
+        att.record(
+            "session",
+            Audit::Allow,
+            &format!("covered by session {id}: {}", list.join(", ")),
+        );
+        if remaining.is_empty() || !chain {
+            return Some((Decision::Allow, String::new()));
+        }
+    }
+    let steps = if chain || remaining.len() == 1 {
+        remaining
     } else {
-        vec![choose(att, io, &enrolled).await?]
+        vec![choose(att, io, &remaining).await?]
     };
     let total = steps.len();
     for (i, &factor) in steps.iter().enumerate() {
         let step = chain.then_some((i + 1, total));
         match challenge(att, io, factor, false, step).await {
-            Step::Passed => {}
-            Step::Verdict(verdict) => return Some((verdict, false)),
+            Step::Passed => proof.factors.push(PassedFactor {
+                factor: factor.name().to_owned(),
+                at: clock::now(),
+            }),
+            Step::Verdict(verdict) => return Some(verdict),
             Step::Ended => return None,
         }
     }
-    Some(((Decision::Allow, String::new()), true))
+    let mut message = String::new();
+    if let (Some(days), Some(key)) = (trust_days, &ctx.key) {
+        match trust::offer(att, io, key, days).await {
+            Ok(Some(text)) => message = text,
+            Ok(None) => return None,
+            Err(e) => return challenge::internal(att, io, e).await,
+        }
+    }
+    Some((Decision::Allow, message))
 }
 
 /// A user with none of the rule's factors: allowed, in grace, or denied. A
@@ -269,6 +411,7 @@ async fn choose(att: &Attempt<'_>, io: &mut FrameIo, options: &[Factor]) -> Opti
             .send(Response::Verdict {
                 decision: Decision::Deny,
                 message: "No such choice.".to_owned(),
+                ticket: None,
             })
             .await;
     }

@@ -47,6 +47,19 @@ pub struct Facts<'a> {
     /// PAM_RHOST: an address, a host name (which never matches a network),
     /// or nothing for a local login.
     pub rhost: Option<&'a str>,
+    /// Computed before matching, so the matcher stays pure.
+    pub signals: Signals,
+}
+
+/// Risk signals about this login (see `crate::risk`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Signals {
+    /// The source's /24 (IPv4) or /64 (IPv6) has never seen a successful
+    /// login of this user. False for local logins and host names.
+    pub new_network: bool,
+    /// The source's country differs from that of the user's last
+    /// successful login (both known; needs `geoip_database`).
+    pub new_country: bool,
 }
 
 /// The first condition of a rule that did not hold.
@@ -57,6 +70,8 @@ pub enum Miss {
     Service,
     User,
     Network,
+    NewNetwork,
+    NewCountry,
 }
 
 struct Eval<'a> {
@@ -156,6 +171,16 @@ fn check(rule: &Rule, host: &Host, ev: &Eval<'_>) -> Option<Miss> {
     {
         return Some(Miss::Network);
     }
+    if w.new_network
+        .is_some_and(|want| want != ev.facts.signals.new_network)
+    {
+        return Some(Miss::NewNetwork);
+    }
+    if w.new_country
+        .is_some_and(|want| want != ev.facts.signals.new_country)
+    {
+        return Some(Miss::NewCountry);
+    }
     None
 }
 
@@ -227,6 +252,16 @@ impl fmt::Display for Why<'_> {
                     ),
                 }
             }
+            Miss::NewNetwork => write!(
+                f,
+                "new_network is {}, the rule wants {}",
+                self.facts.signals.new_network, !self.facts.signals.new_network
+            ),
+            Miss::NewCountry => write!(
+                f,
+                "new_country is {}, the rule wants {}",
+                self.facts.signals.new_country, !self.facts.signals.new_country
+            ),
         }
     }
 }

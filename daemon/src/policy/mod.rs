@@ -10,7 +10,7 @@ mod rule;
 mod tests;
 
 pub use diagnostic::{Diagnostic, Severity};
-pub use matcher::{Directory, Facts, Miss, Nss, Why};
+pub use matcher::{Directory, Facts, Miss, Nss, Signals, Why};
 pub use parse::{parse, parse_duration, parse_net};
 pub use rule::{
     Conditions, Factor, Host, Requirement, Rule, TrustedDevices, Unenrolled, UserMatch,

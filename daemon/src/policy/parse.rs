@@ -42,6 +42,8 @@ struct RawRule {
     services: Option<Spanned<Vec<Spanned<String>>>>,
     users: Option<Spanned<Vec<Spanned<String>>>>,
     from: Option<Spanned<Vec<Spanned<String>>>>,
+    new_network: Option<bool>,
+    new_country: Option<bool>,
     require: Spanned<Value>,
     fresh: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     trusted_devices: Option<Spanned<Value>>,
@@ -201,6 +203,15 @@ fn rule(
         .trusted_devices
         .as_ref()
         .map_or(Some(TrustedDevices::Forbidden), |v| trusted(cx, v));
+    if let (Some(Requirement::None | Requirement::Deny), Some(t)) = (&require, &r.trusted_devices)
+        && matches!(trusted_devices, Some(TrustedDevices::Days(_)))
+    {
+        cx.warning(
+            t.span(),
+            "`trusted_devices` has no effect on a rule that requires no factor",
+            "remove it",
+        );
+    }
     let unenrolled = r
         .unenrolled
         .as_ref()
@@ -246,13 +257,17 @@ fn conditions(
     }
     let mut when = Conditions {
         all,
+        new_network: r.new_network,
+        new_country: r.new_country,
         ..Default::default()
     };
     let has_condition = r.host_class.is_some()
         || r.host_tags.is_some()
         || r.services.is_some()
         || r.users.is_some()
-        || r.from.is_some();
+        || r.from.is_some()
+        || r.new_network.is_some()
+        || r.new_country.is_some();
     if all && has_condition {
         cx.error(
             r.all.as_ref().map_or(0..0, Spanned::span),
@@ -524,9 +539,13 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
+/// Days a device is trusted for with `trusted_devices = true`.
+pub const DEFAULT_TRUST_DAYS: u32 = 30;
+
 fn trusted(cx: &mut Cx<'_>, v: &Spanned<Value>) -> Option<TrustedDevices> {
     let days = match v.get_ref() {
         Value::Boolean(false) => return Some(TrustedDevices::Forbidden),
+        Value::Boolean(true) => return Some(TrustedDevices::Days(DEFAULT_TRUST_DAYS)),
         Value::Table(t) if t.len() == 1 => t.get("days").and_then(Value::as_integer),
         _ => None,
     };
@@ -538,7 +557,7 @@ fn trusted(cx: &mut Cx<'_>, v: &Spanned<Value>) -> Option<TrustedDevices> {
         None => {
             cx.error(
                 v.span(),
-                "`trusted_devices` must be false or { days = N } with N from 1 to 365",
+                "`trusted_devices` must be false, true (30 days) or { days = N } with N from 1 to 365",
                 "",
             );
             None

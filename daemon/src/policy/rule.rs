@@ -123,6 +123,9 @@ pub struct Conditions {
     pub services: Option<(HashSet<String>, Vec<String>)>,
     pub users: Option<Vec<UserMatch>>,
     pub from: Option<Vec<IpNet>>,
+    /// Risk signals: the rule matches when the signal has this value.
+    pub new_network: Option<bool>,
+    pub new_country: Option<bool>,
 }
 
 #[derive(Debug, Clone)]

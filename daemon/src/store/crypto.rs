@@ -74,6 +74,28 @@ impl Vault {
         )
     }
 
+    /// HMAC-SHA256 under the derived hash key of `data`, bound to a domain
+    /// and a user: for values only ever looked up (trusted device keys,
+    /// session tickets), so the database alone does not reveal them.
+    pub fn keyed_hash(
+        &self,
+        domain: &str,
+        user: &str,
+        data: &[u8],
+    ) -> Result<[u8; 32], CryptoError> {
+        keyed(
+            self.mac_key.as_slice(),
+            &[
+                b"mfad/v1 ",
+                domain.as_bytes(),
+                b"\0",
+                user.as_bytes(),
+                b"\0",
+                data,
+            ],
+        )
+    }
+
     /// Returns nonce || ciphertext || tag.
     pub fn seal(
         &self,

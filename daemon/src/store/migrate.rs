@@ -92,6 +92,57 @@ const MIGRATIONS: &[&str] = &[
         time INTEGER NOT NULL
      );
      CREATE INDEX sends_by_user ON sends (user, channel, time);",
+    // 5: login sessions and the tickets that link an authentication to its
+    // session, trusted devices (keyed hashes of SSH public keys), and the
+    // networks and country of each user's successful logins (risk signals).
+    "CREATE TABLE tickets (
+        hash BLOB PRIMARY KEY,
+        user TEXT NOT NULL,
+        service TEXT NOT NULL,
+        factors TEXT NOT NULL,
+        device TEXT,
+        expires INTEGER NOT NULL
+     );
+     CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        boot_id TEXT NOT NULL,
+        audit_session INTEGER NOT NULL,
+        user TEXT NOT NULL,
+        uid INTEGER NOT NULL,
+        service TEXT NOT NULL,
+        rhost TEXT,
+        tty TEXT,
+        opened_at INTEGER NOT NULL,
+        factors TEXT NOT NULL,
+        device TEXT
+     );
+     CREATE INDEX sessions_by_audit ON sessions (boot_id, audit_session);
+     CREATE TABLE trusted_devices (
+        id INTEGER PRIMARY KEY,
+        user TEXT NOT NULL,
+        key_hash BLOB NOT NULL,
+        key_type TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        first_ip TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        last_used INTEGER,
+        revoked_at INTEGER
+     );
+     CREATE INDEX trusted_devices_by_user ON trusted_devices (user, key_hash);
+     CREATE TABLE login_networks (
+        user TEXT NOT NULL,
+        network TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        PRIMARY KEY (user, network)
+     );
+     CREATE TABLE last_login (
+        user TEXT PRIMARY KEY,
+        time INTEGER NOT NULL,
+        rhost TEXT NOT NULL,
+        country TEXT
+     );",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -9,9 +9,15 @@
 mod backup;
 mod contacts;
 pub mod crypto;
+mod devices;
+mod history;
 mod migrate;
 mod otp;
 mod policy;
+mod sessions;
+
+pub use devices::NewDevice;
+pub use sessions::{NewSession, Proof, StoredSession};
 
 pub use contacts::ContactRow;
 pub use otp::{Issue, SendLimits, SentCode};
@@ -313,6 +319,7 @@ impl Store {
                 "contacts",
                 "sent_codes",
                 "sends",
+                "trusted_devices",
             ] {
                 n += tx.execute(&format!("DELETE FROM {table} WHERE user = ?1"), [user])?;
             }

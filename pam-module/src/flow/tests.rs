@@ -5,7 +5,8 @@ mod harness;
 
 use crate::args::FailMode::{Closed, Open};
 use crate::conv::{ConvError, Level};
-use harness::{Daemon, Shown, Step, run, settings};
+use harness::{Daemon, Lines, MapEnv, ScriptedConv, Shown, Step, alice, run, settings};
+use mfad_protocol::SecretString;
 use mfad_protocol::{Decision, Request, Response};
 use pamsm::PamError;
 
@@ -20,6 +21,7 @@ fn verdict(decision: Decision, message: &str) -> Step {
     Step::Send(Response::Verdict {
         decision,
         message: message.into(),
+        ticket: None,
     })
 }
 
@@ -164,4 +166,61 @@ fn a_failed_conversation_hangs_up_without_answering() {
         assert_eq!(reqs.len(), 1);
         assert!(matches!(reqs[0], Request::AuthStart(_)));
     }
+}
+
+#[test]
+fn an_allow_ticket_goes_to_the_pam_environment_and_only_to_the_session_hook() {
+    let d = Daemon::start(vec![
+        Step::Recv,
+        Step::Send(Response::Verdict {
+            decision: Decision::Allow,
+            message: String::new(),
+            ticket: Some(SecretString::new("t0ken")),
+        }),
+    ]);
+    let s = settings(&d.socket, Closed, 5);
+    let mut env = MapEnv::default();
+    let (mut conv, mut log) = (ScriptedConv::new(vec![]), Lines::default());
+    let code = crate::flow::authenticate(&s, alice(), &mut conv, &mut log, &mut env);
+    assert_eq!(code, PamError::SUCCESS);
+    assert_eq!(env.get_var("MFAD_TICKET"), Some("t0ken"));
+    d.requests();
+
+    // open_session takes it out of the environment before anything else,
+    // and sends it; close_session never sends one.
+    let d = Daemon::start(vec![
+        Step::Recv,
+        Step::Send(Response::Done {
+            message: String::new(),
+        }),
+    ]);
+    let s = settings(&d.socket, Closed, 5);
+    let code = crate::session::report(&s, crate::session::Hook::Open, alice(), &mut env, &mut log);
+    assert_eq!(code, PamError::SUCCESS);
+    assert_eq!(env.get_var("MFAD_TICKET"), None);
+    match &d.requests()[0] {
+        Request::SessionOpen(r) => {
+            assert_eq!(r.ticket.as_ref().map(SecretString::expose), Some("t0ken"));
+            assert_eq!((r.user.as_str(), r.service.as_str()), ("alice", "sshd"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_session_hook_succeeds_and_logs_when_the_daemon_is_down() {
+    let dir = harness::scratch_dir();
+    let s = settings(&dir.join("none.sock"), Closed, 1);
+    let mut env = MapEnv::default();
+    env.0.insert("MFAD_TICKET".into(), "t".into());
+    let mut log = Lines::default();
+    let code = crate::session::report(&s, crate::session::Hook::Open, alice(), &mut env, &mut log);
+    assert_eq!(code, PamError::SUCCESS);
+    assert!(env.0.is_empty(), "the ticket must be removed");
+    assert!(
+        log.has(Level::Err, "cannot report the session open"),
+        "{:?}",
+        log.0
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -12,7 +12,7 @@
 //! before timing; a wrong one makes the exit status 1. There is no
 //! threshold.
 
-use mfad::policy::{Directory, Facts, Policy, Severity};
+use mfad::policy::{Directory, Facts, Policy, Severity, Signals};
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -120,6 +120,10 @@ const CASES: [Case; 4] = [
             user: "bob",
             service: "svc0",
             rhost: Some("198.51.100.1"),
+            signals: Signals {
+                new_network: false,
+                new_country: false,
+            },
         },
         expect: "rule-0",
     },
@@ -129,6 +133,10 @@ const CASES: [Case; 4] = [
             user: "alice",
             service: "sshd",
             rhost: Some("203.0.113.77"),
+            signals: Signals {
+                new_network: false,
+                new_country: false,
+            },
         },
         expect: "near-end",
     },
@@ -138,6 +146,10 @@ const CASES: [Case; 4] = [
             user: "alice",
             service: "sshd",
             rhost: Some("2001:db8:ffff::17"),
+            signals: Signals {
+                new_network: false,
+                new_country: false,
+            },
         },
         expect: "near-end",
     },
@@ -147,6 +159,10 @@ const CASES: [Case; 4] = [
             user: "bob",
             service: "sshd",
             rhost: Some("198.51.100.1"),
+            signals: Signals {
+                new_network: false,
+                new_country: false,
+            },
         },
         expect: "default",
     },

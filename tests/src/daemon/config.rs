@@ -212,6 +212,9 @@ pub struct TestConfig {
     pub email: Option<EmailConfig>,
     /// `[login_notification] enabled`
     pub login_notification: bool,
+    /// `geoip_database`, written only when `Some` (relative: inside the
+    /// daemon's directory).
+    pub geoip_database: Option<PathBuf>,
 }
 
 impl Default for TestConfig {
@@ -245,6 +248,7 @@ impl Default for TestConfig {
             sms: None,
             email: None,
             login_notification: false,
+            geoip_database: None,
         }
     }
 }
@@ -289,6 +293,13 @@ impl TestConfig {
                 s,
                 "syslog_socket = {}",
                 quote(&dir.join(socket).to_string_lossy())
+            );
+        }
+        if let Some(db) = &self.geoip_database {
+            let _ = writeln!(
+                s,
+                "geoip_database = {}",
+                quote(&dir.join(db).to_string_lossy())
             );
         }
         let t = &self.totp;

@@ -15,7 +15,7 @@ pub struct Enrollment {
     pub uri: String,
     /// The code typed to confirm the enrollment (of the previous step).
     pub confirm_code: String,
-    /// The backup codes mfactl showed with the confirmation.
+    /// The backup codes issued with it, as mfactl showed them.
     pub backup_codes: Vec<String>,
 }
 
@@ -141,11 +141,11 @@ impl TestDaemon {
         let args = [&["enroll", "totp"][..], &who, &["--confirm-code", "-"]].concat();
         let out = mfactl(&args, &format!("{code}\n"));
         assert!(out.status.success(), "mfactl {args:?}: {}", show(&out));
-        // The codes are the indented lines of the confirmation's output.
+        // The codes are the indented lines after the warning.
         let backup_codes = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.strip_prefix("  "))
-            .map(str::to_owned)
+            .map(|c| c.trim().to_owned())
             .collect();
         Enrollment {
             secret,

@@ -339,6 +339,7 @@ fn facts(q: &Request) -> Facts<'_> {
         user: q.user,
         service: q.service,
         rhost: q.rhost.as_deref(),
+        signals: Default::default(),
     }
 }
 

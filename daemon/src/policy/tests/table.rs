@@ -224,6 +224,7 @@ fn table() {
             user,
             service,
             rhost,
+            signals: Default::default(),
         };
         let got = policy
             .decide(facts, &dir)
@@ -344,6 +345,7 @@ fn explain_names_the_failed_condition() {
             user: "alice",
             service: "sshd",
             rhost: Some("ops-gw.example.com"),
+            signals: Default::default(),
         },
     );
     let summary: Vec<(&str, Option<Miss>)> = got.iter().map(|(n, m, _)| (n.as_str(), *m)).collect();
@@ -378,6 +380,7 @@ fn explain_names_the_failed_condition() {
             user: "alice",
             service: "sshd",
             rhost: None,
+            signals: Default::default(),
         },
     );
     assert_eq!(
@@ -390,6 +393,7 @@ fn explain_names_the_failed_condition() {
             user: "alice",
             service: "sshd",
             rhost: Some("10.21.0.1"),
+            signals: Default::default(),
         },
     );
     assert_eq!(
@@ -402,6 +406,7 @@ fn explain_names_the_failed_condition() {
             user: "dave",
             service: "login",
             rhost: None,
+            signals: Default::default(),
         },
     );
     assert_eq!(
@@ -439,6 +444,7 @@ fn groups_are_looked_up_lazily_and_once() {
             user,
             service,
             rhost,
+            signals: Default::default(),
         };
         policy.decide(facts, &dir);
         assert_eq!(dir.take_lookups(), lookups, "decide {facts:?}");
@@ -474,6 +480,7 @@ require = "totp"
             user: "dave",
             service: "sshd",
             rhost: Some(rhost),
+            signals: Default::default(),
         };
         assert_eq!(
             policy.decide(facts, &dir).map(|r| r.name.as_str()),

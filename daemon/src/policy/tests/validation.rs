@@ -399,6 +399,7 @@ fn warning_host_class_without_host_class() {
         user: "alice",
         service: "sshd",
         rhost: None,
+        signals: Default::default(),
     };
     assert_eq!(
         policy.decide(facts, &dir).map(|r| r.name.as_str()),
@@ -445,6 +446,7 @@ fn builtin_text_is_the_builtin_policy() {
             user,
             service,
             rhost,
+            signals: Default::default(),
         };
         let p = parsed.decide(facts, &dir).map(|r| &r.name);
         assert_eq!(p, builtin.decide(facts, &dir).map(|r| &r.name));

@@ -2,7 +2,7 @@
 //! log collector, for driving `flow::authenticate` without libpam.
 
 use crate::args::{Args, FailMode};
-use crate::conv::{ConvError, Conversation, Level, Log};
+use crate::conv::{ConvError, Conversation, Env, Level, Log};
 use crate::flow::Settings;
 use mfad_protocol::{
     AuthStart, LEN_PREFIX, Request, Response, ResponseEnvelope, body_len, parse_request,
@@ -183,6 +183,30 @@ pub fn alice() -> AuthStart {
         rhost: Some("192.0.2.7".into()),
         tty: Some("ssh".into()),
         ruser: None,
+        ssh_auth_info: None,
+    }
+}
+
+impl MapEnv {
+    pub fn get_var(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// A PAM environment in a map.
+#[derive(Default)]
+pub struct MapEnv(pub std::collections::BTreeMap<String, String>);
+
+impl Env for MapEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+    fn set(&mut self, name: &str, value: &str) -> Result<(), i32> {
+        self.0.insert(name.to_owned(), value.to_owned());
+        Ok(())
+    }
+    fn remove(&mut self, name: &str) {
+        self.0.remove(name);
     }
 }
 
@@ -206,6 +230,6 @@ pub fn run(
 ) -> (PamError, ScriptedConv, Lines) {
     let mut conv = ScriptedConv::new(answers);
     let mut log = Lines::default();
-    let code = super::super::authenticate(s, alice(), &mut conv, &mut log);
+    let code = super::super::authenticate(s, alice(), &mut conv, &mut log, &mut MapEnv::default());
     (code, conv, log)
 }

@@ -1,0 +1,114 @@
+//! What the kernel says about processes: the audit session id and login uid
+//! that pam_loginuid gives a login and every process it starts, and the
+//! boot id that tells sessions of this boot from older ones (session ids
+//! start again from 1 at every boot).
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The kernel's "not set" value for both ids.
+const UNSET: u32 = u32::MAX;
+
+fn read_id(path: &str) -> Option<u32> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.trim().parse::<u32>().ok().filter(|&id| id != UNSET)
+}
+
+/// The audit session id of `pid`, if it has one.
+pub fn audit_session(pid: i32) -> Option<u32> {
+    read_id(&format!("/proc/{pid}/sessionid"))
+}
+
+/// The login uid of `pid`, if set.
+pub fn loginuid(pid: i32) -> Option<u32> {
+    read_id(&format!("/proc/{pid}/loginuid"))
+}
+
+/// This boot's id.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Every process with an audit session, by session id.
+pub fn by_session() -> BTreeMap<u32, Vec<i32>> {
+    let mut out: BTreeMap<u32, Vec<i32>> = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if let Some(sid) = audit_session(pid) {
+            out.entry(sid).or_default().push(pid);
+        }
+    }
+    out
+}
+
+/// Ends every process of audit session `sid`: SIGTERM (sshd then closes
+/// the connection and its PAM session), and SIGKILL for whatever is still
+/// there after `grace`. Never signals this process. Returns how many
+/// processes there were; the `Err` is the first signal that failed (no
+/// CAP_KILL, typically).
+pub async fn end_session(sid: u32, grace: Duration) -> Result<usize, nix::Error> {
+    let me = std::process::id() as i32;
+    let pids = |sid| -> Vec<i32> {
+        by_session()
+            .remove(&sid)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|&p| p != me && p > 1)
+            .collect()
+    };
+    let first = pids(sid);
+    let mut failure = None;
+    for &pid in &first {
+        if let Err(e) = kill(Pid::from_raw(pid), Signal::SIGTERM)
+            && e != nix::Error::ESRCH
+        {
+            failure.get_or_insert(e);
+        }
+    }
+    let step = Duration::from_millis(50);
+    let mut waited = Duration::ZERO;
+    while waited < grace && !pids(sid).is_empty() {
+        tokio::time::sleep(step).await;
+        waited += step;
+    }
+    for pid in pids(sid) {
+        if let Err(e) = kill(Pid::from_raw(pid), Signal::SIGKILL)
+            && e != nix::Error::ESRCH
+        {
+            failure.get_or_insert(e);
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(first.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_of_this_process_parse_or_are_unset() {
+        let me = std::process::id() as i32;
+        // Unset (u32::MAX) reads as None; anything else is a number.
+        let raw = std::fs::read_to_string(format!("/proc/{me}/sessionid")).unwrap();
+        let raw: u32 = raw.trim().parse().unwrap();
+        assert_eq!(audit_session(me), (raw != UNSET).then_some(raw));
+        assert_eq!(audit_session(-5), None);
+        assert_eq!(boot_id().len(), 36);
+    }
+}

@@ -1,0 +1,296 @@
+//! Requests about login sessions and trusted devices: the session hooks'
+//! reports (root only), `mfactl sessions` and `mfactl devices`.
+
+use crate::admin::{Refusal, resolve};
+use crate::audit::{Decision, Event};
+use crate::authz::Access;
+use crate::peer::{self, Peer};
+use crate::store::NewSession;
+use crate::{Daemon, auth, clock, procs, validate};
+use mfad_protocol::{ErrorCode, Request, Response, SessionReport};
+use std::time::Duration;
+
+/// How long killed processes get to exit on SIGTERM before SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+const NO_AUDIT_SESSION: &str = "the caller has no audit session id: put `session required pam_loginuid.so` before pam_mfa.so in the session stack";
+
+/// The session hooks run in the PAM stack of sshd, login and the like,
+/// always as root; a user must not report (or end) sessions.
+fn root_only(peer: &Peer) -> Result<(), Refusal> {
+    if peer.uid == 0 {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            ErrorCode::PermissionDenied,
+            "only root (the PAM stack) reports sessions",
+        ))
+    }
+}
+
+fn session_event(peer: &Peer, r: &SessionReport, reason: &str) -> Event {
+    let mut event = Event::admin(&r.user, reason, Decision::Done, peer.uid, clock::now());
+    event.service = r.service.clone();
+    event.rhost = r.rhost.clone();
+    event.tty = r.tty.clone();
+    event.channel = "session";
+    event
+}
+
+fn check_report(r: &SessionReport) -> Result<(), Refusal> {
+    let bad = |p: String| Refusal::new(ErrorCode::BadRequest, p);
+    validate::auth_start(&mfad_protocol::AuthStart {
+        user: r.user.clone(),
+        service: r.service.clone(),
+        rhost: r.rhost.clone(),
+        tty: r.tty.clone(),
+        ..Default::default()
+    })
+    .map_err(bad)
+}
+
+/// `session_open`: binds what the ticket's authentication proved to the
+/// caller's audit session.
+pub fn open(d: &Daemon, peer: &Peer, r: &SessionReport) -> Result<Response, Refusal> {
+    root_only(peer)?;
+    check_report(r)?;
+    let sid = peer
+        .audit_session
+        .ok_or_else(|| Refusal::new(ErrorCode::BadRequest, NO_AUDIT_SESSION))?;
+    let uid = peer::uid_of(&r.user)
+        .ok_or_else(|| Refusal::new(ErrorCode::NoSuchUser, format!("no account {:?}", r.user)))?;
+    if peer.loginuid != Some(uid) {
+        return Err(Refusal::new(
+            ErrorCode::BadRequest,
+            format!(
+                "the caller's login uid is {:?}, not {uid} ({}): is pam_loginuid.so in the session stack?",
+                peer.loginuid, r.user
+            ),
+        ));
+    }
+    let now = clock::now();
+    let proof = match &r.ticket {
+        Some(t) => {
+            let hash = auth::ticket_hash(d, t.expose())?;
+            d.store.take_ticket(&hash, &r.user, &r.service, now)?
+        }
+        None => None,
+    };
+    let known = d.store.sessions_of(&d.boot_id, sid)?;
+    if proof.is_none() && !known.is_empty() {
+        // A nested stack (sudo's) in a session already known: nothing new.
+        return Ok(done("session already known"));
+    }
+    let reason = match &proof {
+        Some(p) if p.device.is_some() => format!(
+            "opened (audit session {sid}) by trusted device {}",
+            p.device.as_deref().unwrap_or_default()
+        ),
+        Some(p) => format!(
+            "opened (audit session {sid}) with {}",
+            names(&p.factors).unwrap_or_else(|| "no factor".to_owned())
+        ),
+        None if r.ticket.is_some() => {
+            format!("opened (audit session {sid}) with an unknown or expired ticket: no factors")
+        }
+        None => format!("opened (audit session {sid}) without an mfad authentication"),
+    };
+    let event = session_event(peer, r, &reason);
+    let id = d.store.open_session(
+        &NewSession {
+            boot_id: &d.boot_id,
+            audit_session: sid,
+            user: &r.user,
+            uid,
+            service: &r.service,
+            rhost: r.rhost.as_deref(),
+            tty: r.tty.as_deref(),
+            opened_at: now,
+        },
+        &proof.unwrap_or_default(),
+        &event,
+    )?;
+    event.log();
+    Ok(done(&format!("session {id} recorded")))
+}
+
+fn names(factors: &[mfad_protocol::PassedFactor]) -> Option<String> {
+    (!factors.is_empty()).then(|| {
+        factors
+            .iter()
+            .map(|f| f.factor.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
+/// `session_close`: forgets the caller's session of that service.
+pub fn close(d: &Daemon, peer: &Peer, r: &SessionReport) -> Result<Response, Refusal> {
+    root_only(peer)?;
+    check_report(r)?;
+    let sid = peer
+        .audit_session
+        .ok_or_else(|| Refusal::new(ErrorCode::BadRequest, NO_AUDIT_SESSION))?;
+    let ids: Vec<i64> = d
+        .store
+        .sessions_of(&d.boot_id, sid)?
+        .into_iter()
+        .filter(|s| s.info.user == r.user && s.info.service == r.service)
+        .map(|s| s.info.id)
+        .collect();
+    let event = session_event(peer, r, "closed");
+    for _ in d.store.remove_sessions(&ids, &event)? {
+        event.log();
+    }
+    Ok(done("session closed"))
+}
+
+/// Forgets sessions none of whose processes are left (a login that ended
+/// without its close hook: sshd killed, a crash).
+pub fn forget_ended(d: &Daemon) {
+    let result = (|| -> Result<(), crate::store::StoreError> {
+        let alive = procs::by_session();
+        let gone: Vec<i64> = d
+            .store
+            .sessions(&d.boot_id)?
+            .into_iter()
+            .filter(|s| !alive.contains_key(&s.info.audit_session))
+            .map(|s| s.info.id)
+            .collect();
+        if !gone.is_empty() {
+            let event = Event::admin(
+                "-",
+                "forgotten: no process of the session is left",
+                Decision::Done,
+                0,
+                clock::now(),
+            );
+            d.store.remove_sessions(&gone, &event)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        log::error!("cannot clean up ended sessions: {e}");
+    }
+}
+
+fn list(d: &Daemon, peer: &Peer) -> Result<Response, Refusal> {
+    resolve(d, peer, None, Access::Admin, "sessions list")?;
+    forget_ended(d);
+    let alive = procs::by_session();
+    let sessions = d
+        .store
+        .sessions(&d.boot_id)?
+        .into_iter()
+        .map(|s| {
+            let mut info = s.info;
+            info.processes = alive
+                .get(&info.audit_session)
+                .map_or(0, |p| u32::try_from(p.len()).unwrap_or(u32::MAX));
+            info
+        })
+        .collect();
+    Ok(Response::Sessions { sessions })
+}
+
+/// `sessions kill ID`: terminates every process of the session and
+/// forgets it. Needs CAP_KILL to signal other users' processes.
+pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Response {
+    let result = async {
+        resolve(d, peer, None, Access::Admin, "sessions kill")?;
+        let Some(s) = d.store.session(&d.boot_id, id)? else {
+            return Err(Refusal::new(
+                ErrorCode::NotFound,
+                format!("there is no session {id}; see `mfactl sessions list`"),
+            ));
+        };
+        let sid = s.info.audit_session;
+        let ended = procs::end_session(sid, KILL_GRACE).await;
+        let reason = match &ended {
+            Ok(n) => format!("killed by uid {} (audit session {sid}, {n} processes)", peer.uid),
+            Err(e) => format!("kill by uid {} failed (audit session {sid}): {e}", peer.uid),
+        };
+        let mut event = Event::admin(
+            &s.info.user,
+            &reason,
+            if ended.is_ok() { Decision::Done } else { Decision::Deny },
+            peer.uid,
+            clock::now(),
+        );
+        event.service = s.info.service.clone();
+        event.rhost = s.info.rhost.clone();
+        match ended {
+            Ok(n) => {
+                // sshd's close hook may have removed it already; the kill
+                // is audited either way.
+                if d.store.remove_sessions(&[id], &event)?.is_empty() {
+                    event.reason = format!("session {id}: {}", event.reason);
+                    d.record(&event);
+                } else {
+                    event.log();
+                }
+                Ok(done(&format!(
+                    "Session {id} of {} ended ({n} processes terminated).",
+                    s.info.user
+                )))
+            }
+            Err(e) => {
+                d.record(&event);
+                Err(Refusal::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "cannot end session {id}: {e} (mfad needs the CAP_KILL capability to signal other users' processes)"
+                    ),
+                ))
+            }
+        }
+    }
+    .await;
+    result.unwrap_or_else(Refusal::into_response)
+}
+
+fn devices(d: &Daemon, peer: &Peer, user: Option<&str>) -> Result<Response, Refusal> {
+    let user = resolve(d, peer, user, Access::SelfOrAdmin, "devices list")?;
+    let devices = d.store.devices(&user, clock::now())?;
+    Ok(Response::Devices { user, devices })
+}
+
+fn revoke(d: &Daemon, peer: &Peer, user: Option<&str>, id: i64) -> Result<Response, Refusal> {
+    let user = resolve(d, peer, user, Access::SelfOrAdmin, "devices revoke")?;
+    let now = clock::now();
+    let event = Event::admin(
+        &user,
+        &format!("trusted device {id} revoked"),
+        Decision::Done,
+        peer.uid,
+        now,
+    );
+    if !d.store.revoke_device(&user, id, now, &event)? {
+        return Err(Refusal::new(
+            ErrorCode::NotFound,
+            format!("{user} has no trusted device {id}; see `mfactl devices list`"),
+        ));
+    }
+    event.log();
+    Ok(done(&format!(
+        "Device {id} of {user} is no longer trusted; its next login asks for the code."
+    )))
+}
+
+/// The requests of this module that need no waiting.
+pub fn handle(d: &Daemon, peer: &Peer, request: &Request) -> Option<Result<Response, Refusal>> {
+    Some(match request {
+        Request::SessionOpen(r) => open(d, peer, r),
+        Request::SessionClose(r) => close(d, peer, r),
+        Request::SessionList => list(d, peer),
+        Request::DeviceList { user } => devices(d, peer, user.as_deref()),
+        Request::DeviceRevoke { user, id } => revoke(d, peer, user.as_deref(), *id),
+        _ => return None,
+    })
+}
+
+fn done(message: &str) -> Response {
+    Response::Done {
+        message: message.to_owned(),
+    }
+}
