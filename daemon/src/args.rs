@@ -4,7 +4,10 @@
 use clap::{CommandFactory, Parser};
 use std::path::PathBuf;
 
-/// mfad: multi-factor authentication daemon. Runs in the foreground; pam_mfa.so and mfactl talk to it over a Unix socket.
+/// Multi-factor authentication daemon
+///
+/// mfad decides what each login must prove, checks the codes and audits every attempt.
+/// It runs in the foreground as root; pam_mfa.so and mfactl talk to it over a Unix socket.
 #[derive(Debug, Parser)]
 #[command(name = "mfad", version)]
 #[command(after_long_help = "\
@@ -21,7 +24,7 @@ and the chmod that fixes it, when either can be read by anyone but root.
 Signals: SIGHUP reloads the policy (an invalid file keeps the policy in force); SIGTERM and \
 SIGINT stop the daemon.
 
-Logs go to stderr and to syslog (facility authpriv).
+Logging: mfad logs to stderr and to syslog (facility authpriv).
 
 Exit status: 0 after a clean stop or a successful --check-config or --init, 1 when mfad \
 cannot start, 2 for a configuration error.")]
