@@ -25,7 +25,7 @@ const GLOBAL: &str = "Global options";
 #[derive(Debug, Parser)]
 #[command(name = "mfactl", version, propagate_version = true)]
 #[command(
-    after_long_help = "Permissions: users act on their own account; root and members of \
+    after_long_help = "Permissions: Users act on their own account; root and members of \
 the mfad admin group may name another account with --user and use the `user`, `audit` and \
 `policy` commands (`policy check` works without mfad).\n\n\
 Exit status: 0 on success, 1 when mfad refused the request or could not be reached or a \
