@@ -2,6 +2,7 @@
 //! shell around [`run`], so tests can drive the same code.
 
 mod admin;
+pub mod args;
 pub mod audit;
 mod auth;
 pub mod authz;
@@ -224,6 +225,18 @@ impl Daemon {
         }
         event.log();
     }
+}
+
+/// `mfad --init`: creates the key if it is absent and the database's
+/// directory, and checks that both are private. It opens nothing, so it is
+/// safe while a daemon runs; the package scripts and the systemd unit run it
+/// before a start (the unit's sandbox keeps /etc read-only for the daemon).
+pub fn init(config: &Config) -> Result<(), StartError> {
+    files::load_or_create_key(&config.key_file)?;
+    store::prepare(&config.database).map_err(|e| StartError::Store {
+        path: config.database.display().to_string(),
+        source: e.into(),
+    })
 }
 
 /// The policy at start-up: the file if it is valid; if it is not, the last

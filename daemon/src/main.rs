@@ -1,25 +1,10 @@
 //! `mfad`: the daemon's command line. Everything else is in the library.
 
 use clap::Parser;
+use mfad::args::Args;
 use mfad::config::Config;
 use mfad::policy::{Nss, Policy};
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// mfad: multi-factor authentication daemon. Runs in the foreground; pam_mfa.so and mfactl talk to it over a Unix socket.
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    /// Configuration file.
-    #[arg(long, short, default_value = mfad_protocol::paths::CONFIG)]
-    config: PathBuf,
-    /// Validate the configuration and the policy, print the effective settings, and exit.
-    #[arg(long)]
-    check_config: bool,
-    /// Log debug messages.
-    #[arg(long)]
-    debug: bool,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -39,6 +24,15 @@ fn main() -> ExitCode {
         config.syslog.then_some(config.syslog_socket.as_path()),
         args.debug,
     );
+    if args.init {
+        return match mfad::init(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                log::error!("cannot prepare the key and the database directory: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     forbid_core_dumps();
     match mfad::run(config) {
         Ok(()) => ExitCode::SUCCESS,

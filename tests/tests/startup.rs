@@ -231,3 +231,34 @@ fn a_second_daemon_on_the_same_socket_refuses_and_the_first_keeps_serving() {
         "mfactl ping after the second start"
     );
 }
+
+/// `mfad --init`, which the package scripts and the systemd unit run before
+/// a start: it creates the key (0400) but leaves the database to the daemon,
+/// changes nothing on a second run (even while a daemon holds the database),
+/// and refuses a key others can read, naming the fix.
+#[test]
+fn init_creates_the_key_once_and_refuses_an_open_one() {
+    let mut d = TestDaemon::prepare(TestConfig::default());
+    let init = |d: &TestDaemon| {
+        let mut cmd = Command::new(bins::mfad());
+        cmd.arg("--config").arg(d.config_path()).arg("--init");
+        output_within(&mut cmd, Duration::from_secs(10))
+    };
+    let out = init(&d);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(mode(&key(&d)), 0o400, "the key");
+    assert!(!db(&d).exists(), "--init must not create the database");
+    let created = std::fs::read(key(&d)).unwrap();
+
+    d.launch();
+    let out = init(&d);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(std::fs::read(key(&d)).unwrap(), created, "the key changed");
+    ping(&d);
+    assert!(d.stop().unwrap().success(), "{}", d.log_text());
+
+    chmod(&key(&d), 0o440);
+    let out = init(&d);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(show(&out).contains("chmod 0400"), "{}", show(&out));
+}

@@ -31,11 +31,11 @@ const GLOBAL: &str = "Global options";
 #[derive(Debug, Parser)]
 #[command(name = "mfactl", version, propagate_version = true)]
 #[command(
-    after_long_help = "Exit status: 0 on success, 1 when mfad refused the request or \
-could not be reached or a policy is not valid, 2 when the command line is wrong.\n\n\
-Users act on their own account; root and members of the mfad admin group may name \
-another account with --user and use the `user`, `audit`, `policy` and `sessions` commands \
-(`policy check` works without mfad)."
+    after_long_help = "Permissions: Users act on their own account; root and members of \
+the mfad admin group may name another account with --user and use the `user`, `audit`, \
+`policy` and `sessions` commands (`policy check` works without mfad).\n\n\
+Exit status: 0 on success, 1 when mfad refused the request or could not be reached or a \
+policy is not valid, 2 when the command line is wrong."
 )]
 pub struct Cli {
     /// Path of the mfad socket

@@ -71,25 +71,33 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
+/// Checks that an existing database (and its WAL and SHM files) is private,
+/// or creates the directory a new one goes into. Opens nothing, so it is
+/// safe while a running daemon holds the database.
+pub fn prepare(path: &Path) -> Result<(), FileError> {
+    if path.exists() {
+        // The WAL holds the newest rows; after a crash it stays behind.
+        for file in [
+            path.to_owned(),
+            sidecar(path, "-wal"),
+            sidecar(path, "-shm"),
+        ] {
+            if file.exists() {
+                check_private(&file, 0o600)?;
+            }
+        }
+    } else if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| FileError::Io {
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if path.exists() {
-            // The WAL holds the newest rows; after a crash it stays behind.
-            for file in [
-                path.to_owned(),
-                sidecar(path, "-wal"),
-                sidecar(path, "-shm"),
-            ] {
-                if file.exists() {
-                    check_private(&file, 0o600)?;
-                }
-            }
-        } else if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| FileError::Io {
-                path: parent.to_owned(),
-                source,
-            })?;
-        }
+        prepare(path)?;
         let mut conn = Connection::open(path)?;
         // mfad is the database's only user: an exclusive lock saves the
         // file-lock system calls of every transaction and keeps a second
