@@ -59,6 +59,11 @@ pub fn open(d: &Daemon, peer: &Peer, r: &SessionReport) -> Result<Response, Refu
         .ok_or_else(|| Refusal::new(ErrorCode::BadRequest, NO_AUDIT_SESSION))?;
     let uid = peer::uid_of(&r.user)
         .ok_or_else(|| Refusal::new(ErrorCode::NoSuchUser, format!("no account {:?}", r.user)))?;
+    if peer.loginuid.is_some_and(|l| l != uid) && r.ticket.is_none() {
+        // sudo or su inside another user's login (common-session runs for
+        // them too): not a login session of this user.
+        return Ok(done("not a login session of this user; nothing recorded"));
+    }
     if peer.loginuid != Some(uid) {
         return Err(Refusal::new(
             ErrorCode::BadRequest,

@@ -42,9 +42,12 @@ impl Stacks {
                  session  optional   {module}\n\
                  session  required   pam_permit.so\n"
             ),
+            // The session line too, as pam-auth-update's profile puts it
+            // in common-session: a sudo inside a login records nothing.
             sudo: format!(
                 "auth     requisite  {module}\n\
                  account  required   pam_permit.so\n\
+                 session  optional   {module}\n\
                  session  required   pam_permit.so\n"
             ),
             sudoers: String::new(),

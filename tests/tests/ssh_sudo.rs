@@ -65,6 +65,15 @@ fn sudo_asks_only_the_missing_factor_then_both_after_the_freshness_window() {
     );
     ssh.send_line(&backup[0]);
     ssh.expect("RC=0");
+    // sudo's own session hook recorded nothing: the ssh login is the session.
+    let doc = d.mfactl_json(&["sessions", "list"]);
+    let services: Vec<&str> = doc["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services, ["sshd"], "{doc}");
 
     // Nine hours later (time moved by configuration and a daemon restart;
     // the session lives in mfad's database): both factors again.
@@ -113,4 +122,40 @@ fn sudo_outside_a_known_session_asks_for_everything() {
         0,
     );
     assert_eq!(t.prompts().len(), 2, "{t}");
+}
+
+/// A login mfad does not know (no pam_mfa.so session line for sshd or
+/// sudo): sudo inside it asks for every factor, and hands no session ticket
+/// to the command it runs (sudo passes its PAM environment on).
+#[test]
+fn sudo_in_a_session_mfad_does_not_know_asks_for_everything_and_leaks_no_ticket() {
+    let d = TestDaemon::with_config(TestConfig {
+        policy: TestPolicy::text(POLICY),
+        ..TestConfig::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let user = TempUser::create_login(home.path());
+    let mut stacks = Stacks::mfa(&d).sudo_for(&user.name);
+    let module_session = format!("session  optional   {}\n", d.module_line(&[]));
+    stacks.sshd = stacks.sshd.replace(&module_session, "");
+    // And sudo's stack without it either, as Debian ships it.
+    stacks.sudo = stacks.sudo.replace(&module_session, "");
+    let server = SshServer::start(&stacks);
+    let key = server.new_key("laptop");
+    server.authorize(&user.name, &key);
+    let e = d.enroll_totp_details(&user.name);
+
+    let mut ssh = server.ssh(&user.name, &key, "127.0.0.1", "");
+    ssh.expect(TOTP);
+    ssh.send_line(&d.totp_code(&e.secret, 0));
+    ssh.expect("$ ");
+    ssh.send_line("sudo env | grep -c MFAD_TICKET; echo \"R\"\"C=$?\"");
+    ssh.expect(TOTP);
+    ssh.send_line(&d.totp_code(&e.secret, 1));
+    ssh.expect(BACKUP);
+    ssh.send_line(&e.backup_codes[0]);
+    // grep -c prints 0 and fails when nothing matches.
+    ssh.expect("0\r\nRC=1");
+    ssh.send_line("exit");
+    assert!(ssh.wait().success(), "{}", ssh.transcript());
 }

@@ -184,8 +184,11 @@ fn allowed(
         }
         return None;
     }
-    // Only root (sshd, login, ...) may redeem a ticket; others get none.
-    if att.peer.uid != 0 {
+    // A ticket is for a new login: root's (sshd, login, a display manager),
+    // from a process not yet inside a login (no login uid; pam_loginuid
+    // sets it in the session stack). sudo and su run inside a login, and
+    // their PAM environment goes on to the command they start.
+    if att.peer.uid != 0 || att.peer.loginuid.is_some() {
         return None;
     }
     let ticket = crate::store::crypto::random_bytes::<32>()
