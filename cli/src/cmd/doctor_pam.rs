@@ -258,7 +258,38 @@ pub fn check(
             ));
         }
     }
+    if LOGINS.contains(&service) {
+        findings.extend(session_hook(&topic, lines));
+    }
     findings
+}
+
+/// Services that start a login session, which step-up builds on.
+const LOGINS: &[&str] = &["sshd", "login"];
+
+/// A login's session stack should report it to mfad, after pam_loginuid
+/// (which gives it the audit session id mfad knows it by).
+fn session_hook(topic: &str, lines: &[PamLine]) -> Option<Finding> {
+    let session = |pred: fn(&str) -> bool| {
+        lines
+            .iter()
+            .position(|l| l.kind == "session" && pred(&l.module))
+    };
+    let loginuid = session(|m| m.ends_with("pam_loginuid.so"));
+    let fix = "add `session optional pam_mfa.so` after `session required pam_loginuid.so`";
+    match (session(is_pam_mfa), loginuid) {
+        (None, _) => Some(Finding::warn(
+            topic,
+            "no pam_mfa.so in the session stack: sudo in these logins asks for every factor again (no step-up), and `mfactl sessions` does not list them".to_owned(),
+            fix,
+        )),
+        (Some(m), Some(l)) if m > l => None,
+        (Some(_), _) => Some(Finding::warn(
+            topic,
+            "pam_mfa.so comes before pam_loginuid.so in the session stack (or pam_loginuid is missing), so mfad cannot tell which login it reports".to_owned(),
+            fix,
+        )),
+    }
 }
 
 fn is_pam_mfa(module: &str) -> bool {

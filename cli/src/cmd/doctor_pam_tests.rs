@@ -73,7 +73,7 @@ fn controls_that_fail_closed_pass() {
         "[success=ok]",
     ] {
         let text = format!("auth {control} /usr/lib/security/pam_mfa.so\n");
-        let got = findings(&[("sshd", &text)], "sshd");
+        let got = findings(&[("sudo", &text)], "sudo");
         assert_eq!(got.len(), 1, "{control}: {got:?}");
         assert_eq!(got[0].0, Status::Ok, "{control}: {got:?}");
     }
@@ -130,9 +130,9 @@ fn done_on_success_failmode_open_and_a_missing_stack_are_warned() {
 
 #[test]
 fn a_missing_module_or_a_broken_stack_fails() {
-    let d = dir(&[("sshd", "auth requisite /nonexistent/pam_mfa.so\n")]);
-    let lines = load(d.path(), "sshd").unwrap().unwrap();
-    let got = check("sshd", &lines, &module_exists);
+    let d = dir(&[("sudo", "auth requisite /nonexistent/pam_mfa.so\n")]);
+    let lines = load(d.path(), "sudo").unwrap().unwrap();
+    let got = check("sudo", &lines, &module_exists);
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].status, Status::Fail);
     assert!(got[0].message.contains("does not exist"), "{got:?}");
@@ -143,4 +143,27 @@ fn a_missing_module_or_a_broken_stack_fails() {
     assert!(load(d.path(), "short").unwrap_err().contains("short:1"));
     let d = dir(&[("gone", "@include missing\n")]);
     assert!(load(d.path(), "gone").unwrap_err().contains("missing"));
+}
+
+#[test]
+fn a_login_stack_should_report_its_session_after_pam_loginuid() {
+    let auth = "auth requisite pam_mfa.so\n";
+    let good = format!("{auth}session required pam_loginuid.so\nsession optional pam_mfa.so\n");
+    let got = findings(&[("sshd", &good)], "sshd");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, Status::Ok);
+
+    let none = format!("{auth}session required pam_loginuid.so\n");
+    let got = findings(&[("sshd", &none)], "sshd");
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1].0, Status::Warn);
+    assert!(got[1].1.contains("no step-up"), "{got:?}");
+
+    let early = format!("{auth}session optional pam_mfa.so\nsession required pam_loginuid.so\n");
+    let got = findings(&[("sshd", &early)], "sshd");
+    assert!(got[1].1.contains("before pam_loginuid"), "{got:?}");
+
+    // sudo runs inside a login: no session line is expected there.
+    let got = findings(&[("sudo", auth)], "sudo");
+    assert_eq!(got.len(), 1, "{got:?}");
 }
