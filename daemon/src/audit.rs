@@ -15,6 +15,9 @@ pub enum Decision {
     Refused,
     /// A code or notice handed to the SMS provider or mail server.
     Sent,
+    /// A code or notice the provider or mail server did not take, outside
+    /// a login (a login it fails is denied).
+    Failed,
 }
 
 impl Decision {
@@ -26,6 +29,7 @@ impl Decision {
             Decision::Done => "done",
             Decision::Refused => "refused",
             Decision::Sent => "sent",
+            Decision::Failed => "failed",
         }
     }
 }

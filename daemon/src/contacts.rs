@@ -139,7 +139,7 @@ pub async fn set(
             d.record(&Event::admin(
                 &user,
                 &format!("verification code to {masked} not sent: {e}"),
-                Decision::Deny,
+                Decision::Failed,
                 peer.uid,
                 now,
             ));

@@ -57,7 +57,7 @@ pub async fn login(d: &Daemon, start: &AuthStart, peer_uid: u32) {
             ),
         ),
         Err(e) => (
-            Decision::Deny,
+            Decision::Failed,
             format!("login notification to {masked} not sent: {e}"),
         ),
     };

@@ -157,6 +157,29 @@ fn a_provider_that_fails_is_slow_or_down_ends_in_a_clear_denial_and_an_audit_row
             "{mode:?}: {rows:#?}"
         );
     }
+    // A verification code the provider refuses: mfactl says so, and the
+    // audit row says the send failed (nothing was denied).
+    sms.set_mode(Mode::Fail);
+    let other = unique_name("pia");
+    let out = d.mfactl(["phone", "set", "+447700900999", "--user", &other]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        mfad_tests::daemon::show(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refused the message"),
+        "{}",
+        mfad_tests::daemon::show(&out)
+    );
+    let rows = audit_with(
+        &d,
+        &other,
+        "failed",
+        "verification code to +44*******999 not sent",
+    );
+    assert_eq!(rows.len(), 1, "{:#?}", d.audit_rows());
     // Down: nothing listens at the provider's address.
     d.config_mut().sms.as_mut().unwrap().base_url = format!("http://127.0.0.1:{}", free_port());
     d.restart();
