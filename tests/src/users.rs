@@ -30,8 +30,9 @@ fn shadow_tool(program: &str, args: &[&str]) -> Result<(), String> {
             return Ok(());
         }
         last = String::from_utf8_lossy(&out.stderr).into_owned();
-        // useradd/userdel exit 10 (E_PW_UPDATE / cannot lock) on contention.
-        let busy = last.contains("lock") || out.status.code() == Some(10);
+        // useradd/userdel exit 10 (E_PW_UPDATE / cannot lock) on contention;
+        // userdel exits 8 while processes it was asked to outlive still exit.
+        let busy = last.contains("lock") || matches!(out.status.code(), Some(8 | 10));
         if !busy {
             break;
         }
@@ -98,6 +99,11 @@ impl TempUser {
 
 impl Drop for TempUser {
     fn drop(&mut self) {
+        // userdel refuses a user with processes (a shell a failed test left
+        // behind): end them first, so no user outlives its test.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-u", &self.uid.to_string()])
+            .status();
         if let Err(e) = shadow_tool("userdel", &[&self.name]) {
             eprintln!("warning: could not remove the test user {}: {e}", self.name);
         }
