@@ -239,6 +239,20 @@ impl SshServer {
         writeln!(f, "{}", key.public).expect("write the authorized keys");
     }
 
+    /// `user` logged in to a shell from 127.0.0.1 with a new key and the
+    /// current TOTP code of `secret` (enrolled with `d`): the ssh client,
+    /// at the shell's first prompt.
+    pub fn shell(&self, d: &TestDaemon, user: &str, secret: &str) -> Pty {
+        let key = self.new_key("laptop");
+        self.authorize(user, &key);
+        let mut ssh = self.ssh(user, &key, "127.0.0.1", "");
+        ssh.expect("Verification code: ");
+        ssh.send_line(&d.totp_code(secret, 0));
+        // Type only at the prompt: ssh flushes input typed during the code.
+        ssh.expect("$ ");
+        ssh
+    }
+
     /// The real `ssh` client for `user` with `key`, on a terminal, from
     /// source address `from` (any 127.x address), running `command` (a
     /// remote shell when empty).

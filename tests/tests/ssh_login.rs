@@ -70,14 +70,8 @@ fn a_wrong_code_is_refused_and_audited_with_the_source_ip() {
 #[test]
 fn the_session_ticket_never_reaches_the_shell_and_the_session_is_listed() {
     let (d, server, user) = setup(POLICY);
-    let key = server.new_key("laptop");
-    server.authorize(&user.name, &key);
     let secret = d.enroll_totp(&user.name);
-    let mut ssh = server.ssh(&user.name, &key, "127.0.0.1", "");
-    ssh.expect("Verification code: ");
-    ssh.send_line(&d.totp_code(&secret, 0));
-    // Type only at the prompt: ssh flushes input typed during the code.
-    ssh.expect("$ ");
+    let mut ssh = server.shell(&d, &user.name, &secret);
     ssh.send_line("env; echo \"EN\"\"D-OF-ENV\"");
     let env = ssh.expect("END-OF-ENV");
     assert!(!env.contains("MFAD_TICKET"), "{env}");
@@ -118,13 +112,8 @@ fn the_session_ticket_never_reaches_the_shell_and_the_session_is_listed() {
 #[test]
 fn a_killed_session_disappears_from_the_list_and_its_shell_ends() {
     let (d, server, user) = setup(POLICY);
-    let key = server.new_key("laptop");
-    server.authorize(&user.name, &key);
     let secret = d.enroll_totp(&user.name);
-    let mut ssh = server.ssh(&user.name, &key, "127.0.0.1", "");
-    ssh.expect("Verification code: ");
-    ssh.send_line(&d.totp_code(&secret, 0));
-    ssh.expect("$ ");
+    let mut ssh = server.shell(&d, &user.name, &secret);
     ssh.send_line("echo \"SHE\"\"LL-UP\"");
     ssh.expect("SHELL-UP");
     let doc = d.mfactl_json(&["sessions", "list"]);

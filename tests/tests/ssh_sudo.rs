@@ -43,16 +43,11 @@ fn sudo_asks_only_the_missing_factor_then_both_after_the_freshness_window() {
     let home = tempfile::tempdir().unwrap();
     let user = TempUser::create_login(home.path());
     let server = SshServer::start(&Stacks::mfa(&d).sudo_for(&user.name));
-    let key = server.new_key("laptop");
-    server.authorize(&user.name, &key);
     let enrollment = d.enroll_totp_details(&user.name);
     let (secret, backup) = (enrollment.secret, enrollment.backup_codes);
     assert!(backup.len() >= 2, "{backup:?}");
 
-    let mut ssh = server.ssh(&user.name, &key, "127.0.0.1", "");
-    ssh.expect(TOTP);
-    ssh.send_line(&d.totp_code(&secret, 0));
-    ssh.expect("$ ");
+    let mut ssh = server.shell(&d, &user.name, &secret);
 
     // TOTP is fresh (logged in just now, limit 8h): only the backup code.
     ssh.send_line("sudo true; echo \"R\"\"C=$?\"");
@@ -141,14 +136,9 @@ fn sudo_in_a_session_mfad_does_not_know_asks_for_everything_and_leaks_no_ticket(
     // And sudo's stack without it either, as Debian ships it.
     stacks.sudo = stacks.sudo.replace(&module_session, "");
     let server = SshServer::start(&stacks);
-    let key = server.new_key("laptop");
-    server.authorize(&user.name, &key);
     let e = d.enroll_totp_details(&user.name);
 
-    let mut ssh = server.ssh(&user.name, &key, "127.0.0.1", "");
-    ssh.expect(TOTP);
-    ssh.send_line(&d.totp_code(&e.secret, 0));
-    ssh.expect("$ ");
+    let mut ssh = server.shell(&d, &user.name, &e.secret);
     ssh.send_line("sudo env | grep -c MFAD_TICKET; echo \"R\"\"C=$?\"");
     ssh.expect(TOTP);
     ssh.send_line(&d.totp_code(&e.secret, 1));
