@@ -9,6 +9,8 @@
 //! mfad.toml(5) and pam_mfa(8) describe no command line and are written by
 //! hand (`packaging/man/`).
 
+#[cfg(test)]
+mod man_examples;
 mod roff;
 
 use clap_complete::Shell;

@@ -34,6 +34,7 @@ pub fn pages(
         )
         .section(section)
         .date(date)
+        .source(source(cmd))
         .manual("mfad");
     let path = dir.join(man.get_filename());
     let mut file = io::BufWriter::new(std::fs::File::create(&path)?);
@@ -85,6 +86,14 @@ fn render(
     let see: Vec<&str> = related.iter().copied().filter(|r| *r != own).collect();
     roff.text([roman(see.join(", "))]);
     roff.to_writer(w)
+}
+
+/// The footer's "mfactl 0.1.0": the program a subcommand belongs to
+/// (clap_mangen would name the subcommand alone, "kill 0.1.0").
+fn source(cmd: &Command) -> String {
+    let name = cmd.get_bin_name().unwrap_or(cmd.get_name());
+    let program = name.split(' ').next().unwrap_or(name);
+    format!("{program} {}", cmd.get_version().unwrap_or_default())
 }
 
 type Sections = Vec<(String, Vec<String>)>;
@@ -186,6 +195,18 @@ mod tests {
             sections[1],
             ("Exit status".to_owned(), vec!["0.".to_owned()])
         );
+    }
+
+    #[test]
+    fn subcommand_pages_name_their_program_in_the_footer() {
+        let mut cmd = Command::new("tool")
+            .version("1.2")
+            .propagate_version(true)
+            .subcommand(Command::new("kill"));
+        cmd.build();
+        let kill = cmd.find_subcommand("kill").unwrap();
+        assert_eq!(source(kill), "tool 1.2");
+        assert_eq!(source(&cmd), "tool 1.2");
     }
 
     #[test]

@@ -16,8 +16,10 @@ use std::process::Command;
     after_long_help = "Checks, in order: mfad answers on its socket; sshd's effective \
 configuration (`sshd -T`, which needs root) has UsePAM, KbdInteractiveAuthentication and an \
 AuthenticationMethods that cannot skip the second factor; the auth stack of each service \
-includes pam_mfa.so with a control that fails closed, and the module exists; the clock is \
-synchronized (TOTP codes depend on it). Match blocks of sshd_config are not evaluated.\n\n\
+includes pam_mfa.so with a control that fails closed, and the module exists; for sshd and \
+login, the session stack runs pam_mfa.so after pam_loginuid.so (step-up and `mfactl sessions` \
+need it); the clock is synchronized (TOTP codes depend on it). Match blocks of sshd_config \
+are not evaluated.\n\n\
 Exit status: 0 when nothing failed (warnings allowed), 1 when a check failed.\n\n\
 With --json: {\"findings\":[{\"check\",\"status\":\"ok|warn|fail|skip\",\"message\",\"fix\"}]}."
 )]
