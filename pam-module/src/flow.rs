@@ -155,15 +155,16 @@ fn relay(
     if let Err(e) = client.send(&Request::AuthStart(start)) {
         return failed(e, false);
     }
-    // Once the user has answered, the daemon is plainly reachable; a stall
-    // after that (e.g. a growing delay after wrong codes) must not let
-    // anyone in under failmode=open.
-    let mut answered = false;
+    // Once mfad has said anything, it is plainly reachable; a stall after
+    // that (a slow SMS provider, a growing delay after wrong codes) must not
+    // let anyone in under failmode=open.
+    let mut heard = false;
     for _ in 0..MAX_FRAMES {
         let response = match client.recv() {
             Ok(r) => r,
-            Err(e) => return failed(e, answered),
+            Err(e) => return failed(e, heard),
         };
+        heard = true;
         match response {
             Response::Prompt { echo, text } => {
                 debug(if echo {
@@ -177,9 +178,8 @@ fn relay(
                 };
                 // Moves the buffer: the answer is never copied into a plain String.
                 let text = SecretString::new(std::mem::take(&mut *answer));
-                answered = true;
                 if let Err(e) = client.send(&Request::Answer { text }) {
-                    return failed(e, answered);
+                    return failed(e, heard);
                 }
                 debug("sent answer");
             }
@@ -223,15 +223,16 @@ fn relay(
 }
 
 /// Sorts client errors: only "cannot connect" and "no reply in time before
-/// any answer" count as the daemon being unavailable (DESIGN security rule 1).
-fn failed(err: ClientError, answered: bool) -> Outcome {
+/// mfad said anything" count as the daemon being unavailable (DESIGN
+/// security rule 1).
+fn failed(err: ClientError, heard: bool) -> Outcome {
     match err {
         ClientError::Connect { .. } => Outcome::Unreachable(err.to_string()),
-        ClientError::Frame(FrameError::Timeout) if !answered => {
+        ClientError::Frame(FrameError::Timeout) if !heard => {
             Outcome::Unreachable("timed out waiting for mfad".to_owned())
         }
         ClientError::Frame(FrameError::Timeout) => {
-            Outcome::Broken("timed out waiting for mfad after the user answered".to_owned())
+            Outcome::Broken("timed out waiting for mfad after it had answered".to_owned())
         }
         other => Outcome::Broken(other.to_string()),
     }

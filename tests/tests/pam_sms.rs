@@ -192,6 +192,24 @@ fn a_provider_that_fails_is_slow_or_down_ends_in_a_clear_denial_and_an_audit_row
     assert_eq!(status["locks"], serde_json::json!([]), "{status}");
 }
 
+/// failmode=open steps aside only for a daemon that cannot be reached. A
+/// provider slower than pam_mfa's `timeout=` is not that: mfad said it was
+/// sending, so the login is denied, never waved through.
+#[test]
+fn a_slow_provider_never_passes_for_an_unreachable_daemon_under_failmode_open() {
+    let (d, sms) = sms_daemon(Provider::Twilio, "sms", |c| {
+        c.sms.as_mut().unwrap().timeout_ms = 3000;
+    });
+    d.write_pam_service("mfa-open", &["failmode=open", "timeout=1"]);
+    let user = unique_name("oli");
+    d.set_contact(&user, "phone", PHONE);
+    sms.set_mode(Mode::Slow);
+    let (rc, t) = d.login("mfa-open", &user, TEST_RHOST, &[]);
+    assert_eq!(rc, PAM_AUTHINFO_UNAVAIL, "{t}\n{}", d.log_text());
+    assert!(t.contains(&format!("Sending a code to {MASKED}")), "{t}");
+    assert!(t.prompts().is_empty(), "{t}");
+}
+
 #[test]
 fn wrong_and_reused_codes_are_refused_and_wrong_tries_lock_the_channel() {
     let (d, sms) = sms_daemon(Provider::Vonage, "sms", |_| {});

@@ -33,7 +33,12 @@ pub(super) enum Outcome {
 const MAX_PROMPTS: usize = 6;
 
 /// The first prompt of a challenge; for a sent code, after sending it.
-async fn opening(att: &Attempt<'_>, factor: Factor, dummy: bool) -> Result<String, Stop> {
+async fn opening(
+    att: &Attempt<'_>,
+    io: &mut FrameIo,
+    factor: Factor,
+    dummy: bool,
+) -> Result<String, Stop> {
     Ok(match factor {
         Factor::Totp => "Verification code: ".to_owned(),
         Factor::Backup if dummy => "Backup code: ".to_owned(),
@@ -42,7 +47,7 @@ async fn opening(att: &Attempt<'_>, factor: Factor, dummy: bool) -> Result<Strin
             att.d.store.backup_codes_left(&att.start.user)?
         ),
         Factor::Sms | Factor::Email => match factor.channel() {
-            Some(channel) => sent::start(att, channel, dummy).await?,
+            Some(channel) => sent::start(att, io, channel, dummy).await?,
             None => {
                 return Err(Stop::Internal(
                     "a sent-code factor without a channel".into(),
@@ -81,7 +86,7 @@ pub(crate) async fn challenge(
         Ok(None) => {}
         Err(e) => return ended(internal(att, io, e).await),
     }
-    let mut text = match opening(att, factor, dummy).await {
+    let mut text = match opening(att, io, factor, dummy).await {
         Ok(text) => text,
         Err(Stop::Verdict(verdict)) => return Step::Verdict(verdict),
         Err(Stop::Internal(e)) => return ended(internal(att, io, e).await),

@@ -10,10 +10,11 @@ use crate::config::CodeProfile;
 use crate::delivery::{DeliveryError, address, lifetime};
 use crate::factor::hashed::Stored;
 use crate::factor::otp::{self, Purpose, secs};
+use crate::io::FrameIo;
 use crate::store::SentCode;
 use crate::store::crypto::Purpose as Sealed;
 use crate::{Daemon, clock};
-use mfad_protocol::{Channel, Decision, SecretString};
+use mfad_protocol::{Channel, Decision, Response, SecretString};
 use std::time::Duration;
 
 /// Why a sent-code challenge could not go on.
@@ -89,6 +90,7 @@ fn prompt(masked: &str, left: Duration, note: &str) -> String {
 /// instead of sending a second one.
 pub(super) async fn start(
     att: &Attempt<'_>,
+    io: &mut FrameIo,
     channel: Channel,
     dummy: bool,
 ) -> Result<String, Stop> {
@@ -114,6 +116,15 @@ pub(super) async fn start(
         );
         return Ok(prompt(&masked, until(live.expires, now), ""));
     }
+    // Said before the provider is asked, which may take seconds: the user
+    // knows what is happening, and pam_mfa knows mfad is alive, so a slow
+    // provider can never pass for an unreachable daemon (failmode=open).
+    // A client that is gone shows at the prompt.
+    let _ = io
+        .send(Response::Info {
+            text: format!("Sending a code to {masked}..."),
+        })
+        .await;
     send(att, channel, profile, &to, &masked, false).await
 }
 

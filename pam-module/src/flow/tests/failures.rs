@@ -148,11 +148,22 @@ fn a_timeout_after_the_user_answered_never_fails_open() {
     ]);
     let (code, _, log) = run(&settings(&d.socket, Open, 1), vec![Ok("000000")]);
     assert_eq!(code, PamError::AUTHINFO_UNAVAIL);
+    assert!(log.has(Level::Err, "after it had answered"), "{:?}", log.0);
+    d.requests();
+}
+
+/// A slow SMS provider: mfad says it is sending, then takes longer than
+/// `timeout=`. It was plainly reachable, so failmode=open does not apply.
+#[test]
+fn a_timeout_after_an_info_never_fails_open() {
+    let d = Daemon::start(vec![Step::Recv, info("Sending a code..."), Step::Silence]);
+    let (code, conv, log) = run(&settings(&d.socket, Open, 1), vec![]);
+    assert_eq!(code, PamError::AUTHINFO_UNAVAIL);
     assert!(
-        log.has(Level::Err, "after the user answered"),
-        "{:?}",
-        log.0
+        conv.shown
+            .contains(&Shown::Info("Sending a code...".into()))
     );
+    assert!(log.has(Level::Err, "after it had answered"), "{:?}", log.0);
     d.requests();
 }
 
