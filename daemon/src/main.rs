@@ -70,9 +70,16 @@ fn check_config(config: &Config) -> ExitCode {
             "policy {path}: absent, the built-in default applies (TOTP for every service, unenrolled users denied)"
         )]
     };
-    // The provider secrets must be readable and private, as at start-up.
+    // The provider secrets must be readable and private, and the country
+    // database readable, as at start-up.
     if let Err(e) = mfad::delivery::Delivery::new(config) {
         eprintln!("mfad: configuration error: {e}");
+        return ExitCode::from(2);
+    }
+    if let Some(path) = &config.geoip_database
+        && let Err(e) = mfad::geo::Geo::open(path)
+    {
+        eprintln!("mfad: configuration error: `geoip_database`: {e}");
         return ExitCode::from(2);
     }
     print!("{}", config.describe());

@@ -134,3 +134,19 @@ fn check_config_names_a_policy_problem() {
     );
     assert!(out.stdout.is_empty(), "{}", show(&out));
 }
+
+/// A country database mfad could not open at start is named by the check
+/// too, so a config that passes it does not then refuse to start.
+#[test]
+fn check_config_names_an_unreadable_country_database() {
+    let (d, path) = config_file(|t| t);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let missing = d.dir().join("GeoLite2-Country.mmdb");
+    std::fs::write(
+        &path,
+        format!("geoip_database = \"{}\"\n{text}", missing.display()),
+    )
+    .unwrap();
+    let out = check_config(&path);
+    assert_config_error(&out, &["geoip_database", &missing.display().to_string()]);
+}

@@ -224,6 +224,25 @@ fn trust_expires_after_its_days() {
     assert!(s.login_with_code(&s.user.name, &s.key, 0, "n"));
 }
 
+/// A trust is bounded by the rule deciding the login now: tightening
+/// `days` shortens the trusts given under a longer window.
+#[test]
+fn a_tightened_rule_shortens_trust_already_given() {
+    let mut s = setup(POLICY);
+    assert!(s.login_with_code(&s.user.name, &s.key, 0, "y"));
+    // Two days on, the rule allows one day of trust: the code again.
+    s.d.write_policy(&TestPolicy::text(
+        &POLICY.replace("{ days = 30 }", "{ days = 1 }"),
+    ));
+    s.d.config_mut().clock_offset_secs = 2 * 86_400;
+    s.d.restart();
+    assert!(s.asks_for_code(&s.user.name, &s.key));
+    // Under the 30 days it was given with, it would still count.
+    s.d.write_policy(&TestPolicy::text(POLICY));
+    s.d.restart();
+    s.login_without_code(&s.user.name, &s.key);
+}
+
 #[test]
 fn a_production_rule_never_offers_trust() {
     let s = setup(PRODUCTION);

@@ -263,8 +263,8 @@ async fn factors_step(
         TrustedDevices::Days(days) => Some(days),
         TrustedDevices::Forbidden => None,
     };
-    if let (Some(_), Some(key)) = (trust_days, &ctx.key) {
-        match trust::is_trusted(att, key) {
+    if let (Some(days), Some(key)) = (trust_days, &ctx.key) {
+        match trust::is_trusted(att, key, days) {
             Ok(true) => {
                 proof.device = Some(key.label());
                 return Some((Decision::Allow, String::new()));

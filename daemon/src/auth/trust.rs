@@ -19,18 +19,22 @@ fn key_hash(att: &Attempt<'_>, key: &SshKey) -> Result<[u8; 32], String> {
         .map_err(|e| e.to_string())
 }
 
-/// Whether `key` is trusted for this user now; a use is audited.
-pub fn is_trusted(att: &Attempt<'_>, key: &SshKey) -> Result<bool, String> {
+/// Whether `key` is trusted for this user now, by a trust given within the
+/// last `days` (the rule's window: a rule tightened later shortens the
+/// trusts given under a longer one); a use is audited.
+pub fn is_trusted(att: &Attempt<'_>, key: &SshKey, days: u32) -> Result<bool, String> {
     let hash = key_hash(att, key)?;
     let event = att.event(
         "device",
         Audit::Allow,
         &format!("trusted device {}", key.label()),
     );
+    let now = clock::now();
+    let since = now.saturating_sub(i64::from(days) * 86_400);
     let used = att
         .d
         .store
-        .use_trusted_device(&att.start.user, &hash, clock::now(), &event)
+        .use_trusted_device(&att.start.user, &hash, now, since, &event)
         .map_err(|e| e.to_string())?;
     if used.is_some() {
         event.log();

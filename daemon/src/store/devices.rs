@@ -19,13 +19,15 @@ pub struct NewDevice<'a> {
 }
 
 impl Store {
-    /// The id of the active trust of `key_hash` for `user`, marking it used
-    /// and writing `event` (with the id) in the same transaction.
+    /// The id of the active trust of `key_hash` for `user` given after
+    /// `trusted_since`, marking it used and writing `event` (with the id) in
+    /// the same transaction.
     pub fn use_trusted_device(
         &self,
         user: &str,
         key_hash: &[u8],
         now: i64,
+        trusted_since: i64,
         event: &Event,
     ) -> Result<Option<i64>, StoreError> {
         let mut conn = self.conn();
@@ -35,9 +37,10 @@ impl Store {
                 "UPDATE trusted_devices SET last_used = ?3
                  WHERE id = (SELECT id FROM trusted_devices
                              WHERE user = ?1 AND key_hash = ?2 AND revoked_at IS NULL
-                               AND expires_at > ?3 ORDER BY expires_at DESC LIMIT 1)
+                               AND expires_at > ?3 AND created_at > ?4
+                             ORDER BY expires_at DESC LIMIT 1)
                  RETURNING id",
-                params![user, key_hash, now],
+                params![user, key_hash, now, trusted_since],
                 |r| r.get(0),
             )
             .optional()?;
