@@ -3,7 +3,7 @@
 //! through [`Directory`] so tests can supply their own.
 
 use super::Policy;
-use super::rule::{Host, Rule, UserMatch};
+use super::rule::{Conditions, Host, Rule, UserMatch};
 use nix::unistd::{Gid, Group, User, getgrouplist};
 use std::cell::OnceCell;
 use std::ffi::CString;
@@ -138,11 +138,8 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn check(rule: &Rule, host: &Host, ev: &Eval<'_>) -> Option<Miss> {
-    let w = &rule.when;
-    if w.all {
-        return None;
-    }
+/// The first host condition of `w` that this host does not meet.
+pub(super) fn host_miss(w: &Conditions, host: &Host) -> Option<Miss> {
     if let Some(classes) = &w.host_class
         && !host.class.as_ref().is_some_and(|c| classes.contains(c))
     {
@@ -152,6 +149,17 @@ fn check(rule: &Rule, host: &Host, ev: &Eval<'_>) -> Option<Miss> {
         && !tags.iter().any(|t| host.tags.contains(t))
     {
         return Some(Miss::HostTags);
+    }
+    None
+}
+
+fn check(rule: &Rule, host: &Host, ev: &Eval<'_>) -> Option<Miss> {
+    let w = &rule.when;
+    if w.all {
+        return None;
+    }
+    if let Some(miss) = host_miss(w, host) {
+        return Some(miss);
     }
     if let Some((services, _)) = &w.services
         && !services.contains(ev.facts.service)

@@ -103,7 +103,7 @@ pub fn parse(text: &str, dir: &dyn Directory) -> (Option<Policy>, Diagnostics) {
         if raw_rule.all.as_ref().is_some_and(|a| *a.get_ref()) {
             catch_all.get_or_insert(name);
         }
-        if let Some(rule) = rule(&mut cx, raw_rule, &groups, &host, dir) {
+        if let Some(rule) = rule(&mut cx, raw_rule, &groups, &host, dir, &rules) {
             rules.push(rule);
         }
     }
@@ -190,13 +190,14 @@ fn rule(
     groups: &BTreeMap<String, Vec<String>>,
     host: &Host,
     dir: &dyn Directory,
+    earlier: &[Rule],
 ) -> Option<Rule> {
     let errors_before = error_count(cx);
     let name = r.name.get_ref().clone();
     let when = conditions(cx, r, groups, host, dir);
     let require = requirement(cx, &r.require);
     if let Some(req) = &require {
-        out_of_band_only(cx, r, req);
+        out_of_band_only(cx, r, req, earlier, host);
     }
     let fresh = fresh(cx, r.fresh.as_ref(), &require);
     let trusted_devices = r
@@ -452,16 +453,29 @@ fn requirement(cx: &mut Cx<'_>, v: &Spanned<Value>) -> Option<Requirement> {
 const PRIVILEGED: &[&str] = &["sudo", "sudo-i", "su", "su-l", "pkexec"];
 
 /// Warns when a code sent by SMS or email alone opens a privileged service
-/// (a rule naming a service group, sudo or su): such codes can be
-/// intercepted (a swapped SIM, a read mailbox).
-fn out_of_band_only(cx: &mut Cx<'_>, r: &RawRule, require: &Requirement) {
-    let Some(services) = &r.services else { return };
-    let privileged: Vec<&str> = services
-        .get_ref()
-        .iter()
-        .map(|s| s.get_ref().as_str())
-        .filter(|s| s.starts_with('@') || PRIVILEGED.contains(s))
-        .collect();
+/// (a rule naming a service group, sudo or su; or naming no service at all,
+/// where sudo or su is not always decided by an earlier rule): such codes
+/// can be intercepted (a swapped SIM, a read mailbox).
+fn out_of_band_only(
+    cx: &mut Cx<'_>,
+    r: &RawRule,
+    require: &Requirement,
+    earlier: &[Rule],
+    host: &Host,
+) {
+    let privileged: Vec<&str> = match &r.services {
+        Some(services) => services
+            .get_ref()
+            .iter()
+            .map(|s| s.get_ref().as_str())
+            .filter(|s| s.starts_with('@') || PRIVILEGED.contains(s))
+            .collect(),
+        None => PRIVILEGED
+            .iter()
+            .copied()
+            .filter(|p| !earlier.iter().any(|e| always_decides(e, p, host)))
+            .collect(),
+    };
     let sent = |f: &&Factor| f.channel().is_some();
     let alone: Vec<&str> = match require {
         Requirement::Any(fs) => fs.iter().filter(sent).map(|f| f.name()).collect(),
@@ -483,6 +497,22 @@ fn out_of_band_only(cx: &mut Cx<'_>, r: &RawRule, require: &Requirement) {
         ),
         "sent codes can be intercepted (a swapped SIM, a read mailbox): chain them after totp, e.g. { chain = [\"totp\", \"sms\"] }",
     );
+}
+
+/// Whether `rule` decides every login to `service` on this host, so that
+/// no later rule sees one.
+fn always_decides(rule: &Rule, service: &str, host: &Host) -> bool {
+    let w = &rule.when;
+    w.all
+        || (w
+            .services
+            .as_ref()
+            .is_some_and(|(s, _)| s.contains(service))
+            && super::matcher::host_miss(w, host).is_none()
+            && w.users.is_none()
+            && w.from.is_none()
+            && w.new_network.is_none()
+            && w.new_country.is_none())
 }
 
 fn fresh(

@@ -557,3 +557,64 @@ fn a_sent_code_alone_for_a_privileged_service_is_warned_about() {
         }
     }
 }
+
+/// A rule that names no service (a catch-all, or one on users or networks
+/// only) covers sudo and su too, unless earlier rules always decide them.
+#[test]
+fn a_sent_code_alone_in_a_rule_without_services_is_warned_about() {
+    let all =
+        "[service_groups]\nprivileged = [\"sudo\", \"sudo-i\", \"su\", \"su-l\", \"pkexec\"]\n";
+    let before = |services: &str, extra: &str| {
+        format!(
+            "[[rule]]\nname = \"p\"\nservices = {services}\n{extra}require = {{ chain = [\"totp\", \"sms\"] }}\n\n"
+        )
+    };
+    for (head, rule, warned) in [
+        (
+            String::new(),
+            "all = true\nrequire = \"sms\"",
+            Some("sudo, sudo-i, su, su-l, pkexec"),
+        ),
+        (
+            String::new(),
+            "from = [\"10.0.0.0/8\"]\nrequire = { any = [\"totp\", \"email\"] }",
+            Some("sudo"),
+        ),
+        (
+            String::new(),
+            "all = true\nrequire = { any = [\"totp\", \"backup\"] }",
+            None,
+        ),
+        // Every privileged service is decided first: no warning.
+        (
+            format!("{all}\n{}", before("[\"@privileged\"]", "")),
+            "all = true\nrequire = \"sms\"",
+            None,
+        ),
+        // sudo alone, and only from one network: su and sudo still reach it.
+        (
+            before("[\"sudo\"]", "from = [\"10.0.0.0/8\"]\n"),
+            "all = true\nrequire = \"sms\"",
+            Some("sudo, sudo-i"),
+        ),
+        (
+            before("[\"sudo\"]", ""),
+            "all = true\nrequire = \"sms\"",
+            Some("(sudo-i, su"),
+        ),
+    ] {
+        let w = warnings(&format!("{head}[[rule]]\nname = \"r\"\n{rule}\n"));
+        let sent: Vec<_> = w
+            .iter()
+            .filter(|d| d.message.contains("privileged service"))
+            .collect();
+        assert_eq!(
+            sent.len(),
+            usize::from(warned.is_some()),
+            "{head}{rule}: {w:#?}"
+        );
+        if let Some(named) = warned {
+            assert!(sent[0].message.contains(named), "{named}: {}", sent[0]);
+        }
+    }
+}
