@@ -140,7 +140,9 @@ impl SmsServer {
         crate::daemon::SmsConfig {
             provider: s.provider.name().to_owned(),
             base_url: self.base_url(),
-            account: (!generic).then(|| s.account.clone()),
+            // Only Twilio and Vonage name an account besides the secret.
+            account: matches!(s.provider, Provider::Twilio | Provider::Vonage)
+                .then(|| s.account.clone()),
             from: s.from.clone(),
             secret: s.secret.clone(),
             secret_mode: 0o600,

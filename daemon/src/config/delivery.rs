@@ -263,6 +263,15 @@ impl Checker<'_> {
                     ));
                 }
                 let needs_account = matches!(preset, Preset::Twilio | Preset::Vonage);
+                if !needs_account && raw.account.is_some() {
+                    return Err(self.invalid(
+                        "sms.account",
+                        format!(
+                            "does nothing for {}: its API secret alone identifies the account; remove it",
+                            preset.name()
+                        ),
+                    ));
+                }
                 if needs_account && raw.account.as_deref().is_none_or(str::is_empty) {
                     return Err(self.invalid(
                         "sms.account",
@@ -281,6 +290,17 @@ impl Checker<'_> {
                 }
             }
             None => {
+                for (key, set) in [
+                    ("sms.base_url", raw.base_url.is_some()),
+                    ("sms.account", raw.account.is_some()),
+                ] {
+                    if set {
+                        return Err(self.invalid(
+                            key,
+                            "does nothing for provider = \"generic\": the request is all in [sms.generic] (url, headers, body); remove it",
+                        ));
+                    }
+                }
                 let Some(g) = &raw.generic else {
                     return Err(self.invalid(
                         "sms.generic",

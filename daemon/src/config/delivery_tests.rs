@@ -42,6 +42,18 @@ fn bad_values_name_their_key() {
             "loopback",
         ),
         (
+            TWILIO.replace("twilio", "infobip")
+                + "base_url = \"https://x.api.infobip.com\"\n",
+            "sms.account",
+            "does nothing for infobip",
+        ),
+        (
+            TWILIO.replace("twilio", "generic")
+                + "[sms.generic]\nurl = \"https://sms.example.com/send\"\n",
+            "sms.account",
+            "does nothing for provider = \"generic\"",
+        ),
+        (
             format!("{TWILIO}timeout_ms = 5000\n"),
             "sms.timeout_ms",
             "pam_mfa waits 5 s",
