@@ -32,6 +32,15 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// Whether the caller already runs inside a login (pam_loginuid gave it
+    /// a login uid): sudo, su, a screen locker. sshd, login and services
+    /// started by init have none until the session they open.
+    pub fn inside_login(&self) -> bool {
+        self.loginuid.is_some()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Root,

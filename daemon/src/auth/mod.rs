@@ -155,7 +155,8 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
             ticket,
         })
         .await;
-    if allow && proved {
+    // A login notice is for new logins, not for a sudo inside one.
+    if allow && proved && !peer.inside_login() {
         // After the verdict: the client has its answer and is gone.
         crate::notify::login(d, &start, peer.uid).await;
     }
@@ -188,7 +189,7 @@ fn allowed(
     // from a process not yet inside a login (no login uid; pam_loginuid
     // sets it in the session stack). sudo and su run inside a login, and
     // their PAM environment goes on to the command they start.
-    if att.peer.uid != 0 || att.peer.loginuid.is_some() {
+    if att.peer.uid != 0 || att.peer.inside_login() {
         return None;
     }
     let ticket = crate::store::crypto::random_bytes::<32>()

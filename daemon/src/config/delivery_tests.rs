@@ -42,8 +42,7 @@ fn bad_values_name_their_key() {
             "loopback",
         ),
         (
-            TWILIO.replace("twilio", "infobip")
-                + "base_url = \"https://x.api.infobip.com\"\n",
+            TWILIO.replace("twilio", "infobip") + "base_url = \"https://x.api.infobip.com\"\n",
             "sms.account",
             "does nothing for infobip",
         ),
