@@ -558,7 +558,12 @@ fn fresh(
 /// "90s", "30m", "8h", "7d".
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let unit = s.chars().last()?;
-    let n: u64 = s[..s.len() - unit.len_utf8()].parse().ok()?;
+    let digits = &s[..s.len() - unit.len_utf8()];
+    // Digits only: u64's parser would also take "+8".
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
     let secs = match unit {
         's' => n,
         'm' => n.checked_mul(60)?,
@@ -659,6 +664,8 @@ mod tests {
         assert_eq!(parse_duration("8"), None);
         assert_eq!(parse_duration("h"), None);
         assert_eq!(parse_duration("-1h"), None);
+        assert_eq!(parse_duration("+8h"), None);
+        assert_eq!(parse_duration(" 8h"), None);
         assert_eq!(end_of_day("1970-01-01"), Some(86_400));
         assert_eq!(end_of_day("2000-02-29"), Some(951_868_800));
         assert_eq!(end_of_day("2000-13-01"), None);
