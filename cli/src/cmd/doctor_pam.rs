@@ -280,7 +280,7 @@ fn session_hook(topic: &str, lines: &[PamLine]) -> Option<Finding> {
     match (session(is_pam_mfa), loginuid) {
         (None, _) => Some(Finding::warn(
             topic,
-            "no pam_mfa.so in the session stack: sudo in these logins asks for every factor again (no step-up), and `mfactl sessions` does not list them".to_owned(),
+            "no pam_mfa.so in the session stack: the one-time session ticket stays in the PAM environment and reaches the user's shell, sudo in these logins asks for every factor again (no step-up), and `mfactl sessions` does not list them".to_owned(),
             fix,
         )),
         (Some(m), Some(l)) if m > l => None,

@@ -10,7 +10,7 @@ use mfad_protocol::{Request, Response, SessionInfo};
 pub enum SessionsCommand {
     /// List active login sessions: user, source, factors passed and age
     #[command(
-        after_long_help = "Sessions are reported by the session hook of pam_mfa.so (see README: \
+        after_long_help = "Sessions are reported by the session hook of pam_mfa.so (see pam_mfa(8): \
 `session optional pam_mfa.so` after pam_loginuid.so). FACTORS lists what the login passed and \
 when; a later sudo in the session counts those within its rule's `fresh` limits. Sessions none \
 of whose processes are left are dropped from the list. Root and mfad admins only."
