@@ -105,6 +105,11 @@ def main():
     for name in sorted(calls - special):
         add(filt, seccomp.ALLOW, name)
     filt.load()
+    # unit-sandbox hands this script and the unit over as /proc/self/fd/N
+    # (their paths may be hidden in the sandbox): the daemon inherits neither.
+    for path in (sys.argv[0], sys.argv[1]):
+        if path.startswith("/proc/self/fd/"):
+            os.close(int(path.rsplit("/", 1)[1]))
     os.execvp(command[0], command)
 
 
