@@ -1,10 +1,11 @@
 //! Risk signals, computed before the policy is matched (the matcher stays
 //! pure): a source network this user has never logged in from, and a
 //! country other than that of the user's last successful login. After a
-//! successful login, [`remember`] records where it came from.
+//! successful login, [`visit`] says what to record of where it came from.
 
 use crate::Daemon;
-use crate::policy::Signals;
+use crate::policy::{Signals, canonical};
+use crate::store::Visit;
 use ipnet::IpNet;
 use mfad_protocol::RiskSignal;
 use std::net::IpAddr;
@@ -17,14 +18,6 @@ pub struct Place {
     /// Its /24 (IPv4) or /64 (IPv6).
     pub network: Option<IpNet>,
     pub country: Option<String>,
-}
-
-/// An IPv4 address seen as IPv6 (`::ffff:10.0.0.1`) is the IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 /// The network a login from `ip` counts as: /24 for IPv4, /64 for IPv6.
@@ -97,21 +90,15 @@ pub fn signals(d: &Daemon, user: &str, place: &Place) -> (Signals, Vec<RiskSigna
     )
 }
 
-/// Records a successful remote login, so the next one from this network
-/// (and country) is not new.
-pub fn remember(d: &Daemon, user: &str, place: &Place, now: i64) {
-    let (Some(ip), Some(net)) = (place.ip, place.network) else {
-        return;
-    };
-    if let Err(e) = d.store.record_login(
-        user,
-        &ip.to_string(),
-        &net.to_string(),
-        place.country.as_deref(),
-        now,
-    ) {
-        log::error!("cannot record the login history: {e}");
-    }
+/// Where a successful remote login came from, for the history the
+/// signals read; `None` for a local login or a host name.
+pub fn visit(place: &Place) -> Option<Visit> {
+    let (ip, network) = (place.ip?, place.network?);
+    Some(Visit {
+        rhost: ip.to_string(),
+        network: network.to_string(),
+        country: place.country.clone(),
+    })
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::device::{self, SshKey};
 use crate::io::{FrameIo, ReadError};
 use crate::peer::{self, Peer};
 use crate::policy::{Factor, Facts, Nss, Requirement, Rule, TrustedDevices, Unenrolled};
-use crate::store::{Proof, StoredSession};
+use crate::store::{NewTicket, Proof, StoredSession};
 use crate::{Daemon, clock, risk, validate};
 use challenge::{Step, challenge};
 use mfad_protocol::{
@@ -72,7 +72,10 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
     }
     let loaded = d.policy();
     let place = risk::place(d, start.rhost.as_deref());
-    let (signals, _) = risk::signals(d, &start.user, &place);
+    let signals = match loaded.policy.uses_signals() {
+        true => risk::signals(d, &start.user, &place).0,
+        false => Default::default(),
+    };
     let facts = Facts {
         user: &start.user,
         service: &start.service,
@@ -173,7 +176,15 @@ fn allowed(
 ) -> Option<SecretString> {
     let d = att.d;
     let now = clock::now();
-    risk::remember(d, &att.start.user, place, now);
+    let visit = risk::visit(place);
+    let user = att.start.user.as_str();
+    let record = |ticket: Option<&NewTicket<'_>>| {
+        let stored = d.store.login_succeeded(user, now, visit.as_ref(), ticket);
+        if let Err(e) = &stored {
+            log::error!("cannot record the login of {user:?} (history, ticket): {e}");
+        }
+        stored.is_ok()
+    };
     if let Some(session) = &ctx.session {
         if !proof.factors.is_empty()
             && let Err(e) = d.store.session_passed(session.info.id, &proof.factors)
@@ -183,35 +194,29 @@ fn allowed(
                 session.info.id
             );
         }
+        record(None);
         return None;
     }
     // A ticket is for a new login: root's (sshd, login, a display manager),
     // from a process not yet inside a login (no login uid; pam_loginuid
     // sets it in the session stack). sudo and su run inside a login, and
     // their PAM environment goes on to the command they start.
-    if att.peer.uid != 0 || att.peer.inside_login() {
+    let ticket = (att.peer.uid == 0 && !att.peer.inside_login())
+        .then(|| crate::store::crypto::random_bytes::<32>().ok())
+        .flatten()
+        .map(|bytes| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let hash = ticket.as_deref().and_then(|t| ticket_hash(d, t).ok());
+    let Some((ticket, hash)) = ticket.zip(hash) else {
+        record(None);
         return None;
-    }
-    let ticket = crate::store::crypto::random_bytes::<32>()
-        .ok()?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
-    let hash = ticket_hash(d, &ticket).ok()?;
-    let stored = d.store.put_ticket(
-        &hash,
-        &att.start.user,
-        &att.start.service,
-        &proof,
-        now.saturating_add(TICKET_SECS),
-    );
-    match stored {
-        Ok(()) => Some(SecretString::new(ticket)),
-        Err(e) => {
-            log::error!("cannot store a session ticket: {e}");
-            None
-        }
-    }
+    };
+    let row = NewTicket {
+        hash: &hash,
+        service: &att.start.service,
+        proof: &proof,
+        expires: now.saturating_add(TICKET_SECS),
+    };
+    record(Some(&row)).then(|| SecretString::new(ticket))
 }
 
 /// The keyed hash a ticket is stored under.

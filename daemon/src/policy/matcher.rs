@@ -130,8 +130,9 @@ impl Policy {
     }
 }
 
-/// An IPv4 address seen as IPv6 (`::ffff:10.0.0.1`) matches IPv4 networks.
-fn canonical(ip: IpAddr) -> IpAddr {
+/// An IPv4 address seen as IPv6 (`::ffff:10.0.0.1`) is the IPv4 address,
+/// and matches IPv4 networks.
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

@@ -10,7 +10,7 @@ mod rule;
 mod tests;
 
 pub use diagnostic::{Diagnostic, Severity};
-pub use matcher::{Directory, Facts, Miss, Nss, Signals, Why};
+pub use matcher::{Directory, Facts, Miss, Nss, Signals, Why, canonical};
 pub use parse::{parse, parse_duration, parse_net};
 pub use rule::{
     Conditions, Factor, Host, Requirement, Rule, TrustedDevices, Unenrolled, UserMatch,
@@ -62,6 +62,14 @@ fn list(diagnostics: &[Diagnostic]) -> String {
 }
 
 impl Policy {
+    /// Whether a rule looks at the risk signals, which cost a look at the
+    /// login history: a policy without such rules spares every login that.
+    pub fn uses_signals(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.when.new_network.is_some() || r.when.new_country.is_some())
+    }
+
     pub fn new(host: Host, rules: Vec<Rule>, text: String) -> Self {
         let sha256 = Sha256::digest(text.as_bytes())
             .iter()

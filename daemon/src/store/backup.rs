@@ -45,12 +45,12 @@ impl Store {
     }
 
     pub fn backup_codes_left(&self, user: &str) -> Result<u32, StoreError> {
-        let conn = self.conn();
-        Ok(conn.query_row(
-            "SELECT COUNT(*) FROM backup_codes WHERE user = ?1 AND used_at IS NULL",
-            [user],
-            |r| r.get(0),
-        )?)
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT COUNT(*) FROM backup_codes WHERE user = ?1 AND used_at IS NULL",
+            )?
+            .query_row([user], |r| r.get(0))?)
     }
 
     /// Marks code `id` used, if it still is unused: of concurrent attempts

@@ -1,7 +1,16 @@
 //! Where each user's successful logins came from: the networks (/24 or
 //! /64) and the country of the last one, for the risk signals.
 
-use super::{Store, StoreError};
+use super::{NewTicket, Store, StoreError};
+
+/// Where a successful remote login came from.
+#[derive(Debug, Clone)]
+pub struct Visit {
+    pub rhost: String,
+    /// Its /24 or /64.
+    pub network: String,
+    pub country: Option<String>,
+}
 use rusqlite::{OptionalExtension, params};
 
 impl Store {
@@ -24,25 +33,39 @@ impl Store {
     }
 
     /// Remembers a successful login from `rhost` in `network`.
-    pub fn record_login(
+    /// What a successful login leaves behind, in one transaction: where it
+    /// came from, and the ticket its session hook will redeem.
+    pub fn login_succeeded(
         &self,
         user: &str,
-        rhost: &str,
-        network: &str,
-        country: Option<&str>,
         now: i64,
+        visit: Option<&Visit>,
+        ticket: Option<&NewTicket<'_>>,
     ) -> Result<(), StoreError> {
+        if visit.is_none() && ticket.is_none() {
+            return Ok(());
+        }
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.prepare_cached(
-            "INSERT INTO login_networks (user, network, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT (user, network) DO UPDATE SET last_seen = ?3",
-        )?
-        .execute(params![user, network, now])?;
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO last_login (user, time, rhost, country) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![user, now, rhost, country])?;
+        // A repeat login from the same place changes no row (the times are
+        // kept to the day), so it costs no page write.
+        if let Some(v) = visit {
+            tx.prepare_cached(
+                "INSERT INTO login_networks (user, network, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT (user, network) DO UPDATE SET last_seen = ?3
+                 WHERE last_seen <= ?3 - 86400",
+            )?
+            .execute(params![user, v.network, now])?;
+            tx.prepare_cached(
+                "INSERT INTO last_login (user, time, rhost, country) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (user) DO UPDATE SET time = ?2, rhost = ?3, country = ?4
+                 WHERE rhost IS NOT ?3 OR country IS NOT ?4 OR time <= ?2 - 86400",
+            )?
+            .execute(params![user, now, v.rhost, v.country])?;
+        }
+        if let Some(t) = ticket {
+            super::sessions::insert_ticket(&tx, user, t)?;
+        }
         tx.commit()?;
         Ok(())
     }

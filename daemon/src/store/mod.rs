@@ -17,7 +17,8 @@ mod policy;
 mod sessions;
 
 pub use devices::NewDevice;
-pub use sessions::{NewSession, Proof, StoredSession};
+pub use history::Visit;
+pub use sessions::{NewSession, NewTicket, Proof, StoredSession};
 
 pub use contacts::ContactRow;
 pub use otp::{Issue, SendLimits, SentCode};
@@ -346,12 +347,12 @@ impl Store {
     }
 
     pub fn totp_info(&self, user: &str) -> Result<Option<TotpInfo>, StoreError> {
-        let conn = self.conn();
-        Ok(conn
-            .query_row(
+        Ok(self
+            .conn()
+            .prepare_cached(
                 "SELECT algorithm, digits, period, enrolled_at, last_used FROM totp WHERE user = ?1",
-                [user],
-                |r| {
+            )?
+            .query_row([user], |r| {
                     Ok(TotpInfo {
                         algorithm: r.get(0)?,
                         digits: r.get(1)?,
@@ -359,8 +360,7 @@ impl Store {
                         enrolled_at: r.get(3)?,
                         last_used: r.get(4)?,
                     })
-                },
-            )
+            })
             .optional()?)
     }
 

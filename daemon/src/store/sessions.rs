@@ -35,6 +35,34 @@ pub struct NewSession<'a> {
     pub opened_at: i64,
 }
 
+/// A session ticket, stored as its keyed hash with what the login proved.
+pub struct NewTicket<'a> {
+    pub hash: &'a [u8],
+    pub service: &'a str,
+    pub proof: &'a Proof,
+    pub expires: i64,
+}
+
+pub(super) fn insert_ticket(
+    tx: &rusqlite::Transaction<'_>,
+    user: &str,
+    t: &NewTicket<'_>,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO tickets (hash, user, service, factors, device, expires)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        t.hash,
+        user,
+        t.service,
+        encode(&t.proof.factors),
+        t.proof.device,
+        t.expires
+    ])?;
+    Ok(())
+}
+
 fn encode(factors: &[PassedFactor]) -> String {
     let pairs: Vec<(&str, i64)> = factors.iter().map(|f| (f.factor.as_str(), f.at)).collect();
     serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".to_owned())
@@ -89,29 +117,6 @@ fn sessions_where(
 }
 
 impl Store {
-    pub fn put_ticket(
-        &self,
-        hash: &[u8],
-        user: &str,
-        service: &str,
-        proof: &Proof,
-        expires: i64,
-    ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO tickets (hash, user, service, factors, device, expires)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                hash,
-                user,
-                service,
-                encode(&proof.factors),
-                proof.device,
-                expires
-            ],
-        )?;
-        Ok(())
-    }
-
     /// Consumes a ticket issued for `user` and `service`: it works once,
     /// and not after it expired.
     pub fn take_ticket(
