@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+use mfad_tests::pty::Pty;
 use mfad_tests::ssh::{SshServer, Stacks};
 use mfad_tests::users::TempUser;
 use mfad_tests::{TestConfig, TestDaemon, TestPolicy};
@@ -30,14 +31,33 @@ fn setup(policy: &str) -> (TestDaemon, SshServer, TempUser) {
     (d, server, user)
 }
 
-#[test]
-fn totp_over_keyboard_interactive_then_a_shell() {
-    let (d, server, user) = setup(POLICY);
+/// `user`, enrolled, with a new key, running `command` from `from`: the
+/// ssh client at the code prompt, and the TOTP secret.
+fn at_code_prompt(
+    d: &TestDaemon,
+    server: &SshServer,
+    user: &TempUser,
+    from: &str,
+    command: &str,
+) -> (Pty, String) {
     let key = server.new_key("laptop");
     server.authorize(&user.name, &key);
     let secret = d.enroll_totp(&user.name);
-    let mut ssh = server.ssh(&user.name, &key, "127.0.0.1", "echo logged-in-as-$(id -un)");
+    let mut ssh = server.ssh(&user.name, &key, from, command);
     ssh.expect("Verification code: ");
+    (ssh, secret)
+}
+
+#[test]
+fn totp_over_keyboard_interactive_then_a_shell() {
+    let (d, server, user) = setup(POLICY);
+    let (mut ssh, secret) = at_code_prompt(
+        &d,
+        &server,
+        &user,
+        "127.0.0.1",
+        "echo logged-in-as-$(id -un)",
+    );
     let code = d.totp_code(&secret, 0);
     ssh.send_line(&code);
     ssh.expect(&format!("logged-in-as-{}", user.name));
@@ -51,11 +71,7 @@ fn totp_over_keyboard_interactive_then_a_shell() {
 #[test]
 fn a_wrong_code_is_refused_and_audited_with_the_source_ip() {
     let (d, server, user) = setup(POLICY);
-    let key = server.new_key("laptop");
-    server.authorize(&user.name, &key);
-    let secret = d.enroll_totp(&user.name);
-    let mut ssh = server.ssh(&user.name, &key, "127.0.0.3", "echo SHOULD-NOT-RUN");
-    ssh.expect("Verification code: ");
+    let (mut ssh, secret) = at_code_prompt(&d, &server, &user, "127.0.0.3", "echo SHOULD-NOT-RUN");
     ssh.send_line(&d.wrong_code(&secret));
     let status = ssh.wait();
     assert!(!status.success(), "{}", ssh.transcript());

@@ -228,19 +228,6 @@ fn render(p: &GenPolicy) -> String {
     t
 }
 
-fn dir() -> FakeDir {
-    FakeDir::new(
-        &[
-            ("alice", &["alice", "wheel"]),
-            ("bob", &["bob", "ops"]),
-            ("carol", &["carol", "wheel", "ops"]),
-            ("dave", &["dave"]),
-            ("eve", &["eve", "contractors"]),
-        ],
-        &["empty"],
-    )
-}
-
 /// An address as (is IPv4, bits), IPv4-mapped IPv6 counted as IPv4.
 fn addr(s: &str) -> Option<(bool, u128)> {
     match s.parse::<IpAddr>().ok()? {
@@ -362,7 +349,7 @@ proptest! {
         p in gen_policy(),
         requests in prop::collection::vec(request(), 1..16),
     ) {
-        let dir = dir();
+        let dir = FakeDir::standard();
         let policy = load(&p, &dir);
         prop_assume!(policy.is_some());
         let policy = policy.expect("assumed");
@@ -387,7 +374,7 @@ proptest! {
         p in gen_policy(),
         requests in prop::collection::vec(request(), 1..16),
     ) {
-        let dir = dir();
+        let dir = FakeDir::standard();
         let policy = load(&p, &dir);
         prop_assume!(policy.is_some());
         let policy = policy.expect("assumed");
@@ -422,7 +409,7 @@ proptest! {
         requests in prop::collection::vec(request(), 1..8),
         keys in prop::collection::vec(any::<u32>(), 30),
     ) {
-        let dir = dir();
+        let dir = FakeDir::standard();
         let policy = load(&p, &dir);
         prop_assume!(policy.is_some());
         let policy = policy.expect("assumed");
