@@ -1,16 +1,21 @@
 //! Where the binaries under test live.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The cargo target directory holding `mfad`, `mfactl` and `libpam_mfa.so`:
-/// `$MFAD_TARGET_DIR` if set, else `<workspace>/target/debug`.
+/// `$MFAD_TARGET_DIR` if set, else the one this test program was built in
+/// (`<target>/<profile>`, its own directory or the parent of `deps/`), so a
+/// `CARGO_TARGET_DIR` elsewhere never leaves the tests on stale binaries.
 pub fn target_dir() -> PathBuf {
-    match std::env::var_os("MFAD_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("target")
-            .join("debug"),
+    if let Some(dir) = std::env::var_os("MFAD_TARGET_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("the path of the test program");
+    let dir = exe.parent().expect("the test program's directory");
+    if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
     }
 }
 

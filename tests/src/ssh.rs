@@ -100,6 +100,16 @@ fn run(cmd: &mut Command) {
     );
 }
 
+/// Creates sshd's privilege separation directory, /run/sshd (root's, 0755),
+/// without which sshd, and even `sshd -T`, refuse to run. ssh.service makes
+/// it when it starts, so a machine whose sshd never ran has none. Left in
+/// place: sshd of other tests running in parallel use it too.
+pub fn privsep_dir() {
+    let dir = Path::new("/run/sshd");
+    std::fs::create_dir_all(dir).expect("mkdir /run/sshd");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod /run/sshd");
+}
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     l.local_addr().expect("local address").port()
@@ -159,8 +169,7 @@ impl SshServer {
             format!("[127.0.0.1]:{port} {host_pub}"),
         )
         .expect("write known_hosts");
-        // sshd's privilege separation directory (Debian's ssh.service makes it).
-        std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd");
+        privsep_dir();
         let log = std::fs::File::create(root.join("sshd.log")).expect("sshd.log");
         let mounts = format!(
             "mount --bind {r}/pam.d /etc/pam.d && mount --bind {r}/sudoers /etc/sudoers && \

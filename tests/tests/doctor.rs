@@ -69,6 +69,8 @@ fn doctor_names_each_problem_and_what_to_change() {
             module.display()
         ),
     );
+    // `sshd -T` needs it; a machine whose sshd never started has none.
+    mfad_tests::ssh::privsep_dir();
     let good = sshd_config(
         d.dir(),
         "KbdInteractiveAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\n",

@@ -14,7 +14,7 @@ use std::process::Command;
 #[derive(Debug, Args)]
 #[command(
     after_long_help = "Checks, in order: mfad answers on its socket; sshd's effective \
-configuration (`sshd -T`, which needs root) has UsePAM, KbdInteractiveAuthentication and an \
+configuration (`sshd -T`, run as root) has UsePAM, KbdInteractiveAuthentication and an \
 AuthenticationMethods that cannot skip the second factor; the auth stack of each service \
 includes pam_mfa.so with a control that fails closed, and the module exists; for sshd and \
 login, the session stack runs pam_mfa.so after pam_loginuid.so (step-up and `mfactl sessions` \
@@ -150,12 +150,9 @@ fn sshd(config: Option<&Path>) -> Vec<Finding> {
         Ok(out) if out.status.success() => {
             doctor_sshd::check(&String::from_utf8_lossy(&out.stdout))
         }
-        Ok(out) => vec![Finding::skip(
-            "sshd",
-            format!(
-                "`sshd -T` failed (it needs root): {}",
-                clean_line(String::from_utf8_lossy(&out.stderr).trim())
-            ),
+        Ok(out) => vec![doctor_sshd::failed(
+            &String::from_utf8_lossy(&out.stderr),
+            nix::unistd::geteuid().is_root(),
         )],
         Err(e) => vec![Finding::skip(
             "sshd",

@@ -3,9 +3,47 @@
 //! over SSH, or lets a login skip it.
 
 use super::doctor::Finding;
+use crate::output::clean_line;
 use std::collections::HashMap;
 
 const TOPIC: &str = "sshd";
+
+/// sshd's message when its privilege separation directory is missing: a
+/// machine where the ssh service never started (ssh.service creates it).
+const NO_PRIVSEP_DIR: &str = "Missing privilege separation directory: ";
+
+/// The finding when `sshd -T` exits non-zero: why (from sshd's `stderr`),
+/// and what to do. `as_root`: whether doctor ran as root.
+pub fn failed(stderr: &str, as_root: bool) -> Finding {
+    let why = clean_line(stderr.trim());
+    if let Some(dir) = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(NO_PRIVSEP_DIR))
+    {
+        let dir = clean_line(dir);
+        return Finding::warn(
+            TOPIC,
+            format!(
+                "`sshd -T` failed: sshd's privilege separation directory {dir} is missing \
+                 (the ssh service creates it when it starts), so sshd's settings were not checked"
+            ),
+            format!(
+                "create it with `install -d -m 0755 {dir}` (or start ssh), then run `mfactl doctor` again"
+            ),
+        );
+    }
+    if !as_root {
+        return Finding::skip(
+            TOPIC,
+            format!("`sshd -T` failed, and it needs root (run `mfactl doctor` as root): {why}"),
+        );
+    }
+    Finding::fail(
+        TOPIC,
+        format!("`sshd -T` failed: {why}"),
+        "fix sshd's configuration (`sshd -t` names the problem): sshd does not start with it",
+    )
+}
 
 /// Findings about the output of `sshd -T` (lower-case `key value` lines).
 pub fn check(effective: &str) -> Vec<Finding> {
@@ -132,6 +170,37 @@ mod tests {
         let got = statuses(&text);
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].1.contains("`publickey,password`"), "{got:?}");
+    }
+
+    #[test]
+    fn a_missing_privilege_separation_directory_is_named_with_the_fix() {
+        let f = failed("Missing privilege separation directory: /run/sshd\n", true);
+        assert_eq!(f.status, Status::Warn);
+        assert!(
+            f.message.contains("directory /run/sshd is missing"),
+            "{f:?}"
+        );
+        assert!(!f.message.contains("root"), "{f:?}");
+        let fix = f.fix.unwrap_or_default();
+        assert!(fix.contains("install -d -m 0755 /run/sshd"), "{fix}");
+    }
+
+    #[test]
+    fn other_failures_name_sshds_reason_and_root_only_when_not_root() {
+        let err = "/etc/ssh/sshd_config line 3: Bad configuration option: Frob\n";
+        let f = failed(err, true);
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.message.contains("Bad configuration option: Frob"),
+            "{f:?}"
+        );
+        assert!(!f.message.contains("root"), "{f:?}");
+        let f = failed("sshd: no hostkeys available -- exiting.\n", false);
+        assert_eq!(f.status, Status::Skip);
+        assert!(
+            f.message.contains("needs root") && f.message.contains("no hostkeys"),
+            "{f:?}"
+        );
     }
 
     #[test]
