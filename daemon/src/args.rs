@@ -24,7 +24,9 @@ and the chmod that fixes it, when either can be read by anyone but root.
 Signals: SIGHUP reloads the policy (an invalid file keeps the policy in force); SIGTERM and \
 SIGINT stop the daemon.
 
-Logging: mfad logs to stderr and to syslog (facility authpriv).
+Logging: mfad logs to stderr and to syslog (facility authpriv); under systemd, whose journal \
+gets both, to syslog only, so each line is in the journal once. Under systemd (Type=notify) \
+it reports READY=1 once its socket is bound, and RELOADING=1 then READY=1 around a reload.
 
 Exit status: 0 after a clean stop or a successful --check-config or --init, 1 when mfad \
 cannot start, 2 for a configuration error.")]

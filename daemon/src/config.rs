@@ -18,6 +18,9 @@ pub use delivery::{
 pub const CONFIG_VERSION: u32 = 1;
 /// NIST SP 800-63B: at most 100 consecutive failures per account.
 const MAX_ACCOUNT_THRESHOLD: u32 = 100;
+/// Audit rows are kept a year by default; 0 keeps them for ever.
+const DEFAULT_RETENTION_DAYS: u32 = 365;
+const MAX_RETENTION_DAYS: u32 = 36_500;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -83,6 +86,8 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     backup: RawBackup,
+    #[serde(default)]
+    audit: RawAudit,
     sms: Option<delivery::RawSms>,
     email: Option<delivery::RawEmail>,
     #[serde(default)]
@@ -103,6 +108,12 @@ struct RawTesting {
 struct RawBackup {
     count: Option<u32>,
     length: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    retention_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +162,8 @@ pub struct Config {
     pub lockout: LockoutConfig,
     pub limits: LimitsConfig,
     pub backup: BackupConfig,
+    /// How long audit rows are kept; `None`: for ever.
+    pub audit_retention: Option<Duration>,
     /// Codes by text message; `None`: the `sms` factor is unavailable.
     pub sms: Option<SmsConfig>,
     /// Codes by email; `None`: the `email` factor is unavailable.
@@ -338,6 +351,15 @@ impl Config {
                 "must be 8 to 32 characters".to_owned(),
             ));
         }
+        let retention_days = raw.audit.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
+        if retention_days > MAX_RETENTION_DAYS {
+            return Err(invalid(
+                "audit.retention_days",
+                format!("must be 0 (keep for ever) to {MAX_RETENTION_DAYS}"),
+            ));
+        }
+        let audit_retention =
+            (retention_days > 0).then(|| Duration::from_secs(u64::from(retention_days) * 86_400));
         let checker = delivery::Checker { path };
         let sms = raw.sms.as_ref().map(|s| checker.sms(s)).transpose()?;
         let email = raw.email.as_ref().map(|e| checker.email(e)).transpose()?;
@@ -368,6 +390,7 @@ impl Config {
             lockout,
             limits,
             backup,
+            audit_retention,
             sms,
             email,
             login_notification,
@@ -386,7 +409,7 @@ impl Config {
              totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
              lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
              limits: {} connections, {} per non-root uid, idle {} s, conversation {} s\n\
-             backup codes: {} of {} characters\n{}{}login notification: {}\n{}",
+             backup codes: {} of {} characters\naudit: rows kept {}\n{}{}login notification: {}\n{}",
             self.socket,
             self.database,
             self.key_file,
@@ -417,6 +440,11 @@ impl Config {
             m.conversation_timeout.as_secs(),
             self.backup.count,
             self.backup.length,
+            self.audit_retention
+                .map_or("for ever".to_owned(), |d| format!(
+                    "{} days",
+                    d.as_secs() / 86_400
+                )),
             self.sms
                 .as_ref()
                 .map_or_else(|| "sms: not configured\n".to_owned(), SmsConfig::describe),
@@ -455,6 +483,21 @@ mod tests {
         assert_eq!(c.totp.window, 1);
         assert_eq!(c.lockout.threshold, 5);
         assert!(c.syslog);
+        assert_eq!(c.audit_retention, Some(Duration::from_secs(365 * 86_400)));
+    }
+
+    #[test]
+    fn audit_retention_is_in_days_and_zero_keeps_for_ever() {
+        let c = parse("version = 1\n[audit]\nretention_days = 30\n").unwrap();
+        assert_eq!(c.audit_retention, Some(Duration::from_secs(30 * 86_400)));
+        assert!(c.describe().contains("audit: rows kept 30 days"));
+        let c = parse("version = 1\n[audit]\nretention_days = 0\n").unwrap();
+        assert_eq!(c.audit_retention, None);
+        assert!(c.describe().contains("audit: rows kept for ever"));
+        let err = parse("version = 1\n[audit]\nretention_days = 36501\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("audit.retention_days"), "{err}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod risk;
 mod server;
 mod sessions;
 pub mod store;
+mod systemd;
 mod validate;
 
 use audit::Event;
@@ -357,12 +358,15 @@ pub fn run(config: Config) -> Result<(), StartError> {
         );
         let server = tokio::spawn(server::serve(listener, Arc::clone(&daemon)));
         let maintenance = tokio::spawn(purge_periodically(Arc::clone(&daemon)));
+        systemd::ready();
         loop {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => {
+                    systemd::reloading();
                     daemon.reload_policy("SIGHUP");
+                    systemd::ready();
                 }
             }
         }
@@ -388,6 +392,14 @@ async fn purge_periodically(d: Arc<Daemon>) {
             Ok(0) => {}
             Ok(n) => log::debug!("purged {n} expired rows"),
             Err(e) => log::error!("purge failed: {e}"),
+        }
+        if let Some(keep) = d.config.audit_retention {
+            let before = now.saturating_sub(i64::try_from(keep.as_secs()).unwrap_or(i64::MAX));
+            match d.store.purge_audit(before) {
+                Ok(0) => {}
+                Ok(n) => log::info!("deleted {n} audit rows older than audit.retention_days"),
+                Err(e) => log::error!("purging old audit rows failed: {e}"),
+            }
         }
     }
 }

@@ -1,5 +1,8 @@
 //! Logging to syslog (authpriv) and to stderr. Some machines have no
-//! /dev/log: the daemon then says so once and logs to stderr only.
+//! /dev/log: the daemon then says so once and logs to stderr only. Under
+//! systemd, stderr is the journal, and so is /dev/log: each line goes to
+//! syslog only (it keeps its facility and priority), so the journal holds
+//! it once.
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::io::Write;
@@ -9,6 +12,7 @@ use syslog::{Facility, Formatter3164, LoggerBackend};
 
 struct Logger {
     syslog: Option<Mutex<syslog::Logger<LoggerBackend, Formatter3164>>>,
+    stderr: bool,
     level: LevelFilter,
 }
 
@@ -23,8 +27,10 @@ impl Log for Logger {
         }
         let msg = record.args().to_string();
         // One write per line, so lines from concurrent tasks never interleave.
-        let line = format!("mfad: {}: {msg}\n", record.level().as_str().to_lowercase());
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        if self.stderr {
+            let line = format!("mfad: {}: {msg}\n", record.level().as_str().to_lowercase());
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
         if let Some(syslog) = &self.syslog {
             let mut s = syslog.lock().unwrap_or_else(|p| p.into_inner());
             let _ = match record.level() {
@@ -63,10 +69,52 @@ pub fn init(syslog_socket: Option<&Path>, debug: bool) {
     } else {
         LevelFilter::Info
     };
-    if log::set_boxed_logger(Box::new(Logger { syslog, level })).is_ok() {
+    let stderr = syslog.is_none() || !stderr_is_journal();
+    if log::set_boxed_logger(Box::new(Logger {
+        syslog,
+        stderr,
+        level,
+    }))
+    .is_ok()
+    {
         log::set_max_level(level);
     }
     if let Some(problem) = problem {
         log::warn!("{problem}");
+    }
+}
+
+/// Whether stderr is systemd's journal: $JOURNAL_STREAM names the device
+/// and inode of the stream systemd connected (a redirected stderr is not).
+fn stderr_is_journal() -> bool {
+    let Some(var) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(stat) = nix::sys::stat::fstat(std::io::stderr()) else {
+        return false;
+    };
+    names_stream(&var.to_string_lossy(), stat.st_dev, stat.st_ino)
+}
+
+/// Whether `journal_stream` ("DEVICE:INODE") names this device and inode.
+fn names_stream(journal_stream: &str, dev: u64, ino: u64) -> bool {
+    journal_stream
+        .split_once(':')
+        .and_then(|(d, i)| Some((d.parse::<u64>().ok()?, i.parse::<u64>().ok()?)))
+        == Some((dev, ino))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_stream;
+
+    #[test]
+    fn the_journal_stream_is_named_by_device_and_inode() {
+        assert!(names_stream("8:12345", 8, 12345));
+        assert!(!names_stream("8:12345", 8, 12346));
+        assert!(!names_stream("9:12345", 8, 12345));
+        assert!(!names_stream("", 8, 12345));
+        assert!(!names_stream("8:", 8, 12345));
+        assert!(!names_stream("8:12345:1", 8, 12345));
     }
 }

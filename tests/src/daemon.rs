@@ -40,6 +40,8 @@ pub struct TestDaemon {
     dir: tempfile::TempDir,
     config: TestConfig,
     child: Option<Child>,
+    /// Set in mfad's environment (what systemd would set).
+    env: Vec<(String, String)>,
 }
 
 impl TestDaemon {
@@ -82,6 +84,7 @@ impl TestDaemon {
             dir,
             config,
             child: None,
+            env: Vec::new(),
         };
         daemon.write_config();
         std::fs::write(daemon.policy_path(), daemon.config.policy.render())
@@ -98,6 +101,11 @@ impl TestDaemon {
                 f.status, f.stderr
             );
         }
+    }
+
+    /// Sets `key` in the environment of mfad's next start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_owned(), value.to_owned()));
     }
 
     pub fn dir(&self) -> &Path {
@@ -170,6 +178,7 @@ impl TestDaemon {
                 self.dir().join("state/credentials"),
             )
             .env("RUST_BACKTRACE", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(self.log_file("mfad.stdout"))
             .stderr(self.log_file("mfad.stderr"));

@@ -14,6 +14,7 @@ mod history;
 mod migrate;
 mod otp;
 mod policy;
+mod retention;
 mod sessions;
 
 pub use devices::NewDevice;
