@@ -215,37 +215,36 @@ fn wrong_and_reused_codes_are_refused_and_wrong_tries_lock_the_channel() {
     let (d, sms) = sms_daemon(Provider::Vonage, "sms", |_| {});
     let user = unique_name("wes");
     d.set_contact(&user, "phone", PHONE);
+    // A wrong code may be typed again in the same login, and the right
+    // one then logs in.
     let inbox = sms.inbox();
-    let wrong_code: Option<Responder> = Some(Box::new(move |_: &str| {
-        inbox
-            .received()
-            .last()
-            .and_then(|s| code_in(&s.text))
-            .map(|c| wrong(&c))
+    let wrong_then_right: Option<Responder> = Some(Box::new(move |prompt: &str| {
+        let code = inbox.received().last().and_then(|s| code_in(&s.text))?;
+        match prompt.contains("Try again") {
+            true => Some(code),
+            false => Some(wrong(&code)),
+        }
     }));
     let t = d.expect_rc(
-        d.login_with(SVC, &user, TEST_RHOST, &[], wrong_code),
-        PAM_AUTH_ERR,
-    );
-    assert!(t.contains("Wrong code."), "{t}");
-    // A second login within the cooldown keeps the code already sent.
-    d.expect_rc(
-        d.login_with(SVC, &user, TEST_RHOST, &[], code_from(sms.inbox(), 0)),
+        d.login_with(SVC, &user, TEST_RHOST, &[], wrong_then_right),
         PAM_SUCCESS,
     );
+    assert_eq!(t.prompts()[1], "Wrong code. Try again: ", "{t}");
+    assert_eq!(audit_with(&d, &user, "deny", "wrong code").len(), 1);
     assert_eq!(sms.received().len(), 1);
     // The code is used up: the next login sends a new one, and the old
     // code does not open it.
     let used = sms.last_code();
-    let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&used]), PAM_AUTH_ERR);
+    let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&used]), PAM_CONV_ERR);
     assert_eq!(sms.received().len(), 2);
     assert_ne!(sms.last_code(), used);
     assert!(t.contains("Wrong code"), "{t}");
-    // attempts = 3: the third wrong answer for this code locks the source.
+    // A second login within the cooldown keeps the code already sent.
     let fresh = sms.last_code();
-    d.login(SVC, &user, TEST_RHOST, &[&wrong(&fresh)]);
-    let (rc, t) = d.login(SVC, &user, TEST_RHOST, &[&wrong(&fresh)]);
+    // attempts = 3: the third wrong answer for this code locks the source.
+    let (rc, t) = d.login(SVC, &user, TEST_RHOST, &[&wrong(&fresh), &wrong(&fresh)]);
     assert_eq!(rc, PAM_MAXTRIES, "{t}\n{}", d.log_text());
+    assert_eq!(sms.received().len(), 2, "the code sent moments ago stands");
     assert!(t.contains("locked"), "{t}");
     let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&fresh]), PAM_MAXTRIES);
     assert!(
@@ -315,9 +314,10 @@ fn a_resend_voids_the_previous_code_and_the_hourly_cap_holds() {
     // `r` sends a new code; the one before it no longer works.
     let t = d.expect_rc(
         d.login_with(SVC, &user, TEST_RHOST, &["r"], code_from(sms.inbox(), 1)),
-        PAM_AUTH_ERR,
+        PAM_CONV_ERR,
     );
     assert_eq!(sms.received().len(), 2, "{t}");
+    assert_eq!(t.prompts()[2], "Wrong code. Try again: ", "{t}");
     assert!(
         t.prompts()[1].starts_with(&format!("Code sent to {MASKED}")),
         "{t}"
