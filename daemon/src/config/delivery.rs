@@ -396,9 +396,11 @@ impl Checker<'_> {
             Channel::Sms => (CapKeys::SMS, (100, 50, 3)),
             Channel::Email => (CapKeys::EMAIL, (500, 500, 5)),
         };
+        let hourly = raw.hourly.unwrap_or(defaults.0);
         let caps = SendCaps {
-            hourly: raw.hourly.unwrap_or(defaults.0),
-            hourly_per_prefix: raw.hourly_per_prefix.unwrap_or(defaults.1),
+            hourly,
+            // Unset, a lower hourly cap lowers it too.
+            hourly_per_prefix: raw.hourly_per_prefix.unwrap_or(defaults.1.min(hourly)),
             prefixes: raw.prefix.iter().map(|(p, c)| (p.clone(), *c)).collect(),
             verify_daily_per_uid: raw.verify_daily_per_uid.unwrap_or(defaults.2),
         };

@@ -72,7 +72,11 @@ pub struct SmsConfig {
     pub provider: String,
     pub base_url: String,
     pub account: Option<String>,
+    /// Twilio: `api_key_sid`.
+    pub api_key_sid: Option<String>,
     pub from: String,
+    /// `message`: the text's template (unset: mfad's default).
+    pub message: Option<String>,
     pub secret: String,
     /// The mode of the secret's file (0600 unless a test wants it refused).
     pub secret_mode: u32,
@@ -335,7 +339,13 @@ impl TestConfig {
             if let Some(account) = &sms.account {
                 let _ = writeln!(s, "account = {}", quote(account));
             }
+            if let Some(key) = &sms.api_key_sid {
+                let _ = writeln!(s, "api_key_sid = {}", quote(key));
+            }
             let _ = writeln!(s, "from = {}", quote(&sms.from));
+            if let Some(message) = &sms.message {
+                let _ = writeln!(s, "message = {}", quote(message));
+            }
             if sms.systemd_credential {
                 let _ = writeln!(s, "credential = \"sms\"");
             } else {
