@@ -8,9 +8,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use mfad_tests::daemon::{TEST_RHOST, show};
+use mfad_tests::daemon::{EmailConfig, TEST_RHOST, show};
 use mfad_tests::pam::*;
 use mfad_tests::sms::{ACCOUNT_SID, Provider, SmsServer, code_in};
+use mfad_tests::smtp::SmtpServer;
 use mfad_tests::users::{NOBODY_UID, NOGROUP_GID, unique_name};
 use mfad_tests::{TestConfig, TestDaemon};
 use serde_json::Value;
@@ -84,7 +85,7 @@ fn forty_logins_under_a_cap_of_five_an_hour_send_five_texts() {
                 &d,
                 &user,
                 "deny",
-                "not sent: the cap of 5 text messages an hour in all",
+                "held back by mfad: the cap of 5 text messages an hour in all",
             );
             assert_eq!(denied.len(), 1, "login {i}: {:#?}", d.audit_rows());
         }
@@ -177,4 +178,37 @@ fn verifications_a_user_asks_for_are_capped_per_uid_per_day() {
     let out = d.mfactl(["phone", "set", "+447700900498", "--user", "nobody"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(sms.received().len(), 3);
+}
+
+/// Email has caps of its own, counted per domain.
+#[test]
+fn email_has_caps_of_its_own() {
+    let smtp = SmtpServer::start();
+    let mut email = EmailConfig::on_port(smtp.port());
+    email.extra = "[email.cap]\nhourly = 10\nprefix = { \"example.com\" = 2 }\n".into();
+    let d = TestDaemon::serving(
+        SVC,
+        TestConfig {
+            email: Some(email),
+            ..TestConfig::requiring("email")
+        },
+    );
+    for (address, sent) in [
+        ("a@example.com", true),
+        ("b@Example.com", true),
+        ("c@example.com", false),
+        ("d@example.org", true),
+    ] {
+        let user = unique_name("mail");
+        let out = d.mfactl(["email", "set", address, "--user", &user]);
+        assert_eq!(out.status.success(), sent, "{address}: {}", show(&out));
+        if !sent {
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("as many emails as it may"),
+                "{}",
+                show(&out)
+            );
+        }
+    }
+    assert_eq!(smtp.messages().len(), 3);
 }

@@ -53,15 +53,15 @@ impl fmt::Display for Capped {
         match &self.scope {
             Scope::All => write!(
                 f,
-                "not sent: the cap of {cap} {what} an hour in all ([{table}.cap] hourly) is reached until {until}"
+                "held back by mfad: the cap of {cap} {what} an hour in all ([{table}.cap] hourly) is reached until {until}"
             ),
             Scope::Prefix(p) => write!(
                 f,
-                "not sent: the cap of {cap} {what} an hour to {p} ([{table}.cap] hourly_per_prefix or prefix) is reached until {until}"
+                "held back by mfad: the cap of {cap} {what} an hour to {p} ([{table}.cap] hourly_per_prefix or prefix) is reached until {until}"
             ),
             Scope::Uid(uid) => write!(
                 f,
-                "not sent: uid {uid} asked for {cap} verification {what} in 24 hours, the most allowed \
+                "held back by mfad: uid {uid} asked for {cap} verification {what} in 24 hours, the most allowed \
                  ([{table}.cap] verify_daily_per_uid), until {until}"
             ),
         }
@@ -277,7 +277,7 @@ mod tests {
         };
         assert_eq!(
             c.to_string(),
-            "not sent: the cap of 5 text messages an hour to +44 ([sms.cap] hourly_per_prefix or prefix) \
+            "held back by mfad: the cap of 5 text messages an hour to +44 ([sms.cap] hourly_per_prefix or prefix) \
              is reached until 1970-01-01 01:00:00Z"
         );
         assert!(

@@ -106,6 +106,8 @@ pub struct EmailConfig {
     pub from: String,
     pub timeout_ms: u64,
     pub code: CodeConfig,
+    /// More lines for the `[email]` table (e.g. `[email.cap]`).
+    pub extra: String,
 }
 
 impl EmailConfig {
@@ -115,6 +117,7 @@ impl EmailConfig {
             from: "mfad@test.example".into(),
             timeout_ms: 3000,
             code: CodeConfig::default(),
+            extra: String::new(),
         }
     }
 }
@@ -363,6 +366,7 @@ impl TestConfig {
             let _ = writeln!(s, "from = {}", quote(&email.from));
             let _ = writeln!(s, "timeout_ms = {}", email.timeout_ms);
             render_code(&mut s, "email", &email.code);
+            let _ = writeln!(s, "{}", email.extra);
         }
         if self.login_notification {
             let _ = writeln!(s, "\n[login_notification]\nenabled = true");
