@@ -6,9 +6,9 @@
 
 use crate::admin::{Refusal, done};
 use crate::audit::{Decision, Event};
-use crate::delivery::{address, lifetime};
+use crate::delivery::{DeliveryError, address, lifetime};
 use crate::factor::otp::{self, Purpose};
-use crate::peer::Peer;
+use crate::peer::{self, Peer, Role};
 use crate::store::crypto::Purpose as Sealed;
 use crate::{Daemon, clock, login};
 use mfad_protocol::{Channel, ContactInfo, ErrorCode, Response, SecretString};
@@ -104,14 +104,21 @@ pub async fn set(
             ));
         }
     };
-    let action = format!("{cmd} set to {masked}, pending verification");
-    store_destination(d, peer, &user, channel, &to, false, &action, now)?;
+    // Only users are capped per uid: an admin's requests are trusted (and
+    // may set a destination verified outright anyway). The global caps
+    // hold for everyone.
+    let asked_by =
+        (peer::role(peer, d.config.admin_group.as_deref()) == Role::User).then_some(peer.uid);
+    // Sent before the destination is stored, so a send that fails or is
+    // capped leaves the user's destinations as they were.
     match d
         .delivery
-        .send_code(channel, &to, &issued.code, profile)
+        .send_verification(channel, &to, &issued.code, profile, asked_by)
         .await
     {
         Ok(receipt) => {
+            let action = format!("{cmd} set to {masked}, pending verification");
+            store_destination(d, peer, &user, channel, &to, false, &action, now)?;
             let id = receipt.id.map_or(String::new(), |id| format!(" ({id})"));
             d.record(&Event::admin(
                 &user,
@@ -136,8 +143,13 @@ pub async fn set(
                 peer.uid,
                 now,
             ));
+            let code = if matches!(e, DeliveryError::Capped(_)) {
+                ErrorCode::TooManyCodes
+            } else {
+                ErrorCode::DeliveryFailed
+            };
             Err(Refusal::new(
-                ErrorCode::DeliveryFailed,
+                code,
                 login::delivery_failure(channel, &masked, &e),
             ))
         }

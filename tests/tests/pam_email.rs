@@ -44,7 +44,12 @@ fn header<'a>(message: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn a_user_with_only_a_phone_and_one_with_only_an_email_address_each_log_in() {
-    let sms = SmsServer::start(Provider::Twilio, "AC1", "tok", "+15550001111");
+    let sms = SmsServer::start(
+        Provider::Twilio,
+        mfad_tests::sms::ACCOUNT_SID,
+        "tok",
+        "+15550001111",
+    );
     let (d, smtp) = email_daemon(r#"{ any = ["totp", "sms", "email"] }"#, |c| {
         c.sms = Some(sms.config());
     });

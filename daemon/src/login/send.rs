@@ -209,7 +209,9 @@ async fn send(
                 Channel::Sms => "the SMS provider",
                 Channel::Email => "the mail server",
             };
-            log::warn!("cannot {what} a code to {masked} for {user:?}: {service}: {e}");
+            if !e.logged() {
+                log::warn!("cannot {what} a code to {masked} for {user:?}: {service}: {e}");
+            }
             att.d.record(&att.event(
                 channel.name(),
                 Audit::Deny,
@@ -224,6 +226,9 @@ async fn send(
 
 /// What the user is told when a code cannot be sent.
 pub(crate) fn failure_message(channel: Channel, masked: &str, e: &DeliveryError) -> String {
+    if let Some(told) = e.tell(masked) {
+        return told;
+    }
     let service = match channel {
         Channel::Sms => "The text message service",
         Channel::Email => "The mail server",

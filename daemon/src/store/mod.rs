@@ -9,6 +9,7 @@
 mod backup;
 mod contacts;
 pub mod crypto;
+mod deliveries;
 mod devices;
 mod history;
 mod migrate;
@@ -21,6 +22,7 @@ pub use history::Visit;
 pub use sessions::{NewSession, NewTicket, Proof, StoredSession};
 
 pub use contacts::ContactRow;
+pub use deliveries::{DeliveryCaps, Over};
 pub use otp::{Issue, SendLimits, SentCode};
 
 use crate::audit::Event;
