@@ -123,11 +123,6 @@ pub fn enrolled_in(d: &Daemon, user: &str, factor: Factor) -> Result<bool, Store
     }
 }
 
-/// The failure counter of a factor.
-pub fn counter(factor: Factor) -> Counter {
-    Counter::new(factor.name())
-}
-
 fn device_hash(d: &Daemon, user: &str, key: &SshKey) -> Result<[u8; 32], CryptoError> {
     d.vault.keyed_hash(DEVICE_DOMAIN, user, &key.blob)
 }
@@ -147,6 +142,14 @@ impl Attempt<'_> {
             clock::now(),
         )
         .decided_by(self.rule.map(|r| r.name.as_str()), self.version)
+    }
+
+    /// Where this login's failures of `factor` are counted.
+    fn counter(&self, factor: Factor) -> Counter<'_> {
+        Counter {
+            factor: factor.name(),
+            source: self.source,
+        }
     }
 
     fn trust_days(&self) -> Option<u32> {
@@ -202,10 +205,13 @@ impl Attempt<'_> {
                     _ => format!("ok (clock drift {drift} step){note}"),
                 };
                 let allowed = self.event("totp", Audit::Allow, &reason);
-                match d
-                    .store
-                    .accept_totp_step(user, counter(Factor::Totp), step, now, &allowed)?
-                {
+                match d.store.accept_totp_step(
+                    user,
+                    self.counter(Factor::Totp),
+                    step,
+                    now,
+                    &allowed,
+                )? {
                     true => accepted(&allowed, String::new()),
                     false => wrong(
                         "That code was already used. Wait for the next code, then try again.",
@@ -260,10 +266,13 @@ impl Attempt<'_> {
             n => format!("{n} backup codes left."),
         };
         Ok(
-            match d
-                .store
-                .consume_backup_code(user, id, now, counter(Factor::Backup), &allowed)?
-            {
+            match d.store.consume_backup_code(
+                user,
+                id,
+                now,
+                self.counter(Factor::Backup),
+                &allowed,
+            )? {
                 true => accepted(&allowed, note),
                 false => wrong(
                     "That backup code was already used.",
@@ -341,7 +350,7 @@ impl Attempt<'_> {
             match d.store.consume_login_code(
                 user,
                 name,
-                counter(step.factor),
+                self.counter(step.factor),
                 &sent.stored.salt,
                 now,
                 &allowed,
@@ -389,7 +398,7 @@ impl Checks for Attempt<'_> {
         Ok(self
             .d
             .store
-            .locked_until(self.user(), counter(factor), self.source, now)?)
+            .locked_until(self.user(), self.counter(factor), now)?)
     }
 
     fn check(
@@ -410,8 +419,7 @@ impl Checks for Attempt<'_> {
         let event = self.event(factor.name(), Audit::Deny, reason);
         let state = self.d.store.record_failure(
             self.user(),
-            counter(factor),
-            self.source,
+            self.counter(factor),
             now,
             &self.lockout(factor),
             &event,
