@@ -421,9 +421,14 @@ pub struct Explanation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
+    /// The user proved what the policy asks.
     Allow,
     Deny,
     Locked,
+    /// Nothing was verified and the policy lets the login through (it
+    /// requires nothing, or lets unenrolled users in): pam_mfa returns
+    /// PAM_IGNORE, so it is never the reason a stack succeeds.
+    Pass,
 }
 
 /// Stable error codes; clients branch on these, people read `message`.
