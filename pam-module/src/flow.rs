@@ -84,7 +84,7 @@ pub fn authenticate(
         }
     };
     match outcome {
-        Outcome::Verdict(Decision::Allow, message, ticket) => {
+        Outcome::Verdict(decision @ (Decision::Allow | Decision::Pass), message, ticket) => {
             show(conv, &message, false);
             // A ticket that cannot be stored costs only the session's record
             // of its factors (a later step-up asks for everything).
@@ -96,7 +96,11 @@ pub fn authenticate(
                     &format!("cannot keep the session ticket (PAM error {rc})"),
                 );
             }
-            PamError::SUCCESS
+            match decision {
+                // Nothing verified: the other modules of the stack decide.
+                Decision::Pass => PamError::IGNORE,
+                _ => PamError::SUCCESS,
+            }
         }
         Outcome::Verdict(Decision::Deny, message, _) => {
             show(conv, &message, true);

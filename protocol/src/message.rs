@@ -130,6 +130,13 @@ pub enum Request {
         rhost: Option<String>,
         #[serde(default)]
         tty: Option<String>,
+        /// The SSH public key of sshd's first method (`ssh-ed25519 AAAA...`):
+        /// whether it counts as a trusted device.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device_key: Option<String>,
+        /// The session the login would come from (step-up), by id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<i64>,
     },
     /// From the session hook of pam_mfa.so (root only): a login session
     /// opened. The daemon reads the audit session id of the caller itself.
@@ -414,9 +421,14 @@ pub struct Explanation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
+    /// The user proved what the policy asks.
     Allow,
     Deny,
     Locked,
+    /// Nothing was verified and the policy lets the login through (it
+    /// requires nothing, or lets unenrolled users in): pam_mfa returns
+    /// PAM_IGNORE, so it is never the reason a stack succeeds.
+    Pass,
 }
 
 /// Stable error codes; clients branch on these, people read `message`.

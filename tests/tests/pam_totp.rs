@@ -228,6 +228,41 @@ fn policy_none_allows_without_a_prompt() {
     assert!(t.prompts().is_empty(), "{t}");
 }
 
+/// pam_mfa is never the reason a stack succeeds when it verified nothing:
+/// for a rule requiring nothing, or an unenrolled user let in, it returns
+/// PAM_IGNORE, so `sufficient pam_mfa.so` followed by pam_deny denies.
+#[test]
+fn a_login_that_verified_nothing_is_ignored_not_allowed() {
+    let sufficient = |d: &TestDaemon| {
+        let stack = format!(
+            "auth sufficient {}\nauth required pam_deny.so\n",
+            d.module_line(&[])
+        );
+        d.write_pam_stack("mfa-sufficient", &stack);
+    };
+    let d = daemon_with(policy("totp", "allow"));
+    sufficient(&d);
+    d.expect_rc(
+        d.login("mfa-sufficient", &unique_name("newbie"), RHOST, &[]),
+        PAM_AUTH_ERR,
+    );
+    // An enrolled user who gives the code is what makes it sufficient.
+    let user = unique_name("kim");
+    let secret = d.enroll_totp(&user);
+    let code = d.totp_code(&secret, 0);
+    d.expect_rc(
+        d.login("mfa-sufficient", &user, RHOST, &[&code]),
+        PAM_SUCCESS,
+    );
+
+    let d = daemon_with(policy("none", "deny"));
+    sufficient(&d);
+    d.expect_rc(
+        d.login("mfa-sufficient", &unique_name("hal"), RHOST, &[]),
+        PAM_AUTH_ERR,
+    );
+}
+
 #[test]
 fn policy_deny_denies_even_a_valid_code() {
     let d = daemon_with(policy("deny", "allow"));

@@ -143,6 +143,16 @@ const MIGRATIONS: &[&str] = &[
         rhost TEXT NOT NULL,
         country TEXT
      );",
+    // 6: every message handed to a provider or mail server, for the global
+    // caps (per channel, per destination prefix, verifications per uid).
+    "CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        verify_uid INTEGER,
+        time INTEGER NOT NULL
+     );
+     CREATE INDEX deliveries_by_time ON deliveries (channel, time);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
