@@ -33,8 +33,7 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
             return;
         }
     };
-    let limits = &d.config.limits;
-    let mut io = FrameIo::new(stream, limits.idle_timeout, limits.conversation_timeout);
+    let mut io = FrameIo::new(stream, &d.config.limits);
     let _slot = match d.limits.admit(peer.uid, Instant::now()) {
         Ok(slot) => slot,
         Err(busy) => {
