@@ -22,6 +22,7 @@ mod notify;
 pub mod peer;
 pub mod policy;
 pub mod procs;
+mod quiet_log;
 mod risk;
 mod server;
 mod sessions;

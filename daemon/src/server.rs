@@ -41,11 +41,7 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
                 Busy::PerUid => "too many connections from your uid",
                 Busy::Total => "too many connections from unprivileged users",
             };
-            log::warn!(
-                "refused a connection from uid {} (pid {:?}): {why}",
-                peer.uid,
-                peer.pid
-            );
+            d.limits.refusals.refused(peer.uid, peer.pid, why);
             io.send_error(
                 ErrorCode::Busy,
                 format!("mfad is busy: {why}; try again shortly"),

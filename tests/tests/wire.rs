@@ -210,7 +210,9 @@ fn a_frame_with_a_repeated_key_is_refused_and_changes_nothing() {
         s.write_all(&frame(body.as_bytes())).unwrap();
         assert_error(d, next(d, &mut s), &[ErrorCode::BadRequest]);
         // A field the request does not have is refused the same way.
-        let body = format!(r#"{{"version":1,"request":{{"type":"user_show","user":"{user}","all":true}}}}"#);
+        let body = format!(
+            r#"{{"version":1,"request":{{"type":"user_show","user":"{user}","all":true}}}}"#
+        );
         s.write_all(&frame(body.as_bytes())).unwrap();
         assert_error(d, next(d, &mut s), &[ErrorCode::BadRequest]);
         assert!(enrolled(d), "the repeated-key frame reset the user");

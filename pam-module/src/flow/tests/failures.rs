@@ -163,7 +163,11 @@ fn a_timeout_after_the_user_answered_never_fails_open() {
     ]);
     let (code, _, log) = run(&settings(&d.socket, Open, 1), vec![Ok("000000")]);
     assert_eq!(code, PamError::AUTHINFO_UNAVAIL);
-    assert!(log.has(Level::Err, "accepted the connection"), "{:?}", log.0);
+    assert!(
+        log.has(Level::Err, "accepted the connection"),
+        "{:?}",
+        log.0
+    );
     d.requests();
 }
 
@@ -178,7 +182,11 @@ fn a_timeout_after_an_info_never_fails_open() {
         conv.shown
             .contains(&Shown::Info("Sending a code...".into()))
     );
-    assert!(log.has(Level::Err, "accepted the connection"), "{:?}", log.0);
+    assert!(
+        log.has(Level::Err, "accepted the connection"),
+        "{:?}",
+        log.0
+    );
     d.requests();
 }
 
