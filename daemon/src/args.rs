@@ -19,7 +19,9 @@ Files:
   /run/mfad/mfad.sock     socket for pam_mfa.so and mfactl
 
 The key and the database are created on first start; mfad refuses to run, naming the file \
-and the chmod that fixes it, when either can be read by anyone but root.
+and the chmod that fixes it, when either can be read by anyone but root, and when the \
+configuration, the policy, the key, a secret or a directory above them is a symbolic link, \
+belongs to anyone but root or is writable by others (see mfad.toml(5)).
 
 Signals: SIGHUP reloads the policy (an invalid file keeps the policy in force); SIGTERM and \
 SIGINT stop the daemon.

@@ -262,3 +262,111 @@ fn init_creates_the_key_once_and_refuses_an_open_one() {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(show(&out).contains("chmod 0400"), "{}", show(&out));
 }
+
+/// Whoever can write the configuration, the policy or a directory above
+/// them decides who needs MFA: mfad refuses to start on any such file,
+/// naming it, the problem and the fix; with the fix it starts.
+#[test]
+fn files_others_could_change_are_refused_with_the_fix() {
+    let mut d = stopped_daemon();
+    let config = d.config_path();
+    let policy = d.policy_path();
+    let elsewhere = d.dir().join("state/real-policy.toml");
+    type Edit = Box<dyn Fn(&TestDaemon)>;
+    let cases: Vec<(&str, Edit, Edit, PathBuf, String)> = vec![
+        (
+            "config writable by others",
+            Box::new(|d| chmod(&d.config_path(), 0o666)),
+            Box::new(|d| chmod(&d.config_path(), 0o644)),
+            config.clone(),
+            "chmod go-w".to_owned(),
+        ),
+        (
+            "policy writable by its group",
+            Box::new(|d| chmod(&d.policy_path(), 0o664)),
+            Box::new(|d| chmod(&d.policy_path(), 0o644)),
+            policy.clone(),
+            "chmod go-w".to_owned(),
+        ),
+        (
+            "config owned by an ordinary user",
+            Box::new(|d| chown(&d.config_path(), 4242)),
+            Box::new(|d| chown(&d.config_path(), 0)),
+            config.clone(),
+            "chown 0".to_owned(),
+        ),
+        (
+            "directory writable by others",
+            Box::new(|d| chmod(d.dir(), 0o777)),
+            Box::new(|d| chmod(d.dir(), 0o755)),
+            d.dir().to_owned(),
+            "chmod go-w".to_owned(),
+        ),
+        (
+            "policy as a symlink",
+            Box::new(move |d| {
+                std::fs::rename(d.policy_path(), d.dir().join("state/real-policy.toml")).unwrap();
+                std::os::unix::fs::symlink(d.dir().join("state/real-policy.toml"), d.policy_path())
+                    .unwrap();
+            }),
+            Box::new(|d| {
+                std::fs::remove_file(d.policy_path()).unwrap();
+                std::fs::rename(d.dir().join("state/real-policy.toml"), d.policy_path()).unwrap();
+            }),
+            policy.clone(),
+            format!("name {} in the configuration", elsewhere.display()),
+        ),
+        (
+            "socket directory sticky but writable by all",
+            Box::new(|d| chmod(d.dir(), 0o1777)),
+            Box::new(|d| chmod(d.dir(), 0o755)),
+            d.dir().to_owned(),
+            "chmod go-w".to_owned(),
+        ),
+    ];
+    for (name, spoil, fix, path, fix_text) in cases {
+        spoil(&d);
+        let f = d.start_expecting_failure();
+        assert_refused(&d, &f);
+        let path = path.display().to_string();
+        assert!(
+            f.stderr.contains(&format!("{path} is")) && f.stderr.contains(&fix_text),
+            "{name}: stderr should name {path} and the fix {fix_text:?}:\n{}",
+            f.stderr
+        );
+        fix(&d);
+        d.launch();
+        ping(&d);
+        d.stop();
+    }
+}
+
+/// A file at the socket path that is not a socket is never removed: mfad
+/// refuses to start and says so. Its own stale socket it does replace, and
+/// the socket is created world-connectable (access is decided per request).
+#[test]
+fn a_non_socket_at_the_socket_path_is_never_removed() {
+    let mut d = stopped_daemon();
+    std::fs::write(d.socket(), "precious").unwrap();
+    let f = d.start_expecting_failure();
+    assert!(!f.status.success(), "{f:?}");
+    let path = d.socket().display().to_string();
+    assert!(
+        f.stderr.contains(&format!("{path} is not a socket")) && f.stderr.contains("move it away"),
+        "{}",
+        f.stderr
+    );
+    assert_eq!(std::fs::read_to_string(d.socket()).unwrap(), "precious");
+    std::fs::remove_file(d.socket()).unwrap();
+
+    d.launch();
+    assert_eq!(mode(&d.socket()), 0o666, "the socket's mode");
+    d.kill();
+    assert!(d.socket().exists(), "SIGKILL leaves the socket behind");
+    d.launch();
+    ping(&d);
+}
+
+fn chown(path: &Path, uid: u32) {
+    nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(uid)), None).unwrap();
+}
