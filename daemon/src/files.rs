@@ -227,11 +227,12 @@ pub fn read_secret(source: &SecretSource) -> Result<SecretString, FileError> {
     Ok(SecretString::new(secret))
 }
 
-/// Reads the 32-byte key, creating it (mode 0400) on first start.
-pub fn load_or_create_key(path: &Path) -> Result<Zeroizing<[u8; KEY_LEN]>, FileError> {
+/// Reads the 32-byte key; `None` when there is no key file. Whether one may
+/// be created then is the caller's decision (see `key_for` in lib.rs).
+pub fn read_key_if_present(path: &Path) -> Result<Option<Zeroizing<[u8; KEY_LEN]>>, FileError> {
     match fs::symlink_metadata(path) {
-        Ok(_) => read_key(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => create_key(path),
+        Ok(_) => read_key(path).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(FileError::Io {
             path: path.to_owned(),
             source: e,
@@ -254,7 +255,8 @@ fn read_key(path: &Path) -> Result<Zeroizing<[u8; KEY_LEN]>, FileError> {
     Ok(key)
 }
 
-fn create_key(path: &Path) -> Result<Zeroizing<[u8; KEY_LEN]>, FileError> {
+/// Creates a new random key, mode 0400.
+pub fn create_key(path: &Path) -> Result<Zeroizing<[u8; KEY_LEN]>, FileError> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(io_err(parent))?;
     }
@@ -290,19 +292,22 @@ mod tests {
     fn key_is_created_private_and_reread() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/mfad.key");
-        let k1 = load_or_create_key(&path).unwrap();
+        assert!(read_key_if_present(&path).unwrap().is_none());
+        let k1 = create_key(&path).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o400);
-        let k2 = load_or_create_key(&path).unwrap();
+        let k2 = read_key_if_present(&path).unwrap().unwrap();
         assert_eq!(*k1, *k2);
+        // Never over an existing key.
+        assert!(create_key(&path).is_err());
     }
 
     #[test]
     fn readable_key_is_refused_with_the_fix() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mfad.key");
-        load_or_create_key(&path).unwrap();
+        create_key(&path).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).unwrap();
-        let err = load_or_create_key(&path).unwrap_err().to_string();
+        let err = read_key_if_present(&path).unwrap_err().to_string();
         assert!(err.contains("chmod 0400"), "{err}");
     }
 
@@ -432,7 +437,7 @@ mod tests {
         fs::write(&path, b"short").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
         assert!(matches!(
-            load_or_create_key(&path),
+            read_key_if_present(&path),
             Err(FileError::KeyLength { len: 5, .. })
         ));
     }

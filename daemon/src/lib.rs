@@ -16,6 +16,7 @@ pub mod factor;
 pub mod files;
 pub mod geo;
 mod io;
+pub mod keys;
 mod limits;
 pub mod logging;
 mod notify;
@@ -56,6 +57,23 @@ pub enum StartError {
     Policy(#[from] policy::PolicyError),
     #[error("socket {path}: {message}")]
     Socket { path: String, message: String },
+    #[error(
+        "the key {key} is missing, but the database {database} holds {rows} secrets sealed or keyed with it. \
+         Restore the key from your backup to {key} (root's, mode 0400): mfad never creates a new key \
+         over them, since every enrolled user would then be refused. To start over instead, move the \
+         database away (every user then enrolls again)"
+    )]
+    KeyMissing {
+        key: String,
+        database: String,
+        rows: u64,
+    },
+    #[error(
+        "the key {key} is not the key the database {database} was written with. Restore the right key \
+         from your backup to {key} (or the database that belongs to this key): with this one every \
+         enrolled user would be refused"
+    )]
+    KeyMismatch { key: String, database: String },
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot prepare the stand-in secret: {0}")]
@@ -116,14 +134,24 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn open(config: Config) -> Result<Self, StartError> {
-        let key = files::load_or_create_key(&config.key_file)?;
-        let delivery = delivery::Delivery::new(&config)?;
-        let vault = Vault::new(&key).map_err(|e| StartError::Dummy(e.to_string()))?;
-        drop(key);
-        let store = Store::open(&config.database).map_err(|source| StartError::Store {
+        // A bad key is refused before a database is created for it.
+        let existing = files::read_key_if_present(&config.key_file)?;
+        let store_error = |source| StartError::Store {
             path: config.database.display().to_string(),
             source,
-        })?;
+        };
+        let store = Store::open(&config.database).map_err(store_error)?;
+        let key = match existing {
+            Some(key) => key,
+            None => {
+                let state = store.key_state().map_err(store_error)?;
+                keys::create_unless_needed(&config, Some(&state))?
+            }
+        };
+        let vault = Vault::new(&key).map_err(|e| StartError::Dummy(e.to_string()))?;
+        drop(key);
+        keys::verify(&config, &store, &vault)?;
+        let delivery = delivery::Delivery::new(&config)?;
         let geo = match &config.geoip_database {
             Some(path) => Some(geo::Geo::open(path).map_err(StartError::Geo)?),
             None => None,
@@ -235,12 +263,13 @@ impl Daemon {
     }
 }
 
-/// `mfad --init`: creates the key if it is absent and the database's
-/// directory, and checks that both are private. It opens nothing, so it is
-/// safe while a daemon runs; the package scripts and the systemd unit run it
+/// `mfad --init`: creates the key if it is absent (and the database, if
+/// any, holds nothing under a key) and the database's directory, and checks
+/// that both are private. It changes nothing in the database, so it is safe
+/// while a daemon runs; the package scripts and the systemd unit run it
 /// before a start (the unit's sandbox keeps /etc read-only for the daemon).
 pub fn init(config: &Config) -> Result<(), StartError> {
-    files::load_or_create_key(&config.key_file)?;
+    keys::init(config)?;
     store::prepare(&config.database).map_err(|e| StartError::Store {
         path: config.database.display().to_string(),
         source: e.into(),

@@ -90,10 +90,19 @@ fn check_config(config: &Config) -> ExitCode {
         eprintln!("mfad: configuration error: `geoip_database`: {e}");
         return ExitCode::from(2);
     }
+    // A lost or wrong key is refused at start; say so now.
+    let key = match mfad::keys::describe(config) {
+        Ok(line) => line,
+        Err(e) => {
+            eprintln!("mfad: {e}");
+            return ExitCode::from(2);
+        }
+    };
     print!("{}", config.describe());
     for line in policy {
         println!("{line}");
     }
+    println!("{key}");
     ExitCode::SUCCESS
 }
 

@@ -370,3 +370,125 @@ fn a_non_socket_at_the_socket_path_is_never_removed() {
 fn chown(path: &Path, uid: u32) {
     nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(uid)), None).unwrap();
 }
+
+/// `mfad --config <dir>/mfad.toml` with one more argument.
+fn mfad_with(d: &TestDaemon, arg: &str) -> std::process::Output {
+    let mut cmd = Command::new(bins::mfad());
+    cmd.arg("--config").arg(d.config_path()).arg(arg);
+    output_within(&mut cmd, Duration::from_secs(10))
+}
+
+/// A daemon with one enrolled user (secrets sealed under its key), stopped,
+/// and the key it used.
+fn enrolled_and_stopped() -> (TestDaemon, Vec<u8>) {
+    let mut d = TestDaemon::start();
+    d.enroll_totp(&unique_name("kay"));
+    assert!(d.stop().unwrap().success(), "{}", d.log_text());
+    let key = std::fs::read(key(&d)).unwrap();
+    (d, key)
+}
+
+fn put_key(d: &TestDaemon, bytes: &[u8]) {
+    let _ = std::fs::remove_file(key(d));
+    std::fs::write(key(d), bytes).unwrap();
+    chmod(&key(d), 0o400);
+}
+
+/// With the key gone and secrets sealed under it in the database, neither
+/// the daemon nor `--init` creates a new key (which would make every
+/// enrolled user fail); both say what to restore, and so does
+/// `--check-config`. With the key back, mfad serves again.
+#[test]
+fn a_lost_key_is_never_replaced_while_the_database_needs_it() {
+    let (mut d, saved) = enrolled_and_stopped();
+    std::fs::remove_file(key(&d)).unwrap();
+    let path = key(&d).display().to_string();
+    let says_restore = |text: &str| {
+        text.contains(&format!("the key {path} is missing"))
+            && text.contains(&format!("Restore the key from your backup to {path}"))
+    };
+
+    let f = d.start_expecting_failure();
+    assert_refused(&d, &f);
+    assert!(says_restore(&f.stderr), "{}", f.stderr);
+    assert!(
+        !key(&d).exists(),
+        "mfad created a new key over sealed secrets"
+    );
+
+    let out = mfad_with(&d, "--init");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(says_restore(&show(&out)), "{}", show(&out));
+    assert!(
+        !key(&d).exists(),
+        "--init created a new key over sealed secrets"
+    );
+
+    let out = mfad_with(&d, "--check-config");
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(says_restore(&show(&out)), "{}", show(&out));
+
+    put_key(&d, &saved);
+    let out = mfad_with(&d, "--check-config");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("key {path}: matches the database")),
+        "{}",
+        show(&out)
+    );
+    d.launch();
+    ping(&d);
+}
+
+/// A key that is not the one the database's secrets were sealed with is
+/// refused at start and by `--check-config`, naming what to restore.
+#[test]
+fn a_wrong_key_is_refused() {
+    let (mut d, saved) = enrolled_and_stopped();
+    let mut wrong = saved.clone();
+    wrong[0] ^= 1;
+    put_key(&d, &wrong);
+    let path = key(&d).display().to_string();
+    let says_wrong = |text: &str| {
+        text.contains(&format!("the key {path} is not the key the database"))
+            && text.contains("Restore the right key")
+    };
+    let f = d.start_expecting_failure();
+    assert_refused(&d, &f);
+    assert!(says_wrong(&f.stderr), "{}", f.stderr);
+    let out = mfad_with(&d, "--check-config");
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(says_wrong(&show(&out)), "{}", show(&out));
+    assert_eq!(
+        std::fs::read(key(&d)).unwrap(),
+        wrong,
+        "the key file was changed"
+    );
+
+    put_key(&d, &saved);
+    d.launch();
+    ping(&d);
+}
+
+/// A fresh install still gets its key at the first start, and a key deleted
+/// before anyone enrolled is simply replaced: nothing needed the old one.
+#[test]
+fn a_key_is_created_when_nothing_needs_the_old_one() {
+    let mut d = TestDaemon::prepare(TestConfig::default());
+    let out = mfad_with(&d, "--check-config");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        show(&out).contains("absent, created at the first start"),
+        "{}",
+        show(&out)
+    );
+    d.launch();
+    assert_eq!(mode(&key(&d)), 0o400);
+    assert!(d.stop().unwrap().success());
+    let first = std::fs::read(key(&d)).unwrap();
+    std::fs::remove_file(key(&d)).unwrap();
+    d.launch();
+    ping(&d);
+    assert_ne!(std::fs::read(key(&d)).unwrap(), first);
+    d.enroll_totp(&unique_name("new"));
+}

@@ -11,6 +11,7 @@ mod contacts;
 pub mod crypto;
 mod devices;
 mod history;
+mod keycheck;
 mod migrate;
 mod otp;
 mod policy;
@@ -18,6 +19,7 @@ mod sessions;
 
 pub use devices::NewDevice;
 pub use history::Visit;
+pub use keycheck::{KeyState, peek_key_state};
 pub use sessions::{NewSession, NewTicket, Proof, StoredSession};
 
 pub use contacts::ContactRow;
