@@ -4,7 +4,6 @@
 mod admin;
 pub mod args;
 pub mod audit;
-mod auth;
 pub mod authz;
 mod clock;
 pub mod config;
@@ -19,12 +18,14 @@ mod io;
 pub mod keys;
 mod limits;
 pub mod logging;
+mod login;
 mod notify;
 pub mod peer;
 pub use mfad_policy as policy;
 pub mod procs;
 mod quiet_log;
 mod risk;
+mod router;
 mod server;
 mod sessions;
 pub mod store;
@@ -121,7 +122,7 @@ impl Reload {
 
 pub struct Daemon {
     pub(crate) config: Config,
-    pub(crate) store: Store,
+    pub(crate) store: Arc<Store>,
     pub(crate) vault: Vault,
     policy: RwLock<Arc<LoadedPolicy>>,
     pub(crate) dummy: Dummy,
@@ -140,7 +141,7 @@ impl Daemon {
             path: config.database.display().to_string(),
             source,
         };
-        let store = Store::open(&config.database).map_err(store_error)?;
+        let store = Arc::new(Store::open(&config.database).map_err(store_error)?);
         let key = match existing {
             Some(key) => key,
             None => {
@@ -151,7 +152,7 @@ impl Daemon {
         let vault = Vault::new(&key).map_err(|e| StartError::Dummy(e.to_string()))?;
         drop(key);
         keys::verify(&config, &store, &vault)?;
-        let delivery = delivery::Delivery::new(&config)?;
+        let delivery = delivery::Delivery::new(&config, Arc::clone(&store))?;
         let geo = match &config.geoip_database {
             Some(path) => Some(geo::Geo::open(path).map_err(StartError::Geo)?),
             None => None,
