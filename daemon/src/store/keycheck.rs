@@ -7,7 +7,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
 /// Tables whose rows are sealed or keyed under the key: without the key
-/// they are useless, and under another key every check fails.
+/// they are useless, and under another key every check fails. Sent codes
+/// and session tickets are keyed too, but expire within minutes: losing
+/// them costs a new code or a step-up, so they do not keep a key alive.
 const KEYED_TABLES: [&str; 5] = [
     "totp",
     "totp_pending",
