@@ -224,6 +224,8 @@ pub struct TestConfig {
     /// `geoip_database`, written only when `Some` (relative: inside the
     /// daemon's directory).
     pub geoip_database: Option<PathBuf>,
+    /// `[audit] retention_days`, written only when `Some`.
+    pub audit_retention_days: Option<u32>,
 }
 
 impl Default for TestConfig {
@@ -259,6 +261,7 @@ impl Default for TestConfig {
             email: None,
             login_notification: false,
             geoip_database: None,
+            audit_retention_days: None,
         }
     }
 }
@@ -374,6 +377,9 @@ impl TestConfig {
         }
         if self.login_notification {
             let _ = writeln!(s, "\n[login_notification]\nenabled = true");
+        }
+        if let Some(days) = self.audit_retention_days {
+            let _ = writeln!(s, "\n[audit]\nretention_days = {days}");
         }
         if self.clock_offset_secs != 0 {
             let _ = writeln!(s, "\n[testing]");
