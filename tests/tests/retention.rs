@@ -45,5 +45,8 @@ fn audit_rows_older_than_the_retention_are_deleted_and_newer_ones_kept() {
     }
     let users = users_in_audit(&d);
     assert!(users.contains(&new), "today's rows went too: {users:?}");
-    assert!(d.log_text().contains("audit rows older than audit.retention_days"));
+    assert!(
+        d.log_text()
+            .contains("audit rows older than audit.retention_days")
+    );
 }
