@@ -107,6 +107,12 @@ pub fn handle(d: &Daemon, peer: &Peer, request: Request) -> Response {
                     .audit_rows(user.as_deref(), limit.clamp(1, MAX_AUDIT_ROWS))?;
                 Ok(Response::Audit { rows })
             }),
+        Request::AuditVerify => crate::audit::verify(d, peer),
+        // Streams until the client leaves: the server runs it.
+        Request::AuditFollow => Err(Refusal::new(
+            ErrorCode::Internal,
+            "audit_follow is handled by the server",
+        )),
         Request::BackupCodesRegenerate { user } => resolve(
             d,
             peer,

@@ -3,7 +3,7 @@
 use crate::io::{FrameIo, ReadError};
 use crate::limits::Busy;
 use crate::peer::Peer;
-use crate::{Daemon, admin, auth, contacts, sessions};
+use crate::{Daemon, admin, audit, auth, contacts, sessions};
 use mfad_protocol::{ErrorCode, Request};
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,7 +14,7 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let daemon = Arc::clone(&daemon);
-                tokio::spawn(async move { connection(daemon, stream).await });
+                tokio::spawn(audit::context::in_request(connection(daemon, stream)));
             }
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.
@@ -33,6 +33,7 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
             return;
         }
     };
+    audit::context::note_session(peer.audit_session);
     let limits = &d.config.limits;
     let mut io = FrameIo::new(stream, limits.idle_timeout, limits.conversation_timeout);
     let _slot = match d.limits.admit(peer.uid, Instant::now()) {
@@ -96,6 +97,10 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
                 if io.send(response).await.is_err() {
                     return;
                 }
+            }
+            Request::AuditFollow => {
+                audit::follow(&d, &peer, &mut io).await;
+                return;
             }
             Request::SessionKill { id } => {
                 let response = sessions::kill(&d, &peer, id).await;
