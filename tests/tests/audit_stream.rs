@@ -1,0 +1,241 @@
+//! The audit stream against a real collector: rsyslogd over TLS on a
+//! loopback port (started here, see `mfad_tests::rsyslog`), the JSON-lines
+//! file, `mfactl audit --json --follow`, and `mfactl audit verify` against a
+//! database edited behind mfad's back with the sqlite3 CLI.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use mfad_tests::bins;
+use mfad_tests::daemon::{TEST_RHOST, show};
+use mfad_tests::pam::PAM_AUTH_ERR;
+use mfad_tests::rsyslog::{Collector, Received};
+use mfad_tests::users::unique_name;
+use mfad_tests::{TestConfig, TestDaemon};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const SVC: &str = "mfa-test";
+
+fn streaming_to(collector: &Collector) -> TestDaemon {
+    let mut d = TestDaemon::prepare(TestConfig {
+        audit: format!(
+            "[audit.syslog]\nurl = \"tls://127.0.0.1:{}\"\nca_file = {:?}\n\
+             spill_file = \"DIR/state/spill.jsonl\"\n\n\
+             [audit.json_file]\npath = \"DIR/audit.jsonl\"\n",
+            collector.port,
+            collector.ca_file()
+        ),
+        ..TestConfig::default()
+    });
+    d.launch();
+    d.write_pam_service(SVC, &[]);
+    d
+}
+
+fn unlock(d: &TestDaemon, user: &str) {
+    let out = d.mfactl(["user", "unlock", user]);
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+fn by_user<'a>(got: &'a [Received], user: &str) -> Vec<&'a Received> {
+    got.iter().filter(|r| r.record["user"] == user).collect()
+}
+
+fn seqs_in_db(d: &TestDaemon) -> BTreeSet<i64> {
+    d.audit_rows()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_tls_collector_gets_every_event_and_nothing_spilled_is_lost() {
+    let mut collector = Collector::start_tls();
+    let d = streaming_to(&collector);
+    let nemo = unique_name("nemo");
+    d.expect_rc(d.login(SVC, &nemo, TEST_RHOST, &["123456"]), PAM_AUTH_ERR);
+    let admin_target = unique_name("aud");
+    unlock(&d, &admin_target);
+
+    // Every stored row arrives, with the fields of mfad.audit.v1.
+    let in_db = seqs_in_db(&d);
+    let got = collector.wait_until(Duration::from_secs(20), |got| {
+        let seen: BTreeSet<i64> = got
+            .iter()
+            .filter_map(|r| r.record["seq"].as_i64())
+            .collect();
+        in_db.is_subset(&seen)
+    });
+    let login = by_user(&got, &nemo);
+    assert!(!login.is_empty(), "no event of the login arrived");
+    let r = &login[0].record;
+    assert_eq!(r["schema"], "mfad.audit.v1");
+    assert_eq!(r["type"], "authentication");
+    assert_eq!(r["actor"], "pam");
+    assert_eq!(r["service"], SVC);
+    assert_eq!(r["rhost"], TEST_RHOST);
+    assert_eq!(r["decision"], "deny");
+    assert_eq!(r["rule"], "default");
+    assert!(r["policy_version"].as_i64().unwrap() >= 1, "{r}");
+    assert!(
+        r["request_id"].as_str().is_some_and(|s| !s.is_empty()),
+        "{r}"
+    );
+    assert!(!r["host"].as_str().unwrap().is_empty(), "{r}");
+    let time = r["time"].as_str().unwrap();
+    assert!(
+        time.len() == 20 && time.as_bytes()[10] == b'T' && time.ends_with('Z'),
+        "{time}"
+    );
+    for hash in ["hash", "prev_hash"] {
+        assert_eq!(r[hash].as_str().map(str::len), Some(64), "{r}");
+    }
+    let sd = &login[0].sd;
+    assert!(
+        sd.starts_with("[mfad@32473 schema=\"mfad.audit.v1\""),
+        "{sd}"
+    );
+    assert!(sd.contains(&format!("user=\"{nemo}\"")), "{sd}");
+    assert!(sd.contains(&format!("rhost=\"{TEST_RHOST}\"")), "{sd}");
+    let admin = by_user(&got, &admin_target);
+    assert_eq!(admin.len(), 1);
+    assert_eq!(admin[0].record["type"], "admin");
+    assert!(
+        got.iter().any(|r| r.record["type"] == "policy_load"),
+        "the policy load is an event"
+    );
+    // The chain runs through the stream: each record links to the one before.
+    let mut ordered: Vec<_> = got.iter().map(|r| &r.record).collect();
+    ordered.sort_by_key(|r| r["seq"].as_i64());
+    for pair in ordered.windows(2) {
+        assert_eq!(
+            pair[1]["prev_hash"], pair[0]["hash"],
+            "{} after {}",
+            pair[1], pair[0]
+        );
+    }
+
+    // The collector dies: records wait in the spill file, then all arrive,
+    // in order, once it is back.
+    collector.kill();
+    let later: Vec<String> = (0..5).map(|_| unique_name("spl")).collect();
+    for user in &later {
+        unlock(&d, user);
+    }
+    let spill = d.dir().join("state/spill.jsonl");
+    let spilled = std::fs::read_to_string(&spill).unwrap_or_default();
+    assert!(
+        later.iter().all(|u| spilled.contains(u.as_str())),
+        "records for a dead collector are spilled to disk: {spilled}\n{}",
+        d.log_text()
+    );
+    collector.launch();
+    let got = collector.wait_until(Duration::from_secs(60), |got| {
+        later.iter().all(|u| !by_user(got, u).is_empty())
+    });
+    let order: Vec<i64> = later
+        .iter()
+        .map(|u| by_user(&got, u)[0].record["seq"].as_i64().unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    for user in &later {
+        assert_eq!(by_user(&got, user).len(), 1, "{user} arrived once");
+    }
+    let file = std::fs::read_to_string(d.dir().join("audit.jsonl")).unwrap();
+    for user in later.iter().chain([&nemo, &admin_target]) {
+        assert!(
+            file.contains(&format!("\"user\":\"{user}\"")),
+            "{user} not in the JSON-lines file"
+        );
+    }
+}
+
+#[test]
+fn follow_streams_json_records() {
+    let d = TestDaemon::start();
+    let mut follower = Command::new(bins::mfactl())
+        .arg("--socket")
+        .arg(d.socket())
+        .args(["--json", "audit", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mfactl audit --follow");
+    let target = unique_name("fol");
+    // The follower may not be subscribed yet: try until an event reaches it.
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut record = None;
+    for _ in 0..20 {
+        unlock(&d, &target);
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            record = Some(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+            break;
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let record = record.expect("no record reached mfactl audit --follow");
+    assert_eq!(record["schema"], "mfad.audit.v1");
+    assert_eq!(record["user"], target.as_str());
+    assert_eq!(record["type"], "admin");
+    assert_eq!(record["actor"], "admin");
+}
+
+#[test]
+fn audit_verify_names_an_edited_and_a_deleted_row() {
+    let mut d = TestDaemon::start();
+    let users: Vec<String> = (0..4).map(|_| unique_name("ver")).collect();
+    for u in &users {
+        unlock(&d, u);
+    }
+    let out = d.mfactl(["audit", "verify"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("The audit chain is intact."));
+
+    let id_of = |d: &TestDaemon, user: &str| {
+        d.audit_rows()
+            .iter()
+            .find(|r| r["user"] == user)
+            .and_then(|r| r["id"].as_i64())
+            .unwrap()
+    };
+    let edited = id_of(&d, &users[0]);
+    let deleted = id_of(&d, &users[2]);
+    let before_deleted = id_of(&d, &users[1]);
+    let after_deleted = id_of(&d, &users[3]);
+    // The daemon holds the database exclusively: edit it while it is down.
+    d.stop();
+    let db = d.dir().join("state/mfad.db");
+    let out = Command::new("sqlite3")
+        .arg(&db)
+        .arg(format!(
+            "UPDATE audit SET decision = 'refused' WHERE id = {edited}; \
+             DELETE FROM audit WHERE id = {deleted};"
+        ))
+        .output()
+        .expect("run sqlite3");
+    assert!(out.status.success(), "{}", show(&out));
+    d.launch();
+    let out = d.mfactl(["audit", "verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(text.contains("BROKEN (2 problems)"), "{text}");
+    assert!(
+        text.contains(&format!("row {edited} does not match its hash")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "row {after_deleted} does not follow row {before_deleted}"
+        )),
+        "{text}"
+    );
+}
