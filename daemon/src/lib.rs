@@ -20,7 +20,7 @@ mod limits;
 pub mod logging;
 mod notify;
 pub mod peer;
-pub mod policy;
+pub use mfad_policy as policy;
 pub mod procs;
 mod risk;
 mod server;
