@@ -6,6 +6,7 @@
 
 pub mod chain;
 pub mod context;
+mod journald;
 pub mod outputs;
 pub mod record;
 mod requests;

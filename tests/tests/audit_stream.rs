@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use mfad_tests::bins;
-use mfad_tests::daemon::{TEST_RHOST, show};
+use mfad_tests::daemon::{SyslogReceiver, TEST_RHOST, show};
 use mfad_tests::pam::PAM_AUTH_ERR;
 use mfad_tests::rsyslog::{Collector, Received};
 use mfad_tests::users::unique_name;
@@ -124,13 +124,21 @@ fn a_tls_collector_gets_every_event_and_nothing_spilled_is_lost() {
     for user in &later {
         unlock(&d, user);
     }
+    // The writer thread spills in the background: wait for it.
     let spill = d.dir().join("state/spill.jsonl");
-    let spilled = std::fs::read_to_string(&spill).unwrap_or_default();
-    assert!(
-        later.iter().all(|u| spilled.contains(u.as_str())),
-        "records for a dead collector are spilled to disk: {spilled}\n{}",
-        d.log_text()
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let spilled = std::fs::read_to_string(&spill).unwrap_or_default();
+        if later.iter().all(|u| spilled.contains(u.as_str())) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "records for a dead collector are spilled to disk: {spilled}\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     collector.launch();
     let got = collector.wait_until(Duration::from_secs(60), |got| {
         later.iter().all(|u| !by_user(got, u).is_empty())
@@ -238,4 +246,76 @@ fn audit_verify_names_an_edited_and_a_deleted_row() {
         )),
         "{text}"
     );
+}
+
+#[test]
+fn journald_gets_each_field_of_its_own() {
+    // No journald runs here: a datagram socket of the test's own stands at
+    // the journal's place and receives what mfad sends.
+    let mut d = TestDaemon::prepare(TestConfig {
+        audit: "[audit]\njournald = true\njournald_socket = \"DIR/journal.sock\"\n".into(),
+        ..TestConfig::default()
+    });
+    let journal = SyslogReceiver::bind(&d.dir().join("journal.sock"));
+    d.launch();
+    let target = unique_name("jou");
+    unlock(&d, &target);
+    let wanted = format!("\nMFAD_USER={target}\n");
+    assert!(
+        journal.wait_for(Duration::from_secs(5), |m| m.contains(&wanted)),
+        "no journal entry for {target}: {:?}",
+        journal.messages()
+    );
+    let entry = journal
+        .messages()
+        .into_iter()
+        .find(|m| m.contains(&wanted))
+        .unwrap();
+    let fields: Vec<(&str, &str)> = entry.lines().filter_map(|l| l.split_once('=')).collect();
+    let get = |name: &str| fields.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    assert_eq!(get("SYSLOG_IDENTIFIER"), Some("mfad"));
+    assert_eq!(get("PRIORITY"), Some("6"));
+    assert_eq!(get("MFAD_SCHEMA"), Some("mfad.audit.v1"));
+    assert_eq!(get("MFAD_TYPE"), Some("admin"));
+    assert_eq!(get("MFAD_DECISION"), Some("done"));
+    assert_eq!(get("MFAD_HASH").map(str::len), Some(64));
+    assert!(
+        get("MESSAGE").is_some_and(|m| m.contains(&target)),
+        "{entry}"
+    );
+}
+
+#[test]
+fn what_the_outputs_lose_is_counted_and_audited() {
+    // A collector that never answers and a spill file too small for one
+    // record: every record is lost, and the count becomes an event.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let d = TestDaemon::with_config(TestConfig {
+        audit: format!(
+            "[audit.syslog]\nurl = \"tcp://127.0.0.1:{port}\"\n\
+             spill_file = \"DIR/state/spill.jsonl\"\nspill_max_bytes = 1\n"
+        ),
+        ..TestConfig::default()
+    });
+    unlock(&d, &unique_name("drp"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = d.audit_rows();
+        let dropped = rows
+            .iter()
+            .find(|r| r["channel"] == "audit" && r["reason"].as_str().unwrap().contains("dropped"));
+        if let Some(row) = dropped {
+            assert_eq!(row["decision"], "failed", "{row}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no audit event counts the lost records: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!d.dir().join("state/spill.jsonl").exists());
 }

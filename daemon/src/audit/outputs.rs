@@ -1,12 +1,13 @@
 //! The writer thread: takes records from the bounded queue and writes them
-//! to the configured outputs, a JSON-lines file with size-based rotation
-//! and a syslog collector. It runs on a thread of its own so that a slow
+//! to the configured outputs: the systemd journal, a JSON-lines file with
+//! size-based rotation, and a syslog collector. It runs on a thread of its own so that a slow
 //! disk or collector never holds a tokio worker, let alone a login.
 //!
 //! While the collector is down, records go to the spill file; the thread
 //! connects again with a growing pause, sends the spill in order, then
 //! carries on. Records beyond the spill's size cap are counted as dropped.
 
+use super::journald::Journal;
 use super::record::Record;
 use super::stream;
 use super::syslog::{self, Conn};
@@ -29,21 +30,39 @@ pub enum OutputError {
     Ca(String),
     #[error("`audit.json_file.path` {path}: {source}")]
     File { path: PathBuf, source: io::Error },
-    #[error("cannot start the audit writer thread: {0}")]
+    #[error("cannot start the audit writer: {0}")]
     Thread(io::Error),
 }
 
 /// Installs the stream and, when an output is configured, starts the
 /// writer thread. Problems with the configured files stop the start-up.
 pub fn start(config: &AuditConfig) -> Result<(), OutputError> {
-    if config.json_file.is_none() && config.syslog.is_none() {
+    let journal = match &config.journald {
+        Some(path) => {
+            let journal = Journal::open(path).map_err(OutputError::Thread)?;
+            if journal.is_none() {
+                log::warn!(
+                    "audit.journald is on but no journal listens at {}: not run by systemd; \
+                     the journald output is off",
+                    path.display()
+                );
+            }
+            journal
+        }
+        None => None,
+    };
+    if journal.is_none() && config.json_file.is_none() && config.syslog.is_none() {
         stream::install(None);
         return Ok(());
     }
     let file = config.json_file.clone().map(JsonFile::open).transpose()?;
     let syslog = config.syslog.clone().map(SyslogOut::new).transpose()?;
     let (tx, rx) = sync_channel(config.queue);
-    let writer = Writer { file, syslog };
+    let writer = Writer {
+        journal,
+        file,
+        syslog,
+    };
     std::thread::Builder::new()
         .name("mfad-audit".to_owned())
         .spawn(move || writer.run(&rx))
@@ -53,6 +72,7 @@ pub fn start(config: &AuditConfig) -> Result<(), OutputError> {
 }
 
 struct Writer {
+    journal: Option<Journal>,
     file: Option<JsonFile>,
     syslog: Option<SyslogOut>,
 }
@@ -69,6 +89,12 @@ impl Writer {
             };
             match next {
                 Ok(record) => {
+                    if let Some(j) = &self.journal
+                        && let Err(e) = j.send(&record)
+                    {
+                        log::error!("cannot write an audit record to the journal: {e}");
+                        stream::count_dropped(1);
+                    }
                     if let Some(f) = &mut self.file {
                         f.write(&record);
                     }

@@ -98,6 +98,45 @@ impl Record {
     pub fn json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+
+    /// The fields that have a value, named as in the JSON, for outputs
+    /// that carry fields of their own (syslog structured data, journald).
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let b = &self.body;
+        let fields: [(&'static str, Option<String>); 18] = [
+            ("schema", Some(b.schema.clone())),
+            ("seq", b.seq.map(|v| v.to_string())),
+            ("type", Some(b.kind.clone())),
+            ("actor", Some(b.actor.clone())),
+            ("user", Some(b.user.clone())),
+            ("service", Some(b.service.clone())),
+            ("rhost", b.rhost.clone()),
+            ("tty", b.tty.clone()),
+            ("session_id", b.session_id.map(|v| v.to_string())),
+            ("channel", Some(b.channel.clone())),
+            ("decision", Some(b.decision.clone())),
+            ("rule", b.rule.clone()),
+            ("policy_version", b.policy_version.map(|v| v.to_string())),
+            ("reason", Some(b.reason.clone())),
+            ("peer_uid", Some(b.peer_uid.to_string())),
+            ("request_id", b.request_id.clone()),
+            ("prev_hash", b.prev_hash.clone()),
+            ("hash", self.hash.clone()),
+        ];
+        fields
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?)))
+            .collect()
+    }
+
+    /// The syslog severity: denials and refusals are warnings (4),
+    /// everything else info (6).
+    pub fn severity(&self) -> u8 {
+        match self.body.decision.as_str() {
+            "deny" | "locked" | "refused" | "failed" => 4,
+            _ => 6,
+        }
+    }
 }
 
 /// `2026-11-23T19:04:05Z`.

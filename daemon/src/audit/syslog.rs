@@ -6,7 +6,7 @@
 //! 32473 is the private enterprise number RFC 5612 reserves for examples;
 //! mfad has none of its own, and collectors match the SD-ID as a string.
 
-use super::record::{Body, Record};
+use super::record::Record;
 use crate::config::{SyslogConfig, Transport};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -23,19 +23,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// down: the record is spilled and the connection opened again.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// LOG_AUTHPRIV.
-const FACILITY: u8 = 10;
+pub const FACILITY: u8 = 10;
 
 /// The RFC 5424 message of `record`, from process `pid`.
 pub fn message(record: &Record, pid: u32) -> String {
     let b = &record.body;
-    // Denials and refusals are warnings (4), everything else info (6).
-    let severity = match b.decision.as_str() {
-        "deny" | "locked" | "refused" | "failed" => 4,
-        _ => 6,
-    };
     format!(
         "<{}>1 {} {} mfad {pid} {} {} {}",
-        FACILITY * 8 + severity,
+        FACILITY * 8 + record.severity(),
         b.time,
         header_field(&b.host),
         header_field(&b.kind),
@@ -58,51 +53,9 @@ fn header_field(s: &str) -> String {
 }
 
 fn structured_data(record: &Record) -> String {
-    let Body {
-        seq,
-        kind,
-        actor,
-        user,
-        service,
-        rhost,
-        tty,
-        session_id,
-        channel,
-        decision,
-        rule,
-        policy_version,
-        reason,
-        peer_uid,
-        request_id,
-        prev_hash,
-        ..
-    } = &record.body;
-    let numbers = |v: Option<i64>| v.map(|v| v.to_string());
-    let params: [(&str, Option<String>); 18] = [
-        ("schema", Some(record.body.schema.clone())),
-        ("seq", numbers(*seq)),
-        ("type", Some(kind.clone())),
-        ("actor", Some(actor.clone())),
-        ("user", Some(user.clone())),
-        ("service", Some(service.clone())),
-        ("rhost", rhost.clone()),
-        ("tty", tty.clone()),
-        ("session_id", session_id.map(|s| s.to_string())),
-        ("channel", Some(channel.clone())),
-        ("decision", Some(decision.clone())),
-        ("rule", rule.clone()),
-        ("policy_version", numbers(*policy_version)),
-        ("reason", Some(reason.clone())),
-        ("peer_uid", Some(peer_uid.to_string())),
-        ("request_id", request_id.clone()),
-        ("prev_hash", prev_hash.clone()),
-        ("hash", record.hash.clone()),
-    ];
     let mut sd = format!("[{SD_ID}");
-    for (name, value) in params {
-        if let Some(value) = value {
-            sd.push_str(&format!(" {name}=\"{}\"", param_value(&value)));
-        }
+    for (name, value) in record.fields() {
+        sd.push_str(&format!(" {name}=\"{}\"", param_value(&value)));
     }
     sd.push(']');
     sd
@@ -242,6 +195,7 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::record::Body;
     use crate::audit::{Decision, Event};
 
     #[test]

@@ -10,11 +10,14 @@ const DEFAULT_FILE_MAX_BYTES: u64 = 100 << 20;
 const DEFAULT_FILE_KEEP: u32 = 5;
 const DEFAULT_SPILL_MAX_BYTES: u64 = 256 << 20;
 const SPILL_NAME: &str = "audit-spill.jsonl";
+const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAudit {
     queue: Option<usize>,
+    journald: Option<bool>,
+    journald_socket: Option<PathBuf>,
     json_file: Option<RawJsonFile>,
     syslog: Option<RawSyslog>,
 }
@@ -41,6 +44,8 @@ pub struct AuditConfig {
     /// Events held in memory for the outputs; beyond, they are counted as
     /// dropped.
     pub queue: usize,
+    /// The journal's socket, when records go to journald.
+    pub journald: Option<PathBuf>,
     pub json_file: Option<JsonFileConfig>,
     pub syslog: Option<SyslogConfig>,
 }
@@ -90,8 +95,11 @@ impl AuditConfig {
                 s.host, s.port, s.spill_file, s.spill_max_bytes
             )
         });
+        let journald = self.journald.as_ref().map_or("off".to_owned(), |p| {
+            format!("{p:?} (when it exists: under systemd)")
+        });
         format!(
-            "audit: queue {} events; json_file {file}; syslog {syslog}\n",
+            "audit: queue {} events; journald {journald}; json_file {file}; syslog {syslog}\n",
             self.queue
         )
     }
@@ -187,8 +195,13 @@ pub(super) fn check(
             })
         })
         .transpose()?;
+    let journald = raw
+        .journald
+        .unwrap_or(false)
+        .then(|| raw.journald_socket.unwrap_or_else(|| JOURNAL_SOCKET.into()));
     Ok(AuditConfig {
         queue,
+        journald,
         json_file,
         syslog,
     })
