@@ -63,10 +63,10 @@ pub struct Event {
     /// The policy rule and version that decided (authentication events).
     pub rule: Option<String>,
     pub policy_version: Option<i64>,
-    /// The peer's audit session id and the connection's request id, taken
+    /// The peer's audit session id and the connection's request number, taken
     /// from the connection's [`context`] when the event is made.
     pub session_id: Option<u32>,
-    pub request_id: Option<String>,
+    pub request: Option<std::num::NonZeroU64>,
     /// The record as the store chained it (set by the store's insert).
     pub(crate) stored: OnceLock<Arc<Record>>,
 }
@@ -81,7 +81,7 @@ impl Event {
         peer_uid: u32,
         time: i64,
     ) -> Self {
-        let (request_id, session_id) = context::current();
+        let (request, session_id) = context::current();
         Self {
             time,
             user: start.user.clone(),
@@ -95,7 +95,7 @@ impl Event {
             rule: None,
             policy_version: None,
             session_id,
-            request_id,
+            request,
             stored: OnceLock::new(),
         }
     }
@@ -109,7 +109,7 @@ impl Event {
 
     /// An event about an administrative or self-service action on `user`.
     pub fn admin(user: &str, action: &str, decision: Decision, peer_uid: u32, time: i64) -> Self {
-        let (request_id, session_id) = context::current();
+        let (request, session_id) = context::current();
         Self {
             time,
             user: user.to_owned(),
@@ -123,7 +123,7 @@ impl Event {
             rule: None,
             policy_version: None,
             session_id,
-            request_id,
+            request,
             stored: OnceLock::new(),
         }
     }

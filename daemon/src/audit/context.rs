@@ -4,12 +4,13 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Context {
-    request: u64,
+    request: Option<NonZeroU64>,
     session: Option<u32>,
 }
 
@@ -32,7 +33,7 @@ fn run_id() -> &'static str {
 
 /// Runs one connection with a new request id.
 pub async fn in_request<F: Future>(connection: F) -> F::Output {
-    let request = NEXT.fetch_add(1, Ordering::Relaxed);
+    let request = NonZeroU64::new(NEXT.fetch_add(1, Ordering::Relaxed));
     CONTEXT
         .scope(
             Cell::new(Context {
@@ -49,12 +50,17 @@ pub fn note_session(session: Option<u32>) {
     let _ = CONTEXT.try_with(|c| c.set(Context { session, ..c.get() }));
 }
 
-/// The request id and session id of the current connection, if any.
-pub fn current() -> (Option<String>, Option<u32>) {
+/// The request number and session id of the current connection, if any.
+pub fn current() -> (Option<NonZeroU64>, Option<u32>) {
     CONTEXT
         .try_with(|c| {
             let c = c.get();
-            (Some(format!("{}-{}", run_id(), c.request)), c.session)
+            (c.request, c.session)
         })
         .unwrap_or((None, None))
+}
+
+/// The request id of request number `n`, as records carry it.
+pub fn request_id(n: NonZeroU64) -> String {
+    format!("{}-{n}", run_id())
 }

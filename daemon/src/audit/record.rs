@@ -75,7 +75,7 @@ impl Body {
             policy_version: event.policy_version,
             reason: event.reason.clone(),
             peer_uid: event.peer_uid,
-            request_id: event.request_id.clone(),
+            request_id: event.request.map(super::context::request_id),
             prev_hash,
         }
     }
