@@ -15,7 +15,8 @@ pub use audit::{AuditConfig, JsonFileConfig, SyslogConfig, Transport};
 
 pub use delivery::{
     CODE_MESSAGE, CodeProfile, EmailConfig, GENERIC_REQUEST, GenericBody, GenericProvider,
-    NOTIFICATION, NotificationConfig, Preset, Provider, SecretSource, SmsConfig, SmtpSecurity,
+    NOTIFICATION, NotificationConfig, Preset, Provider, SecretSource, SendCaps, SmsConfig,
+    SmtpSecurity,
 };
 
 pub const CONFIG_VERSION: u32 = 1;

@@ -4,7 +4,6 @@
 mod admin;
 pub mod args;
 pub mod audit;
-mod auth;
 pub mod authz;
 mod clock;
 pub mod config;
@@ -18,11 +17,13 @@ pub mod geo;
 mod io;
 mod limits;
 pub mod logging;
+mod login;
 mod notify;
 pub mod peer;
 pub use mfad_policy as policy;
 pub mod procs;
 mod risk;
+mod router;
 mod server;
 mod sessions;
 pub mod store;
@@ -103,7 +104,7 @@ impl Reload {
 
 pub struct Daemon {
     pub(crate) config: Config,
-    pub(crate) store: Store,
+    pub(crate) store: Arc<Store>,
     pub(crate) vault: Vault,
     policy: RwLock<Arc<LoadedPolicy>>,
     pub(crate) dummy: Dummy,
@@ -118,13 +119,16 @@ impl Daemon {
     pub fn open(config: Config) -> Result<Self, StartError> {
         let key = files::load_or_create_key(&config.key_file)?;
         audit::outputs::start(&config.audit)?;
-        let delivery = delivery::Delivery::new(&config)?;
         let vault = Vault::new(&key).map_err(|e| StartError::Dummy(e.to_string()))?;
         drop(key);
-        let store = Store::open(&config.database).map_err(|source| StartError::Store {
-            path: config.database.display().to_string(),
-            source,
-        })?;
+        let store =
+            Arc::new(
+                Store::open(&config.database).map_err(|source| StartError::Store {
+                    path: config.database.display().to_string(),
+                    source,
+                })?,
+            );
+        let delivery = delivery::Delivery::new(&config, Arc::clone(&store))?;
         let geo = match &config.geoip_database {
             Some(path) => Some(geo::Geo::open(path).map_err(StartError::Geo)?),
             None => None,

@@ -72,7 +72,7 @@ fn check_config(config: &Config) -> ExitCode {
     };
     // The provider secrets must be readable and private, and the country
     // database readable, as at start-up.
-    if let Err(e) = mfad::delivery::Delivery::new(config) {
+    if let Err(e) = mfad::delivery::Delivery::check(config) {
         eprintln!("mfad: configuration error: {e}");
         return ExitCode::from(2);
     }

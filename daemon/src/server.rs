@@ -3,7 +3,8 @@
 use crate::io::{FrameIo, ReadError};
 use crate::limits::Busy;
 use crate::peer::Peer;
-use crate::{Daemon, admin, audit, auth, contacts, sessions};
+use crate::router::{self, Next};
+use crate::{Daemon, audit};
 use mfad_protocol::{ErrorCode, Request};
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,42 +79,19 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
             .await;
             return;
         }
-        match request {
-            Request::AuthStart(start) => {
-                // One connection, one conversation.
-                auth::run(&d, &peer, &mut io, start).await;
-                return;
-            }
-            Request::ContactSet {
-                user,
-                channel,
-                address,
-                verified,
-            } => {
-                let response =
-                    contacts::set(&d, &peer, user.as_deref(), channel, &address, verified)
-                        .await
-                        .unwrap_or_else(admin::Refusal::into_response);
-                if io.send(response).await.is_err() {
-                    return;
+        let user = match router::admit(&d, &peer, &request) {
+            Ok(user) => user,
+            Err(refusal) => {
+                let _ = io.send(refusal.into_response()).await;
+                // A refused login ends its conversation like any other.
+                match request {
+                    Request::AuthStart(_) => return,
+                    _ => continue,
                 }
             }
-            Request::AuditFollow => {
-                audit::follow(&d, &peer, &mut io).await;
-                return;
-            }
-            Request::SessionKill { id } => {
-                let response = sessions::kill(&d, &peer, id).await;
-                if io.send(response).await.is_err() {
-                    return;
-                }
-            }
-            other => {
-                let response = admin::handle(&d, &peer, other);
-                if io.send(response).await.is_err() {
-                    return;
-                }
-            }
+        };
+        if let Next::Close = router::dispatch(&d, &peer, &mut io, request, user).await {
+            return;
         }
     }
 }

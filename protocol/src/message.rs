@@ -135,6 +135,13 @@ pub enum Request {
         rhost: Option<String>,
         #[serde(default)]
         tty: Option<String>,
+        /// The SSH public key of sshd's first method (`ssh-ed25519 AAAA...`):
+        /// whether it counts as a trusted device.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device_key: Option<String>,
+        /// The session the login would come from (step-up), by id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<i64>,
     },
     /// From the session hook of pam_mfa.so (root only): a login session
     /// opened. The daemon reads the audit session id of the caller itself.

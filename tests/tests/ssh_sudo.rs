@@ -30,7 +30,7 @@ require = "deny"
 "#;
 
 const TOTP: &str = "Verification code: ";
-const BACKUP: &str = "Backup code (";
+const BACKUP: &str = "Backup code: ";
 
 #[test]
 fn sudo_asks_only_the_missing_factor_then_both_after_the_freshness_window() {

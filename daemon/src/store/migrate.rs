@@ -143,7 +143,17 @@ const MIGRATIONS: &[&str] = &[
         rhost TEXT NOT NULL,
         country TEXT
      );",
-    // 6: the audit hash chain and the fields of the mfad.audit.v1 record.
+    // 6: every message handed to a provider or mail server, for the global
+    // caps (per channel, per destination prefix, verifications per uid).
+    "CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        verify_uid INTEGER,
+        time INTEGER NOT NULL
+     );
+     CREATE INDEX deliveries_by_time ON deliveries (channel, time);",
+    // 7: the audit hash chain and the fields of the mfad.audit.v1 record.
     // Rows from before stay unchained; the chain starts after them.
     "ALTER TABLE audit ADD COLUMN host TEXT;
      ALTER TABLE audit ADD COLUMN kind TEXT;

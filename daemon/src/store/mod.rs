@@ -10,6 +10,7 @@ mod audit;
 mod backup;
 mod contacts;
 pub mod crypto;
+mod deliveries;
 mod devices;
 mod history;
 mod migrate;
@@ -22,6 +23,7 @@ pub use history::Visit;
 pub use sessions::{NewSession, NewTicket, Proof, StoredSession};
 
 pub use contacts::ContactRow;
+pub use deliveries::{DeliveryCaps, Over};
 pub use otp::{Issue, SendLimits, SentCode};
 
 use crate::audit::Event;
@@ -59,6 +61,22 @@ pub struct TotpRecord {
     pub sealed_secret: Vec<u8>,
     pub params: TotpParams,
     pub last_step: i64,
+}
+
+/// The key failure counters and locks are kept under: one per factor. It
+/// is not the audit channel (an audit row's label), though both name the
+/// factor today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter(&'static str);
+
+impl Counter {
+    pub const fn new(factor: &'static str) -> Self {
+        Self(factor)
+    }
+
+    pub fn key(self) -> &'static str {
+        self.0
+    }
 }
 
 /// What a failure did to the counters.
@@ -227,6 +245,7 @@ impl Store {
     pub fn accept_totp_step(
         &self,
         user: &str,
+        counter: Counter,
         step: i64,
         now: i64,
         event: &Event,
@@ -240,7 +259,7 @@ impl Store {
             .execute(params![user, step, now])?;
         if updated == 1 {
             tx.prepare_cached("DELETE FROM failures WHERE user = ?1 AND channel = ?2")?
-                .execute(params![user, event.channel])?;
+                .execute(params![user, counter.key()])?;
             insert_audit(&tx, event)?;
             tx.commit()?;
         }
@@ -253,6 +272,7 @@ impl Store {
     pub fn record_failure(
         &self,
         user: &str,
+        counter: Counter,
         source: &str,
         now: i64,
         lockout: &LockoutConfig,
@@ -271,7 +291,7 @@ impl Store {
                  RETURNING count, locked_until",
             )?;
             let (count, mut locked): (u32, Option<i64>) = stmt
-                .query_row(params![user, event.channel, src, now, duration], |r| {
+                .query_row(params![user, counter.key(), src, now, duration], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })?;
             if count >= threshold {
@@ -280,7 +300,7 @@ impl Store {
                     "UPDATE failures SET locked_until = ?4
                      WHERE user = ?1 AND channel = ?2 AND source = ?3",
                 )?
-                .execute(params![user, event.channel, src, until])?;
+                .execute(params![user, counter.key(), src, until])?;
                 locked = Some(until);
             }
             Ok((count, locked.filter(|&t| t > now)))
@@ -300,7 +320,7 @@ impl Store {
     pub fn locked_until(
         &self,
         user: &str,
-        channel: &str,
+        counter: Counter,
         source: &str,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
@@ -309,7 +329,11 @@ impl Store {
             "SELECT MAX(locked_until) FROM failures
              WHERE user = ?1 AND channel = ?2 AND source IN (?3, ?4) AND locked_until > ?5",
         )?;
-        Ok(stmt.query_row(params![user, channel, source, ACCOUNT, now], |r| r.get(0))?)
+        Ok(
+            stmt.query_row(params![user, counter.key(), source, ACCOUNT, now], |r| {
+                r.get(0)
+            })?,
+        )
     }
 
     pub fn audit(&self, event: &Event) -> Result<(), StoreError> {

@@ -72,7 +72,11 @@ pub struct SmsConfig {
     pub provider: String,
     pub base_url: String,
     pub account: Option<String>,
+    /// Twilio: `api_key_sid`.
+    pub api_key_sid: Option<String>,
     pub from: String,
+    /// `message`: the text's template (unset: mfad's default).
+    pub message: Option<String>,
     pub secret: String,
     /// The mode of the secret's file (0600 unless a test wants it refused).
     pub secret_mode: u32,
@@ -102,6 +106,8 @@ pub struct EmailConfig {
     pub from: String,
     pub timeout_ms: u64,
     pub code: CodeConfig,
+    /// More lines for the `[email]` table (e.g. `[email.cap]`).
+    pub extra: String,
 }
 
 impl EmailConfig {
@@ -111,6 +117,7 @@ impl EmailConfig {
             from: "mfad@test.example".into(),
             timeout_ms: 3000,
             code: CodeConfig::default(),
+            extra: String::new(),
         }
     }
 }
@@ -339,7 +346,13 @@ impl TestConfig {
             if let Some(account) = &sms.account {
                 let _ = writeln!(s, "account = {}", quote(account));
             }
+            if let Some(key) = &sms.api_key_sid {
+                let _ = writeln!(s, "api_key_sid = {}", quote(key));
+            }
             let _ = writeln!(s, "from = {}", quote(&sms.from));
+            if let Some(message) = &sms.message {
+                let _ = writeln!(s, "message = {}", quote(message));
+            }
             if sms.systemd_credential {
                 let _ = writeln!(s, "credential = \"sms\"");
             } else {
@@ -357,6 +370,7 @@ impl TestConfig {
             let _ = writeln!(s, "from = {}", quote(&email.from));
             let _ = writeln!(s, "timeout_ms = {}", email.timeout_ms);
             render_code(&mut s, "email", &email.code);
+            let _ = writeln!(s, "{}", email.extra);
         }
         if self.login_notification {
             let _ = writeln!(s, "\n[login_notification]\nenabled = true");
