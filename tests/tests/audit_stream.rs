@@ -9,7 +9,7 @@ use mfad_tests::bins;
 use mfad_tests::daemon::{SyslogReceiver, TEST_RHOST, show};
 use mfad_tests::pam::PAM_AUTH_ERR;
 use mfad_tests::rsyslog::{Collector, Received};
-use mfad_tests::users::unique_name;
+use mfad_tests::users::{TempUser, unique_name};
 use mfad_tests::{TestConfig, TestDaemon};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -318,4 +318,48 @@ fn what_the_outputs_lose_is_counted_and_audited() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(!d.dir().join("state/spill.jsonl").exists());
+}
+
+#[test]
+fn self_service_is_the_users_own_and_admin_work_is_the_admins() {
+    let d = TestDaemon::with_config(TestConfig {
+        audit: "[audit.json_file]\npath = \"DIR/audit.jsonl\"\n".into(),
+        ..TestConfig::default()
+    });
+    let user = TempUser::create();
+    let out = d.mfactl_as(user.uid, user.gid, ["email", "clear"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let out = d.mfactl(["email", "clear", "--user", &user.name]);
+    assert!(out.status.success(), "{}", show(&out));
+    let path = d.dir().join("audit.jsonl");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let records = loop {
+        let records: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|r: &serde_json::Value| r["user"] == user.name.as_str())
+            .collect();
+        if records.len() >= 2 || std::time::Instant::now() > deadline {
+            break records;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let kinds: Vec<(&str, &str, u64)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["type"].as_str().unwrap(),
+                r["actor"].as_str().unwrap(),
+                r["peer_uid"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("self_service", "self", u64::from(user.uid)),
+            ("admin", "admin", 0)
+        ]
+    );
 }
