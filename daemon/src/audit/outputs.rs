@@ -89,6 +89,7 @@ impl Writer {
             };
             match next {
                 Ok(record) => {
+                    let json = record.json();
                     if let Some(j) = &self.journal
                         && let Err(e) = j.send(&record)
                     {
@@ -96,10 +97,10 @@ impl Writer {
                         stream::count_dropped(1);
                     }
                     if let Some(f) = &mut self.file {
-                        f.write(&record);
+                        f.write(&json);
                     }
                     if let Some(s) = &mut self.syslog {
-                        s.deliver(&record);
+                        s.deliver(&record, &json);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -134,8 +135,8 @@ impl JsonFile {
         })
     }
 
-    fn write(&mut self, record: &Record) {
-        let line = record.json() + "\n";
+    fn write(&mut self, json: &str) {
+        let line = format!("{json}\n");
         let len = line.len() as u64;
         if self.size > 0 && self.size + len > self.config.max_bytes {
             self.rotate();
@@ -234,17 +235,17 @@ impl SyslogOut {
         }
     }
 
-    fn deliver(&mut self, record: &Record) {
+    fn deliver(&mut self, record: &Record, json: &str) {
         if self.conn.is_none() && Instant::now() >= self.retry_at {
             self.reconnect();
         }
         if let Some(conn) = &mut self.conn {
-            match conn.send(record, self.pid) {
+            match conn.send(record, json, self.pid) {
                 Ok(()) => return,
                 Err(e) => self.down(&e),
             }
         }
-        self.spill(record);
+        self.spill(json);
     }
 
     /// Connects and sends the spill; on failure, waits longer next time.
@@ -302,7 +303,7 @@ impl SyslogOut {
             let Ok(record) = serde_json::from_str::<Record>(line) else {
                 continue;
             };
-            if let Err(e) = conn.send(&record, self.pid) {
+            if let Err(e) = conn.send(&record, line, self.pid) {
                 self.keep_spill(&lines[i..])?;
                 return Err(e);
             }
@@ -330,8 +331,8 @@ impl SyslogOut {
         Ok(())
     }
 
-    fn spill(&mut self, record: &Record) {
-        let line = record.json() + "\n";
+    fn spill(&mut self, json: &str) {
+        let line = format!("{json}\n");
         let len = line.len() as u64;
         if self.spilled + len > self.config.spill_max_bytes {
             stream::count_dropped(1);
@@ -373,7 +374,7 @@ mod tests {
         })
         .unwrap();
         for n in 1..=7 {
-            file.write(&record(n));
+            file.write(&record(n).json());
         }
         let seqs = |p: &Path| -> Vec<i64> {
             std::fs::read_to_string(p)

@@ -8,11 +8,14 @@
 
 use super::record::Record;
 use crate::config::{SyslogConfig, Transport};
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, recv};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +28,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// LOG_AUTHPRIV.
 pub const FACILITY: u8 = 10;
 
-/// The RFC 5424 message of `record`, from process `pid`.
-pub fn message(record: &Record, pid: u32) -> String {
+/// The RFC 5424 message of `record` (whose JSON is `json`), from process
+/// `pid`.
+pub fn message(record: &Record, json: &str, pid: u32) -> String {
     let b = &record.body;
     format!(
         "<{}>1 {} {} mfad {pid} {} {} {}",
@@ -35,7 +39,7 @@ pub fn message(record: &Record, pid: u32) -> String {
         header_field(&b.host),
         header_field(&b.kind),
         structured_data(record),
-        record.json()
+        json
     )
 }
 
@@ -139,8 +143,8 @@ impl Conn {
     }
 
     /// Sends one record; an error means the collector may not have it.
-    pub fn send(&mut self, record: &Record, pid: u32) -> io::Result<()> {
-        let msg = message(record, pid);
+    pub fn send(&mut self, record: &Record, json: &str, pid: u32) -> io::Result<()> {
+        let msg = message(record, json, pid);
         if let Conn::Udp(socket) = self {
             socket.send(msg.as_bytes())?;
             return Ok(());
@@ -164,12 +168,25 @@ impl Conn {
     /// Whether the collector still holds the connection open. It never
     /// sends us anything but TLS housekeeping, which is read and discarded.
     fn alive(&mut self) -> bool {
-        let sock = match self {
+        let tcp = match self {
             Conn::Udp(_) => return true,
-            Conn::Tcp(s) => s.try_clone(),
-            Conn::Tls(s) => s.sock.try_clone(),
+            Conn::Tcp(s) => &*s,
+            Conn::Tls(s) => &s.sock,
         };
-        let Ok(sock) = sock else { return false };
+        // The usual case in one system call: nothing to read, still open.
+        let mut byte = [0u8; 1];
+        match recv(
+            tcp.as_raw_fd(),
+            &mut byte,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+        ) {
+            Err(Errno::EAGAIN) => return true,
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+        let Ok(sock) = tcp.try_clone() else {
+            return false;
+        };
         if sock.set_nonblocking(true).is_err() {
             return false;
         }
@@ -203,7 +220,7 @@ mod tests {
         let mut e = Event::admin("al\"i]ce", "unlock", Decision::Refused, 1000, 1_795_460_645);
         e.rhost = Some("10.0.0.1".into());
         let record = Body::of(&e, Some(3), Some("ab".into())).sealed();
-        let msg = message(&record, 42);
+        let msg = message(&record, &record.json(), 42);
         let host = crate::audit::host();
         assert!(
             msg.starts_with(&format!("<84>1 2026-11-23T19:04:05Z {host} mfad 42 admin [mfad@32473 schema=\"mfad.audit.v1\" seq=\"3\" type=\"admin\"")),
