@@ -6,6 +6,7 @@
 use crate::login::checks::{self, CheckError};
 use crate::login::plan::{self, Ask, Denial, Grant, Plan};
 use crate::policy::{Facts, Nss, Why};
+use crate::store::Counter;
 use crate::{Daemon, clock, device, risk};
 use mfad_protocol::{ExplainedRule, Explanation};
 
@@ -92,7 +93,14 @@ pub fn explain(
         for step in ask.steps.iter().filter(|s| !s.decoy) {
             if let Some(until) = d
                 .store
-                .locked_until(user, checks::counter(step.factor), source, now)
+                .locked_until(
+                    user,
+                    Counter {
+                        factor: step.factor.name(),
+                        source,
+                    },
+                    now,
+                )
                 .map_err(CheckError::from)?
             {
                 locks.push(format!(
@@ -142,6 +150,10 @@ pub fn describe(plan: &Plan) -> String {
         }
         Plan::Allow(Grant::Session(covered)) => format!("allowed: {}", covered.describe()),
         Plan::Ask(ask) => describe_ask(ask),
+        Plan::Enroll => {
+            "offered TOTP enrollment in the login (QR code, first code, backup codes), then allowed"
+                .to_owned()
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use super::record::Record;
 use super::stream;
 use super::syslog::{self, Conn};
 use crate::config::{AuditConfig, JsonFileConfig, SyslogConfig, Transport};
+use crate::files::{FileError, Reading, check_ancestors, check_trusted};
 use rustls::ClientConfig;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -28,6 +29,9 @@ const LAST_RETRY: Duration = Duration::from_secs(30);
 pub enum OutputError {
     #[error("`audit.syslog.ca_file`: {0}")]
     Ca(String),
+    /// Whoever can replace an output's directory can forge or drop records.
+    #[error("[audit] output: {0}")]
+    Untrusted(#[from] FileError),
     #[error("`audit.json_file.path` {path}: {source}")]
     File { path: PathBuf, source: io::Error },
     #[error("cannot start the audit writer: {0}")]
@@ -123,6 +127,7 @@ struct JsonFile {
 
 impl JsonFile {
     fn open(config: JsonFileConfig) -> Result<Self, OutputError> {
+        check_ancestors(&config.path)?;
         let file = append(&config.path).map_err(|source| OutputError::File {
             path: config.path.clone(),
             source,
@@ -208,12 +213,16 @@ struct SyslogOut {
 
 impl SyslogOut {
     fn new(config: SyslogConfig) -> Result<Self, OutputError> {
+        // The CA decides which collector gets the records.
         let tls = match &config.transport {
             Transport::Tls { ca_file } => {
+                check_trusted(ca_file, Reading::Anyone)?;
                 Some(syslog::tls_config(ca_file).map_err(OutputError::Ca)?)
             }
             Transport::Udp | Transport::Tcp => None,
         };
+        // What waits in the spill is sent as mfad's own.
+        check_ancestors(&config.spill_file)?;
         // What an earlier run could not send waits in the spill file.
         let spilled = std::fs::metadata(&config.spill_file).map_or(0, |m| m.len());
         Ok(Self {

@@ -67,19 +67,17 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
             .and_then(device::from_auth_info),
         _ => None,
     };
+    let source = failure_source(&start, peer);
     let mut att = Attempt {
         d,
         peer,
         start: &start,
         rule,
         version: loaded.version,
-        source: start
-            .rhost
-            .as_deref()
-            .filter(|r| !r.is_empty())
-            .unwrap_or("local"),
+        source: &source,
         key,
         decoy_tries: 0,
+        offered: None,
     };
     let now = clock::now();
     let session = stepup::session_of(d, peer, &start);
@@ -116,8 +114,16 @@ async fn converse(att: &mut Attempt<'_>, io: &mut FrameIo, plan: plan::Plan, now
                     return Ending::internal(e.to_string());
                 }
             },
-            Say::Prompt { echo, text, pause } => {
+            Say::Prompt {
+                info,
+                echo,
+                text,
+                pause,
+            } => {
                 pause_for(pause).await;
+                if !info.is_empty() && io.send(Response::Info { text: info }).await.is_err() {
+                    return login.abandon("conversation aborted", att);
+                }
                 if io.send(Response::Prompt { echo, text }).await.is_err() {
                     return login.abandon("conversation aborted", att);
                 }
@@ -243,6 +249,21 @@ fn allowed(
 /// The keyed hash a ticket is stored under.
 pub(crate) fn ticket_hash(d: &Daemon, ticket: &str) -> Result<[u8; 32], CryptoError> {
     d.vault.keyed_hash("ticket", "", ticket.as_bytes())
+}
+
+/// What failures are counted against besides the account: the remote
+/// host, or for a local login the real uid of the program asking (su and
+/// sudo run as root for whoever started them), so that one local user
+/// cannot lock another out of every local login.
+fn failure_source(start: &AuthStart, peer: &Peer) -> String {
+    match (
+        start.rhost.as_deref().filter(|r| !r.is_empty()),
+        peer.real_uid,
+    ) {
+        (Some(rhost), _) => rhost.to_owned(),
+        (None, Some(uid)) => format!("local uid {uid}"),
+        (None, None) => "local".to_owned(),
+    }
 }
 
 /// The audit reason for a conversation that ended without an answer.

@@ -1,7 +1,7 @@
 //! Stored backup codes. A consumed code and a new set are synced to disk
 //! before the user hears success.
 
-use super::{Counter, Store, StoreError, insert_audit};
+use super::{Counter, Store, StoreError, clear_failures, insert_audit};
 use crate::audit::Event;
 use crate::factor::backup::Stored;
 use rusqlite::params;
@@ -15,13 +15,7 @@ impl Store {
         event: &Event,
     ) -> Result<(), StoreError> {
         self.durable(|tx| {
-            tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
-            let mut insert = tx.prepare(
-                "INSERT INTO backup_codes (user, id, salt, hash) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (id, code) in codes.iter().enumerate() {
-                insert.execute(params![user, id as i64, code.salt, code.hash])?;
-            }
+            replace(tx, user, codes)?;
             insert_audit(tx, event)
         })
     }
@@ -61,7 +55,7 @@ impl Store {
         user: &str,
         id: i64,
         now: i64,
-        counter: Counter,
+        counter: Counter<'_>,
         event: &Event,
     ) -> Result<bool, StoreError> {
         self.durable(|tx| {
@@ -70,10 +64,25 @@ impl Store {
                 params![user, id, now],
             )?;
             if used == 1 {
-                tx.execute("DELETE FROM failures WHERE user = ?1 AND channel = ?2", params![user, counter.key()])?;
+                clear_failures(tx, user, counter)?;
                 insert_audit(tx, event)?;
             }
             Ok(used == 1)
         })
     }
+}
+
+/// Replaces every backup code of `user` with `codes`.
+pub(super) fn replace(
+    tx: &rusqlite::Transaction<'_>,
+    user: &str,
+    codes: &[Stored],
+) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
+    let mut insert =
+        tx.prepare("INSERT INTO backup_codes (user, id, salt, hash) VALUES (?1, ?2, ?3, ?4)")?;
+    for (id, code) in codes.iter().enumerate() {
+        insert.execute(params![user, id as i64, code.salt, code.hash])?;
+    }
+    Ok(())
 }

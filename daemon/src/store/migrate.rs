@@ -153,7 +153,14 @@ const MIGRATIONS: &[&str] = &[
         time INTEGER NOT NULL
      );
      CREATE INDEX deliveries_by_time ON deliveries (channel, time);",
-    // 7: the audit hash chain and the fields of the mfad.audit.v1 record.
+    // 7: a check value of the key the secrets are sealed with, so a lost or
+    // wrong key is refused at start instead of failing every login.
+    "CREATE TABLE key_check (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        value BLOB NOT NULL,
+        recorded_at INTEGER NOT NULL
+     );",
+    // 8: the audit hash chain and the fields of the mfad.audit.v1 record.
     // Rows from before stay unchained; the chain starts after them.
     "ALTER TABLE audit ADD COLUMN host TEXT;
      ALTER TABLE audit ADD COLUMN kind TEXT;

@@ -13,6 +13,7 @@ pub mod crypto;
 mod deliveries;
 mod devices;
 mod history;
+mod keycheck;
 mod migrate;
 mod otp;
 mod policy;
@@ -20,6 +21,7 @@ mod sessions;
 
 pub use devices::NewDevice;
 pub use history::Visit;
+pub use keycheck::{KeyState, peek_key_state};
 pub use sessions::{NewSession, NewTicket, Proof, StoredSession};
 
 pub use contacts::ContactRow;
@@ -63,20 +65,13 @@ pub struct TotpRecord {
     pub last_step: i64,
 }
 
-/// The key failure counters and locks are kept under: one per factor. It
-/// is not the audit channel (an audit row's label), though both name the
-/// factor today.
+/// Where failures are counted: per factor (not the audit channel, though
+/// both name the factor today) and per source (a remote host, or a local
+/// caller), beside the account-wide counter of the same factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Counter(&'static str);
-
-impl Counter {
-    pub const fn new(factor: &'static str) -> Self {
-        Self(factor)
-    }
-
-    pub fn key(self) -> &'static str {
-        self.0
-    }
+pub struct Counter<'a> {
+    pub factor: &'static str,
+    pub source: &'a str,
 }
 
 /// What a failure did to the counters.
@@ -205,6 +200,22 @@ impl Store {
     /// Makes a confirmed enrollment the user's active TOTP factor, synced to
     /// disk before returning. `step` is the step of the confirming code, so
     /// that code cannot also log in.
+    /// A TOTP factor set up at login: the factor and its backup codes in
+    /// one transaction, so an interrupted enrollment leaves nothing behind.
+    pub fn enroll_totp(
+        &self,
+        user: &str,
+        totp: &NewTotp<'_>,
+        backup: &[crate::factor::hashed::Stored],
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.durable(|tx| {
+            activate(tx, user, totp)?;
+            backup::replace(tx, user, backup)?;
+            insert_audit(tx, event)
+        })
+    }
+
     pub fn activate_totp(
         &self,
         user: &str,
@@ -214,26 +225,14 @@ impl Store {
         now: i64,
         event: &Event,
     ) -> Result<(), StoreError> {
+        let totp = NewTotp {
+            sealed,
+            params: p,
+            step,
+            now,
+        };
         self.durable(|tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO totp
-                   (user, secret, algorithm, digits, period, last_step, enrolled_at, last_used)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
-                params![
-                    user,
-                    sealed,
-                    p.algorithm.as_str(),
-                    p.digits,
-                    p.period,
-                    step,
-                    now
-                ],
-            )?;
-            tx.execute("DELETE FROM totp_pending WHERE user = ?1", [user])?;
-            tx.execute(
-                "DELETE FROM failures WHERE user = ?1 AND channel = 'totp'",
-                [user],
-            )?;
+            activate(tx, user, &totp)?;
             insert_audit(tx, event)
         })
     }
@@ -245,7 +244,7 @@ impl Store {
     pub fn accept_totp_step(
         &self,
         user: &str,
-        counter: Counter,
+        counter: Counter<'_>,
         step: i64,
         now: i64,
         event: &Event,
@@ -258,8 +257,7 @@ impl Store {
             )?
             .execute(params![user, step, now])?;
         if updated == 1 {
-            tx.prepare_cached("DELETE FROM failures WHERE user = ?1 AND channel = ?2")?
-                .execute(params![user, counter.key()])?;
+            clear_failures(&tx, user, counter)?;
             insert_audit(&tx, event)?;
             tx.commit()?;
         }
@@ -272,8 +270,7 @@ impl Store {
     pub fn record_failure(
         &self,
         user: &str,
-        counter: Counter,
-        source: &str,
+        counter: Counter<'_>,
         now: i64,
         lockout: &LockoutConfig,
         event: &Event,
@@ -291,7 +288,7 @@ impl Store {
                  RETURNING count, locked_until",
             )?;
             let (count, mut locked): (u32, Option<i64>) = stmt
-                .query_row(params![user, counter.key(), src, now, duration], |r| {
+                .query_row(params![user, counter.factor, src, now, duration], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })?;
             if count >= threshold {
@@ -300,12 +297,12 @@ impl Store {
                     "UPDATE failures SET locked_until = ?4
                      WHERE user = ?1 AND channel = ?2 AND source = ?3",
                 )?
-                .execute(params![user, counter.key(), src, until])?;
+                .execute(params![user, counter.factor, src, until])?;
                 locked = Some(until);
             }
             Ok((count, locked.filter(|&t| t > now)))
         };
-        let (_, source_lock) = bump(source, lockout.threshold)?;
+        let (_, source_lock) = bump(counter.source, lockout.threshold)?;
         let (consecutive, account_lock) = bump(ACCOUNT, lockout.account_threshold)?;
         insert_audit(&tx, event)?;
         tx.commit()?;
@@ -320,8 +317,7 @@ impl Store {
     pub fn locked_until(
         &self,
         user: &str,
-        counter: Counter,
-        source: &str,
+        counter: Counter<'_>,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
         let conn = self.conn();
@@ -329,11 +325,10 @@ impl Store {
             "SELECT MAX(locked_until) FROM failures
              WHERE user = ?1 AND channel = ?2 AND source IN (?3, ?4) AND locked_until > ?5",
         )?;
-        Ok(
-            stmt.query_row(params![user, counter.key(), source, ACCOUNT, now], |r| {
-                r.get(0)
-            })?,
-        )
+        Ok(stmt.query_row(
+            params![user, counter.factor, counter.source, ACCOUNT, now],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn audit(&self, event: &Event) -> Result<(), StoreError> {
@@ -535,6 +530,53 @@ fn query_totp(
 
 /// The failure-counter source that stands for the whole account.
 pub const ACCOUNT: &str = "*";
+
+/// An active TOTP factor to store.
+pub struct NewTotp<'a> {
+    pub sealed: &'a [u8],
+    pub params: TotpParams,
+    /// The step of the code that confirmed it (accepted once already).
+    pub step: i64,
+    pub now: i64,
+}
+
+fn activate(tx: &rusqlite::Transaction<'_>, user: &str, t: &NewTotp<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR REPLACE INTO totp
+           (user, secret, algorithm, digits, period, last_step, enrolled_at, last_used)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+        params![
+            user,
+            t.sealed,
+            t.params.algorithm.as_str(),
+            t.params.digits,
+            t.params.period,
+            t.step,
+            t.now
+        ],
+    )?;
+    tx.execute("DELETE FROM totp_pending WHERE user = ?1", [user])?;
+    tx.execute(
+        "DELETE FROM failures WHERE user = ?1 AND channel = 'totp'",
+        [user],
+    )?;
+    Ok(())
+}
+
+/// After a success: the counters of this source and of the whole account
+/// start again. Other sources keep theirs: a login that succeeds from one
+/// place does not lift a lock another place earned.
+pub(crate) fn clear_failures(
+    conn: &Connection,
+    user: &str,
+    counter: Counter<'_>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "DELETE FROM failures WHERE user = ?1 AND channel = ?2 AND source IN (?3, ?4)",
+    )?
+    .execute(params![user, counter.factor, counter.source, ACCOUNT])?;
+    Ok(())
+}
 
 /// Appends an audit row to the hash chain, in the caller's transaction.
 pub(crate) fn insert_audit(conn: &Connection, e: &Event) -> Result<(), StoreError> {
