@@ -1,6 +1,6 @@
 //! [`Collector`]: a real rsyslogd receiving the audit stream on a loopback
-//! port, over TLS (GnuTLS driver, a test CA made here with openssl) or plain
-//! TCP, writing each message's structured data and text to a file. It runs
+//! port, over TLS (GnuTLS driver, a test CA made here with openssl), plain
+//! TCP or UDP, writing each message's structured data and text to a file. It runs
 //! with its own config in a temporary directory: no system config, no
 //! system service, no /dev/log.
 
@@ -12,7 +12,15 @@ use std::time::{Duration, Instant};
 pub struct Collector {
     dir: tempfile::TempDir,
     pub port: u16,
+    listener: Listener,
     child: Option<Child>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Tls,
+    Tcp,
+    Udp,
 }
 
 /// One message as received: the structured data and the JSON text.
@@ -24,20 +32,42 @@ pub struct Received {
 impl Collector {
     /// Starts rsyslogd with a TLS listener and waits until it listens.
     pub fn start_tls() -> Collector {
+        Self::start(Listener::Tls)
+    }
+
+    /// Starts rsyslogd with a listener of the given kind.
+    pub fn start(listener: Listener) -> Collector {
         let dir = tempfile::Builder::new()
             .prefix("mfad-rsyslog-")
             .tempdir()
             .expect("create the collector's directory");
-        make_ca(dir.path());
         let port = free_port();
         let d = dir.path().display();
-        let conf = format!(
-            r#"global(workDirectory="{d}/work" maxMessageSize="64k"
-       defaultNetstreamDriverCAFile="{d}/ca.pem"
+        let input = match listener {
+            Listener::Tls => {
+                make_ca(dir.path());
+                format!(
+                    r#"global(defaultNetstreamDriverCAFile="{d}/ca.pem"
        defaultNetstreamDriverCertFile="{d}/server.pem"
        defaultNetstreamDriverKeyFile="{d}/server.key")
 module(load="imtcp" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon")
-input(type="imtcp" port="{port}" address="127.0.0.1")
+input(type="imtcp" port="{port}" address="127.0.0.1")"#
+                )
+            }
+            Listener::Tcp => {
+                format!(
+                    "module(load=\"imtcp\")\ninput(type=\"imtcp\" port=\"{port}\" address=\"127.0.0.1\")"
+                )
+            }
+            Listener::Udp => {
+                format!(
+                    "module(load=\"imudp\")\ninput(type=\"imudp\" port=\"{port}\" address=\"127.0.0.1\")"
+                )
+            }
+        };
+        let conf = format!(
+            r#"global(workDirectory="{d}/work" maxMessageSize="64k")
+{input}
 template(name="sd_msg" type="string" string="%structured-data%\t%msg%\n")
 action(type="omfile" file="{d}/received.log" template="sd_msg")
 "#
@@ -47,6 +77,7 @@ action(type="omfile" file="{d}/received.log" template="sd_msg")
         let mut c = Collector {
             dir,
             port,
+            listener,
             child: None,
         };
         c.launch();
@@ -76,7 +107,14 @@ action(type="omfile" file="{d}/received.log" template="sd_msg")
             );
         self.child = Some(child);
         let until = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        // rsyslogd writes its pid file once its inputs are set up; a TCP
+        // listener is also checked by connecting.
+        let ready = |c: &Self| {
+            d.join("rsyslogd.pid").exists()
+                && (c.listener == Listener::Udp
+                    || TcpStream::connect(("127.0.0.1", c.port)).is_ok())
+        };
+        while !ready(self) {
             assert!(
                 Instant::now() < until,
                 "rsyslogd does not listen on port {}: {}",

@@ -8,7 +8,7 @@
 use mfad_tests::bins;
 use mfad_tests::daemon::{SyslogReceiver, TEST_RHOST, show};
 use mfad_tests::pam::PAM_AUTH_ERR;
-use mfad_tests::rsyslog::{Collector, Received};
+use mfad_tests::rsyslog::{Collector, Listener, Received};
 use mfad_tests::users::{TempUser, unique_name};
 use mfad_tests::{TestConfig, TestDaemon};
 use std::collections::BTreeSet;
@@ -362,4 +362,44 @@ fn self_service_is_the_users_own_and_admin_work_is_the_admins() {
             ("admin", "admin", 0)
         ]
     );
+}
+
+#[test]
+fn plain_tcp_and_udp_collectors_get_the_records() {
+    for (listener, scheme) in [(Listener::Tcp, "tcp"), (Listener::Udp, "udp")] {
+        let collector = Collector::start(listener);
+        let d = TestDaemon::with_config(TestConfig {
+            audit: format!(
+                "[audit.syslog]\nurl = \"{scheme}://127.0.0.1:{}\"\n\
+                 spill_file = \"DIR/state/spill.jsonl\"\n",
+                collector.port
+            ),
+            ..TestConfig::default()
+        });
+        let target = unique_name("pln");
+        // UDP cannot tell whether the collector listens yet: an event is
+        // repeated until one arrives.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let got = loop {
+            unlock(&d, &target);
+            std::thread::sleep(Duration::from_millis(200));
+            let got = collector.received();
+            if !by_user(&got, &target).is_empty() {
+                break got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{scheme}: nothing for {target} reached the collector\n{}",
+                d.log_text()
+            );
+        };
+        let r = by_user(&got, &target)[0];
+        assert_eq!(r.record["type"], "admin", "{scheme}");
+        assert_eq!(r.record["schema"], "mfad.audit.v1", "{scheme}");
+        assert!(
+            r.sd.contains(&format!("user=\"{target}\"")),
+            "{scheme}: {}",
+            r.sd
+        );
+    }
 }
