@@ -198,7 +198,7 @@ fn follow_streams_json_records() {
 }
 
 #[test]
-fn audit_verify_names_an_edited_and_a_deleted_row() {
+fn audit_verify_trusts_a_pruned_start_and_names_an_edited_and_a_deleted_row() {
     let mut d = TestDaemon::start();
     let users: Vec<String> = (0..4).map(|_| unique_name("ver")).collect();
     for u in &users {
@@ -220,18 +220,33 @@ fn audit_verify_names_an_edited_and_a_deleted_row() {
     let before_deleted = id_of(&d, &users[1]);
     let after_deleted = id_of(&d, &users[3]);
     // The daemon holds the database exclusively: edit it while it is down.
-    d.stop();
-    let db = d.dir().join("state/mfad.db");
-    let out = Command::new("sqlite3")
-        .arg(&db)
-        .arg(format!(
+    let sql = |d: &mut TestDaemon, statements: String| {
+        d.stop();
+        let out = Command::new("sqlite3")
+            .arg(d.dir().join("state/mfad.db"))
+            .arg(statements)
+            .output()
+            .expect("run sqlite3");
+        assert!(out.status.success(), "{}", show(&out));
+        d.launch();
+    };
+
+    // Rows removed from the start, as pruning by age does: what is kept
+    // still verifies, from the oldest kept row.
+    sql(&mut d, format!("DELETE FROM audit WHERE id < {edited};"));
+    let out = d.mfactl(["audit", "verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(text.contains(&format!("rows {edited} to ")), "{text}");
+    assert!(text.contains("The audit chain is intact."), "{text}");
+
+    sql(
+        &mut d,
+        format!(
             "UPDATE audit SET decision = 'refused' WHERE id = {edited}; \
              DELETE FROM audit WHERE id = {deleted};"
-        ))
-        .output()
-        .expect("run sqlite3");
-    assert!(out.status.success(), "{}", show(&out));
-    d.launch();
+        ),
+    );
     let out = d.mfactl(["audit", "verify"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
