@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
 
+mod audit;
 mod channels;
 mod delivery;
+
+pub use audit::{AuditConfig, JsonFileConfig, SyslogConfig, Transport};
 
 pub use delivery::{
     CODE_MESSAGE, CodeProfile, EmailConfig, GENERIC_REQUEST, GenericBody, GenericProvider,
@@ -19,9 +22,6 @@ pub use delivery::{
 pub const CONFIG_VERSION: u32 = 1;
 /// NIST SP 800-63B: at most 100 consecutive failures per account.
 const MAX_ACCOUNT_THRESHOLD: u32 = 100;
-/// Audit rows are kept a year by default; 0 keeps them for ever.
-const DEFAULT_RETENTION_DAYS: u32 = 365;
-const MAX_RETENTION_DAYS: u32 = 36_500;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -87,12 +87,12 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     backup: RawBackup,
-    #[serde(default)]
-    audit: RawAudit,
     sms: Option<delivery::RawSms>,
     email: Option<delivery::RawEmail>,
     #[serde(default)]
     login_notification: delivery::RawNotification,
+    #[serde(default)]
+    audit: audit::RawAudit,
     #[serde(default)]
     testing: RawTesting,
 }
@@ -109,12 +109,6 @@ struct RawTesting {
 struct RawBackup {
     count: Option<u32>,
     length: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAudit {
-    retention_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,13 +158,12 @@ pub struct Config {
     pub lockout: LockoutConfig,
     pub limits: LimitsConfig,
     pub backup: BackupConfig,
-    /// How long audit rows are kept; `None`: for ever.
-    pub audit_retention: Option<Duration>,
     /// Codes by text message; `None`: the `sms` factor is unavailable.
     pub sms: Option<SmsConfig>,
     /// Codes by email; `None`: the `email` factor is unavailable.
     pub email: Option<EmailConfig>,
     pub login_notification: NotificationConfig,
+    pub audit: AuditConfig,
     /// Seconds added to the wall clock (`[testing] clock_offset_secs`), so
     /// tests can move time without sleeping. Zero in production.
     pub clock_offset: i64,
@@ -363,15 +356,6 @@ impl Config {
                 "must be 8 to 32 characters".to_owned(),
             ));
         }
-        let retention_days = raw.audit.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
-        if retention_days > MAX_RETENTION_DAYS {
-            return Err(invalid(
-                "audit.retention_days",
-                format!("must be 0 (keep for ever) to {MAX_RETENTION_DAYS}"),
-            ));
-        }
-        let audit_retention =
-            (retention_days > 0).then(|| Duration::from_secs(u64::from(retention_days) * 86_400));
         let checker = delivery::Checker { path };
         let sms = raw.sms.as_ref().map(|s| checker.sms(s)).transpose()?;
         let email = raw.email.as_ref().map(|e| checker.email(e)).transpose()?;
@@ -388,9 +372,11 @@ impl Config {
         if !(1..=64).contains(&worker_threads) {
             return Err(invalid("worker_threads", "must be 1 to 64".to_owned()));
         }
+        let database = raw.database.unwrap_or_else(|| paths::DATABASE.into());
+        let audit = audit::check(raw.audit, path, &database)?;
         Ok(Config {
             socket: raw.socket.unwrap_or_else(|| paths::SOCKET.into()),
-            database: raw.database.unwrap_or_else(|| paths::DATABASE.into()),
+            database,
             key_file: raw.key_file.unwrap_or_else(|| paths::KEY.into()),
             policy_file: raw.policy_file.unwrap_or_else(|| paths::POLICY.into()),
             admin_group: raw.admin_group.filter(|g| !g.is_empty()),
@@ -402,10 +388,10 @@ impl Config {
             lockout,
             limits,
             backup,
-            audit_retention,
             sms,
             email,
             login_notification,
+            audit,
             clock_offset,
         })
     }
@@ -421,7 +407,7 @@ impl Config {
              totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
              lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
              limits: {} connections, {} per non-root uid, idle {} s, frame {} s, conversation {} s\n\
-             backup codes: {} of {} characters\naudit: rows kept {}\n{}{}login notification: {}\n{}",
+             backup codes: {} of {} characters\n{}{}login notification: {}\n{}{}",
             self.socket,
             self.database,
             self.key_file,
@@ -453,11 +439,6 @@ impl Config {
             m.conversation_timeout.as_secs(),
             self.backup.count,
             self.backup.length,
-            self.audit_retention
-                .map_or("for ever".to_owned(), |d| format!(
-                    "{} days",
-                    d.as_secs() / 86_400
-                )),
             self.sms
                 .as_ref()
                 .map_or_else(|| "sms: not configured\n".to_owned(), SmsConfig::describe),
@@ -470,6 +451,7 @@ impl Config {
             } else {
                 "off"
             },
+            self.audit.describe(),
             match self.clock_offset {
                 0 => String::new(),
                 n => format!(
@@ -496,16 +478,16 @@ mod tests {
         assert_eq!(c.totp.window, 1);
         assert_eq!(c.lockout.threshold, 5);
         assert!(c.syslog);
-        assert_eq!(c.audit_retention, Some(Duration::from_secs(365 * 86_400)));
+        assert_eq!(c.audit.retention, Some(Duration::from_secs(365 * 86_400)));
     }
 
     #[test]
     fn audit_retention_is_in_days_and_zero_keeps_for_ever() {
         let c = parse("version = 1\n[audit]\nretention_days = 30\n").unwrap();
-        assert_eq!(c.audit_retention, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(c.audit.retention, Some(Duration::from_secs(30 * 86_400)));
         assert!(c.describe().contains("audit: rows kept 30 days"));
         let c = parse("version = 1\n[audit]\nretention_days = 0\n").unwrap();
-        assert_eq!(c.audit_retention, None);
+        assert_eq!(c.audit.retention, None);
         assert!(c.describe().contains("audit: rows kept for ever"));
         let err = parse("version = 1\n[audit]\nretention_days = 36501\n")
             .unwrap_err()

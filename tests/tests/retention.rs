@@ -1,6 +1,6 @@
 //! Audit retention with the real daemon: the maintenance that runs at start
 //! (and every 10 minutes) deletes the audit rows older than
-//! `[audit] retention_days`, and keeps the newer ones.
+//! `[audit] retention_days`, and keeps the newer ones and an intact chain.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -20,7 +20,7 @@ fn users_in_audit(d: &TestDaemon) -> Vec<String> {
 #[test]
 fn audit_rows_older_than_the_retention_are_deleted_and_newer_ones_kept() {
     let mut d = TestDaemon::with_config(TestConfig {
-        audit_retention_days: Some(1),
+        audit: "[audit]\nretention_days = 1".into(),
         ..TestConfig::default()
     });
     let old = unique_name("old");
@@ -45,6 +45,9 @@ fn audit_rows_older_than_the_retention_are_deleted_and_newer_ones_kept() {
     }
     let users = users_in_audit(&d);
     assert!(users.contains(&new), "today's rows went too: {users:?}");
+    // The hash chain still verifies, from the oldest row left.
+    let out = d.mfactl(["audit", "verify"]);
+    assert!(out.status.success(), "{}", mfad_tests::daemon::show(&out));
     assert!(
         d.log_text()
             .contains("audit rows older than audit.retention_days")

@@ -42,26 +42,14 @@ fn prune(conn: &Connection, before: i64, batch: i64) -> Result<usize, StoreError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::Event;
+    use crate::audit::{Decision, Event};
     use crate::store::{insert_audit, migrate};
 
     fn table(times: &[i64]) -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate::migrate(&mut conn).unwrap();
         for &time in times {
-            let e = Event {
-                time,
-                user: "alice".into(),
-                service: "sshd".into(),
-                rhost: None,
-                tty: None,
-                channel: "totp",
-                decision: "deny",
-                reason: "wrong code".into(),
-                peer_uid: 0,
-                rule: None,
-                policy_version: None,
-            };
+            let e = Event::admin("alice", "user reset", Decision::Done, 0, time);
             insert_audit(&conn, &e).unwrap();
         }
         conn
