@@ -82,15 +82,18 @@ impl Event {
         self
     }
 
-    /// An event about an administrative or self-service action on `user`.
+    /// An event about an administrative or self-service action on `user`:
+    /// channel `self` when the caller acts on their own account (by uid),
+    /// `admin` otherwise.
     pub fn admin(user: &str, action: &str, decision: Decision, peer_uid: u32, time: i64) -> Self {
+        let own = crate::peer::uid_of(user) == Some(peer_uid);
         Self {
             time,
             user: user.to_owned(),
             service: "mfactl".to_owned(),
             rhost: None,
             tty: None,
-            channel: "admin",
+            channel: if own { "self" } else { "admin" },
             decision: decision.as_str(),
             reason: action.to_owned(),
             peer_uid,

@@ -61,6 +61,9 @@ pub enum Request {
         /// Replace an active TOTP factor (root and admins only).
         #[serde(default)]
         replace: bool,
+        /// Go on although no local account has this name.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     EnrollTotpConfirm {
         #[serde(default)]
@@ -85,6 +88,14 @@ pub enum Request {
         #[serde(default = "default_audit_limit")]
         limit: u32,
     },
+    /// The logins of one account (`None`: the caller's own), newest first:
+    /// the audit rows of its authentications. Answered with `audit`.
+    LoginHistory {
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default = "default_audit_limit")]
+        limit: u32,
+    },
     /// Issues a new set of backup codes, voiding the old ones.
     BackupCodesRegenerate {
         #[serde(default)]
@@ -99,6 +110,9 @@ pub enum Request {
         address: SecretString,
         #[serde(default)]
         verified: bool,
+        /// Go on although no local account has this name.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     /// Confirms a pending destination with the code sent to it.
     ContactVerify {
@@ -143,9 +157,11 @@ pub enum Request {
     SessionOpen(SessionReport),
     /// From the session hook of pam_mfa.so (root only): the session ended.
     SessionClose(SessionReport),
-    /// Active login sessions (root and admins).
+    /// Active login sessions: every one for root and admins, the caller's
+    /// own for anyone else.
     SessionList,
-    /// Ends a session: its processes are terminated (root and admins).
+    /// Ends a session: its processes are terminated (root and admins; a
+    /// user their own).
     SessionKill {
         id: i64,
     },
@@ -497,6 +513,12 @@ pub struct UserStatus {
     /// Phone number and email address, masked.
     #[serde(default)]
     pub contacts: Vec<ContactInfo>,
+    /// Trusted devices not yet expired.
+    #[serde(default)]
+    pub trusted_devices: u32,
+    /// The last login that was let in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_login: Option<AuditRow>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

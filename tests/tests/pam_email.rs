@@ -143,7 +143,7 @@ fn a_user_with_only_a_phone_and_one_with_only_an_email_address_each_log_in() {
 fn a_new_address_is_verified_with_the_code_sent_to_it_and_shown_masked() {
     let (mut d, smtp) = email_daemon("email", |_| {});
     let user = unique_name("vera");
-    let out = d.mfactl(["email", "set", ADDRESS, "--user", &user]);
+    let out = d.mfactl(["email", "set", ADDRESS, "--user", &user, "--force"]);
     assert!(out.status.success(), "{}", show(&out));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -208,7 +208,7 @@ fn a_new_address_is_verified_with_the_code_sent_to_it_and_shown_masked() {
         );
     }
     // Sends to one user keep the cooldown, whatever their purpose.
-    let out = d.mfactl(["email", "set", "other@example.com", "--user", &user]);
+    let out = d.mfactl(["email", "set", "other@example.com", "--user", &user, "--force"]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("A new code can be sent in"),
         "{}",
@@ -217,7 +217,7 @@ fn a_new_address_is_verified_with_the_code_sent_to_it_and_shown_masked() {
     // A verification code expires too.
     d.config_mut().clock_offset_secs = 60;
     d.restart();
-    let out = d.mfactl(["email", "set", "other@example.com", "--user", &user]);
+    let out = d.mfactl(["email", "set", "other@example.com", "--user", &user, "--force"]);
     assert!(out.status.success(), "{}", show(&out));
     let late = smtp.last_code();
     d.config_mut().clock_offset_secs = 60 + 301;

@@ -98,6 +98,8 @@ fn bob() -> Response {
         backup_codes: 0,
         locks: vec![],
         contacts: vec![],
+        trusted_devices: 0,
+        last_login: None,
     })
 }
 
@@ -107,7 +109,8 @@ fn status_asks_for_own_or_named_account() {
     assert_eq!(out.requests, vec![json!({"type": "status", "user": null})]);
     assert_eq!(
         out.stdout,
-        "user: bob\ntotp: not enrolled\nbackup codes: 0 left\nphone: not set\nemail: not set\nlocks: none\n"
+        "user: bob\ntotp: not enrolled\nbackup codes: 0 left\nphone: not set\nemail: not set\n\
+         trusted devices: 0\nlast login: none recorded\nlocks: none\n"
     );
     let out = mfactl(
         &["--json", "status", "--user", "bob"],

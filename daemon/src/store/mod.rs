@@ -438,27 +438,10 @@ impl Store {
 
     pub fn audit_rows(&self, user: Option<&str>, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, time, user, service, rhost, tty, channel, decision, reason, peer_uid,
-                    rule, policy_version
-             FROM audit WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![user, limit], |r| {
-            Ok(AuditRow {
-                id: r.get(0)?,
-                time: r.get(1)?,
-                user: r.get(2)?,
-                service: r.get(3)?,
-                rhost: r.get(4)?,
-                tty: r.get(5)?,
-                channel: r.get(6)?,
-                decision: r.get(7)?,
-                reason: r.get(8)?,
-                peer_uid: r.get(9)?,
-                rule: r.get(10)?,
-                policy_version: r.get(11)?,
-            })
-        })?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![user, limit], audit_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -559,4 +542,25 @@ pub(crate) fn insert_audit(conn: &Connection, e: &Event) -> Result<(), StoreErro
         e.policy_version
     ])?;
     Ok(())
+}
+
+/// The columns [`audit_row`] reads, in its order.
+const AUDIT_COLUMNS: &str =
+    "id, time, user, service, rhost, tty, channel, decision, reason, peer_uid, rule, policy_version";
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: r.get(0)?,
+        time: r.get(1)?,
+        user: r.get(2)?,
+        service: r.get(3)?,
+        rhost: r.get(4)?,
+        tty: r.get(5)?,
+        channel: r.get(6)?,
+        decision: r.get(7)?,
+        reason: r.get(8)?,
+        peer_uid: r.get(9)?,
+        rule: r.get(10)?,
+        policy_version: r.get(11)?,
+    })
 }

@@ -72,6 +72,8 @@ pub fn enroll(daemon: &TestDaemon, n: usize) -> (Vec<BenchUser>, Duration) {
         let offer = match call(Request::EnrollTotpBegin {
             user: Some(name.clone()),
             replace: false,
+            // Bench users are names only, not local accounts.
+            force: true,
         }) {
             Response::EnrollmentOffer(offer) => offer,
             other => panic!("enroll begin for {name}: {other:?}"),
