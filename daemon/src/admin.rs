@@ -158,7 +158,7 @@ pub(crate) fn status(d: &Daemon, user: &str) -> Result<Response, Refusal> {
         locks: d.store.locks(user, now, &d.config.lockout)?,
         contacts: crate::contacts::info(d, user)?,
         trusted_devices: u32::try_from(d.store.devices(user, now)?.len()).unwrap_or(u32::MAX),
-        last_login: d.store.logins(user, 1, true)?.pop(),
+        last_login: d.store.logins(user, 1, true)?.pop().map(Box::new),
     }))
 }
 
@@ -317,7 +317,9 @@ pub(crate) fn unknown_account(
     ));
     Err(Refusal::new(
         ErrorCode::NoSuchUser,
-        format!("{what}: {warning}; check the name, or pass --force for an account this machine does not know yet"),
+        format!(
+            "{what}: {warning}; check the name, or pass --force for an account this machine does not know yet"
+        ),
     ))
 }
 

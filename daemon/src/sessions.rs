@@ -205,8 +205,15 @@ pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal>
         };
         let role = peer::role(peer, d.config.admin_group.as_deref());
         if !may_manage(role, peer.uid, s.uid) {
-            let why = format!("sessions kill: session {id} is not yours; you may end only your own");
-            let mut event = Event::admin(&s.info.user, &why, Decision::Refused, peer.uid, clock::now());
+            let why =
+                format!("sessions kill: session {id} is not yours; you may end only your own");
+            let mut event = Event::admin(
+                &s.info.user,
+                &why,
+                Decision::Refused,
+                peer.uid,
+                clock::now(),
+            );
             event.service = s.info.service.clone();
             d.record(&event);
             return Err(Refusal::new(ErrorCode::PermissionDenied, why));

@@ -535,9 +535,9 @@ pub struct UserStatus {
     /// Trusted devices not yet expired.
     #[serde(default)]
     pub trusted_devices: u32,
-    /// The last login that was let in.
+    /// The last login that was let in (its audit row; boxed, it is large).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_login: Option<AuditRow>,
+    pub last_login: Option<Box<AuditRow>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -684,6 +684,7 @@ impl Request {
             | Request::UserReset { .. }
             | Request::UserUnlock { .. }
             | Request::AuditQuery { .. }
+            | Request::LoginHistory { .. }
             | Request::BackupCodesRegenerate { .. }
             | Request::ContactSet { .. }
             | Request::ContactVerify { .. }

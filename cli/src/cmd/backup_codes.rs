@@ -127,7 +127,11 @@ pub fn page(user: &str, host: &str, issued: &str, codes: &[SecretString]) -> Zer
         host = clean_line(host),
     ));
     for (n, code) in codes.iter().enumerate() {
-        text.push_str(&format!("  {:>2}.  {:<24}  [ ]\n", n + 1, clean_line(code.expose())));
+        text.push_str(&format!(
+            "  {:>2}.  {:<24}  [ ]\n",
+            n + 1,
+            clean_line(code.expose())
+        ));
     }
     text
 }
@@ -233,7 +237,10 @@ mod tests {
         let out = mfactl(&args, vec![codes("ok")], "", false);
         assert!(out.result.is_ok(), "{:?}", out.result.err());
         assert!(!out.stdout.contains("1111-2222"), "{}", out.stdout);
-        assert!(out.stdout.starts_with("2 new backup codes for alice written to "));
+        assert!(
+            out.stdout
+                .starts_with("2 new backup codes for alice written to ")
+        );
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -249,7 +256,12 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
         // A refusal leaves no file behind.
         let other = dir.path().join("other.txt");
-        let args = ["backup-codes", "regenerate", "--output", other.to_str().unwrap()];
+        let args = [
+            "backup-codes",
+            "regenerate",
+            "--output",
+            other.to_str().unwrap(),
+        ];
         let out = mfactl(&args, vec![error(ErrorCode::PermissionDenied)], "", false);
         assert!(out.result.is_err());
         assert!(!other.exists());
@@ -257,11 +269,24 @@ mod tests {
 
     #[test]
     fn the_page_numbers_the_codes() {
-        let text = page("bob", "web1", "2026-01-01 00:00:00Z", &["ab-cd".into(), "ef".into()]);
-        assert!(text.starts_with("Backup codes for bob on web1\nIssued 2026-01-01 00:00:00Z by mfad\n\n"));
-        assert!(text.ends_with(
-            "\n   1.  ab-cd                     [ ]\n   2.  ef                        [ ]\n"
-        ), "{}", text.as_str());
+        let text = page(
+            "bob",
+            "web1",
+            "2026-01-01 00:00:00Z",
+            &["ab-cd".into(), "ef".into()],
+        );
+        assert!(
+            text.starts_with(
+                "Backup codes for bob on web1\nIssued 2026-01-01 00:00:00Z by mfad\n\n"
+            )
+        );
+        assert!(
+            text.ends_with(
+                "\n   1.  ab-cd                     [ ]\n   2.  ef                        [ ]\n"
+            ),
+            "{}",
+            text.as_str()
+        );
     }
 
     #[test]

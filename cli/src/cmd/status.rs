@@ -67,7 +67,12 @@ pub fn render(status: &UserStatus) -> String {
             "last login: {} to {} from {}\n",
             utc(row.time),
             clean_line(&row.service),
-            clean_line(row.rhost.as_deref().or(row.tty.as_deref()).unwrap_or("this machine")),
+            clean_line(
+                row.rhost
+                    .as_deref()
+                    .or(row.tty.as_deref())
+                    .unwrap_or("this machine")
+            ),
         ),
         None => "last login: none recorded\n".to_owned(),
     });
@@ -156,7 +161,7 @@ mod tests {
                 },
             ],
             trusted_devices: 2,
-            last_login: Some(mfad_protocol::AuditRow {
+            last_login: Some(Box::new(mfad_protocol::AuditRow {
                 id: 9,
                 time: 1_795_460_705,
                 user: "alice".into(),
@@ -169,7 +174,7 @@ mod tests {
                 peer_uid: 0,
                 rule: None,
                 policy_version: Some(1),
-            }),
+            })),
         }
     }
 

@@ -374,7 +374,12 @@ impl Checker<'_> {
             .verify_message
             .clone()
             .unwrap_or_else(|| DEFAULT_SMS_VERIFY.to_owned());
-        self.template("sms.verify_message", &verify_message, CODE_MESSAGE, &["code"])?;
+        self.template(
+            "sms.verify_message",
+            &verify_message,
+            CODE_MESSAGE,
+            &["code"],
+        )?;
         if let Some(proxy) = &raw.proxy {
             reqwest::Proxy::all(proxy.as_str())
                 .map_err(|e| self.invalid("sms.proxy", format!("is not a proxy URL ({e})")))?;

@@ -547,8 +547,7 @@ pub(crate) fn insert_audit(conn: &Connection, e: &Event) -> Result<(), StoreErro
 }
 
 /// The columns [`audit_row`] reads, in its order.
-const AUDIT_COLUMNS: &str =
-    "id, time, user, service, rhost, tty, channel, decision, reason, peer_uid, rule, policy_version";
+const AUDIT_COLUMNS: &str = "id, time, user, service, rhost, tty, channel, decision, reason, peer_uid, rule, policy_version";
 
 fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     Ok(AuditRow {
