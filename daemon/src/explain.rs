@@ -150,6 +150,10 @@ pub fn describe(plan: &Plan) -> String {
         }
         Plan::Allow(Grant::Session(covered)) => format!("allowed: {}", covered.describe()),
         Plan::Ask(ask) => describe_ask(ask),
+        Plan::Enroll => {
+            "offered TOTP enrollment in the login (QR code, first code, backup codes), then allowed"
+                .to_owned()
+        }
     }
 }
 

@@ -96,7 +96,16 @@ pub enum Unenrolled {
     Allow,
     /// Allowed until this unix time (the end of the given day, UTC), then denied.
     GraceUntil(i64),
+    /// Offered TOTP enrollment inside the login (QR code, first code,
+    /// backup codes), then let in. Only in rules for chosen services, never
+    /// privileged ones.
+    Enroll,
 }
+
+/// Services where a login must never be the place to set up a factor:
+/// whoever reaches them is already someone else's session.
+pub const PRIVILEGED_SERVICES: [&str; 7] =
+    ["sudo", "sudo-i", "su", "su-l", "pkexec", "doas", "polkit-1"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrustedDevices {

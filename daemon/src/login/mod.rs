@@ -77,6 +77,7 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
         source: &source,
         key,
         decoy_tries: 0,
+        offered: None,
     };
     let now = clock::now();
     let session = stepup::session_of(d, peer, &start);
@@ -113,8 +114,16 @@ async fn converse(att: &mut Attempt<'_>, io: &mut FrameIo, plan: plan::Plan, now
                     return Ending::internal(e.to_string());
                 }
             },
-            Say::Prompt { echo, text, pause } => {
+            Say::Prompt {
+                info,
+                echo,
+                text,
+                pause,
+            } => {
                 pause_for(pause).await;
+                if !info.is_empty() && io.send(Response::Info { text: info }).await.is_err() {
+                    return login.abandon("conversation aborted", att);
+                }
                 if io.send(Response::Prompt { echo, text }).await.is_err() {
                     return login.abandon("conversation aborted", att);
                 }
