@@ -31,6 +31,7 @@ struct RawHost {
     class: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
+    device_services: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -76,6 +77,9 @@ pub fn parse(text: &str, dir: &dyn Directory) -> (Option<Policy>, Diagnostics) {
         .map(|h| Host {
             class: h.class,
             tags: h.tags,
+            device_services: h
+                .device_services
+                .unwrap_or_else(|| Host::default().device_services),
         })
         .unwrap_or_default();
     let groups = service_groups(&mut cx, &raw.service_groups);

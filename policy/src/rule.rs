@@ -151,8 +151,29 @@ pub struct Rule {
 }
 
 /// Facts about this host, from the policy's `[host]` table.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Host {
     pub class: Option<String>,
     pub tags: Vec<String>,
+    /// The PAM services that vouch for the SSH key of their first method
+    /// (`SSH_AUTH_INFO_0`), so that it may count as a trusted device: sshd
+    /// alone by default. A key any other service passes along is ignored.
+    pub device_services: Vec<String>,
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Self {
+            class: None,
+            tags: Vec::new(),
+            device_services: vec!["sshd".to_owned()],
+        }
+    }
+}
+
+impl Host {
+    /// Whether `service` may bring a trusted device.
+    pub fn vouches_for_devices(&self, service: &str) -> bool {
+        self.device_services.iter().any(|s| s == service)
+    }
 }

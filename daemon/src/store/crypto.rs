@@ -167,7 +167,7 @@ fn keyed(key: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], CryptoError> {
 
 /// Constant-time equality of two byte strings (lengths are not secret).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    bool::from(subtle::ConstantTimeEq::ct_eq(a, b))
 }
 
 /// Fills a buffer from the OS CSPRNG.

@@ -636,3 +636,14 @@ fn enrollment_at_login_is_only_for_chosen_unprivileged_services_asking_totp() {
     );
     one_error(&sms, 5, "\"enroll\"", "sets up TOTP");
 }
+
+#[test]
+fn only_the_services_the_host_names_vouch_for_devices() {
+    let (policy, _) = Policy::from_text(CATCH_ALL, &FakeDir::standard()).unwrap();
+    assert!(policy.host.vouches_for_devices("sshd"));
+    assert!(!policy.host.vouches_for_devices("sudo"));
+    let text = format!("[host]\ndevice_services = [\"sshd\", \"sshd-alt\"]\n{CATCH_ALL}");
+    let (policy, _) = Policy::from_text(&text, &FakeDir::standard()).unwrap();
+    assert!(policy.host.vouches_for_devices("sshd-alt"));
+    assert!(!policy.host.vouches_for_devices("su"));
+}
