@@ -14,6 +14,7 @@ mod explain;
 pub mod factor;
 pub mod files;
 pub mod geo;
+mod import;
 mod io;
 pub mod keys;
 mod limits;

@@ -11,7 +11,7 @@ use crate::audit::{Decision, Event};
 use crate::authz::{Access, Target, authorize};
 use crate::io::FrameIo;
 use crate::peer::{self, Peer};
-use crate::{Daemon, clock, contacts, login, sessions, validate};
+use crate::{Daemon, clock, contacts, import, login, sessions, validate};
 use mfad_protocol::{Channel, ErrorCode, Request, Response};
 
 /// Who may make a request, and about whom.
@@ -91,6 +91,7 @@ pub fn route(request: &Request) -> Route<'_> {
             Account(user.as_deref()),
             by_channel(*channel, "phone clear", "email clear"),
         ),
+        Request::ImportTotp(i) => (Admin, Account(Some(&i.user)), "import"),
         Request::PolicyReload => (Admin, Nothing, "policy reload"),
         Request::PolicyHistory => (Admin, Nothing, "policy history"),
         Request::PolicyShow { .. } => (Admin, Nothing, "policy show"),
@@ -225,6 +226,7 @@ pub async fn dispatch(
             contacts::verify(d, peer, &user, channel, &code)
         }
         Request::ContactClear { channel, .. } => contacts::clear(d, peer, &user, channel),
+        Request::ImportTotp(i) => import::totp(d, peer, &i),
         Request::PolicyReload => Ok(admin::reload(d, peer)),
         Request::PolicyHistory => admin::policy_history(d),
         Request::PolicyShow { version } => admin::policy_show(d, version),
@@ -363,6 +365,14 @@ mod tests {
                 Account(None),
             ),
             (Request::PolicyReload, Admin, Nothing),
+            (
+                Request::ImportTotp(mfad_protocol::ImportTotp {
+                    user: "alice".into(),
+                    ..Default::default()
+                }),
+                Admin,
+                Account(Some("alice")),
+            ),
         ];
         for (request, access, about) in &cases {
             assert_eq!(who(request), (*access, *about), "{request:?}");

@@ -162,6 +162,10 @@ pub enum Request {
     SessionOpen(SessionReport),
     /// From the session hook of pam_mfa.so (root only): the session ended.
     SessionClose(SessionReport),
+    /// Moves a TOTP factor over from another tool (root and admins): the
+    /// secret sealed as an enrollment seals it, active at once; `scratch`
+    /// codes become the account's backup codes. Answered with `done`.
+    ImportTotp(ImportTotp),
     /// Active login sessions: every one for root and admins, the caller's
     /// own for anyone else.
     SessionList,
@@ -181,6 +185,34 @@ pub enum Request {
         user: Option<String>,
         id: i64,
     },
+}
+
+/// A TOTP factor read from another tool's file.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportTotp {
+    pub user: String,
+    /// The seed, base32 (RFC 4648, no padding).
+    pub secret: SecretString,
+    pub digits: u32,
+    pub period: u64,
+    /// One-time codes of the old tool (Google Authenticator's scratch codes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scratch: Vec<SecretString>,
+    /// Where it came from, for the audit row (`google-authenticator /home/a/.google_authenticator`).
+    pub source: String,
+}
+
+impl std::fmt::Debug for ImportTotp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportTotp")
+            .field("user", &self.user)
+            .field("digits", &self.digits)
+            .field("period", &self.period)
+            .field("scratch", &self.scratch.len())
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the session hooks of pam_mfa.so send. Nothing here identifies the
@@ -691,6 +723,7 @@ impl Request {
             | Request::ContactClear { .. }
             | Request::PolicyShow { .. }
             | Request::PolicyExplain { .. }
+            | Request::ImportTotp(_)
             | Request::SessionOpen(_)
             | Request::SessionClose(_)
             | Request::SessionKill { .. }

@@ -9,6 +9,7 @@ mod doctor_pam;
 mod doctor_sshd;
 pub mod enroll;
 pub mod history;
+pub mod import;
 pub mod policy;
 pub mod policy_check;
 pub mod policy_explain;
@@ -82,6 +83,9 @@ pub enum Command {
     /// Issue one-time backup codes for your account (or, as an admin, another one)
     #[command(subcommand)]
     BackupCodes(backup_codes::BackupCodesCommand),
+    /// Import TOTP factors from Google Authenticator or pam_oath files (root and mfad admins)
+    #[command(subcommand)]
+    Import(import::ImportCommand),
     /// Show your own recent logins (or, as an admin, another account's), newest first
     History(history::HistoryArgs),
     /// Show recent authentication attempts from the audit log
@@ -178,6 +182,7 @@ pub fn run(command: Command, ctx: &mut Ctx) -> Result<(), CliError> {
         Command::User(cmd) => user::run(ctx, cmd),
         Command::BackupCodes(cmd) => backup_codes::run(ctx, cmd),
         Command::History(args) => history::run(ctx, &args),
+        Command::Import(cmd) => import::run(ctx, cmd),
         Command::Audit(args) => audit::run(ctx, &args),
         Command::Policy(cmd) => policy::run(ctx, cmd),
         Command::Sessions(cmd) => sessions::run(ctx, cmd),

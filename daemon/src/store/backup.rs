@@ -72,6 +72,26 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Activates an imported TOTP factor and, when there are any, makes
+    /// `codes` the backup codes of `user`, with one audit row.
+    pub fn import_totp(
+        &self,
+        user: &str,
+        totp: &super::NewTotp<'_>,
+        codes: &[Stored],
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.durable(|tx| {
+            super::activate(tx, user, totp)?;
+            if !codes.is_empty() {
+                replace(tx, user, codes)?;
+            }
+            insert_audit(tx, event)
+        })
+    }
+}
+
 /// Replaces every backup code of `user` with `codes`.
 pub(super) fn replace(
     tx: &rusqlite::Transaction<'_>,
