@@ -11,7 +11,7 @@ use crate::audit::{Decision, Event};
 use crate::authz::{Access, Target, authorize};
 use crate::io::FrameIo;
 use crate::peer::{self, Peer};
-use crate::{Daemon, clock, contacts, import, login, sessions, validate};
+use crate::{Daemon, audit, clock, contacts, import, login, sessions, validate};
 use mfad_protocol::{Channel, ErrorCode, Request, Response};
 
 /// Who may make a request, and about whom.
@@ -65,6 +65,8 @@ pub fn route(request: &Request) -> Route<'_> {
         Request::UserUnlock { user } => (Admin, Account(Some(user)), "user unlock"),
         Request::AuditQuery { .. } => (Admin, Nothing, "audit"),
         Request::LoginHistory { user, .. } => (SelfOrAdmin, Account(user.as_deref()), "history"),
+        Request::AuditVerify => (Admin, Nothing, "audit verify"),
+        Request::AuditFollow => (Admin, Nothing, "audit follow"),
         Request::BackupCodesRegenerate { user } => (
             SelfOrAdmin,
             Account(user.as_deref()),
@@ -209,6 +211,12 @@ pub async fn dispatch(
         Request::UserUnlock { .. } => admin::unlock(d, peer, &user),
         Request::AuditQuery { user, limit } => admin::audit(d, user.as_deref(), limit),
         Request::LoginHistory { limit, .. } => sessions::history(d, &user, limit),
+        Request::AuditVerify => audit::verify(d),
+        // Streams until the client leaves.
+        Request::AuditFollow => {
+            audit::follow(peer, io).await;
+            return Next::Close;
+        }
         Request::BackupCodesRegenerate { .. } => admin::issue_backup_codes(
             d,
             peer,
