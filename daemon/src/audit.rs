@@ -111,7 +111,7 @@ impl Event {
     /// channel `self` when the caller acts on their own account (by uid),
     /// `admin` otherwise.
     pub fn admin(user: &str, action: &str, decision: Decision, peer_uid: u32, time: i64) -> Self {
-        let own = crate::peer::uid_of(user) == Some(peer_uid);
+        let own = is_self(peer_uid, user);
         let (request, session_id) = context::current();
         Self {
             time,
@@ -178,6 +178,15 @@ pub fn host() -> &'static str {
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".to_owned())
     })
+}
+
+/// Whether the caller `peer_uid` is the account `user` (uids compared).
+fn is_self(peer_uid: u32, user: &str) -> bool {
+    // Most events come from root: answer those without an NSS lookup.
+    match peer_uid {
+        0 => user == "root",
+        uid => crate::peer::uid_of(user) == Some(uid),
+    }
 }
 
 #[cfg(test)]

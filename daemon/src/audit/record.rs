@@ -56,13 +56,13 @@ pub struct Record {
 impl Body {
     /// The record of `event`, as row `seq` after `prev_hash`.
     pub fn of(event: &Event, seq: Option<i64>, prev_hash: Option<String>) -> Self {
-        let actor = actor(event.channel, event.peer_uid, &event.user);
+        let actor = actor(event.channel);
         Self {
             schema: SCHEMA.to_owned(),
             seq,
             time: rfc3339(event.time),
             host: super::host().to_owned(),
-            kind: kind(event.channel, event.decision, actor).to_owned(),
+            kind: kind(event.channel, event.decision).to_owned(),
             actor: actor.to_owned(),
             user: event.user.clone(),
             service: event.service.clone(),
@@ -145,35 +145,28 @@ pub fn rfc3339(secs: i64) -> String {
 }
 
 /// What kind of event this is, from where it came from and what it did.
-fn kind(channel: &str, decision: &str, actor: &str) -> &'static str {
+fn kind(channel: &str, decision: &str) -> &'static str {
     match channel {
         "policy" => "policy_load",
         "audit" => "audit",
         "session" => "session",
         "device" => "trusted_device",
-        "admin" if actor == "self" => "self_service",
+        "self" => "self_service",
         "admin" => "admin",
         _ if matches!(decision, "sent" | "failed") => "code_delivery",
         _ => "authentication",
     }
 }
 
-/// Who acted. Only requests from `mfactl` (channel `admin`) can be a user's
-/// own: a PAM flow is run by the PAM stack whoever the user is.
-fn actor(channel: &str, peer_uid: u32, user: &str) -> &'static str {
+/// Who acted. Only requests from `mfactl` can be a user's own (channel
+/// `self`, see `Event::admin`): a PAM flow is run by the PAM stack whoever
+/// the user is.
+fn actor(channel: &str) -> &'static str {
     match channel {
         "policy" | "audit" => "daemon",
-        "admin" if is_self(peer_uid, user) => "self",
+        "self" => "self",
         "admin" => "admin",
         _ => "pam",
-    }
-}
-
-fn is_self(peer_uid: u32, user: &str) -> bool {
-    // Most events come from root: answer those without an NSS lookup.
-    match peer_uid {
-        0 => user == "root",
-        uid => crate::peer::uid_of(user) == Some(uid),
     }
 }
 
@@ -194,7 +187,9 @@ mod tests {
             peer_uid,
             1_795_460_645,
         );
-        e.channel = channel;
+        if channel != "admin" {
+            e.channel = channel;
+        }
         e
     }
 
