@@ -90,6 +90,8 @@ mod tests {
             peer_uid: 0,
             rule: Some("ssh".into()),
             policy_version: Some(1),
+            ruser: None,
+            caller_uid: None,
         }
     }
 

@@ -174,6 +174,8 @@ mod tests {
                 peer_uid: 0,
                 rule: None,
                 policy_version: Some(1),
+                ruser: None,
+                caller_uid: None,
             })),
         }
     }

@@ -567,7 +567,7 @@ pub(crate) fn insert_audit(conn: &Connection, e: &Event) -> Result<(), StoreErro
 }
 
 /// The columns [`audit_row`] reads, in its order.
-const AUDIT_COLUMNS: &str = "id, time, user, service, rhost, tty, channel, decision, reason, peer_uid, rule, policy_version";
+const AUDIT_COLUMNS: &str = "id, time, user, service, rhost, tty, channel, decision, reason, peer_uid, rule, policy_version, ruser, caller_uid";
 
 fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     Ok(AuditRow {
@@ -583,5 +583,7 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
         peer_uid: r.get(9)?,
         rule: r.get(10)?,
         policy_version: r.get(11)?,
+        ruser: r.get(12)?,
+        caller_uid: r.get(13)?,
     })
 }
