@@ -9,11 +9,15 @@ use thiserror::Error;
 
 mod channels;
 mod delivery;
+mod directory;
 
 pub use delivery::{
     CODE_MESSAGE, CodeProfile, EmailConfig, GENERIC_REQUEST, GenericBody, GenericProvider,
     NOTIFICATION, NotificationConfig, Preset, Provider, SecretSource, SendCaps, SmsConfig,
     SmtpSecurity,
+};
+pub use directory::{
+    ContactTrust, DirectoryBind, DirectoryConfig, GroupSource, LocalContacts,
 };
 
 pub const CONFIG_VERSION: u32 = 1;
@@ -88,6 +92,7 @@ struct RawConfig {
     email: Option<delivery::RawEmail>,
     #[serde(default)]
     login_notification: delivery::RawNotification,
+    directory: Option<directory::RawDirectory>,
     #[serde(default)]
     testing: RawTesting,
 }
@@ -157,6 +162,8 @@ pub struct Config {
     /// Codes by email; `None`: the `email` factor is unavailable.
     pub email: Option<EmailConfig>,
     pub login_notification: NotificationConfig,
+    /// Contacts and groups from LDAP / Active Directory; `None`: none.
+    pub directory: Option<DirectoryConfig>,
     /// Seconds added to the wall clock (`[testing] clock_offset_secs`), so
     /// tests can move time without sleeping. Zero in production.
     pub clock_offset: i64,
@@ -343,6 +350,11 @@ impl Config {
         let sms = raw.sms.as_ref().map(|s| checker.sms(s)).transpose()?;
         let email = raw.email.as_ref().map(|e| checker.email(e)).transpose()?;
         let login_notification = checker.notification(&raw.login_notification, email.as_ref())?;
+        let directory = raw
+            .directory
+            .as_ref()
+            .map(|r| directory::check(path, r))
+            .transpose()?;
         // Ten years either way is far beyond any test and keeps the sum safe.
         let clock_offset = raw.testing.clock_offset_secs.unwrap_or(0);
         if clock_offset.unsigned_abs() > 10 * 365 * 86_400 {
@@ -372,6 +384,7 @@ impl Config {
             sms,
             email,
             login_notification,
+            directory,
             clock_offset,
         })
     }
@@ -387,7 +400,7 @@ impl Config {
              totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
              lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
              limits: {} connections, {} per non-root uid, idle {} s, conversation {} s\n\
-             backup codes: {} of {} characters\n{}{}login notification: {}\n{}",
+             backup codes: {} of {} characters\n{}{}login notification: {}\n{}{}",
             self.socket,
             self.database,
             self.key_file,
@@ -430,6 +443,10 @@ impl Config {
             } else {
                 "off"
             },
+            self.directory.as_ref().map_or_else(
+                || "directory: not configured\n".to_owned(),
+                DirectoryConfig::describe
+            ),
             match self.clock_offset {
                 0 => String::new(),
                 n => format!(

@@ -695,7 +695,7 @@ impl CapKeys {
     };
 }
 
-fn is_loopback(host: url::Host<&str>) -> bool {
+pub(super) fn is_loopback(host: url::Host<&str>) -> bool {
     match host {
         url::Host::Ipv4(ip) => ip.is_loopback(),
         url::Host::Ipv6(ip) => ip.is_loopback(),

@@ -19,7 +19,7 @@ use crate::audit::Decision as Audit;
 use crate::device;
 use crate::io::{FrameIo, ReadError};
 use crate::peer::Peer;
-use crate::policy::{Facts, Nss};
+use crate::policy::Facts;
 use crate::store::{NewTicket, crypto::CryptoError};
 use crate::{Daemon, clock, risk, validate};
 use checks::Attempt;
@@ -57,7 +57,7 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
         rhost: start.rhost.as_deref(),
         signals,
     };
-    let rule = loaded.policy.decide(facts, &Nss);
+    let rule = loaded.policy.decide(facts, &d.groups());
     // Only sshd, which runs as root, can vouch for the key of its first
     // method: a key named by anyone else is ignored.
     let key = match peer.uid {
