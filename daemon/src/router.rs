@@ -11,7 +11,7 @@ use crate::audit::{Decision, Event};
 use crate::authz::{Access, Target, authorize};
 use crate::io::FrameIo;
 use crate::peer::{self, Peer};
-use crate::{Daemon, clock, contacts, login, sessions, validate};
+use crate::{Daemon, clock, contacts, directory, login, sessions, validate};
 use mfad_protocol::{Channel, ErrorCode, Request, Response};
 
 /// Who may make a request, and about whom.
@@ -99,6 +99,10 @@ pub fn route(request: &Request) -> Route<'_> {
         Request::SessionOpen(_) | Request::SessionClose(_) => (Root, Nothing, "session report"),
         Request::SessionList => (Admin, Nothing, "sessions list"),
         Request::SessionKill { .. } => (Admin, Nothing, "sessions kill"),
+        // A lookup of anyone's directory entry: an admin's diagnosis.
+        Request::DirectoryCheck { user } => {
+            (Admin, Account(user.as_deref()), "directory check")
+        }
         Request::DeviceList { user } => (SelfOrAdmin, Account(user.as_deref()), "devices list"),
         Request::DeviceRevoke { user, .. } => {
             (SelfOrAdmin, Account(user.as_deref()), "devices revoke")
@@ -242,6 +246,7 @@ pub async fn dispatch(
         Request::SessionKill { id } => sessions::kill(d, peer, id).await,
         Request::DeviceList { .. } => sessions::devices(d, &user),
         Request::DeviceRevoke { id, .. } => sessions::revoke(d, peer, &user, id),
+        Request::DirectoryCheck { .. } => directory::check::run(d, &user),
     };
     let response = result.unwrap_or_else(Refusal::into_response);
     match io.send(response).await {
@@ -343,6 +348,13 @@ mod tests {
                 Account(None),
             ),
             (Request::PolicyReload, Admin, Nothing),
+            (
+                Request::DirectoryCheck {
+                    user: alice.clone(),
+                },
+                Admin,
+                Account(Some("alice")),
+            ),
         ];
         for (request, access, about) in &cases {
             assert_eq!(who(request), (*access, *about), "{request:?}");

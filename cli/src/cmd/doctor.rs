@@ -6,7 +6,7 @@ use super::{Ctx, doctor_pam, doctor_sshd};
 use crate::error::CliError;
 use crate::output::{Format, clean_line, clean_text};
 use clap::Args;
-use mfad_protocol::{Request, Response};
+use mfad_protocol::{ErrorCode, Request, Response};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +33,10 @@ pub struct DoctorArgs {
     /// The sshd_config to evaluate (`sshd -T -f FILE`); default: sshd's own
     #[arg(long, value_name = "FILE")]
     pub sshd_config: Option<PathBuf>,
+    /// The user to look up in mfad's [directory] (LDAP / AD); default: the
+    /// user running mfactl
+    #[arg(long, value_name = "USER")]
+    pub directory_user: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -89,6 +93,7 @@ struct Report<'a> {
 
 pub fn run(ctx: &mut Ctx, args: &DoctorArgs) -> Result<(), CliError> {
     let mut findings = vec![daemon(ctx)];
+    findings.extend(directory(ctx, args.directory_user.as_deref()));
     findings.extend(sshd(args.sshd_config.as_deref()));
     for service in &args.services {
         findings.extend(pam(&args.pam_dir, service));
@@ -131,6 +136,36 @@ fn daemon(ctx: &mut Ctx) -> Finding {
             e.hint()
                 .unwrap_or_else(|| "start mfad: systemctl start mfad".to_owned()),
         ),
+    }
+}
+
+/// mfad's own checks of its `[directory]`: TLS and the bind, the user
+/// filter and a sample lookup. mfad asks, since only it has the password.
+fn directory(ctx: &mut Ctx, user: Option<&str>) -> Vec<Finding> {
+    const TOPIC: &str = "directory";
+    match ctx.call(&Request::DirectoryCheck {
+        user: user.map(str::to_owned),
+    }) {
+        Ok(Response::DirectoryChecked { steps }) => steps
+            .iter()
+            .map(|s| {
+                let message = clean_line(&s.message);
+                let fix = "check [directory] in mfad.toml (mfad.toml(5)) against the directory";
+                match s.status.as_str() {
+                    "ok" => Finding::ok(&s.check, message),
+                    "warn" => Finding::warn(&s.check, message, fix),
+                    _ => Finding::fail(&s.check, message, fix),
+                }
+            })
+            .collect(),
+        Ok(Response::Error { code: ErrorCode::NotConfigured, .. }) => vec![Finding::skip(
+            TOPIC,
+            "no [directory] in mfad.toml: contacts and groups come from mfactl and NSS".to_owned(),
+        )],
+        Ok(Response::Error { message, .. }) => vec![Finding::skip(TOPIC, clean_line(&message))],
+        Ok(other) => vec![Finding::skip(TOPIC, crate::error::unexpected(&other).to_string())],
+        // The daemon finding already says why mfad cannot be asked.
+        Err(_) => Vec::new(),
     }
 }
 

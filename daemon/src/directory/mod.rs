@@ -7,6 +7,7 @@
 //! lookup is `Unavailable`, and callers treat the contact as absent and the
 //! groups as not held: deny by default, never a hang.
 
+pub(crate) mod check;
 mod choose;
 mod client;
 pub mod filter;

@@ -13,7 +13,10 @@ mod stepup;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use send::{destination, failure_message as delivery_failure, profile as code_profile};
+pub(crate) use send::{
+    contact, destination, directory_contact, failure_message as delivery_failure,
+    profile as code_profile,
+};
 
 use crate::audit::Decision as Audit;
 use crate::device;

@@ -1,0 +1,97 @@
+//! `mfactl doctor`'s questions to the directory: TLS and the bind, then the
+//! user filter with a sample lookup, each step with what it found.
+
+use super::{DirError, Lookup};
+use crate::admin::Refusal;
+use crate::delivery::address;
+use crate::Daemon;
+use mfad_protocol::{Channel, DirectoryStep, ErrorCode, Response};
+
+fn step(check: &str, status: &str, message: String) -> DirectoryStep {
+    DirectoryStep {
+        check: check.to_owned(),
+        status: status.to_owned(),
+        message,
+    }
+}
+
+pub(crate) fn run(d: &Daemon, sample: &str) -> Result<Response, Refusal> {
+    let Some(dir) = &d.directory else {
+        return Err(Refusal::new(
+            ErrorCode::NotConfigured,
+            "mfad.toml has no [directory] section",
+        ));
+    };
+    let cfg = dir.config();
+    let tls = if cfg.url.starts_with("ldaps://") {
+        "TLS from the start (ldaps)"
+    } else if cfg.starttls {
+        "StartTLS"
+    } else {
+        "no TLS (allowed to a loopback address only)"
+    };
+    let mut steps = Vec::new();
+    let (bind, lookup) = dir.check(sample);
+    let how = match &cfg.bind {
+        crate::config::DirectoryBind::Anonymous => "an anonymous bind".to_owned(),
+        crate::config::DirectoryBind::Simple { dn, .. } => format!("a bind as {dn:?}"),
+        crate::config::DirectoryBind::External { .. } => {
+            "SASL EXTERNAL with the client certificate".to_owned()
+        }
+    };
+    match bind {
+        Ok(()) => steps.push(step(
+            "directory bind",
+            "ok",
+            format!("{}: {tls} and {how} succeeded", cfg.url),
+        )),
+        Err(e) => steps.push(step(
+            "directory bind",
+            "fail",
+            format!("{}: {tls} and {how} failed: {e}", cfg.url),
+        )),
+    }
+    let filter = super::filter::user(&cfg.user_filter, sample);
+    match lookup {
+        None => {}
+        Some(Ok(Lookup::Found(e))) => {
+            let show = |channel, v: &Option<String>| match v {
+                Some(v) => match address::parse(channel, v) {
+                    Ok(to) => address::mask(channel, &to),
+                    Err(p) => format!("unusable ({p})"),
+                },
+                None => "none".to_owned(),
+            };
+            steps.push(step(
+                "directory lookup",
+                "ok",
+                format!(
+                    "{filter} under {:?} found {:?}: phone {}, email {}, groups [{}]",
+                    cfg.base,
+                    e.dn,
+                    show(Channel::Sms, &e.phone),
+                    show(Channel::Email, &e.email),
+                    e.groups.join(", ")
+                ),
+            ));
+        }
+        Some(Ok(_)) => steps.push(step(
+            "directory lookup",
+            "warn",
+            format!(
+                "{filter} under {:?} matched no entry: check `user_filter` and `base`, or \
+                 name a user the directory has (--directory-user)",
+                cfg.base
+            ),
+        )),
+        Some(Err(e @ DirError::Ambiguous(_))) => {
+            steps.push(step("directory lookup", "fail", format!("{filter}: {e}")))
+        }
+        Some(Err(e)) => steps.push(step(
+            "directory lookup",
+            "fail",
+            format!("{filter} under {:?}: {e}", cfg.base),
+        )),
+    }
+    Ok(Response::DirectoryChecked { steps })
+}
