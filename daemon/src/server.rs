@@ -34,8 +34,7 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
             return;
         }
     };
-    let limits = &d.config.limits;
-    let mut io = FrameIo::new(stream, limits.idle_timeout, limits.conversation_timeout);
+    let mut io = FrameIo::new(stream, &d.config.limits);
     let _slot = match d.limits.admit(peer.uid, Instant::now()) {
         Ok(slot) => slot,
         Err(busy) => {
@@ -43,11 +42,7 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
                 Busy::PerUid => "too many connections from your uid",
                 Busy::Total => "too many connections from unprivileged users",
             };
-            log::warn!(
-                "refused a connection from uid {} (pid {:?}): {why}",
-                peer.uid,
-                peer.pid
-            );
+            d.limits.refusals.refused(peer.uid, peer.pid, why);
             io.send_error(
                 ErrorCode::Busy,
                 format!("mfad is busy: {why}; try again shortly"),

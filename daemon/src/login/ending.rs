@@ -72,7 +72,8 @@ impl Ending {
     /// internal error is sent as an error, an aborted login gets nothing).
     pub fn verdict(&self) -> Option<Decision> {
         match self.outcome {
-            Outcome::Allow | Outcome::Pass => Some(Decision::Allow),
+            Outcome::Allow => Some(Decision::Allow),
+            Outcome::Pass => Some(Decision::Pass),
             Outcome::Deny => Some(Decision::Deny),
             Outcome::Locked => Some(Decision::Locked),
             Outcome::Internal(_) | Outcome::Aborted => None,

@@ -12,6 +12,7 @@ pub mod crypto;
 mod deliveries;
 mod devices;
 mod history;
+mod keycheck;
 mod migrate;
 mod otp;
 mod policy;
@@ -19,6 +20,7 @@ mod sessions;
 
 pub use devices::NewDevice;
 pub use history::Visit;
+pub use keycheck::{KeyState, peek_key_state};
 pub use sessions::{NewSession, NewTicket, Proof, StoredSession};
 
 pub use contacts::ContactRow;

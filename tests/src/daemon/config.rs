@@ -35,6 +35,8 @@ pub struct LimitsConfig {
     /// For non-root peers.
     pub per_uid_connections: u32,
     pub idle_timeout_secs: u64,
+    /// How long a started frame may take.
+    pub frame_timeout_secs: u64,
     pub conversation_timeout_secs: u64,
 }
 
@@ -248,6 +250,7 @@ impl Default for TestConfig {
                 max_connections: 256,
                 per_uid_connections: 8,
                 idle_timeout_secs: 60,
+                frame_timeout_secs: 5,
                 conversation_timeout_secs: 120,
             },
             policy: TestPolicy::default(),
@@ -328,6 +331,7 @@ impl TestConfig {
         let _ = writeln!(s, "max_connections = {}", m.max_connections);
         let _ = writeln!(s, "per_uid_connections = {}", m.per_uid_connections);
         let _ = writeln!(s, "idle_timeout_secs = {}", m.idle_timeout_secs);
+        let _ = writeln!(s, "frame_timeout_secs = {}", m.frame_timeout_secs);
         let _ = writeln!(
             s,
             "conversation_timeout_secs = {}",
@@ -403,7 +407,7 @@ mod tests {
             "[lockout]\nthreshold = 5\naccount_threshold = 20\nduration_secs = 900",
             "failure_delay_ms = 0\nfailure_delay_max_ms = 0",
             "[limits]\nmax_connections = 256\nper_uid_connections = 8",
-            "idle_timeout_secs = 60\nconversation_timeout_secs = 120",
+            "idle_timeout_secs = 60\nframe_timeout_secs = 5\nconversation_timeout_secs = 120",
         ] {
             assert!(text.contains(key), "{key:?} missing from\n{text}");
         }
