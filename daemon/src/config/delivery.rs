@@ -695,7 +695,7 @@ impl CapKeys {
     };
 }
 
-pub(super) fn is_loopback(host: url::Host<&str>) -> bool {
+fn is_loopback(host: url::Host<&str>) -> bool {
     match host {
         url::Host::Ipv4(ip) => ip.is_loopback(),
         url::Host::Ipv6(ip) => ip.is_loopback(),
@@ -703,7 +703,7 @@ pub(super) fn is_loopback(host: url::Host<&str>) -> bool {
     }
 }
 
-fn host_is_loopback(host: &str) -> bool {
+pub(super) fn host_is_loopback(host: &str) -> bool {
     match host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
         Ok(ip) => ip.is_loopback(),
         Err(_) => host.eq_ignore_ascii_case("localhost"),

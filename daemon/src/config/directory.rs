@@ -2,7 +2,7 @@
 //! form, its defaults and its checks.
 
 use super::ConfigError;
-use super::delivery::is_loopback;
+use super::delivery::host_is_loopback;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -170,7 +170,8 @@ fn is_attribute(name: &str) -> bool {
 pub(super) fn check(path: &Path, raw: &RawDirectory) -> Result<DirectoryConfig, ConfigError> {
     let url = url::Url::parse(&raw.url)
         .map_err(|e| invalid(path, "directory.url", format!("is not a URL ({e})")))?;
-    let loopback = url.host().is_some_and(is_loopback);
+    // ldap:// is not a special scheme to `url`: its host is opaque text.
+    let loopback = url.host_str().is_some_and(host_is_loopback);
     let starttls = match url.scheme() {
         "ldaps" => {
             if raw.starttls == Some(true) {

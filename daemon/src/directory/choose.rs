@@ -66,8 +66,8 @@ mod tests {
     fn table() {
         let dir = |s: &str| DirContact::Present(s.to_owned());
         let l = |s: &str| Some(s.to_owned());
-        let d = |s: &str| Some((s, true));
-        let m = |s: &str| Some((s, false));
+        let d = |s: &'static str| Some((s, true));
+        let m = |s: &'static str| Some((s, false));
         #[rustfmt::skip]
         let cases: [(Option<String>, DirContact, ContactTrust, LocalContacts, Option<(&str, bool)>); 14] = [
             (None,      dir("+D"),                Verified, Override, d("+D")),

@@ -224,6 +224,8 @@ pub struct TestConfig {
     /// `geoip_database`, written only when `Some` (relative: inside the
     /// daemon's directory).
     pub geoip_database: Option<PathBuf>,
+    /// A whole `[directory]` table ([`crate::ldap::Slapd::mfad_config`]).
+    pub directory: Option<String>,
 }
 
 impl Default for TestConfig {
@@ -259,6 +261,7 @@ impl Default for TestConfig {
             email: None,
             login_notification: false,
             geoip_database: None,
+            directory: None,
         }
     }
 }
@@ -374,6 +377,9 @@ impl TestConfig {
         }
         if self.login_notification {
             let _ = writeln!(s, "\n[login_notification]\nenabled = true");
+        }
+        if let Some(directory) = &self.directory {
+            let _ = writeln!(s, "\n{directory}");
         }
         if self.clock_offset_secs != 0 {
             let _ = writeln!(s, "\n[testing]");
