@@ -105,7 +105,11 @@ impl Client {
             (DirectoryBind::External { .. }, _) => {
                 conn.sasl_external_bind()?.success()?;
             }
-            _ => {}
+            // An explicit anonymous bind: the server must answer, so a
+            // silent one is found here, not later.
+            _ => {
+                conn.simple_bind("", "")?.success()?;
+            }
         }
         Ok(conn)
     }
