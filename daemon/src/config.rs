@@ -16,9 +16,7 @@ pub use delivery::{
     NOTIFICATION, NotificationConfig, Preset, Provider, SecretSource, SendCaps, SmsConfig,
     SmtpSecurity,
 };
-pub use directory::{
-    ContactTrust, DirectoryBind, DirectoryConfig, GroupSource, LocalContacts,
-};
+pub use directory::{ContactTrust, DirectoryBind, DirectoryConfig, GroupSource, LocalContacts};
 
 pub const CONFIG_VERSION: u32 = 1;
 /// NIST SP 800-63B: at most 100 consecutive failures per account.

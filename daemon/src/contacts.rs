@@ -320,7 +320,9 @@ pub(crate) fn info(d: &Daemon, user: &str) -> Result<Vec<ContactInfo>, Refusal> 
         }
         let pending = match row.as_ref().and_then(|r| r.pending.as_deref()) {
             Some(sealed) => {
-                let plain = d.vault.open(user, Sealed::PendingContact(channel), sealed)?;
+                let plain = d
+                    .vault
+                    .open(user, Sealed::PendingContact(channel), sealed)?;
                 Some(address::mask(channel, &String::from_utf8_lossy(&plain)))
             }
             None => None,

@@ -100,9 +100,7 @@ pub fn route(request: &Request) -> Route<'_> {
         Request::SessionList => (Admin, Nothing, "sessions list"),
         Request::SessionKill { .. } => (Admin, Nothing, "sessions kill"),
         // A lookup of anyone's directory entry: an admin's diagnosis.
-        Request::DirectoryCheck { user } => {
-            (Admin, Account(user.as_deref()), "directory check")
-        }
+        Request::DirectoryCheck { user } => (Admin, Account(user.as_deref()), "directory check"),
         Request::DeviceList { user } => (SelfOrAdmin, Account(user.as_deref()), "devices list"),
         Request::DeviceRevoke { user, .. } => {
             (SelfOrAdmin, Account(user.as_deref()), "devices revoke")

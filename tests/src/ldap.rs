@@ -64,7 +64,13 @@ fn run(cmd: &mut Command, what: &str) {
 /// A CA, and a server certificate it signed for 127.0.0.1 and localhost.
 fn make_certs(dir: &Path, prefix: &str) {
     let p = |name: &str| dir.join(format!("{prefix}{name}"));
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     run(
         Command::new("openssl")
             .args(["req", "-x509", "-days", "2", "-subj", "/CN=mfad test CA"])
@@ -112,7 +118,10 @@ fn make_certs(dir: &Path, prefix: &str) {
 
 impl Slapd {
     pub fn start(shape: Shape) -> Slapd {
-        let dir = tempfile::Builder::new().prefix("mfad-slapd-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("mfad-slapd-")
+            .tempdir()
+            .unwrap();
         let d = dir.path();
         make_certs(d, "");
         fs::create_dir(d.join("db")).unwrap();
@@ -184,15 +193,17 @@ impl Slapd {
             .args(["-d", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                fs::File::create(d.join("slapd.log")).unwrap(),
-            ))
+            .stderr(Stdio::from(fs::File::create(d.join("slapd.log")).unwrap()))
             .spawn()
             .expect("start /usr/sbin/slapd (Debian package slapd; scripts/deps test)");
         self.child = Some(child);
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.ldap_port)).is_err() {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("slapd exited ({status}): {}", self.log());
             }
             assert!(
@@ -219,7 +230,12 @@ impl Slapd {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run ldapadd (Debian package ldap-utils)");
-        child.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(ldif.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
@@ -267,7 +283,8 @@ impl Slapd {
     /// lists it in each member's `memberOf`.
     pub fn add_group(&self, name: &str, members: &[&str]) {
         let (_, groups) = self.ous();
-        let mut ldif = format!("dn: cn={name},{groups},{BASE}\nobjectClass: groupOfNames\ncn: {name}\n");
+        let mut ldif =
+            format!("dn: cn={name},{groups},{BASE}\nobjectClass: groupOfNames\ncn: {name}\n");
         for m in members {
             let _ = writeln!(ldif, "member: {}", self.user_dn(m));
         }

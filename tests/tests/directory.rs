@@ -13,10 +13,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use mfad_tests::daemon::TEST_RHOST;
+use mfad_tests::daemon::show;
 use mfad_tests::ldap::{Shape, Slapd};
 use mfad_tests::pam::*;
 use mfad_tests::sms::{ACCOUNT_SID, Provider, SmsInbox, SmsServer, code_in};
-use mfad_tests::daemon::show;
 use mfad_tests::{TestConfig, TestDaemon, TestPolicy};
 use serde_json::Value;
 use std::net::TcpListener;
@@ -95,7 +95,11 @@ fn directory_phone_and_group_log_in_then_the_cache_then_deny() {
     assert!(t.prompts()[0].contains(MASKED), "{t}");
     assert_eq!(sms.received().last().unwrap().to, E164);
     let row = last_row(&d, "alice");
-    assert_eq!((&row["decision"], &row["rule"]), (&"allow".into(), &"ops".into()), "{row}");
+    assert_eq!(
+        (&row["decision"], &row["rule"]),
+        (&"allow".into(), &"ops".into()),
+        "{row}"
+    );
 
     // bob has a phone but is not in the group: the catch-all denies him.
     d.expect_rc(d.login(SVC, "bob", TEST_RHOST, &[]), PAM_AUTH_ERR);
@@ -106,25 +110,44 @@ fn directory_phone_and_group_log_in_then_the_cache_then_deny() {
     let status = d.mfactl_json(&["status", "--user", "alice"]);
     let contacts = status["contacts"].as_array().unwrap();
     let phone = contacts.iter().find(|c| c["channel"] == "sms").unwrap();
-    assert_eq!((&phone["verified"], &phone["from_directory"]), (&MASKED.into(), &true.into()));
+    assert_eq!(
+        (&phone["verified"], &phone["from_directory"]),
+        (&MASKED.into(), &true.into())
+    );
     let out = d.mfactl(["user", "show", "alice"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!("phone: {MASKED} (from the directory)")), "{}", show(&out));
+    assert!(
+        text.contains(&format!("phone: {MASKED} (from the directory)")),
+        "{}",
+        show(&out)
+    );
     assert!(!text.contains(E164), "the number is masked: {text}");
 
     // doctor: TLS and the bind, then the sample lookup with what it found.
     let found = doctor(&d, "alice");
     assert_eq!(found.len(), 2, "{found:#?}");
     assert_eq!(found[0]["status"], "ok", "{found:#?}");
-    assert!(found[0]["message"].as_str().unwrap().contains("ldaps"), "{found:#?}");
+    assert!(
+        found[0]["message"].as_str().unwrap().contains("ldaps"),
+        "{found:#?}"
+    );
     let lookup = found[1]["message"].as_str().unwrap();
     assert_eq!(found[1]["status"], "ok", "{found:#?}");
-    assert!(lookup.contains("uid=alice,ou=people") && lookup.contains(MASKED), "{lookup}");
+    assert!(
+        lookup.contains("uid=alice,ou=people") && lookup.contains(MASKED),
+        "{lookup}"
+    );
     assert!(lookup.contains("ldapops"), "{lookup}");
     // A name with filter syntax is matched literally: no entry, no error.
     let found = doctor(&d, "al*");
     assert_eq!(found[1]["status"], "warn", "{found:#?}");
-    assert!(found[1]["message"].as_str().unwrap().contains("(uid=al\\2a)"), "{found:#?}");
+    assert!(
+        found[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("(uid=al\\2a)"),
+        "{found:#?}"
+    );
 
     // The directory goes away: within the TTL the cached entry still
     // serves (group and phone), without waiting on the dead server.
@@ -141,9 +164,17 @@ fn directory_phone_and_group_log_in_then_the_cache_then_deny() {
     std::thread::sleep(Duration::from_millis(3200));
     let started = Instant::now();
     d.expect_rc(d.login(SVC, "alice", TEST_RHOST, &[]), PAM_AUTH_ERR);
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(last_row(&d, "alice")["rule"], "default");
-    assert!(d.log_text().contains("directory: cannot look up \"alice\""), "{}", d.log_text());
+    assert!(
+        d.log_text().contains("directory: cannot look up \"alice\""),
+        "{}",
+        d.log_text()
+    );
     let found = doctor(&d, "alice");
     assert_eq!(found[0]["status"], "fail", "{found:#?}");
     // The bind password never reaches a log.
@@ -165,10 +196,19 @@ fn a_silent_directory_never_holds_a_login_longer_than_timeout_ms() {
     let took = started.elapsed();
     assert!(took < Duration::from_millis(2500), "{took:?}");
     assert_eq!(last_row(&d, "alice")["rule"], "default");
-    assert!(d.log_text().contains("no answer within 500 ms"), "{}", d.log_text());
+    assert!(
+        d.log_text().contains("no answer within 500 ms"),
+        "{}",
+        d.log_text()
+    );
     let found = doctor(&d, "alice");
     assert_eq!(found[0]["status"], "fail", "{found:#?}");
-    assert!(found[0]["message"].as_str().unwrap().contains("no answer within 500 ms"));
+    assert!(
+        found[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 500 ms")
+    );
 }
 
 #[test]
@@ -186,16 +226,25 @@ fn active_directory_shape_over_starttls() {
                 &format!("ldaps://127.0.0.1:{}", slapd.ldaps_port),
                 &format!("ldap://127.0.0.1:{}", slapd.ldap_port),
             )
-            .replace(&slapd.ca_file().display().to_string(), &ca.display().to_string())
+            .replace(
+                &slapd.ca_file().display().to_string(),
+                &ca.display().to_string(),
+            )
     };
     let (d, sms) = daemon(starttls(&slapd.ca_file()));
     let found = doctor(&d, "carol");
     assert_eq!(found[0]["status"], "ok", "{found:#?}");
-    assert!(found[0]["message"].as_str().unwrap().contains("StartTLS"), "{found:#?}");
+    assert!(
+        found[0]["message"].as_str().unwrap().contains("StartTLS"),
+        "{found:#?}"
+    );
     let lookup = found[1]["message"].as_str().unwrap();
     assert!(lookup.contains("(sAMAccountName=carol)"), "{lookup}");
     // slapd returns the DN in its own spelling of the attribute types.
-    assert!(lookup.to_lowercase().contains("cn=carol,ou=users"), "{lookup}");
+    assert!(
+        lookup.to_lowercase().contains("cn=carol,ou=users"),
+        "{lookup}"
+    );
     assert!(lookup.contains("c***@corp.example"), "{lookup}");
     d.expect_rc(
         d.login_with(SVC, "carol", TEST_RHOST, &[], code_from(sms.inbox())),
@@ -204,9 +253,20 @@ fn active_directory_shape_over_starttls() {
     assert_eq!(sms.received().last().unwrap().to, E164);
 
     // local_contacts = "refuse": mfactl may not set another number.
-    let out = d.mfactl(["phone", "set", "+33 6 12 34 56 78", "--user", "carol", "--verified"]);
+    let out = d.mfactl([
+        "phone",
+        "set",
+        "+33 6 12 34 56 78",
+        "--user",
+        "carol",
+        "--verified",
+    ]);
     assert!(!out.status.success(), "{}", show(&out));
-    assert!(show(&out).contains("change it in the directory"), "{}", show(&out));
+    assert!(
+        show(&out).contains("change it in the directory"),
+        "{}",
+        show(&out)
+    );
 
     // A CA that did not sign the server's certificate: TLS fails, and
     // doctor says so.
@@ -215,6 +275,9 @@ fn active_directory_shape_over_starttls() {
     let found = doctor(&d2, "carol");
     assert_eq!(found[0]["status"], "fail", "{found:#?}");
     let why = found[0]["message"].as_str().unwrap().to_lowercase();
-    assert!(why.contains("certificate") || why.contains("unknownissuer"), "{why}");
+    assert!(
+        why.contains("certificate") || why.contains("unknownissuer"),
+        "{why}"
+    );
     d2.expect_rc(d2.login(SVC, "carol", TEST_RHOST, &[]), PAM_AUTH_ERR);
 }

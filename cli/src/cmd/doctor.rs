@@ -158,12 +158,18 @@ fn directory(ctx: &mut Ctx, user: Option<&str>) -> Vec<Finding> {
                 }
             })
             .collect(),
-        Ok(Response::Error { code: ErrorCode::NotConfigured, .. }) => vec![Finding::skip(
+        Ok(Response::Error {
+            code: ErrorCode::NotConfigured,
+            ..
+        }) => vec![Finding::skip(
             TOPIC,
             "no [directory] in mfad.toml: contacts and groups come from mfactl and NSS".to_owned(),
         )],
         Ok(Response::Error { message, .. }) => vec![Finding::skip(TOPIC, clean_line(&message))],
-        Ok(other) => vec![Finding::skip(TOPIC, crate::error::unexpected(&other).to_string())],
+        Ok(other) => vec![Finding::skip(
+            TOPIC,
+            crate::error::unexpected(&other).to_string(),
+        )],
         // The daemon finding already says why mfad cannot be asked.
         Err(_) => Vec::new(),
     }

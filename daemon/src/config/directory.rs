@@ -78,9 +78,15 @@ pub enum DirectoryBind {
     Anonymous,
     /// A simple bind; the password is read from `password_file` (private
     /// to mfad, like every secret file).
-    Simple { dn: String, password_file: PathBuf },
+    Simple {
+        dn: String,
+        password_file: PathBuf,
+    },
     /// SASL EXTERNAL: the TLS client certificate is the identity.
-    External { cert_file: PathBuf, key_file: PathBuf },
+    External {
+        cert_file: PathBuf,
+        key_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -154,9 +160,15 @@ fn attribute_list(
     list: Option<&Vec<String>>,
     default: &[&str],
 ) -> Result<Vec<String>, ConfigError> {
-    let list = list.cloned().unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect());
+    let list = list
+        .cloned()
+        .unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect());
     if let Some(bad) = list.iter().find(|a| !is_attribute(a)) {
-        return Err(invalid(path, key, format!("names {bad:?}, not an attribute name")));
+        return Err(invalid(
+            path,
+            key,
+            format!("names {bad:?}, not an attribute name"),
+        ));
     }
     Ok(list)
 }
@@ -246,7 +258,11 @@ pub(super) fn check(path: &Path, raw: &RawDirectory) -> Result<DirectoryConfig, 
         }
     };
     if raw.base.trim().is_empty() {
-        return Err(invalid(path, "directory.base", "must name the search base DN"));
+        return Err(invalid(
+            path,
+            "directory.base",
+            "must name the search base DN",
+        ));
     }
     let user_filter = raw
         .user_filter
@@ -361,7 +377,11 @@ mod tests {
         assert!(parse("url = \"ldap://ldap.example.org\"").unwrap().starttls);
         let err = parse("url = \"ldap://ldap.example.org\"\nstarttls = false").unwrap_err();
         assert!(err.contains("directory.starttls"), "{err}");
-        assert!(!parse("url = \"ldap://127.0.0.1:3890\"\nstarttls = false").unwrap().starttls);
+        assert!(
+            !parse("url = \"ldap://127.0.0.1:3890\"\nstarttls = false")
+                .unwrap()
+                .starttls
+        );
         let err = parse("url = \"http://ldap.example.org\"").unwrap_err();
         assert!(err.contains("ldaps://"), "{err}");
     }
@@ -370,14 +390,38 @@ mod tests {
     fn bad_settings_name_their_key() {
         for (body, key) in [
             ("url = \"ldaps://h/dc=x\"", "directory.url"),
-            ("url = \"ldaps://h\"\nbind_dn = \"cn=a\"", "directory.bind_dn"),
-            ("url = \"ldaps://h\"\nuser_filter = \"uid={user}\"", "directory.user_filter"),
-            ("url = \"ldaps://h\"\nuser_filter = \"(uid=x)\"", "directory.user_filter"),
-            ("url = \"ldaps://h\"\nuser_filter = \"(&(uid={user})\"", "directory.user_filter"),
-            ("url = \"ldaps://h\"\nphone_attributes = [\"mo bile\"]", "directory.phone_attributes"),
-            ("url = \"ldaps://h\"\ntimeout_ms = 10000", "directory.timeout_ms"),
-            ("url = \"ldaps://h\"\ncache_ttl_secs = 100000", "directory.cache_ttl_secs"),
-            ("url = \"ldaps://h\"\ngroups = \"nested\"", "unknown variant"),
+            (
+                "url = \"ldaps://h\"\nbind_dn = \"cn=a\"",
+                "directory.bind_dn",
+            ),
+            (
+                "url = \"ldaps://h\"\nuser_filter = \"uid={user}\"",
+                "directory.user_filter",
+            ),
+            (
+                "url = \"ldaps://h\"\nuser_filter = \"(uid=x)\"",
+                "directory.user_filter",
+            ),
+            (
+                "url = \"ldaps://h\"\nuser_filter = \"(&(uid={user})\"",
+                "directory.user_filter",
+            ),
+            (
+                "url = \"ldaps://h\"\nphone_attributes = [\"mo bile\"]",
+                "directory.phone_attributes",
+            ),
+            (
+                "url = \"ldaps://h\"\ntimeout_ms = 10000",
+                "directory.timeout_ms",
+            ),
+            (
+                "url = \"ldaps://h\"\ncache_ttl_secs = 100000",
+                "directory.cache_ttl_secs",
+            ),
+            (
+                "url = \"ldaps://h\"\ngroups = \"nested\"",
+                "unknown variant",
+            ),
         ] {
             let err = parse(body).unwrap_err();
             assert!(err.contains(key), "{body}: {err}");

@@ -2,9 +2,9 @@
 //! user filter with a sample lookup, each step with what it found.
 
 use super::{DirError, Lookup};
+use crate::Daemon;
 use crate::admin::Refusal;
 use crate::delivery::address;
-use crate::Daemon;
 use mfad_protocol::{Channel, DirectoryStep, ErrorCode, Response};
 
 fn step(check: &str, status: &str, message: String) -> DirectoryStep {

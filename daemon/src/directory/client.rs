@@ -187,7 +187,12 @@ impl Client {
     /// Whether the directory has a group called `name`.
     pub fn group_exists(&self, name: &str) -> Result<bool, DirError> {
         let mut conn = self.connect()?;
-        let found = self.search(&mut conn, &self.cfg.group_base, &filter::group(name), &["cn"])?;
+        let found = self.search(
+            &mut conn,
+            &self.cfg.group_base,
+            &filter::group(name),
+            &["cn"],
+        )?;
         let _ = conn.unbind();
         Ok(!found.is_empty())
     }

@@ -16,8 +16,8 @@ pub use choose::{DirContact, Pick, choose};
 pub use client::{DirError, Entry};
 
 use crate::config::DirectoryConfig;
-use crate::files::{self, FileError};
 use crate::config::{DirectoryBind, SecretSource};
+use crate::files::{self, FileError};
 use client::Client;
 use std::collections::HashMap;
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
@@ -130,10 +130,11 @@ impl Directory {
     pub fn lookup(&self, user: &str) -> Lookup {
         self.cache.get(user, Instant::now(), || {
             let name = user.to_owned();
-            self.bounded(move |c| c.lookup(&name)).map(|found| match found {
-                Some(entry) => Lookup::Found(Arc::new(entry)),
-                None => Lookup::NoSuchUser,
-            })
+            self.bounded(move |c| c.lookup(&name))
+                .map(|found| match found {
+                    Some(entry) => Lookup::Found(Arc::new(entry)),
+                    None => Lookup::NoSuchUser,
+                })
         })
     }
 
@@ -244,7 +245,10 @@ mod tests {
         assert_eq!(cache.get("a", t0, || Ok(entry("+1"))), entry("+1"));
         // Fresh: the server is not asked, even if it is down.
         let down = || Err(DirError::Timeout(100));
-        assert_eq!(cache.get("a", t0 + Duration::from_secs(59), down), entry("+1"));
+        assert_eq!(
+            cache.get("a", t0 + Duration::from_secs(59), down),
+            entry("+1")
+        );
         // Stale and the server is down: unavailable, nothing stale used.
         assert_eq!(
             cache.get("a", t0 + Duration::from_secs(60), down),
@@ -256,7 +260,10 @@ mod tests {
             entry("+2")
         );
         // "No such user" is an answer, cached like one.
-        assert_eq!(cache.get("b", t0, || Ok(Lookup::NoSuchUser)), Lookup::NoSuchUser);
+        assert_eq!(
+            cache.get("b", t0, || Ok(Lookup::NoSuchUser)),
+            Lookup::NoSuchUser
+        );
         assert_eq!(cache.get("b", t0, down), Lookup::NoSuchUser);
     }
 }

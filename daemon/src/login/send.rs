@@ -37,8 +37,16 @@ pub(crate) fn destination(
 /// The destination login codes go to, and whether the directory gave it:
 /// the one place that weighs the directory against `mfactl`
 /// ([`directory::choose`]).
-pub(crate) fn contact(d: &Daemon, user: &str, channel: Channel) -> Result<Option<Pick>, CheckError> {
-    let local = match d.store.contact(user, channel.name())?.and_then(|c| c.address) {
+pub(crate) fn contact(
+    d: &Daemon,
+    user: &str,
+    channel: Channel,
+) -> Result<Option<Pick>, CheckError> {
+    let local = match d
+        .store
+        .contact(user, channel.name())?
+        .and_then(|c| c.address)
+    {
         Some(sealed) => {
             let plain = d.vault.open(user, Sealed::Contact(channel), &sealed)?;
             Some(
