@@ -216,7 +216,10 @@ pub(super) fn check(path: &Path, raw: &RawDirectory) -> Result<DirectoryConfig, 
             ));
         }
     };
-    if url.host().is_none() || url.path().trim_start_matches('/') != "" || url.query().is_some() {
+    if url.host().is_none()
+        || !url.path().trim_start_matches('/').is_empty()
+        || url.query().is_some()
+    {
         return Err(invalid(
             path,
             "directory.url",

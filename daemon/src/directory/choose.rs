@@ -62,6 +62,15 @@ mod tests {
     use ContactTrust::{Confirm, Verified};
     use LocalContacts::{Override, Refuse};
 
+    /// local, directory, settings, and the pick: (to, from_directory).
+    type Case = (
+        Option<String>,
+        DirContact,
+        ContactTrust,
+        LocalContacts,
+        Option<(&'static str, bool)>,
+    );
+
     #[test]
     fn table() {
         let dir = |s: &str| DirContact::Present(s.to_owned());
@@ -69,7 +78,7 @@ mod tests {
         let d = |s: &'static str| Some((s, true));
         let m = |s: &'static str| Some((s, false));
         #[rustfmt::skip]
-        let cases: [(Option<String>, DirContact, ContactTrust, LocalContacts, Option<(&str, bool)>); 14] = [
+        let cases: [Case; 14] = [
             (None,      dir("+D"),                Verified, Override, d("+D")),
             (l("+L"),   dir("+D"),                Verified, Override, m("+L")),
             (l("+L"),   dir("+D"),                Verified, Refuse,   d("+D")),
