@@ -13,7 +13,8 @@ use std::process::Command;
 
 #[derive(Debug, Args)]
 #[command(
-    after_long_help = "Checks, in order: mfad answers on its socket; sshd's effective \
+    after_long_help = "Checks, in order: mfad answers on its socket; with a [directory] in \
+mfad.toml, mfad connects to it (TLS), binds, and looks up --directory-user with the user filter; sshd's effective \
 configuration (`sshd -T`, which needs root) has UsePAM, KbdInteractiveAuthentication and an \
 AuthenticationMethods that cannot skip the second factor; the auth stack of each service \
 includes pam_mfa.so with a control that fails closed, and the module exists; for sshd and \

@@ -4,8 +4,9 @@
 //! waits at most `timeout_ms`. Answers are cached for `cache_ttl_secs`; a
 //! fresh cached answer is used without asking the server, so a directory
 //! that is down or slow costs nothing within the TTL. Past it, a failed
-//! lookup is `Unavailable`, and callers treat the contact as absent and the
-//! groups as not held: deny by default, never a hang.
+//! lookup is `Unavailable` (for a few seconds, so one login waits once),
+//! and callers treat the contact as absent and the groups as not held:
+//! deny by default, never a hang.
 
 pub(crate) mod check;
 mod choose;
@@ -52,6 +53,11 @@ impl Lookup {
     }
 }
 
+/// After a failed lookup, the same user's next ones fail at once for this
+/// long (at most the TTL), so one login that asks several times (groups,
+/// then each channel) waits for the directory once, not once per question.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Answers kept for `ttl`, keyed by user name.
 struct Cache {
     ttl: std::time::Duration,
@@ -60,7 +66,8 @@ struct Cache {
 
 impl Cache {
     /// The cached answer while fresh; otherwise `fetch`, whose answer is
-    /// kept (a failure is not). Time is a parameter so tests can move it.
+    /// kept for the TTL (a failure for [`RETRY_AFTER`]; it never revives an
+    /// older answer). Time is a parameter so tests can move it.
     fn get(
         &self,
         user: &str,
@@ -68,28 +75,31 @@ impl Cache {
         fetch: impl FnOnce() -> Result<Lookup, DirError>,
     ) -> Lookup {
         let lock = || self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, hit)) = lock().get(user)
-            && now.saturating_duration_since(*at) < self.ttl
-        {
-            return hit.clone();
-        }
-        match fetch() {
-            Ok(answer) => {
-                let mut map = lock();
-                // Expired answers go when the map grows, so users that never
-                // come back do not accumulate.
-                if map.len() >= 10_000 {
-                    let ttl = self.ttl;
-                    map.retain(|_, (at, _)| now.saturating_duration_since(*at) < ttl);
-                }
-                map.insert(user.to_owned(), (now, answer.clone()));
-                answer
+        if let Some((at, hit)) = lock().get(user) {
+            let life = match hit {
+                Lookup::Unavailable => self.ttl.min(RETRY_AFTER),
+                _ => self.ttl,
+            };
+            if now.saturating_duration_since(*at) < life {
+                return hit.clone();
             }
+        }
+        let answer = match fetch() {
+            Ok(answer) => answer,
             Err(e) => {
                 log::warn!("directory: cannot look up {user:?}: {e}; treating it as unknown");
                 Lookup::Unavailable
             }
+        };
+        let mut map = lock();
+        // Expired answers go when the map grows, so users that never come
+        // back do not accumulate.
+        if map.len() >= 10_000 {
+            let ttl = self.ttl;
+            map.retain(|_, (at, _)| now.saturating_duration_since(*at) < ttl);
         }
+        map.insert(user.to_owned(), (now, answer.clone()));
+        answer
     }
 }
 
@@ -254,9 +264,15 @@ mod tests {
             cache.get("a", t0 + Duration::from_secs(60), down),
             Lookup::Unavailable
         );
-        // A failure is not cached: the next call asks again.
+        // A failure holds for RETRY_AFTER: one login asking several
+        // questions waits once; then the server is asked again.
+        let never = || -> Result<Lookup, DirError> { panic!("asked again") };
         assert_eq!(
-            cache.get("a", t0 + Duration::from_secs(61), || Ok(entry("+2"))),
+            cache.get("a", t0 + Duration::from_secs(69), never),
+            Lookup::Unavailable
+        );
+        assert_eq!(
+            cache.get("a", t0 + Duration::from_secs(70), || Ok(entry("+2"))),
             entry("+2")
         );
         // "No such user" is an answer, cached like one.
