@@ -331,7 +331,11 @@ fn conditions(
                         cx.error(
                             u.span(),
                             format!("unknown group {group:?}"),
-                            &format!("no such group through NSS; check `getent group {group}`"),
+                            &format!(
+                                "no such group through NSS (check `getent group {group}`) nor, \
+                                 for mfad with a [directory], in the directory; `mfactl policy \
+                                 check` asks NSS only, `mfad --check-config` both"
+                            ),
                         );
                     }
                     users.push(UserMatch::Group(group.to_owned()));

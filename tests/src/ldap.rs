@@ -138,7 +138,8 @@ impl Slapd {
             conf,
             "pidfile {pid}\nargsfile {args}\nmodulepath /usr/lib/ldap\nmoduleload back_mdb\n\
              moduleload memberof\nTLSCACertificateFile {ca}\nTLSCertificateFile {cert}\n\
-             TLSCertificateKeyFile {key}\ndatabase mdb\nsuffix \"{BASE}\"\nrootdn \"{ADMIN_DN}\"\n\
+             TLSCertificateKeyFile {key}\nTLSVerifyClient allow\n\
+             authz-regexp \"^cn=mfad-client$\" \"{BIND_DN}\"\ndatabase mdb\nsuffix \"{BASE}\"\nrootdn \"{ADMIN_DN}\"\n\
              rootpw {ADMIN_PW}\ndirectory {db}\noverlay memberof\n\
              access to attrs=userPassword by anonymous auth by * none\n\
              access to * by dn.exact=\"{BIND_DN}\" read by * none\n",
@@ -302,6 +303,52 @@ impl Slapd {
             make_certs(d, "other-");
         }
         d.join("other-ca.pem")
+    }
+
+    /// A client certificate for SASL EXTERNAL, signed by the test CA:
+    /// slapd maps its subject to the bind account. (cert, key) files.
+    pub fn client_cert(&self) -> (PathBuf, PathBuf) {
+        let d = self.dir.path();
+        let (cert, key) = (d.join("client.pem"), d.join("client.key"));
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(
+            Command::new("openssl")
+                .args(["req", "-subj", "/CN=mfad-client"])
+                .args(ec)
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(d.join("client.csr")),
+            "openssl: the client key",
+        );
+        fs::write(
+            d.join("client-ext.cnf"),
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        run(
+            Command::new("openssl")
+                .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+                .arg("-in")
+                .arg(d.join("client.csr"))
+                .arg("-CA")
+                .arg(d.join("ca.pem"))
+                .arg("-CAkey")
+                .arg(d.join("ca.key"))
+                .arg("-extfile")
+                .arg(d.join("client-ext.cnf"))
+                .arg("-out")
+                .arg(&cert),
+            "openssl: the client certificate",
+        );
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        (cert, key)
     }
 
     /// The bind password in a file private to root, as mfad demands.

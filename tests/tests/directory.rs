@@ -281,3 +281,40 @@ fn active_directory_shape_over_starttls() {
     );
     d2.expect_rc(d2.login(SVC, "carol", TEST_RHOST, &[]), PAM_AUTH_ERR);
 }
+
+#[test]
+fn sasl_external_binds_with_a_client_certificate() {
+    mfad_tests::require_root();
+    let slapd = Slapd::start(Shape::Posix);
+    slapd.add_user("dave", Some("+44 7700 900123"), None);
+    slapd.add_group("ldapops", &["dave"]);
+    let (cert, key) = slapd.client_cert();
+    // Only the bind account may read entries: the lookup finding dave
+    // shows the certificate was taken as that account.
+    let config = slapd
+        .mfad_config("")
+        .lines()
+        .filter(|l| !l.starts_with("bind_dn") && !l.starts_with("password_file"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + &format!(
+            "\nclient_cert_file = {:?}\nclient_key_file = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        );
+    let (d, _sms) = daemon(config);
+    let found = doctor(&d, "dave");
+    assert_eq!(found[0]["status"], "ok", "{found:#?}");
+    assert!(
+        found[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SASL EXTERNAL"),
+        "{found:#?}"
+    );
+    assert_eq!(found[1]["status"], "ok", "{found:#?}");
+    assert!(
+        found[1]["message"].as_str().unwrap().contains(MASKED),
+        "{found:#?}"
+    );
+}
