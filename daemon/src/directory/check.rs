@@ -1,9 +1,10 @@
 //! `mfactl doctor`'s questions to the directory: TLS and the bind, then the
 //! user filter with a sample lookup, each step with what it found.
 
-use super::{DirError, Lookup};
+use super::Lookup;
 use crate::Daemon;
 use crate::admin::Refusal;
+use crate::config::DirectoryBind;
 use crate::delivery::address;
 use mfad_protocol::{Channel, DirectoryStep, ErrorCode, Response};
 
@@ -33,11 +34,9 @@ pub(crate) fn run(d: &Daemon, sample: &str) -> Result<Response, Refusal> {
     let mut steps = Vec::new();
     let (bind, lookup) = dir.check(sample);
     let how = match &cfg.bind {
-        crate::config::DirectoryBind::Anonymous => "an anonymous bind".to_owned(),
-        crate::config::DirectoryBind::Simple { dn, .. } => format!("a bind as {dn:?}"),
-        crate::config::DirectoryBind::External { .. } => {
-            "SASL EXTERNAL with the client certificate".to_owned()
-        }
+        DirectoryBind::Anonymous => "an anonymous bind".to_owned(),
+        DirectoryBind::Simple { dn, .. } => format!("a bind as {dn:?}"),
+        DirectoryBind::External { .. } => "SASL EXTERNAL with the client certificate".to_owned(),
     };
     match bind {
         Ok(()) => steps.push(step(
@@ -84,9 +83,6 @@ pub(crate) fn run(d: &Daemon, sample: &str) -> Result<Response, Refusal> {
                 cfg.base
             ),
         )),
-        Some(Err(e @ DirError::Ambiguous(_))) => {
-            steps.push(step("directory lookup", "fail", format!("{filter}: {e}")))
-        }
         Some(Err(e)) => steps.push(step(
             "directory lookup",
             "fail",

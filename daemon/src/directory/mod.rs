@@ -44,15 +44,6 @@ pub enum Lookup {
     Unavailable,
 }
 
-impl Lookup {
-    pub fn entry(&self) -> Option<&Entry> {
-        match self {
-            Lookup::Found(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
 /// After a failed lookup, the same user's next ones fail at once for this
 /// long (at most the TTL), so one login that asks several times (groups,
 /// then each channel) waits for the directory once, not once per question.
