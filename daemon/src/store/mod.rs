@@ -199,6 +199,22 @@ impl Store {
     /// Makes a confirmed enrollment the user's active TOTP factor, synced to
     /// disk before returning. `step` is the step of the confirming code, so
     /// that code cannot also log in.
+    /// A TOTP factor set up at login: the factor and its backup codes in
+    /// one transaction, so an interrupted enrollment leaves nothing behind.
+    pub fn enroll_totp(
+        &self,
+        user: &str,
+        totp: &NewTotp<'_>,
+        backup: &[crate::factor::hashed::Stored],
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.durable(|tx| {
+            activate(tx, user, totp)?;
+            backup::replace(tx, user, backup)?;
+            insert_audit(tx, event)
+        })
+    }
+
     pub fn activate_totp(
         &self,
         user: &str,
@@ -208,26 +224,14 @@ impl Store {
         now: i64,
         event: &Event,
     ) -> Result<(), StoreError> {
+        let totp = NewTotp {
+            sealed,
+            params: p,
+            step,
+            now,
+        };
         self.durable(|tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO totp
-                   (user, secret, algorithm, digits, period, last_step, enrolled_at, last_used)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
-                params![
-                    user,
-                    sealed,
-                    p.algorithm.as_str(),
-                    p.digits,
-                    p.period,
-                    step,
-                    now
-                ],
-            )?;
-            tx.execute("DELETE FROM totp_pending WHERE user = ?1", [user])?;
-            tx.execute(
-                "DELETE FROM failures WHERE user = ?1 AND channel = 'totp'",
-                [user],
-            )?;
+            activate(tx, user, &totp)?;
             insert_audit(tx, event)
         })
     }
@@ -525,6 +529,38 @@ fn query_totp(
 
 /// The failure-counter source that stands for the whole account.
 pub const ACCOUNT: &str = "*";
+
+/// An active TOTP factor to store.
+pub struct NewTotp<'a> {
+    pub sealed: &'a [u8],
+    pub params: TotpParams,
+    /// The step of the code that confirmed it (accepted once already).
+    pub step: i64,
+    pub now: i64,
+}
+
+fn activate(tx: &rusqlite::Transaction<'_>, user: &str, t: &NewTotp<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR REPLACE INTO totp
+           (user, secret, algorithm, digits, period, last_step, enrolled_at, last_used)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+        params![
+            user,
+            t.sealed,
+            t.params.algorithm.as_str(),
+            t.params.digits,
+            t.params.period,
+            t.step,
+            t.now
+        ],
+    )?;
+    tx.execute("DELETE FROM totp_pending WHERE user = ?1", [user])?;
+    tx.execute(
+        "DELETE FROM failures WHERE user = ?1 AND channel = 'totp'",
+        [user],
+    )?;
+    Ok(())
+}
 
 /// After a success: the counters of this source and of the whole account
 /// start again. Other sources keep theirs: a login that succeeds from one
