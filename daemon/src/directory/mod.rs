@@ -44,6 +44,15 @@ pub enum Lookup {
     Unavailable,
 }
 
+impl From<Option<Entry>> for Lookup {
+    fn from(found: Option<Entry>) -> Self {
+        match found {
+            Some(entry) => Lookup::Found(Arc::new(entry)),
+            None => Lookup::NoSuchUser,
+        }
+    }
+}
+
 /// After a failed lookup, the same user's next ones fail at once for this
 /// long (at most the TTL), so one login that asks several times (groups,
 /// then each channel) waits for the directory once, not once per question.
@@ -131,11 +140,7 @@ impl Directory {
     pub fn lookup(&self, user: &str) -> Lookup {
         self.cache.get(user, Instant::now(), || {
             let name = user.to_owned();
-            self.bounded(move |c| c.lookup(&name))
-                .map(|found| match found {
-                    Some(entry) => Lookup::Found(Arc::new(entry)),
-                    None => Lookup::NoSuchUser,
-                })
+            self.bounded(move |c| c.lookup(&name)).map(Lookup::from)
         })
     }
 
@@ -159,10 +164,7 @@ impl Directory {
             return (bind, None);
         }
         let name = sample.to_owned();
-        let lookup = self.bounded(move |c| c.lookup(&name)).map(|f| match f {
-            Some(e) => Lookup::Found(Arc::new(e)),
-            None => Lookup::NoSuchUser,
-        });
+        let lookup = self.bounded(move |c| c.lookup(&name)).map(Lookup::from);
         (bind, Some(lookup))
     }
 
