@@ -159,19 +159,19 @@ fn directory(ctx: &mut Ctx, user: Option<&str>) -> Vec<Finding> {
                 }
             })
             .collect(),
-        Ok(Response::Error {
+        Err(CliError::Daemon {
             code: ErrorCode::NotConfigured,
             ..
         }) => vec![Finding::skip(
             TOPIC,
             "no [directory] in mfad.toml: contacts and groups come from mfactl and NSS".to_owned(),
         )],
-        Ok(Response::Error { message, .. }) => vec![Finding::skip(TOPIC, clean_line(&message))],
+        Err(CliError::Daemon { message, .. }) => vec![Finding::skip(TOPIC, clean_line(&message))],
         Ok(other) => vec![Finding::skip(
             TOPIC,
             crate::error::unexpected(&other).to_string(),
         )],
-        // The daemon finding already says why mfad cannot be asked.
+        // mfad cannot be asked: the daemon finding already says why.
         Err(_) => Vec::new(),
     }
 }
@@ -260,4 +260,83 @@ pub fn render(findings: &[Finding]) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::testing::mfactl;
+    use mfad_protocol::{DirectoryStep, ErrorCode, Response};
+    use serde_json::{Value, json};
+
+    fn doctor(reply: Response) -> (Vec<Value>, Vec<Value>) {
+        let pam = tempfile::tempdir().unwrap();
+        let pong = Response::Pong {
+            daemon_version: "0.1.0".into(),
+            protocol: 1,
+        };
+        let out = mfactl(
+            &[
+                "--json",
+                "doctor",
+                "--pam-dir",
+                pam.path().to_str().unwrap(),
+                "--service",
+                "none",
+                "--directory-user",
+                "alice",
+            ],
+            vec![pong, reply],
+            "",
+            false,
+        );
+        let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+        let found = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"].as_str().unwrap().starts_with("directory"))
+            .cloned()
+            .collect();
+        (out.requests, found)
+    }
+
+    #[test]
+    fn directory_steps_from_mfad_become_findings() {
+        let step = |check: &str, status: &str, message: &str| DirectoryStep {
+            check: check.into(),
+            status: status.into(),
+            message: message.into(),
+        };
+        let (requests, found) = doctor(Response::DirectoryChecked {
+            steps: vec![
+                step("directory bind", "ok", "ldaps://h: bound"),
+                step("directory lookup", "warn", "(uid=alice) matched no entry"),
+            ],
+        });
+        assert_eq!(
+            requests[1],
+            json!({"type": "directory_check", "user": "alice"})
+        );
+        let got: Vec<(&str, &str)> = found
+            .iter()
+            .map(|f| (f["check"].as_str().unwrap(), f["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [("directory bind", "ok"), ("directory lookup", "warn")]
+        );
+        assert!(found[1]["fix"].as_str().unwrap().contains("[directory]"));
+    }
+
+    #[test]
+    fn no_directory_is_a_skip() {
+        let (_, found) = doctor(Response::Error {
+            code: ErrorCode::NotConfigured,
+            message: "mfad.toml has no [directory] section".into(),
+            supported: vec![],
+        });
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0]["status"], "skip");
+        assert!(found[0]["message"].as_str().unwrap().contains("NSS"));
+    }
 }
