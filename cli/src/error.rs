@@ -225,6 +225,7 @@ pub fn response_kind(resp: &Response) -> &'static str {
         Response::Sessions { .. } => "sessions",
         Response::Devices { .. } => "devices",
         Response::DirectoryChecked { .. } => "directory check",
+        Response::GroupSources { .. } => "group sources",
     }
 }
 

@@ -101,6 +101,7 @@ pub fn route(request: &Request) -> Route<'_> {
         Request::SessionKill { .. } => (Admin, Nothing, "sessions kill"),
         // A lookup of anyone's directory entry: an admin's diagnosis.
         Request::DirectoryCheck { user } => (Admin, Account(user.as_deref()), "directory check"),
+        Request::GroupSources { .. } => (Admin, Nothing, "policy check"),
         Request::DeviceList { user } => (SelfOrAdmin, Account(user.as_deref()), "devices list"),
         Request::DeviceRevoke { user, .. } => {
             (SelfOrAdmin, Account(user.as_deref()), "devices revoke")
@@ -245,6 +246,7 @@ pub async fn dispatch(
         Request::DeviceList { .. } => sessions::devices(d, &user),
         Request::DeviceRevoke { id, .. } => sessions::revoke(d, peer, &user, id),
         Request::DirectoryCheck { .. } => directory::check::run(d, &user),
+        Request::GroupSources { groups } => directory::check::group_sources(d, &groups),
     };
     let response = result.unwrap_or_else(Refusal::into_response);
     match io.send(response).await {
@@ -346,6 +348,7 @@ mod tests {
                 Account(None),
             ),
             (Request::PolicyReload, Admin, Nothing),
+            (Request::GroupSources { groups: vec![] }, Admin, Nothing),
             (
                 Request::DirectoryCheck {
                     user: alice.clone(),

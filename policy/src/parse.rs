@@ -340,9 +340,8 @@ fn conditions(
                             u.span(),
                             format!("unknown group {group:?}"),
                             &format!(
-                                "no such group through NSS (check `getent group {group}`) nor, \
-                                 for mfad with a [directory], in the directory; `mfactl policy \
-                                 check` asks NSS only, `mfad --check-config` both"
+                                "no such group through NSS (check `getent group {group}`) nor \
+                                 in mfad's [directory], if it has one"
                             ),
                         );
                     }

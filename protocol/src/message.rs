@@ -149,6 +149,11 @@ pub enum Request {
         #[serde(default)]
         user: Option<String>,
     },
+    /// `mfactl policy check`: which of these `%group` names NSS (on mfad's
+    /// machine) and mfad's `[directory]` know.
+    GroupSources {
+        groups: Vec<String>,
+    },
     /// From the session hook of pam_mfa.so (root only): a login session
     /// opened. The daemon reads the audit session id of the caller itself.
     SessionOpen(SessionReport),
@@ -342,6 +347,19 @@ pub enum Response {
     DirectoryChecked {
         steps: Vec<DirectoryStep>,
     },
+    GroupSources {
+        groups: Vec<GroupSource>,
+    },
+}
+
+/// Who knows a group named in a policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupSource {
+    pub name: String,
+    pub nss: bool,
+    /// `None`: mfad has no `[directory]`, or it did not answer.
+    #[serde(default)]
+    pub directory: Option<bool>,
 }
 
 /// One step of a directory check.
@@ -696,7 +714,8 @@ impl Request {
             | Request::SessionKill { .. }
             | Request::DeviceList { .. }
             | Request::DeviceRevoke { .. }
-            | Request::DirectoryCheck { .. } => false,
+            | Request::DirectoryCheck { .. }
+            | Request::GroupSources { .. } => false,
         }
     }
 }

@@ -123,6 +123,15 @@ fn directory_phone_and_group_log_in_then_the_cache_then_deny() {
     );
     assert!(!text.contains(E164), "the number is masked: {text}");
 
+    // policy check asks mfad about the group NSS does not know.
+    let out = d.mfactl(["policy", "check", d.policy_path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("%ldapops: known to mfad's directory"),
+        "{}",
+        show(&out)
+    );
+
     // doctor: TLS and the bind, then the sample lookup with what it found.
     let found = doctor(&d, "alice");
     assert_eq!(found.len(), 2, "{found:#?}");
@@ -151,6 +160,9 @@ fn directory_phone_and_group_log_in_then_the_cache_then_deny() {
 
     // The directory goes away: within the TTL the cached entry still
     // serves (group and phone), without waiting on the dead server.
+    // (Past the TTL first, so the login before the outage fetches a
+    // fresh entry and the one after it is surely within the TTL.)
+    std::thread::sleep(Duration::from_millis(3100));
     d.login_with(SVC, "alice", TEST_RHOST, &[], code_from(sms.inbox()));
     slapd.stop();
     let t = d.expect_rc(

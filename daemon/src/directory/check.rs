@@ -6,7 +6,10 @@ use crate::Daemon;
 use crate::admin::Refusal;
 use crate::config::DirectoryBind;
 use crate::delivery::address;
-use mfad_protocol::{Channel, DirectoryStep, ErrorCode, Response};
+use mfad_protocol::{Channel, DirectoryStep, ErrorCode, GroupSource, Response};
+
+/// The most group names one `group_sources` request may name.
+const MAX_GROUPS: usize = 256;
 
 fn step(check: &str, status: &str, message: String) -> DirectoryStep {
     DirectoryStep {
@@ -90,4 +93,29 @@ pub(crate) fn run(d: &Daemon, sample: &str) -> Result<Response, Refusal> {
         )),
     }
     Ok(Response::DirectoryChecked { steps })
+}
+
+/// Which of `groups` NSS and the directory know, for `mfactl policy check`.
+pub(crate) fn group_sources(d: &Daemon, groups: &[String]) -> Result<Response, Refusal> {
+    if groups.len() > MAX_GROUPS {
+        return Err(Refusal::new(
+            ErrorCode::BadRequest,
+            format!("at most {MAX_GROUPS} groups at a time"),
+        ));
+    }
+    for g in groups {
+        crate::validate::user_name(g).map_err(|p| {
+            Refusal::new(ErrorCode::BadRequest, p.replace("user name", "group name"))
+        })?;
+    }
+    Ok(Response::GroupSources {
+        groups: groups
+            .iter()
+            .map(|name| GroupSource {
+                name: name.clone(),
+                nss: crate::policy::Directory::group_exists(&crate::policy::Nss, name),
+                directory: d.directory.as_ref().and_then(|dir| dir.group_exists(name)),
+            })
+            .collect(),
+    })
 }
