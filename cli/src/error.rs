@@ -217,6 +217,8 @@ pub fn response_kind(resp: &Response) -> &'static str {
         Response::Users { .. } => "users",
         Response::Done { .. } => "done",
         Response::Audit { .. } => "audit",
+        Response::AuditVerified(_) => "audit_verified",
+        Response::AuditEvent { .. } => "audit_event",
         Response::BackupCodes { .. } => "backup_codes",
         Response::PolicyLoaded { .. } => "policy_loaded",
         Response::PolicyVersions { .. } => "policy_versions",

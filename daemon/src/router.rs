@@ -11,7 +11,7 @@ use crate::audit::{Decision, Event};
 use crate::authz::{Access, Target, authorize};
 use crate::io::FrameIo;
 use crate::peer::{self, Peer};
-use crate::{Daemon, clock, contacts, directory, login, sessions, validate};
+use crate::{Daemon, audit, clock, contacts, directory, login, sessions, validate};
 use mfad_protocol::{Channel, ErrorCode, Request, Response};
 
 /// Who may make a request, and about whom.
@@ -64,6 +64,8 @@ pub fn route(request: &Request) -> Route<'_> {
         Request::UserReset { user } => (Admin, Account(Some(user)), "user reset"),
         Request::UserUnlock { user } => (Admin, Account(Some(user)), "user unlock"),
         Request::AuditQuery { .. } => (Admin, Nothing, "audit"),
+        Request::AuditVerify => (Admin, Nothing, "audit verify"),
+        Request::AuditFollow => (Admin, Nothing, "audit follow"),
         Request::BackupCodesRegenerate { user } => (
             SelfOrAdmin,
             Account(user.as_deref()),
@@ -205,6 +207,12 @@ pub async fn dispatch(
         Request::UserReset { .. } => admin::reset(d, peer, &user),
         Request::UserUnlock { .. } => admin::unlock(d, peer, &user),
         Request::AuditQuery { user, limit } => admin::audit(d, user.as_deref(), limit),
+        Request::AuditVerify => audit::verify(d),
+        // Streams until the client leaves.
+        Request::AuditFollow => {
+            audit::follow(peer, io).await;
+            return Next::Close;
+        }
         Request::BackupCodesRegenerate { .. } => admin::issue_backup_codes(
             d,
             peer,

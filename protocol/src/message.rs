@@ -90,6 +90,11 @@ pub enum Request {
         #[serde(default = "default_audit_limit")]
         limit: u32,
     },
+    /// Checks the hash chain of the stored audit rows (root and admins).
+    AuditVerify,
+    /// Streams every new audit event as an `audit_event` response until the
+    /// client closes the connection (root and admins).
+    AuditFollow,
     /// Issues a new set of backup codes, voiding the old ones.
     BackupCodesRegenerate {
         #[serde(default)]
@@ -309,6 +314,12 @@ pub enum Response {
     },
     Audit {
         rows: Vec<AuditRow>,
+    },
+    /// The outcome of `audit_verify`.
+    AuditVerified(AuditVerification),
+    /// One `mfad.audit.v1` record, after `audit_follow`.
+    AuditEvent {
+        record: serde_json::Value,
     },
     /// Backup codes, shown once; each works once.
     BackupCodes {
@@ -617,6 +628,37 @@ pub struct AuditRow {
     pub policy_version: Option<i64>,
 }
 
+/// What `audit_verify` found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditVerification {
+    /// Rows read.
+    pub rows: u64,
+    /// Rows older than the chain, not checked.
+    #[serde(default)]
+    pub unchained: u64,
+    /// The oldest chained row and the hash it links to, trusted as the
+    /// start (earlier rows may have been pruned).
+    #[serde(default)]
+    pub anchor_id: Option<i64>,
+    #[serde(default)]
+    pub anchor_hash: Option<String>,
+    /// The newest chained row and its hash.
+    #[serde(default)]
+    pub head_id: Option<i64>,
+    #[serde(default)]
+    pub head_hash: Option<String>,
+    /// How many problems were found; at most 100 are listed.
+    pub problem_count: u64,
+    pub problems: Vec<AuditProblem>,
+}
+
+/// A row that breaks the chain, and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditProblem {
+    pub id: i64,
+    pub problem: String,
+}
+
 /// Why an incoming request frame could not be accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
@@ -693,6 +735,8 @@ impl Request {
             | Request::UserList
             | Request::PolicyReload
             | Request::PolicyHistory
+            | Request::AuditVerify
+            | Request::AuditFollow
             | Request::SessionList => true,
             Request::AuthStart(_)
             | Request::Answer { .. }

@@ -160,6 +160,15 @@ const MIGRATIONS: &[&str] = &[
         value BLOB NOT NULL,
         recorded_at INTEGER NOT NULL
      );",
+    // 8: the audit hash chain and the fields of the mfad.audit.v1 record.
+    // Rows from before stay unchained; the chain starts after them.
+    "ALTER TABLE audit ADD COLUMN host TEXT;
+     ALTER TABLE audit ADD COLUMN kind TEXT;
+     ALTER TABLE audit ADD COLUMN actor TEXT;
+     ALTER TABLE audit ADD COLUMN session_id INTEGER;
+     ALTER TABLE audit ADD COLUMN request_id TEXT;
+     ALTER TABLE audit ADD COLUMN prev_hash TEXT;
+     ALTER TABLE audit ADD COLUMN hash TEXT;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -6,6 +6,7 @@
 //! and audit rows ride on WAL's normal sync (a TOTP code has expired long
 //! before a crashed server is back).
 
+mod audit;
 mod backup;
 mod contacts;
 pub mod crypto;
@@ -577,24 +578,7 @@ pub(crate) fn clear_failures(
     Ok(())
 }
 
+/// Appends an audit row to the hash chain, in the caller's transaction.
 pub(crate) fn insert_audit(conn: &Connection, e: &Event) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO audit (time, user, service, rhost, tty, channel, decision, reason, peer_uid,
-                            rule, policy_version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        e.time,
-        e.user,
-        e.service,
-        e.rhost,
-        e.tty,
-        e.channel,
-        e.decision,
-        e.reason,
-        e.peer_uid,
-        e.rule,
-        e.policy_version
-    ])?;
-    Ok(())
+    audit::insert(conn, e)
 }

@@ -226,6 +226,9 @@ pub struct TestConfig {
     pub geoip_database: Option<PathBuf>,
     /// A whole `[directory]` table ([`crate::ldap::Slapd::mfad_config`]).
     pub directory: Option<String>,
+    /// `[audit]` tables, written as given, with `DIR` standing for the
+    /// daemon's directory.
+    pub audit: String,
 }
 
 impl Default for TestConfig {
@@ -234,6 +237,7 @@ impl Default for TestConfig {
             admin_group: Some("mfa-admins-test".into()),
             syslog: false,
             syslog_socket: None,
+            audit: String::new(),
             totp: TotpConfig {
                 issuer: "mfad-test".into(),
                 algorithm: "SHA1".into(),
@@ -380,6 +384,9 @@ impl TestConfig {
         }
         if let Some(directory) = &self.directory {
             let _ = writeln!(s, "\n{directory}");
+        }
+        if !self.audit.is_empty() {
+            let _ = writeln!(s, "\n{}", self.audit.replace("DIR", &dir.to_string_lossy()));
         }
         if self.clock_offset_secs != 0 {
             let _ = writeln!(s, "\n[testing]");
