@@ -67,6 +67,11 @@ pub struct Event {
     /// from the connection's [`context`] when the event is made.
     pub session_id: Option<u32>,
     pub request: Option<std::num::NonZeroU64>,
+    /// Who is asking, beyond the peer uid: the PAM_RUSER the application
+    /// named, and the real uid of the peer process (su and sudo run as root
+    /// for whoever started them).
+    pub ruser: Option<String>,
+    pub caller_uid: Option<u32>,
     /// The record as the store chained it (set by the store's insert).
     pub(crate) stored: OnceLock<Arc<Record>>,
 }
@@ -96,6 +101,8 @@ impl Event {
             policy_version: None,
             session_id,
             request,
+            ruser: start.ruser.clone().filter(|r| !r.is_empty()),
+            caller_uid: context::caller(),
             stored: OnceLock::new(),
         }
     }
@@ -124,6 +131,8 @@ impl Event {
             policy_version: None,
             session_id,
             request,
+            ruser: None,
+            caller_uid: context::caller(),
             stored: OnceLock::new(),
         }
     }

@@ -626,6 +626,12 @@ pub struct AuditRow {
     pub rule: Option<String>,
     #[serde(default)]
     pub policy_version: Option<i64>,
+    /// Who asked: the PAM_RUSER of a login, and the real uid of the
+    /// process that asked (who ran su or sudo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruser: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_uid: Option<u32>,
 }
 
 /// What `audit_verify` found.

@@ -207,6 +207,8 @@ fn audit_defaults_and_json() {
         peer_uid: 0,
         rule: Some("sudo-totp".into()),
         policy_version: Some(3),
+        ruser: None,
+        caller_uid: None,
     };
     let reply = Response::Audit { rows: vec![row] };
     let out = mfactl(&["audit", "--json"], vec![reply], "", false);

@@ -43,6 +43,13 @@ pub struct Body {
     pub peer_uid: u32,
     /// One id per client connection: the events of one login share it.
     pub request_id: Option<String>,
+    /// The PAM_RUSER of the login, and the real uid of the process that
+    /// asked (who ran su or sudo). Absent when not known, and in rows
+    /// written before they were recorded (so those still hash the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruser: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_uid: Option<u32>,
     pub prev_hash: Option<String>,
 }
 
@@ -76,6 +83,8 @@ impl Body {
             reason: event.reason.clone(),
             peer_uid: event.peer_uid,
             request_id: event.request.map(super::context::request_id),
+            ruser: event.ruser.clone(),
+            caller_uid: event.caller_uid,
             prev_hash,
         }
     }
@@ -103,7 +112,7 @@ impl Record {
     /// that carry fields of their own (syslog structured data, journald).
     pub fn fields(&self) -> Vec<(&'static str, String)> {
         let b = &self.body;
-        let fields: [(&'static str, Option<String>); 18] = [
+        let fields: [(&'static str, Option<String>); 20] = [
             ("schema", Some(b.schema.clone())),
             ("seq", b.seq.map(|v| v.to_string())),
             ("type", Some(b.kind.clone())),
@@ -120,6 +129,8 @@ impl Record {
             ("reason", Some(b.reason.clone())),
             ("peer_uid", Some(b.peer_uid.to_string())),
             ("request_id", b.request_id.clone()),
+            ("ruser", b.ruser.clone()),
+            ("caller_uid", b.caller_uid.map(|v| v.to_string())),
             ("prev_hash", b.prev_hash.clone()),
             ("hash", self.hash.clone()),
         ];

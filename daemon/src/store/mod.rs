@@ -447,7 +447,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT id, time, user, service, rhost, tty, channel, decision, reason, peer_uid,
-                    rule, policy_version
+                    rule, policy_version, ruser, caller_uid
              FROM audit WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![user, limit], |r| {
@@ -464,6 +464,8 @@ impl Store {
                 peer_uid: r.get(9)?,
                 rule: r.get(10)?,
                 policy_version: r.get(11)?,
+                ruser: r.get(12)?,
+                caller_uid: r.get(13)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
