@@ -242,6 +242,8 @@ pub fn response_kind(resp: &Response) -> &'static str {
         Response::Explanation(_) => "explanation",
         Response::Sessions { .. } => "sessions",
         Response::Devices { .. } => "devices",
+        Response::DirectoryChecked { .. } => "directory check",
+        Response::GroupSources { .. } => "group sources",
     }
 }
 

@@ -11,7 +11,7 @@ use crate::audit::{Decision, Event};
 use crate::authz::{Access, Target, authorize};
 use crate::io::FrameIo;
 use crate::peer::{self, Peer};
-use crate::{Daemon, audit, clock, contacts, import, login, sessions, validate};
+use crate::{Daemon, audit, clock, contacts, directory, import, login, sessions, validate};
 use mfad_protocol::{Channel, ErrorCode, Request, Response};
 
 /// Who may make a request, and about whom.
@@ -105,6 +105,9 @@ pub fn route(request: &Request) -> Route<'_> {
         // sessions unless the caller is root or an admin.
         Request::SessionList => (SelfOrAdmin, Nothing, "sessions list"),
         Request::SessionKill { .. } => (SelfOrAdmin, Nothing, "sessions kill"),
+        // A lookup of anyone's directory entry: an admin's diagnosis.
+        Request::DirectoryCheck { user } => (Admin, Account(user.as_deref()), "directory check"),
+        Request::GroupSources { .. } => (Admin, Nothing, "policy check"),
         Request::DeviceList { user } => (SelfOrAdmin, Account(user.as_deref()), "devices list"),
         Request::DeviceRevoke { user, .. } => {
             (SelfOrAdmin, Account(user.as_deref()), "devices revoke")
@@ -259,6 +262,8 @@ pub async fn dispatch(
         Request::SessionKill { id } => sessions::kill(d, peer, id).await,
         Request::DeviceList { .. } => sessions::devices(d, &user),
         Request::DeviceRevoke { id, .. } => sessions::revoke(d, peer, &user, id),
+        Request::DirectoryCheck { .. } => directory::check::run(d, &user),
+        Request::GroupSources { groups } => directory::check::group_sources(d, &groups),
     };
     let response = result.unwrap_or_else(Refusal::into_response);
     match io.send(response).await {
@@ -378,6 +383,14 @@ mod tests {
                     user: "alice".into(),
                     ..Default::default()
                 }),
+                Admin,
+                Account(Some("alice")),
+            ),
+            (Request::GroupSources { groups: vec![] }, Admin, Nothing),
+            (
+                Request::DirectoryCheck {
+                    user: alice.clone(),
+                },
                 Admin,
                 Account(Some("alice")),
             ),

@@ -162,6 +162,17 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session: Option<i64>,
     },
+    /// `mfactl doctor`: connect and bind to the `[directory]`, then look
+    /// up `user` (`None`: the caller) there, uncached, reporting each step.
+    DirectoryCheck {
+        #[serde(default)]
+        user: Option<String>,
+    },
+    /// `mfactl policy check`: which of these `%group` names NSS (on mfad's
+    /// machine) and mfad's `[directory]` know.
+    GroupSources {
+        groups: Vec<String>,
+    },
     /// From the session hook of pam_mfa.so (root only): a login session
     /// opened. The daemon reads the audit session id of the caller itself.
     SessionOpen(SessionReport),
@@ -281,6 +292,10 @@ pub struct ContactInfo {
     /// A destination waiting for its code, masked.
     #[serde(default)]
     pub pending: Option<String>,
+    /// `verified` comes from the directory (`[directory]` in mfad.toml),
+    /// not from `mfactl`.
+    #[serde(default)]
+    pub from_directory: bool,
 }
 
 /// What the PAM module knows about the login being attempted.
@@ -387,6 +402,32 @@ pub enum Response {
         user: String,
         devices: Vec<DeviceInfo>,
     },
+    /// The steps of a `directory_check`, in order.
+    DirectoryChecked {
+        steps: Vec<DirectoryStep>,
+    },
+    GroupSources {
+        groups: Vec<GroupSource>,
+    },
+}
+
+/// Who knows a group named in a policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupSource {
+    pub name: String,
+    pub nss: bool,
+    /// `None`: mfad has no `[directory]`, or it did not answer.
+    #[serde(default)]
+    pub directory: Option<bool>,
+}
+
+/// One step of a directory check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DirectoryStep {
+    pub check: String,
+    /// `ok`, `warn` or `fail`.
+    pub status: String,
+    pub message: String,
 }
 
 /// A factor a session passed, and when.
@@ -778,7 +819,9 @@ impl Request {
             | Request::SessionClose(_)
             | Request::SessionKill { .. }
             | Request::DeviceList { .. }
-            | Request::DeviceRevoke { .. } => false,
+            | Request::DeviceRevoke { .. }
+            | Request::DirectoryCheck { .. }
+            | Request::GroupSources { .. } => false,
         }
     }
 }

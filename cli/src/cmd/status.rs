@@ -95,6 +95,9 @@ fn render_contact(channel: Channel, contact: Option<&ContactInfo>) -> String {
         return format!("{name}: not set");
     };
     let mut text = match (&c.verified, c.verified_at) {
+        (Some(to), _) if c.from_directory => {
+            format!("{name}: {} (from the directory)", clean_line(to))
+        }
         (Some(to), Some(at)) => format!("{name}: {} (verified {})", clean_line(to), utc(at)),
         (Some(to), None) => format!("{name}: {} (verified)", clean_line(to)),
         (None, _) => format!("{name}: none verified"),
@@ -152,12 +155,14 @@ mod tests {
                     verified: Some("+44*******123".into()),
                     verified_at: Some(1_795_460_645),
                     pending: Some("+33*******456".into()),
+                    from_directory: false,
                 },
                 ContactInfo {
                     channel: Channel::Email,
-                    verified: None,
+                    verified: Some("b***@corp.example".into()),
                     verified_at: None,
                     pending: Some("y***@example.com".into()),
+                    from_directory: true,
                 },
             ],
             trusted_devices: 2,
@@ -188,7 +193,7 @@ mod tests {
              totp: enrolled 2026-11-23 19:04:05Z (SHA1, 6 digits, 30 s), last used 2026-11-23 19:05:05Z\n\
              backup codes: 10 left\n\
              phone: +44*******123 (verified 2026-11-23 19:04:05Z); +33*******456 waits for its code (`mfactl phone verify CODE`)\n\
-             email: none verified; y***@example.com waits for its code (`mfactl email verify CODE`)\n\
+             email: b***@corp.example (from the directory); y***@example.com waits for its code (`mfactl email verify CODE`)\n\
              trusted devices: 2\n\
              last login: 2026-11-23 19:05:05Z to sshd from 192.0.2.7\n\
              locks: none\n"

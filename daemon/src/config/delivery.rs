@@ -751,7 +751,7 @@ fn is_loopback(host: url::Host<&str>) -> bool {
     }
 }
 
-fn host_is_loopback(host: &str) -> bool {
+pub(super) fn host_is_loopback(host: &str) -> bool {
     match host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
         Ok(ip) => ip.is_loopback(),
         Err(_) => host.eq_ignore_ascii_case("localhost"),
