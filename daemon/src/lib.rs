@@ -122,6 +122,13 @@ impl Daemon {
             path: config.database.display().to_string(),
             source,
         })?;
+        if store.fence_after_unclean_stop(clock::now(), config.totp.window) {
+            log::warn!(
+                "the last run of mfad did not stop cleanly: TOTP codes valid now are refused \
+                 for up to {} s, in case a lost write had accepted one (see README, Durability)",
+                (u64::from(config.totp.window) + 1) * config.totp.period
+            );
+        }
         let geo = match &config.geoip_database {
             Some(path) => Some(geo::Geo::open(path).map_err(StartError::Geo)?),
             None => None,
@@ -370,6 +377,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
         maintenance.abort();
         Ok(())
     });
+    // No connection may still be accepting a step when the store is marked
+    // clean: the runtime goes first.
+    drop(runtime);
+    if let Err(e) = daemon.store.close_clean() {
+        log::warn!("cannot mark the database cleanly closed (the next start fences TOTP): {e}");
+    }
     let _ = std::fs::remove_file(&socket);
     log::info!("mfad stopped");
     result
