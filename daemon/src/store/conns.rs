@@ -22,8 +22,9 @@ const READERS: usize = 2;
 /// How often the checkpointer copies the WAL back into the database. A
 /// passive checkpoint with nothing new to copy only reads the WAL index.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-/// Once checkpointed, a WAL that grew past this is cut back to it.
-const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
+/// Once checkpointed, a WAL that grew past this is cut back to it. Large
+/// enough for a second of logins at full speed, so it is reused, not cut.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// Opens a connection with the settings every one of them shares.
 pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {

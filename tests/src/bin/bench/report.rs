@@ -2,9 +2,9 @@
 
 use crate::cpu::Cpu;
 use crate::measure::{Fresh, Phase};
-use std::time::Duration;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 /// Trimmed stdout of a command, or "?" if it cannot run.
 fn command_text(program: &str, args: &[&str]) -> String {
