@@ -18,8 +18,12 @@ Files:
   /var/lib/mfad/mfad.db   SQLite database (enrollments, locks, policy versions, audit), mode 0600
   /run/mfad/mfad.sock     socket for pam_mfa.so and mfactl
 
-The key and the database are created on first start; mfad refuses to run, naming the file \
-and the chmod that fixes it, when either can be read by anyone but root.
+The key and the database are created on first start. A missing key is never replaced while \
+the database holds secrets sealed with it, and a key the database was not written with is \
+refused: restore the key from backup. mfad refuses to run, naming the file \
+and the chmod that fixes it, when either can be read by anyone but root, and when the \
+configuration, the policy, the key, a secret or a directory above them is a symbolic link, \
+belongs to anyone but root or is writable by others (see mfad.toml(5)).
 
 Signals: SIGHUP reloads the policy (an invalid file keeps the policy in force); SIGTERM and \
 SIGINT stop the daemon.

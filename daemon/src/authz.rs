@@ -18,6 +18,8 @@ pub enum Access {
     SelfOrAdmin,
     /// Root and admins only.
     Admin,
+    /// Root only: the PAM stack's own reports (sessions).
+    Root,
 }
 
 /// The account a request is about.
@@ -50,6 +52,7 @@ pub fn authorize(role: Role, peer_uid: u32, target: Target, access: Access) -> R
         (Access::Admin, Role::User) => Err(Denied(
             "this needs root or membership of the mfad admin group",
         )),
+        (Access::Root, _) => Err(Denied("only root (the PAM stack) reports sessions")),
     }
 }
 
@@ -84,6 +87,9 @@ mod tests {
             (Role::User, Target::Own, Access::Admin, false),
             (Role::Admin, other, Access::Admin, true),
             (Role::Root, other, Access::Admin, true),
+            (Role::Root, Target::Own, Access::Root, true),
+            (Role::Admin, Target::Own, Access::Root, false),
+            (Role::User, Target::Own, Access::Root, false),
         ];
         for (role, target, access, allowed) in cases {
             assert_eq!(

@@ -12,7 +12,8 @@ mod delivery;
 
 pub use delivery::{
     CODE_MESSAGE, CodeProfile, EmailConfig, GENERIC_REQUEST, GenericBody, GenericProvider,
-    NOTIFICATION, NotificationConfig, Preset, Provider, SecretSource, SmsConfig, SmtpSecurity,
+    NOTIFICATION, NotificationConfig, Preset, Provider, SecretSource, SendCaps, SmsConfig,
+    SmtpSecurity,
 };
 
 pub const CONFIG_VERSION: u32 = 1;
@@ -132,6 +133,7 @@ struct RawLimits {
     max_connections: Option<usize>,
     per_uid_connections: Option<usize>,
     idle_timeout_secs: Option<u64>,
+    frame_timeout_secs: Option<u64>,
     conversation_timeout_secs: Option<u64>,
 }
 
@@ -201,6 +203,9 @@ pub struct LimitsConfig {
     pub per_uid_connections: usize,
     /// How long the daemon waits for the next frame (the user typing a code).
     pub idle_timeout: Duration,
+    /// How long a frame may take once its first byte has arrived: a client
+    /// trickling bytes must not hold a connection for the idle timeout.
+    pub frame_timeout: Duration,
     /// The longest a whole conversation may last.
     pub conversation_timeout: Duration,
 }
@@ -301,6 +306,7 @@ impl Config {
             max_connections: raw.limits.max_connections.unwrap_or(1024),
             per_uid_connections: raw.limits.per_uid_connections.unwrap_or(8),
             idle_timeout: Duration::from_secs(raw.limits.idle_timeout_secs.unwrap_or(120)),
+            frame_timeout: Duration::from_secs(raw.limits.frame_timeout_secs.unwrap_or(5)),
             conversation_timeout: Duration::from_secs(
                 raw.limits.conversation_timeout_secs.unwrap_or(300),
             ),
@@ -323,6 +329,12 @@ impl Config {
             return Err(invalid(
                 "limits.conversation_timeout_secs",
                 "must be at least limits.idle_timeout_secs, which must be at least 1".to_owned(),
+            ));
+        }
+        if limits.frame_timeout.is_zero() || limits.frame_timeout > Duration::from_secs(60) {
+            return Err(invalid(
+                "limits.frame_timeout_secs",
+                "must be 1 to 60 (a frame arrives in one write; 5 is the default)".to_owned(),
             ));
         }
         let backup = BackupConfig {
@@ -385,7 +397,7 @@ impl Config {
              admin_group = {}\nsyslog = {} ({:?})\nworker_threads = {}\ngeoip_database = {}\n\
              totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
              lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
-             limits: {} connections, {} per non-root uid, idle {} s, conversation {} s\n\
+             limits: {} connections, {} per non-root uid, idle {} s, frame {} s, conversation {} s\n\
              backup codes: {} of {} characters\n{}{}login notification: {}\n{}",
             self.socket,
             self.database,
@@ -414,6 +426,7 @@ impl Config {
             m.max_connections,
             m.per_uid_connections,
             m.idle_timeout.as_secs(),
+            m.frame_timeout.as_secs(),
             m.conversation_timeout.as_secs(),
             self.backup.count,
             self.backup.length,
@@ -481,6 +494,10 @@ mod tests {
             (
                 "version = 1\n[lockout]\nfailure_delay_max_ms = 9000",
                 "failure_delay_max_ms",
+            ),
+            (
+                "version = 1\n[limits]\nframe_timeout_secs = 0",
+                "limits.frame_timeout_secs",
             ),
         ] {
             let err = parse(text).unwrap_err().to_string();

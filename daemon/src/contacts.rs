@@ -4,14 +4,13 @@
 //! outright. Every change is audited; destinations are sealed at rest and
 //! shown masked.
 
-use crate::admin::{Refusal, done, resolve};
+use crate::admin::{Refusal, done};
 use crate::audit::{Decision, Event};
-use crate::authz::Access;
-use crate::delivery::{address, lifetime};
+use crate::delivery::{DeliveryError, address, lifetime};
 use crate::factor::otp::{self, Purpose};
-use crate::peer::Peer;
+use crate::peer::{self, Peer, Role};
 use crate::store::crypto::Purpose as Sealed;
-use crate::{Daemon, auth, clock};
+use crate::{Daemon, clock, login};
 use mfad_protocol::{Channel, ContactInfo, ErrorCode, Response, SecretString};
 
 /// The mfactl command for a channel: `phone` or `email`.
@@ -51,20 +50,14 @@ fn store_destination(
 pub async fn set(
     d: &Daemon,
     peer: &Peer,
-    user: Option<&str>,
+    user: &str,
     channel: Channel,
     input: &SecretString,
     verified: bool,
 ) -> Result<Response, Refusal> {
     let cmd = command(channel);
-    // Marking a destination verified without a code is an admin's call.
-    let access = if verified {
-        Access::Admin
-    } else {
-        Access::SelfOrAdmin
-    };
-    let user = resolve(d, peer, user, access, &format!("{cmd} set"))?;
-    let profile = auth::code_profile(d, channel).ok_or_else(|| {
+    let user = user.to_owned();
+    let profile = login::code_profile(d, channel).ok_or_else(|| {
         Refusal::new(
             ErrorCode::NotConfigured,
             format!(
@@ -111,14 +104,21 @@ pub async fn set(
             ));
         }
     };
-    let action = format!("{cmd} set to {masked}, pending verification");
-    store_destination(d, peer, &user, channel, &to, false, &action, now)?;
+    // Only users are capped per uid: an admin's requests are trusted (and
+    // may set a destination verified outright anyway). The global caps
+    // hold for everyone.
+    let asked_by =
+        (peer::role(peer, d.config.admin_group.as_deref()) == Role::User).then_some(peer.uid);
+    // Sent before the destination is stored, so a send that fails or is
+    // capped leaves the user's destinations as they were.
     match d
         .delivery
-        .send_code(channel, &to, &issued.code, profile)
+        .send_verification(channel, &to, &issued.code, profile, asked_by)
         .await
     {
         Ok(receipt) => {
+            let action = format!("{cmd} set to {masked}, pending verification");
+            store_destination(d, peer, &user, channel, &to, false, &action, now)?;
             let id = receipt.id.map_or(String::new(), |id| format!(" ({id})"));
             d.record(&Event::admin(
                 &user,
@@ -143,9 +143,14 @@ pub async fn set(
                 peer.uid,
                 now,
             ));
+            let code = if matches!(e, DeliveryError::Capped(_)) {
+                ErrorCode::TooManyCodes
+            } else {
+                ErrorCode::DeliveryFailed
+            };
             Err(Refusal::new(
-                ErrorCode::DeliveryFailed,
-                auth::delivery_failure(channel, &masked, &e),
+                code,
+                login::delivery_failure(channel, &masked, &e),
             ))
         }
     }
@@ -162,13 +167,13 @@ fn user_flag(peer: &Peer, user: &str) -> String {
 pub fn verify(
     d: &Daemon,
     peer: &Peer,
-    user: Option<&str>,
+    user: &str,
     channel: Channel,
     code: &SecretString,
 ) -> Result<Response, Refusal> {
     let cmd = command(channel);
-    let user = resolve(d, peer, user, Access::SelfOrAdmin, &format!("{cmd} verify"))?;
-    let attempts = auth::code_profile(d, channel).map_or(1, |p| p.attempts);
+    let user = user.to_owned();
+    let attempts = login::code_profile(d, channel).map_or(1, |p| p.attempts);
     let now = clock::now();
     let refuse = |why: &str| {
         d.record(&Event::admin(
@@ -252,14 +257,9 @@ pub fn verify(
     )))
 }
 
-pub fn clear(
-    d: &Daemon,
-    peer: &Peer,
-    user: Option<&str>,
-    channel: Channel,
-) -> Result<Response, Refusal> {
+pub fn clear(d: &Daemon, peer: &Peer, user: &str, channel: Channel) -> Result<Response, Refusal> {
     let cmd = command(channel);
-    let user = resolve(d, peer, user, Access::SelfOrAdmin, &format!("{cmd} clear"))?;
+    let user = user.to_owned();
     let event = Event::admin(
         &user,
         &format!("{cmd} cleared"),

@@ -1,17 +1,41 @@
 //! `mfactl policy explain`: which rule would decide a login, why each earlier
-//! rule did not, and what the user would be asked for. It reads the policy,
-//! the enrollments and the locks, and changes nothing.
+//! rule did not, and what the user would be asked for. It gathers what a
+//! login gathers, makes the same [`plan`], and describes it: no second
+//! decision tree. It reads and changes nothing.
 
-use crate::policy::{Factor, Facts, Nss, Requirement, Unenrolled, Why};
-use crate::{Daemon, clock, factor, risk};
+use crate::login::checks::{self, CheckError};
+use crate::login::plan::{self, Ask, Denial, Grant, Plan};
+use crate::policy::{Facts, Nss, Why};
+use crate::store::Counter;
+use crate::{Daemon, clock, device, risk};
 use mfad_protocol::{ExplainedRule, Explanation};
+
+/// What the login to explain comes with besides user, service and source.
+#[derive(Debug, Default)]
+pub struct Context<'a> {
+    /// The SSH public key of sshd's first method (`ssh-ed25519 AAAA...`).
+    pub device_key: Option<&'a str>,
+    /// The session it would come from (step-up), by id.
+    pub session: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error("{0} is not an SSH public key (expected a line like `ssh-ed25519 AAAA...`)")]
+    BadKey(String),
+    #[error("there is no active session {0}")]
+    NoSession(i64),
+    #[error(transparent)]
+    Check(#[from] CheckError),
+}
 
 pub fn explain(
     d: &Daemon,
     user: &str,
     service: &str,
     rhost: Option<&str>,
-) -> Result<Explanation, String> {
+    ctx: &Context<'_>,
+) -> Result<Explanation, ExplainError> {
     let loaded = d.policy();
     let policy = &loaded.policy;
     let (signals, explained) = risk::signals(d, user, &risk::place(d, rhost));
@@ -39,75 +63,123 @@ pub fn explain(
             }),
         })
         .collect();
-    let Some(rule) = seen
+    let rule = seen
         .last()
         .filter(|(_, miss)| miss.is_none())
-        .map(|(rule, _)| *rule)
-    else {
-        return Ok(Explanation {
-            policy_version: loaded.version,
-            rules,
-            rule: None,
-            requirement: "deny".to_owned(),
-            enrolled: Vec::new(),
-            outcome: "denied: no rule matches this login".to_owned(),
-            signals: explained,
-        });
+        .map(|(rule, _)| *rule);
+    let key = match ctx.device_key {
+        Some(line) => Some(
+            device::from_auth_info(&format!("publickey {}", line.trim()))
+                .ok_or_else(|| ExplainError::BadKey(line.to_owned()))?,
+        ),
+        None => None,
     };
-    let factors = rule.require.factors();
-    let mut enrolled = Vec::new();
-    for &f in factors {
-        if factor::enrolled(d, user, f)? {
-            enrolled.push(f);
-        }
-    }
-    let labels = |fs: &[Factor]| fs.iter().map(|f| f.label()).collect::<Vec<_>>().join(", ");
+    let session = match ctx.session {
+        Some(id) => Some(
+            d.store
+                .session(&d.boot_id, id)
+                .map_err(CheckError::from)?
+                .filter(|s| s.info.user == user)
+                .ok_or(ExplainError::NoSession(id))?,
+        ),
+        None => None,
+    };
     let now = clock::now();
-    let outcome = match &rule.require {
-        Requirement::None => "allowed without a second factor".to_owned(),
-        Requirement::Deny => "denied by the policy".to_owned(),
-        _ if enrolled.is_empty() => match rule.unenrolled {
-            Unenrolled::Allow => "allowed: no factor enrolled, and the rule allows unenrolled users".to_owned(),
-            Unenrolled::GraceUntil(t) if now < t => {
-                format!("allowed: no factor enrolled, within the grace period ending {}", mfad_protocol::time::utc(t))
-            }
-            _ => "denied: no factor enrolled (asked for a code that cannot succeed, like a wrong one)".to_owned(),
-        },
-        Requirement::Chain(_) if enrolled.len() < factors.len() => {
-            let missing: Vec<Factor> = factors.iter().copied().filter(|f| !enrolled.contains(f)).collect();
-            format!("denied: the chain needs {}, not enrolled", labels(&missing))
-        }
-        Requirement::Chain(_) => format!("asked for, in order: {}", labels(&enrolled)),
-        _ if enrolled.len() == 1 => format!("asked for: {}", labels(&enrolled)),
-        _ => format!("asked to choose one of: {}", labels(&enrolled)),
-    };
+    let gathered = checks::gather(d, user, rule, key.as_ref(), session, now)?;
+    let plan = plan::plan(&gathered.inputs(rule, now));
     let source = rhost.filter(|r| !r.is_empty()).unwrap_or("local");
     let mut locks = Vec::new();
-    for f in &enrolled {
-        if let Some(until) = d
-            .store
-            .locked_until(user, f.name(), source, now)
-            .map_err(|e| e.to_string())?
-        {
-            locks.push(format!(
-                "{} is locked until {}",
-                f.name(),
-                mfad_protocol::time::utc(until)
-            ));
+    if let Plan::Ask(ask) = &plan {
+        for step in ask.steps.iter().filter(|s| !s.decoy) {
+            if let Some(until) = d
+                .store
+                .locked_until(
+                    user,
+                    Counter {
+                        factor: step.factor.name(),
+                        source,
+                    },
+                    now,
+                )
+                .map_err(CheckError::from)?
+            {
+                locks.push(format!(
+                    "{} is locked until {}",
+                    step.factor.name(),
+                    mfad_protocol::time::utc(until)
+                ));
+            }
         }
     }
-    let outcome = if locks.is_empty() {
-        outcome
-    } else {
-        format!("{outcome}; but {}", locks.join(", "))
+    let outcome = describe(&plan);
+    let outcome = match locks.is_empty() {
+        true => outcome,
+        false => format!("{outcome}; but {}", locks.join(", ")),
     };
     Ok(Explanation {
         policy_version: loaded.version,
         rules,
-        rule: Some(rule.name.clone()),
-        requirement: rule.require.describe(),
-        enrolled: enrolled.iter().map(|f| f.name().to_owned()).collect(),
+        rule: rule.map(|r| r.name.clone()),
+        requirement: rule.map_or("deny".to_owned(), |r| r.require.describe()),
+        enrolled: gathered
+            .enrolled
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect(),
         outcome,
         signals: explained,
     })
+}
+
+/// A plan in words, for admins (who may know what a login does not show:
+/// which asked factors this user cannot answer).
+pub fn describe(plan: &Plan) -> String {
+    match plan {
+        Plan::Deny(Denial::NoRule) => "denied: no rule matches this login".to_owned(),
+        Plan::Deny(Denial::Policy) => "denied by the policy".to_owned(),
+        Plan::Allow(Grant::NothingRequired) => "allowed without a second factor".to_owned(),
+        Plan::Allow(Grant::Unenrolled) => {
+            "allowed: no factor enrolled, and the rule allows unenrolled users".to_owned()
+        }
+        Plan::Allow(Grant::Grace { until }) => format!(
+            "allowed: no factor enrolled, within the grace period ending {}",
+            mfad_protocol::time::utc(*until)
+        ),
+        Plan::Allow(Grant::Device { label }) => {
+            format!("allowed: trusted device {label}")
+        }
+        Plan::Allow(Grant::Session(covered)) => format!("allowed: {}", covered.describe()),
+        Plan::Ask(ask) => describe_ask(ask),
+    }
+}
+
+fn describe_ask(ask: &Ask) -> String {
+    let labels: Vec<String> = ask
+        .steps
+        .iter()
+        .map(|s| match s.decoy {
+            true => format!(
+                "{} (not enrolled: fails like a wrong code)",
+                s.factor.label()
+            ),
+            false => s.factor.label().to_owned(),
+        })
+        .collect();
+    let mut text = match (ask.chain, ask.steps.len()) {
+        (_, 1) => format!("asked for: {}", labels.join(", ")),
+        (true, _) => format!("asked for, in order: {}", labels.join(", ")),
+        (false, _) => format!("asked to choose one of: {}", labels.join(", ")),
+    };
+    if ask.steps.iter().all(|s| s.decoy) {
+        text = format!("denied: no factor enrolled ({text})");
+    }
+    if let Some(covered) = &ask.covered {
+        text.push_str(&format!("; {}", covered.describe()));
+    }
+    if let Some((days, _)) = &ask.offer_trust {
+        text.push_str(&format!(
+            "; then offered to trust the device for {days} days"
+        ));
+    }
+    text
 }

@@ -1,6 +1,10 @@
-//! Frames over a tokio Unix stream, with the idle and conversation deadlines
-//! that keep a silent or slow client from holding a connection forever.
+//! Frames over a tokio Unix stream, with the deadlines that keep a silent or
+//! slow client from holding a connection: the idle timeout between frames
+//! (the user typing), a short one within a frame once it has started (a
+//! client writes a frame at once; one trickling bytes is hostile or broken),
+//! and one for the whole conversation.
 
+use crate::config::LimitsConfig;
 use mfad_protocol::{
     ErrorCode, FrameError, LEN_PREFIX, Request, RequestError, Response, ResponseEnvelope, body_len,
     encode, parse_request,
@@ -29,23 +33,32 @@ pub enum ReadError {
 pub struct FrameIo {
     stream: UnixStream,
     idle: Duration,
+    frame: Duration,
     deadline: Instant,
 }
 
 impl FrameIo {
-    pub fn new(stream: UnixStream, idle: Duration, conversation: Duration) -> Self {
+    pub fn new(stream: UnixStream, limits: &LimitsConfig) -> Self {
         Self {
             stream,
-            idle,
-            deadline: Instant::now() + conversation,
+            idle: limits.idle_timeout,
+            frame: limits.frame_timeout,
+            deadline: Instant::now() + limits.conversation_timeout,
         }
     }
 
     pub async fn read(&mut self) -> Result<Request, ReadError> {
+        let mut first = [0u8; 1];
         let until = self.deadline.min(Instant::now() + self.idle);
-        match timeout_at(until, read_body(&mut self.stream)).await {
+        match timeout_at(until, self.stream.read(&mut first)).await {
+            Err(_) => return Err(ReadError::Timeout),
+            Ok(Ok(0)) => return Err(ReadError::Closed),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(ReadError::Frame(e.into())),
+        }
+        let until = self.deadline.min(Instant::now() + self.frame);
+        match timeout_at(until, read_body(&mut self.stream, first[0])).await {
             Err(_) => Err(ReadError::Timeout),
-            Ok(Err(FrameError::Closed)) => Err(ReadError::Closed),
             Ok(Err(e)) => Err(ReadError::Frame(e)),
             Ok(Ok(body)) => parse_request(&body).map_err(ReadError::Request),
         }
@@ -93,13 +106,13 @@ impl FrameIo {
     }
 }
 
-/// Reads one frame body; the prefix is checked before the body is allocated.
-async fn read_body(stream: &mut UnixStream) -> Result<Zeroizing<Vec<u8>>, FrameError> {
-    let mut prefix = [0u8; LEN_PREFIX];
-    let mut got = 0;
+/// Reads the rest of a frame whose first byte has arrived; the prefix is
+/// checked before the body is allocated.
+async fn read_body(stream: &mut UnixStream, first: u8) -> Result<Zeroizing<Vec<u8>>, FrameError> {
+    let mut prefix = [first, 0, 0, 0];
+    let mut got = 1;
     while got < LEN_PREFIX {
         match stream.read(&mut prefix[got..]).await? {
-            0 if got == 0 => return Err(FrameError::Closed),
             0 => return Err(FrameError::Truncated),
             n => got += n,
         }

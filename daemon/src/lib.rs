@@ -4,7 +4,6 @@
 mod admin;
 pub mod args;
 pub mod audit;
-mod auth;
 pub mod authz;
 mod clock;
 pub mod config;
@@ -16,13 +15,17 @@ pub mod factor;
 pub mod files;
 pub mod geo;
 mod io;
+pub mod keys;
 mod limits;
 pub mod logging;
+mod login;
 mod notify;
 pub mod peer;
-pub mod policy;
+pub use mfad_policy as policy;
 pub mod procs;
+mod quiet_log;
 mod risk;
+mod router;
 mod server;
 mod sessions;
 pub mod store;
@@ -30,9 +33,10 @@ mod validate;
 
 use audit::Event;
 use config::Config;
+use nix::sys::stat::{Mode, umask};
 use policy::{Nss, Policy, PolicyError};
 use std::io::ErrorKind;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use store::crypto::{Purpose, Vault};
@@ -43,8 +47,8 @@ use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Debug, Error)]
 pub enum StartError {
-    #[error("key: {0}")]
-    Key(#[from] files::FileError),
+    #[error(transparent)]
+    File(#[from] files::FileError),
     #[error("database {path}: {source}")]
     Store {
         path: String,
@@ -54,6 +58,23 @@ pub enum StartError {
     Policy(#[from] policy::PolicyError),
     #[error("socket {path}: {message}")]
     Socket { path: String, message: String },
+    #[error(
+        "the key {key} is missing, but the database {database} holds {rows} secrets sealed or keyed with it. \
+         Restore the key from your backup to {key} (root's, mode 0400): mfad never creates a new key \
+         over them, since every enrolled user would then be refused. To start over instead, move the \
+         database away (every user then enrolls again)"
+    )]
+    KeyMissing {
+        key: String,
+        database: String,
+        rows: u64,
+    },
+    #[error(
+        "the key {key} is not the key the database {database} was written with. Restore the right key \
+         from your backup to {key} (or the database that belongs to this key): with this one every \
+         enrolled user would be refused"
+    )]
+    KeyMismatch { key: String, database: String },
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot prepare the stand-in secret: {0}")]
@@ -101,7 +122,7 @@ impl Reload {
 
 pub struct Daemon {
     pub(crate) config: Config,
-    pub(crate) store: Store,
+    pub(crate) store: Arc<Store>,
     pub(crate) vault: Vault,
     policy: RwLock<Arc<LoadedPolicy>>,
     pub(crate) dummy: Dummy,
@@ -114,14 +135,13 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn open(config: Config) -> Result<Self, StartError> {
-        let key = files::load_or_create_key(&config.key_file)?;
-        let delivery = delivery::Delivery::new(&config)?;
-        let vault = Vault::new(&key).map_err(|e| StartError::Dummy(e.to_string()))?;
-        drop(key);
-        let store = Store::open(&config.database).map_err(|source| StartError::Store {
+        // A bad key is refused before a database is created for it.
+        let existing = files::read_key_if_present(&config.key_file)?;
+        let store_error = |source| StartError::Store {
             path: config.database.display().to_string(),
             source,
-        })?;
+        };
+        let store = Arc::new(Store::open(&config.database).map_err(store_error)?);
         if store.fence_after_unclean_stop(clock::now(), config.totp.window) {
             log::warn!(
                 "the last run of mfad did not stop cleanly: TOTP codes valid now are refused \
@@ -129,6 +149,17 @@ impl Daemon {
                 (u64::from(config.totp.window) + 1) * config.totp.period
             );
         }
+        let key = match existing {
+            Some(key) => key,
+            None => {
+                let state = store.key_state().map_err(store_error)?;
+                keys::create_unless_needed(&config, Some(&state))?
+            }
+        };
+        let vault = Vault::new(&key).map_err(|e| StartError::Dummy(e.to_string()))?;
+        drop(key);
+        keys::verify(&config, &store, &vault)?;
+        let delivery = delivery::Delivery::new(&config, Arc::clone(&store))?;
         let geo = match &config.geoip_database {
             Some(path) => Some(geo::Geo::open(path).map_err(StartError::Geo)?),
             None => None,
@@ -178,6 +209,12 @@ impl Daemon {
     /// file never replaces the policy in force.
     pub fn reload_policy(&self, loaded_by: &str) -> Reload {
         let current = self.policy();
+        if let Err(e) =
+            files::check_trusted_if_present(&self.config.policy_file, files::Reading::Anyone)
+        {
+            log::error!("{e}\nkeeping policy version {} in force", current.version);
+            return Reload::rejected(current.version, vec![e.to_string()]);
+        }
         let (policy, warnings) = match Policy::load(&self.config.policy_file, &Nss) {
             Ok(loaded) => loaded,
             Err(e) => {
@@ -234,12 +271,13 @@ impl Daemon {
     }
 }
 
-/// `mfad --init`: creates the key if it is absent and the database's
-/// directory, and checks that both are private. It opens nothing, so it is
-/// safe while a daemon runs; the package scripts and the systemd unit run it
+/// `mfad --init`: creates the key if it is absent (and the database, if
+/// any, holds nothing under a key) and the database's directory, and checks
+/// that both are private. It changes nothing in the database, so it is safe
+/// while a daemon runs; the package scripts and the systemd unit run it
 /// before a start (the unit's sandbox keeps /etc read-only for the daemon).
 pub fn init(config: &Config) -> Result<(), StartError> {
-    files::load_or_create_key(&config.key_file)?;
+    keys::init(config)?;
     store::prepare(&config.database).map_err(|e| StartError::Store {
         path: config.database.display().to_string(),
         source: e.into(),
@@ -250,6 +288,7 @@ pub fn init(config: &Config) -> Result<(), StartError> {
 /// stored version (so a bad edit cannot lock everyone out at the next
 /// restart), loudly; with neither, the daemon does not start.
 fn startup_policy(config: &Config, store: &Store) -> Result<LoadedPolicy, StartError> {
+    files::check_trusted_if_present(&config.policy_file, files::Reading::Anyone)?;
     let now = clock::now();
     let record = |policy: Policy| -> Result<LoadedPolicy, StartError> {
         let (version, _) = store
@@ -296,28 +335,52 @@ fn startup_policy(config: &Config, store: &Store) -> Result<LoadedPolicy, StartE
 }
 
 /// Binds the socket: world-connectable, since access is decided per request
-/// from SO_PEERCRED. A live daemon already on the path is never displaced.
+/// from SO_PEERCRED. Its directory must be root's and closed to others; a
+/// live daemon already on the path is never displaced, and nothing but a
+/// stale socket is ever removed.
 fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, StartError> {
     let fail = |message: String| StartError::Socket {
         path: path.display().to_string(),
         message,
     };
-    if let Some(parent) = path.parent().filter(|p| !p.exists()) {
-        std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
-        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| fail(e.to_string()))?;
-    }
-    match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => return Err(fail("another mfad is already listening there".to_owned())),
-        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-            std::fs::remove_file(path)
-                .map_err(|e| fail(format!("cannot remove the stale socket: {e}")))?;
+    let absolute = std::path::absolute(path).map_err(|e| fail(e.to_string()))?;
+    if let Some(parent) = absolute.parent() {
+        if !parent.exists() {
+            std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| fail(e.to_string()))?;
         }
-        Err(_) => {}
+        files::check_socket_dir(parent)?;
     }
-    let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-        .map_err(|e| fail(e.to_string()))?;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(files::FileError::NotASocket {
+                path: path.to_owned(),
+            }
+            .into());
+        }
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => return Err(fail("another mfad is already listening there".to_owned())),
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                std::fs::remove_file(path)
+                    .map_err(|e| fail(format!("cannot remove the stale socket: {e}")))?;
+            }
+            Err(e) => {
+                return Err(fail(format!(
+                    "cannot tell whether a daemon listens there: {e}"
+                )));
+            }
+        },
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e.to_string())),
+    }
+    // The socket is born with its final mode, 0666: no window in which it has
+    // another, and no chmod by path (which could follow a swapped path).
+    // umask is per process; nothing else creates files while mfad starts.
+    let old = umask(Mode::from_bits_truncate(0o111));
+    let bound = std::os::unix::net::UnixListener::bind(path);
+    umask(old);
+    let listener = bound.map_err(|e| fail(e.to_string()))?;
     listener
         .set_nonblocking(true)
         .map_err(|e| fail(e.to_string()))?;

@@ -2,6 +2,7 @@
 //! peers, so a slow or hostile local user cannot starve root's PAM traffic.
 //! Root is never limited here (it is sshd, sudo and login).
 
+use crate::quiet_log::{self, QuietLog};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -28,6 +29,8 @@ pub struct Limits {
     max_connections: usize,
     per_uid: usize,
     state: Mutex<State>,
+    /// Where refused connections are logged, rate-limited.
+    pub refusals: Arc<QuietLog>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -51,6 +54,7 @@ impl Limits {
                 total: 0,
                 peers: HashMap::new(),
             }),
+            refusals: QuietLog::new(quiet_log::INTERVAL),
         })
     }
 

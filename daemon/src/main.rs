@@ -3,6 +3,7 @@
 use clap::Parser;
 use mfad::args::Args;
 use mfad::config::Config;
+use mfad::files::Reading;
 use mfad::policy::{Nss, Policy};
 use std::process::ExitCode;
 
@@ -17,6 +18,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Whoever can write the configuration or the policy decides who needs MFA.
+    let trusted = mfad::files::check_trusted(&args.config, Reading::Anyone)
+        .and_then(|()| mfad::files::check_trusted_if_present(&config.policy_file, Reading::Anyone));
+    if let Err(e) = trusted {
+        eprintln!("mfad: configuration error: {e}");
+        return ExitCode::from(2);
+    }
     if args.check_config {
         return check_config(&config);
     }
@@ -72,7 +80,7 @@ fn check_config(config: &Config) -> ExitCode {
     };
     // The provider secrets must be readable and private, and the country
     // database readable, as at start-up.
-    if let Err(e) = mfad::delivery::Delivery::new(config) {
+    if let Err(e) = mfad::delivery::Delivery::check(config) {
         eprintln!("mfad: configuration error: {e}");
         return ExitCode::from(2);
     }
@@ -82,10 +90,19 @@ fn check_config(config: &Config) -> ExitCode {
         eprintln!("mfad: configuration error: `geoip_database`: {e}");
         return ExitCode::from(2);
     }
+    // A lost or wrong key is refused at start; say so now.
+    let key = match mfad::keys::describe(config) {
+        Ok(line) => line,
+        Err(e) => {
+            eprintln!("mfad: {e}");
+            return ExitCode::from(2);
+        }
+    };
     print!("{}", config.describe());
     for line in policy {
         println!("{line}");
     }
+    println!("{key}");
     ExitCode::SUCCESS
 }
 

@@ -5,7 +5,7 @@
 
 use crate::audit::{Decision, Event};
 use crate::delivery::template::{self, verbatim};
-use crate::{Daemon, auth, clock};
+use crate::{Daemon, clock, login};
 use mfad_protocol::{AuthStart, Channel};
 
 /// Sends the notification for the login `start`, if it is enabled and the
@@ -17,7 +17,7 @@ pub async fn login(d: &Daemon, start: &AuthStart, peer_uid: u32) {
         return;
     }
     let user = start.user.as_str();
-    let to = match auth::destination(d, user, Channel::Email) {
+    let to = match login::destination(d, user, Channel::Email) {
         Ok(Some(to)) => to,
         Ok(None) => return,
         Err(_) => {

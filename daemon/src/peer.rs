@@ -16,6 +16,9 @@ pub struct Peer {
     pub audit_session: Option<u32>,
     /// The caller's login uid (`/proc/<pid>/loginuid`), read with it.
     pub loginuid: Option<u32>,
+    /// The real uid of the calling process, read with them: who ran su or
+    /// sudo, where `uid` (effective) is root.
+    pub real_uid: Option<u32>,
 }
 
 impl Peer {
@@ -28,6 +31,7 @@ impl Peer {
             pid,
             audit_session: pid.and_then(crate::procs::audit_session),
             loginuid: pid.and_then(crate::procs::loginuid),
+            real_uid: pid.and_then(crate::procs::real_uid),
         }
     }
 }

@@ -32,6 +32,14 @@ pub fn loginuid(pid: i32) -> Option<u32> {
     read_id(&format!("/proc/{pid}/loginuid"))
 }
 
+/// The real uid of `pid`: for a setuid program (su, sudo) the user who
+/// ran it, where the peer credentials say root.
+pub fn real_uid(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// This boot's id.
 pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")

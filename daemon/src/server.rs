@@ -1,9 +1,10 @@
 //! The socket: accept, identify the peer, admit it, and run its connection.
 
+use crate::Daemon;
 use crate::io::{FrameIo, ReadError};
 use crate::limits::Busy;
 use crate::peer::Peer;
-use crate::{Daemon, admin, auth, contacts, sessions};
+use crate::router::{self, Next};
 use mfad_protocol::{ErrorCode, Request};
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,8 +34,7 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
             return;
         }
     };
-    let limits = &d.config.limits;
-    let mut io = FrameIo::new(stream, limits.idle_timeout, limits.conversation_timeout);
+    let mut io = FrameIo::new(stream, &d.config.limits);
     let _slot = match d.limits.admit(peer.uid, Instant::now()) {
         Ok(slot) => slot,
         Err(busy) => {
@@ -42,11 +42,7 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
                 Busy::PerUid => "too many connections from your uid",
                 Busy::Total => "too many connections from unprivileged users",
             };
-            log::warn!(
-                "refused a connection from uid {} (pid {:?}): {why}",
-                peer.uid,
-                peer.pid
-            );
+            d.limits.refusals.refused(peer.uid, peer.pid, why);
             io.send_error(
                 ErrorCode::Busy,
                 format!("mfad is busy: {why}; try again shortly"),
@@ -77,38 +73,19 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
             .await;
             return;
         }
-        match request {
-            Request::AuthStart(start) => {
-                // One connection, one conversation.
-                auth::run(&d, &peer, &mut io, start).await;
-                return;
-            }
-            Request::ContactSet {
-                user,
-                channel,
-                address,
-                verified,
-            } => {
-                let response =
-                    contacts::set(&d, &peer, user.as_deref(), channel, &address, verified)
-                        .await
-                        .unwrap_or_else(admin::Refusal::into_response);
-                if io.send(response).await.is_err() {
-                    return;
+        let user = match router::admit(&d, &peer, &request) {
+            Ok(user) => user,
+            Err(refusal) => {
+                let _ = io.send(refusal.into_response()).await;
+                // A refused login ends its conversation like any other.
+                match request {
+                    Request::AuthStart(_) => return,
+                    _ => continue,
                 }
             }
-            Request::SessionKill { id } => {
-                let response = sessions::kill(&d, &peer, id).await;
-                if io.send(response).await.is_err() {
-                    return;
-                }
-            }
-            other => {
-                let response = admin::handle(&d, &peer, other);
-                if io.send(response).await.is_err() {
-                    return;
-                }
-            }
+        };
+        if let Next::Close = router::dispatch(&d, &peer, &mut io, request, user).await {
+            return;
         }
     }
 }

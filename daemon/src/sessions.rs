@@ -1,32 +1,18 @@
 //! Requests about login sessions and trusted devices: the session hooks'
 //! reports (root only), `mfactl sessions` and `mfactl devices`.
 
-use crate::admin::{Refusal, resolve};
+use crate::admin::Refusal;
 use crate::audit::{Decision, Event};
-use crate::authz::Access;
 use crate::peer::{self, Peer};
 use crate::store::NewSession;
-use crate::{Daemon, auth, clock, procs, validate};
-use mfad_protocol::{ErrorCode, Request, Response, SessionReport};
+use crate::{Daemon, clock, login, procs, validate};
+use mfad_protocol::{ErrorCode, Response, SessionReport};
 use std::time::Duration;
 
 /// How long killed processes get to exit on SIGTERM before SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
 const NO_AUDIT_SESSION: &str = "the caller has no audit session id: put `session required pam_loginuid.so` before pam_mfa.so in the session stack";
-
-/// The session hooks run in the PAM stack of sshd, login and the like,
-/// always as root; a user must not report (or end) sessions.
-fn root_only(peer: &Peer) -> Result<(), Refusal> {
-    if peer.uid == 0 {
-        Ok(())
-    } else {
-        Err(Refusal::new(
-            ErrorCode::PermissionDenied,
-            "only root (the PAM stack) reports sessions",
-        ))
-    }
-}
 
 fn session_event(peer: &Peer, r: &SessionReport, reason: &str) -> Event {
     let mut event = Event::admin(&r.user, reason, Decision::Done, peer.uid, clock::now());
@@ -52,7 +38,6 @@ fn check_report(r: &SessionReport) -> Result<(), Refusal> {
 /// `session_open`: binds what the ticket's authentication proved to the
 /// caller's audit session.
 pub fn open(d: &Daemon, peer: &Peer, r: &SessionReport) -> Result<Response, Refusal> {
-    root_only(peer)?;
     check_report(r)?;
     let sid = peer
         .audit_session
@@ -76,7 +61,7 @@ pub fn open(d: &Daemon, peer: &Peer, r: &SessionReport) -> Result<Response, Refu
     let now = clock::now();
     let proof = match &r.ticket {
         Some(t) => {
-            let hash = auth::ticket_hash(d, t.expose())?;
+            let hash = login::ticket_hash(d, t.expose())?;
             d.store.take_ticket(&hash, &r.user, &r.service, now)?
         }
         None => None,
@@ -131,7 +116,6 @@ fn names(factors: &[mfad_protocol::PassedFactor]) -> Option<String> {
 
 /// `session_close`: forgets the caller's session of that service.
 pub fn close(d: &Daemon, peer: &Peer, r: &SessionReport) -> Result<Response, Refusal> {
-    root_only(peer)?;
     check_report(r)?;
     let sid = peer
         .audit_session
@@ -179,8 +163,7 @@ pub fn forget_ended(d: &Daemon) {
     }
 }
 
-fn list(d: &Daemon, peer: &Peer) -> Result<Response, Refusal> {
-    resolve(d, peer, None, Access::Admin, "sessions list")?;
+pub fn list(d: &Daemon) -> Result<Response, Refusal> {
     forget_ended(d);
     let alive = procs::by_session();
     let sessions = d
@@ -200,9 +183,8 @@ fn list(d: &Daemon, peer: &Peer) -> Result<Response, Refusal> {
 
 /// `sessions kill ID`: terminates every process of the session and
 /// forgets it. Needs CAP_KILL to signal other users' processes.
-pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Response {
-    let result = async {
-        resolve(d, peer, None, Access::Admin, "sessions kill")?;
+pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal> {
+    {
         let Some(s) = d.store.session(&d.boot_id, id)? else {
             return Err(Refusal::new(
                 ErrorCode::NotFound,
@@ -212,13 +194,20 @@ pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Response {
         let sid = s.info.audit_session;
         let ended = procs::end_session(sid, KILL_GRACE).await;
         let reason = match &ended {
-            Ok(n) => format!("killed by uid {} (audit session {sid}, {n} processes)", peer.uid),
+            Ok(n) => format!(
+                "killed by uid {} (audit session {sid}, {n} processes)",
+                peer.uid
+            ),
             Err(e) => format!("kill by uid {} failed (audit session {sid}): {e}", peer.uid),
         };
         let mut event = Event::admin(
             &s.info.user,
             &reason,
-            if ended.is_ok() { Decision::Done } else { Decision::Deny },
+            if ended.is_ok() {
+                Decision::Done
+            } else {
+                Decision::Deny
+            },
             peer.uid,
             clock::now(),
         );
@@ -250,27 +239,26 @@ pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Response {
             }
         }
     }
-    .await;
-    result.unwrap_or_else(Refusal::into_response)
 }
 
-fn devices(d: &Daemon, peer: &Peer, user: Option<&str>) -> Result<Response, Refusal> {
-    let user = resolve(d, peer, user, Access::SelfOrAdmin, "devices list")?;
-    let devices = d.store.devices(&user, clock::now())?;
-    Ok(Response::Devices { user, devices })
+pub fn devices(d: &Daemon, user: &str) -> Result<Response, Refusal> {
+    let devices = d.store.devices(user, clock::now())?;
+    Ok(Response::Devices {
+        user: user.to_owned(),
+        devices,
+    })
 }
 
-fn revoke(d: &Daemon, peer: &Peer, user: Option<&str>, id: i64) -> Result<Response, Refusal> {
-    let user = resolve(d, peer, user, Access::SelfOrAdmin, "devices revoke")?;
+pub fn revoke(d: &Daemon, peer: &Peer, user: &str, id: i64) -> Result<Response, Refusal> {
     let now = clock::now();
     let event = Event::admin(
-        &user,
+        user,
         &format!("trusted device {id} revoked"),
         Decision::Done,
         peer.uid,
         now,
     );
-    if !d.store.revoke_device(&user, id, now, &event)? {
+    if !d.store.revoke_device(user, id, now, &event)? {
         return Err(Refusal::new(
             ErrorCode::NotFound,
             format!("{user} has no trusted device {id}; see `mfactl devices list`"),
@@ -280,18 +268,6 @@ fn revoke(d: &Daemon, peer: &Peer, user: Option<&str>, id: i64) -> Result<Respon
     Ok(done(&format!(
         "Device {id} of {user} is no longer trusted; its next login asks for the code."
     )))
-}
-
-/// The requests of this module that need no waiting.
-pub fn handle(d: &Daemon, peer: &Peer, request: &Request) -> Option<Result<Response, Refusal>> {
-    Some(match request {
-        Request::SessionOpen(r) => open(d, peer, r),
-        Request::SessionClose(r) => close(d, peer, r),
-        Request::SessionList => list(d, peer),
-        Request::DeviceList { user } => devices(d, peer, user.as_deref()),
-        Request::DeviceRevoke { user, id } => revoke(d, peer, user.as_deref(), *id),
-        _ => return None,
-    })
 }
 
 fn done(message: &str) -> Response {

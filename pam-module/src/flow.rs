@@ -56,8 +56,8 @@ impl Settings {
 enum Outcome {
     Verdict(Decision, String, Option<SecretString>),
     ConvFailed(ConvError),
-    /// Could not connect, or no reply in time before the user had typed
-    /// anything: the only case `failmode=open` may step aside for.
+    /// No daemon there: the socket is missing or nothing listens on it. The
+    /// only case `failmode=open` may step aside for.
     Unreachable(String),
     /// The daemon refused this caller (`permission_denied`).
     Refused(String),
@@ -84,7 +84,7 @@ pub fn authenticate(
         }
     };
     match outcome {
-        Outcome::Verdict(Decision::Allow, message, ticket) => {
+        Outcome::Verdict(decision @ (Decision::Allow | Decision::Pass), message, ticket) => {
             show(conv, &message, false);
             // A ticket that cannot be stored costs only the session's record
             // of its factors (a later step-up asks for everything).
@@ -96,7 +96,11 @@ pub fn authenticate(
                     &format!("cannot keep the session ticket (PAM error {rc})"),
                 );
             }
-            PamError::SUCCESS
+            match decision {
+                // Nothing verified: the other modules of the stack decide.
+                Decision::Pass => PamError::IGNORE,
+                _ => PamError::SUCCESS,
+            }
         }
         Outcome::Verdict(Decision::Deny, message, _) => {
             show(conv, &message, true);
@@ -149,22 +153,17 @@ fn relay(
     };
     let mut client = match Client::connect(&s.client) {
         Ok(client) => client,
-        Err(e) => return failed(e, false),
+        Err(e) => return failed(e),
     };
     debug("connected to mfad, sending auth_start");
     if let Err(e) = client.send(&Request::AuthStart(start)) {
-        return failed(e, false);
+        return failed(e);
     }
-    // Once mfad has said anything, it is plainly reachable; a stall after
-    // that (a slow SMS provider, a growing delay after wrong codes) must not
-    // let anyone in under failmode=open.
-    let mut heard = false;
     for _ in 0..MAX_FRAMES {
         let response = match client.recv() {
             Ok(r) => r,
-            Err(e) => return failed(e, heard),
+            Err(e) => return failed(e),
         };
-        heard = true;
         match response {
             Response::Prompt { echo, text } => {
                 debug(if echo {
@@ -179,7 +178,7 @@ fn relay(
                 // Moves the buffer: the answer is never copied into a plain String.
                 let text = SecretString::new(std::mem::take(&mut *answer));
                 if let Err(e) = client.send(&Request::Answer { text }) {
-                    return failed(e, heard);
+                    return failed(e);
                 }
                 debug("sent answer");
             }
@@ -222,17 +221,16 @@ fn relay(
     Outcome::Broken(format!("no verdict after {MAX_FRAMES} frames"))
 }
 
-/// Sorts client errors: only "cannot connect" and "no reply in time before
-/// mfad said anything" count as the daemon being unavailable (DESIGN
-/// security rule 1).
-fn failed(err: ClientError, heard: bool) -> Outcome {
+/// Sorts client errors: only "no daemon there" (ENOENT, ECONNREFUSED) counts
+/// as unreachable (DESIGN security rule 1). A daemon that accepted the
+/// connection and then stalls (wedged, stopped, a slow SMS provider) or
+/// sends garbage is there: failing open for it would let whoever can wedge
+/// mfad log in without a second factor.
+fn failed(err: ClientError) -> Outcome {
     match err {
-        ClientError::Connect { .. } => Outcome::Unreachable(err.to_string()),
-        ClientError::Frame(FrameError::Timeout) if !heard => {
-            Outcome::Unreachable("timed out waiting for mfad".to_owned())
-        }
+        err if err.no_daemon() => Outcome::Unreachable(err.to_string()),
         ClientError::Frame(FrameError::Timeout) => {
-            Outcome::Broken("timed out waiting for mfad after it had answered".to_owned())
+            Outcome::Broken("timed out waiting for mfad, which accepted the connection".to_owned())
         }
         other => Outcome::Broken(other.to_string()),
     }

@@ -126,6 +126,16 @@ impl Client {
     }
 }
 
+impl ClientError {
+    /// True only when no daemon is there at all: the socket is missing or
+    /// nothing listens on it. Once a connection is accepted, every later
+    /// failure (a timeout, EOF, a bad frame) means a daemon that is there
+    /// but not answering properly, which a caller must never treat as absent.
+    pub fn no_daemon(&self) -> bool {
+        matches!(self, ClientError::Connect { source, .. } if is_transient(source))
+    }
+}
+
 /// Errors that a daemon restart produces: the socket is briefly missing or
 /// not yet listening.
 fn is_transient(e: &io::Error) -> bool {

@@ -92,6 +92,7 @@ pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameErr
     let len = body_len(prefix)?;
     let mut body = Zeroizing::new(vec![0u8; len]);
     r.read_exact(&mut body)?;
+    crate::strict::unique_keys(&body)?;
     Ok(serde_json::from_slice(&body)?)
 }
 

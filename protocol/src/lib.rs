@@ -11,6 +11,7 @@ mod frame;
 mod message;
 pub mod paths;
 mod secret;
+mod strict;
 pub mod time;
 
 pub use client::{Client, ClientError, ClientOptions};

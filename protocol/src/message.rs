@@ -1,7 +1,10 @@
 //! Requests, responses and the envelope that carries the version.
 //!
-//! Wire structs deliberately do not use `deny_unknown_fields`: a module loaded
-//! into a long-running process may be older or newer than the daemon.
+//! Every wire type refuses unknown fields, and every frame refuses repeated
+//! keys (`strict`): a frame means one thing, and a field one side does not
+//! know is an error, never silently dropped. The module, the CLI and the
+//! daemon share these types, so they agree; a peer of another build that
+//! adds a field gets a clear error and, in the module, fails closed.
 
 use crate::{PROTOCOL_VERSION, SUPPORTED_VERSIONS, SecretString};
 use serde::{Deserialize, Serialize};
@@ -22,6 +25,7 @@ impl<'a> RequestEnvelope<'a> {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResponseEnvelope {
     pub version: u32,
     pub response: Response,
@@ -38,6 +42,7 @@ impl ResponseEnvelope {
 
 /// What a client asks. A field left out by an older client takes its default.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
     /// Liveness and version check; allowed to anyone.
@@ -130,6 +135,13 @@ pub enum Request {
         rhost: Option<String>,
         #[serde(default)]
         tty: Option<String>,
+        /// The SSH public key of sshd's first method (`ssh-ed25519 AAAA...`):
+        /// whether it counts as a trusted device.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device_key: Option<String>,
+        /// The session the login would come from (step-up), by id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<i64>,
     },
     /// From the session hook of pam_mfa.so (root only): a login session
     /// opened. The daemon reads the audit session id of the caller itself.
@@ -158,6 +170,7 @@ pub enum Request {
 /// What the session hooks of pam_mfa.so send. Nothing here identifies the
 /// session: the daemon takes that from the caller's pid.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SessionReport {
     pub user: String,
     pub service: String,
@@ -204,6 +217,7 @@ impl Channel {
 
 /// A destination as people see it: masked, never whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ContactInfo {
     pub channel: Channel,
     /// The verified destination, masked; the one login codes go to.
@@ -218,6 +232,7 @@ pub struct ContactInfo {
 
 /// What the PAM module knows about the login being attempted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthStart {
     pub user: String,
     pub service: String,
@@ -234,6 +249,7 @@ pub struct AuthStart {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Response {
     Pong {
@@ -316,6 +332,7 @@ pub enum Response {
 
 /// A factor a session passed, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PassedFactor {
     pub factor: String,
     pub at: i64,
@@ -323,6 +340,7 @@ pub struct PassedFactor {
 
 /// One active login session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SessionInfo {
     pub id: i64,
     /// The kernel's audit session id.
@@ -346,6 +364,7 @@ pub struct SessionInfo {
 
 /// One trusted device: metadata only (the key is stored as a keyed hash).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeviceInfo {
     pub id: i64,
     /// e.g. "ssh-ed25519"
@@ -362,6 +381,7 @@ pub struct DeviceInfo {
 
 /// A risk signal computed for a login before the policy is matched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RiskSignal {
     /// The policy condition it feeds: "new_network", "new_country".
     pub name: String,
@@ -371,6 +391,7 @@ pub struct RiskSignal {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyVersion {
     pub version: i64,
     pub sha256: String,
@@ -383,6 +404,7 @@ pub struct PolicyVersion {
 
 /// One rule consulted by `explain`, in order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExplainedRule {
     pub rule: String,
     pub line: usize,
@@ -393,6 +415,7 @@ pub struct ExplainedRule {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Explanation {
     pub policy_version: i64,
     pub rules: Vec<ExplainedRule>,
@@ -414,9 +437,14 @@ pub struct Explanation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
+    /// The user proved what the policy asks.
     Allow,
     Deny,
     Locked,
+    /// Nothing was verified and the policy lets the login through (it
+    /// requires nothing, or lets unenrolled users in): pam_mfa returns
+    /// PAM_IGNORE, so it is never the reason a stack succeeds.
+    Pass,
 }
 
 /// Stable error codes; clients branch on these, people read `message`.
@@ -450,6 +478,7 @@ pub enum ErrorCode {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TotpInfo {
     pub algorithm: String,
     pub digits: u32,
@@ -460,6 +489,7 @@ pub struct TotpInfo {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LockInfo {
     pub channel: String,
     /// The source the counter is for (`*` for the whole account).
@@ -471,6 +501,7 @@ pub struct LockInfo {
 
 /// Metadata about one account: never a secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UserStatus {
     pub user: String,
     #[serde(default)]
@@ -488,6 +519,7 @@ pub struct UserStatus {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UserSummary {
     pub user: String,
     pub totp_enrolled: bool,
@@ -498,6 +530,7 @@ pub struct UserSummary {
 
 /// A pending TOTP enrollment, shown once to the person enrolling.
 #[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EnrollmentOffer {
     pub user: String,
     pub uri: SecretString,
@@ -522,6 +555,7 @@ impl std::fmt::Debug for EnrollmentOffer {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditRow {
     pub id: i64,
     pub time: i64,
@@ -575,12 +609,14 @@ impl RequestError {
 /// that a client of another version gets a clear answer.
 pub fn parse_request(body: &[u8]) -> Result<Request, RequestError> {
     #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Raw {
         version: u32,
         request: serde_json::Value,
     }
-    let raw: Raw =
-        serde_json::from_slice(body).map_err(|e| RequestError::Malformed(e.to_string()))?;
+    let malformed = |e: serde_json::Error| RequestError::Malformed(e.to_string());
+    crate::strict::unique_keys(body).map_err(malformed)?;
+    let raw: Raw = serde_json::from_slice(body).map_err(malformed)?;
     if !SUPPORTED_VERSIONS.contains(&raw.version) {
         return Err(RequestError::UnsupportedVersion { got: raw.version });
     }
@@ -589,7 +625,9 @@ pub fn parse_request(body: &[u8]) -> Result<Request, RequestError> {
         .get("type")
         .and_then(|t| t.as_str())
         .map(str::to_owned);
-    serde_json::from_value(raw.request).map_err(|e| {
+    // serde ignores extra fields beside the tag of a variant without fields.
+    let extra = raw.request.as_object().is_some_and(|o| o.len() > 1);
+    let request: Request = serde_json::from_value(raw.request).map_err(|e| {
         let msg = e.to_string();
         match kind {
             Some(kind) if msg.starts_with("unknown variant") => {
@@ -597,7 +635,46 @@ pub fn parse_request(body: &[u8]) -> Result<Request, RequestError> {
             }
             _ => RequestError::Malformed(msg),
         }
-    })
+    })?;
+    if extra && request.has_no_fields() {
+        return Err(RequestError::Malformed(
+            "unknown field beside `type` in a request that has no fields".to_owned(),
+        ));
+    }
+    Ok(request)
+}
+
+impl Request {
+    /// Exhaustive on purpose: a new request type must say whether it has fields.
+    fn has_no_fields(&self) -> bool {
+        match self {
+            Request::Ping
+            | Request::UserList
+            | Request::PolicyReload
+            | Request::PolicyHistory
+            | Request::SessionList => true,
+            Request::AuthStart(_)
+            | Request::Answer { .. }
+            | Request::Status { .. }
+            | Request::EnrollTotpBegin { .. }
+            | Request::EnrollTotpConfirm { .. }
+            | Request::UserShow { .. }
+            | Request::UserReset { .. }
+            | Request::UserUnlock { .. }
+            | Request::AuditQuery { .. }
+            | Request::BackupCodesRegenerate { .. }
+            | Request::ContactSet { .. }
+            | Request::ContactVerify { .. }
+            | Request::ContactClear { .. }
+            | Request::PolicyShow { .. }
+            | Request::PolicyExplain { .. }
+            | Request::SessionOpen(_)
+            | Request::SessionClose(_)
+            | Request::SessionKill { .. }
+            | Request::DeviceList { .. }
+            | Request::DeviceRevoke { .. } => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -645,12 +722,28 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_and_newer_error_codes_are_tolerated() {
-        let req = parse_request(
-            br#"{"version":1,"extra":1,"request":{"type":"auth_start","user":"a","service":"s","future":true}}"#,
-        )
-        .unwrap();
-        assert!(matches!(req, Request::AuthStart(a) if a.user == "a" && a.rhost.is_none()));
+    fn unknown_fields_are_refused_and_newer_error_codes_are_unknown() {
+        for body in [
+            &br#"{"version":1,"extra":1,"request":{"type":"ping"}}"#[..],
+            br#"{"version":1,"request":{"type":"ping","user":"root"}}"#,
+            br#"{"version":1,"request":{"type":"user_list","user":"root"}}"#,
+            br#"{"version":1,"request":{"type":"auth_start","user":"a","service":"s","future":true}}"#,
+            br#"{"version":1,"request":{"type":"session_open","user":"a","service":"s","x":1}}"#,
+            br#"{"version":1,"request":{"type":"status","user":null,"verified":true}}"#,
+        ] {
+            let err = parse_request(body).unwrap_err();
+            assert!(
+                matches!(&err, RequestError::Malformed(m) if m.contains("unknown field")),
+                "{}: {err}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        for body in [
+            r#"{"type":"pong","daemon_version":"1","protocol":1,"more":0}"#,
+            r#"{"type":"status","user":"u","flag":true}"#,
+        ] {
+            assert!(serde_json::from_str::<Response>(body).is_err(), "{body}");
+        }
         let resp: Response =
             serde_json::from_str(r#"{"type":"error","code":"brand_new","message":"m"}"#).unwrap();
         assert!(matches!(
@@ -660,6 +753,30 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// A frame naming a key twice is refused before anything reads it: the
+    /// last `type` must not win.
+    #[test]
+    fn repeated_keys_are_refused() {
+        for body in [
+            &br#"{"version":1,"request":{"type":"ping","type":"user_reset","user":"a"}}"#[..],
+            br#"{"version":1,"version":1,"request":{"type":"ping"}}"#,
+            br#"{"version":1,"request":{"type":"status","user":"a","user":"b"}}"#,
+        ] {
+            let err = parse_request(body).unwrap_err();
+            assert!(
+                matches!(&err, RequestError::Malformed(m) if m.contains("duplicate key")),
+                "{err}"
+            );
+            assert!(matches!(
+                err.to_response(),
+                Response::Error {
+                    code: ErrorCode::BadRequest,
+                    ..
+                }
+            ));
+        }
     }
 
     #[test]

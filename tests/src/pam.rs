@@ -255,15 +255,17 @@ pub fn write_service(
     args: &[&str],
 ) -> io::Result<PathBuf> {
     let module = std::path::absolute(module_path)?;
-    let mut line = format!("auth required {}", module.display());
+    let mut line = format!("auth requisite {}", module.display());
     for arg in args {
         line.push(' ');
         line.push_str(arg);
     }
+    // As shipped: requisite, after the first factor (pam_permit stands in
+    // for it here), so a PAM_IGNORE from pam_mfa leaves the decision to it.
     write_stack(
         confdir,
         service,
-        &format!("{line}\naccount required pam_permit.so\n"),
+        &format!("auth required pam_permit.so\n{line}\naccount required pam_permit.so\n"),
     )
 }
 

@@ -1,8 +1,11 @@
 //! [`SmsServer`]: a local HTTP server that speaks an SMS provider's API, so
 //! the daemon's real HTTP client delivers to it. It checks every request
 //! against the documented shape of the provider it plays (path, method,
-//! authentication, form or JSON fields), answers as that provider does, and
-//! records what it received. It can also be slow (no answer) or answer 500.
+//! authentication, form or JSON fields, how numbers are written), answers
+//! as that provider does, and records what it received. Its answers are the
+//! bodies of each provider's API reference: success, a refusal of the
+//! message (inside a 2xx where the provider does that), and an error. It can
+//! also be slow (no answer) or answer a plain 500.
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -46,11 +49,25 @@ impl Provider {
     }
 }
 
+/// A Twilio Account SID of the documented form (AC and 32 hex digits).
+pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+/// A Twilio API key SID (SK and 32 hex digits).
+pub const API_KEY_SID: &str = "SK0123456789abcdef0123456789abcdef";
+
 /// How the server answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// As the provider does on success.
     Normal,
+    /// As the provider refuses a message: Twilio 400 (21211, invalid To);
+    /// Vonage 200 whose second part has status 1 (Throttled); Infobip 200
+    /// with status group REJECTED; MessageBird 201 whose recipient has
+    /// status `delivery_failed`.
+    Reject,
+    /// The provider's answer to bad credentials: Twilio 401 (20003);
+    /// Vonage 200 with status 4 (Bad Credentials); Infobip 401
+    /// UNAUTHORIZED; MessageBird 401 (code 2).
+    Error,
     /// Reads the request and never answers (until the server is dropped).
     Slow,
     /// HTTP 500 with a short text.
@@ -69,6 +86,8 @@ pub struct Received {
     /// The destination and the text of the SMS.
     pub to: String,
     pub text: String,
+    /// The form fields, for the providers that take a form.
+    pub form: HashMap<String, String>,
 }
 
 struct Shared {
@@ -76,6 +95,8 @@ struct Shared {
     account: String,
     secret: String,
     from: String,
+    /// Twilio: the API key SID that signs instead of the account.
+    key_sid: Mutex<Option<String>>,
     mode: Mutex<Mode>,
     received: Mutex<Vec<Received>>,
     stop: AtomicBool,
@@ -111,6 +132,7 @@ impl SmsServer {
             account: account.to_owned(),
             secret: secret.to_owned(),
             from: from.to_owned(),
+            key_sid: Mutex::new(None),
             mode: Mutex::new(Mode::Normal),
             received: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -143,6 +165,8 @@ impl SmsServer {
             // Only Twilio and Vonage name an account besides the secret.
             account: matches!(s.provider, Provider::Twilio | Provider::Vonage)
                 .then(|| s.account.clone()),
+            api_key_sid: s.key_sid.lock().unwrap().clone(),
+            message: None,
             from: s.from.clone(),
             secret: s.secret.clone(),
             secret_mode: 0o600,
@@ -168,6 +192,12 @@ impl SmsServer {
 
     pub fn set_mode(&self, mode: Mode) {
         *self.inbox.shared.mode.lock().unwrap() = mode;
+    }
+
+    /// Twilio: expect requests signed with this API key SID (and the
+    /// secret as its secret) instead of the Account SID and auth token.
+    pub fn use_api_key(&self, sid: &str) {
+        *self.inbox.shared.key_sid.lock().unwrap() = Some(sid.to_owned());
     }
 }
 
@@ -264,9 +294,10 @@ fn serve(s: &Shared, stream: TcpStream) {
         problems: Vec::new(),
         to: String::new(),
         text: String::new(),
+        form: HashMap::new(),
     };
     let id = s.ids.fetch_add(1, Ordering::Relaxed) + 1;
-    let reply = check(s, &mut r, id);
+    check(s, &mut r);
     let mode = *s.mode.lock().unwrap();
     s.received.lock().unwrap().push(r.clone());
     let (status, body) = match mode {
@@ -277,8 +308,8 @@ fn serve(s: &Shared, stream: TcpStream) {
             return;
         }
         Mode::Fail => (500, "internal error, try later".to_owned()),
-        Mode::Normal if !r.problems.is_empty() => (400, r.problems.join("; ")),
-        Mode::Normal => reply,
+        _ if !r.problems.is_empty() => (400, r.problems.join("; ")),
+        mode => answer(s.provider, mode, &r, id),
     };
     let mut stream = stream;
     let _ = write!(
@@ -299,8 +330,8 @@ fn form(body: &str) -> HashMap<String, String> {
 }
 
 /// Checks the request against the provider's documented shape; fills in
-/// `to` and `text`; returns the provider's success reply.
-fn check(s: &Shared, r: &mut Received, id: usize) -> (u16, String) {
+/// `to`, `text` and `form`.
+fn check(s: &Shared, r: &mut Received) {
     let mut problems = Vec::new();
     let mut want = |what: &str, ok: bool| {
         if !ok {
@@ -311,47 +342,45 @@ fn check(s: &Shared, r: &mut Received, id: usize) -> (u16, String) {
     let is_form = header("content-type").starts_with("application/x-www-form-urlencoded");
     let is_json = header("content-type").starts_with("application/json");
     let digits = |to: &str| !to.is_empty() && to.bytes().all(|b| b.is_ascii_digit());
-    let reply = match s.provider {
+    // Vonage, Infobip and MessageBird write a numeric sender without its +.
+    let bare_from = s.from.trim_start_matches('+');
+    let f = form(&r.body);
+    match s.provider {
         Provider::Twilio => {
             want("POST", r.method == "POST");
             want(
                 "path /2010-04-01/Accounts/{AccountSid}/Messages.json",
                 r.path == format!("/2010-04-01/Accounts/{}/Messages.json", s.account),
             );
+            let user = s.key_sid.lock().unwrap().clone();
+            let user = user.as_deref().unwrap_or(&s.account);
             want(
-                "Authorization: Basic base64(AccountSid:AuthToken)",
+                "Authorization: Basic base64(ApiKeySid or AccountSid:secret)",
                 header("authorization")
-                    == format!("Basic {}", base64(&format!("{}:{}", s.account, s.secret))),
+                    == format!("Basic {}", base64(&format!("{user}:{}", s.secret))),
             );
             want("a form body", is_form);
-            let f = form(&r.body);
-            want("From", f.get("From") == Some(&s.from));
+            want("From in E.164", f.get("From") == Some(&s.from));
             want(
                 "To in E.164",
                 f.get("To").is_some_and(|t| t.starts_with('+')),
             );
             r.to = f.get("To").cloned().unwrap_or_default();
             r.text = f.get("Body").cloned().unwrap_or_default();
-            (
-                201,
-                json!({"sid": format!("SM{id:032}"), "status": "queued"}).to_string(),
-            )
         }
         Provider::Vonage => {
             want("POST", r.method == "POST");
             want("path /sms/json", r.path == "/sms/json");
             want("a form body", is_form);
-            let f = form(&r.body);
             want("api_key", f.get("api_key") == Some(&s.account));
             want("api_secret", f.get("api_secret") == Some(&s.secret));
-            want("from", f.get("from") == Some(&s.from));
+            want(
+                "from without +",
+                f.get("from").map(String::as_str) == Some(bare_from),
+            );
             want("to as digits", f.get("to").is_some_and(|t| digits(t)));
             r.to = f.get("to").cloned().unwrap_or_default();
             r.text = f.get("text").cloned().unwrap_or_default();
-            (
-                200,
-                json!({"message-count": "1", "messages": [{"to": r.to, "message-id": format!("VON{id}"), "status": "0"}]}).to_string(),
-            )
         }
         Provider::Infobip => {
             want("POST", r.method == "POST");
@@ -366,15 +395,11 @@ fn check(s: &Shared, r: &mut Received, id: usize) -> (u16, String) {
             want("a JSON body", is_json);
             let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
             let m = &v["messages"][0];
-            want("messages[0].from", m["from"] == s.from.as_str());
+            want("messages[0].from without +", m["from"] == bare_from);
             let to = m["destinations"][0]["to"].as_str().unwrap_or_default();
             want("messages[0].destinations[0].to as digits", digits(to));
             r.to = to.to_owned();
             r.text = m["text"].as_str().unwrap_or_default().to_owned();
-            (
-                200,
-                json!({"bulkId": "b1", "messages": [{"messageId": format!("IB{id}"), "status": {"groupName": "PENDING"}, "to": to}]}).to_string(),
-            )
         }
         Provider::MessageBird => {
             want("POST", r.method == "POST");
@@ -384,18 +409,20 @@ fn check(s: &Shared, r: &mut Received, id: usize) -> (u16, String) {
                 header("authorization") == format!("AccessKey {}", s.secret),
             );
             want("a form body", is_form);
-            let f = form(&r.body);
-            want("originator", f.get("originator") == Some(&s.from));
+            want(
+                "originator without +",
+                f.get("originator").map(String::as_str) == Some(bare_from),
+            );
             want(
                 "recipients as digits",
                 f.get("recipients").is_some_and(|t| digits(t)),
             );
+            want(
+                "datacoding=auto",
+                f.get("datacoding").map(String::as_str) == Some("auto"),
+            );
             r.to = f.get("recipients").cloned().unwrap_or_default();
             r.text = f.get("body").cloned().unwrap_or_default();
-            (
-                201,
-                json!({"id": format!("MB{id}"), "recipients": {"totalCount": 1}}).to_string(),
-            )
         }
         Provider::Generic => {
             want("PUT", r.method == "PUT");
@@ -409,15 +436,124 @@ fn check(s: &Shared, r: &mut Received, id: usize) -> (u16, String) {
             want("kind.otp kept from the template", v["kind"]["otp"] == true);
             r.to = v["phone"].as_str().unwrap_or_default().to_owned();
             r.text = v["text"].as_str().unwrap_or_default().to_owned();
+        }
+    }
+    want("a text", !r.text.is_empty());
+    if is_form {
+        r.form = f;
+    }
+    r.problems = problems;
+}
+
+/// The provider's answer in `mode`: the bodies of its API reference, with
+/// this request's number and id filled in.
+fn answer(provider: Provider, mode: Mode, r: &Received, id: usize) -> (u16, String) {
+    let to = r.to.as_str();
+    match (provider, mode) {
+        (Provider::Twilio, Mode::Normal) => (
+            201,
+            json!({
+                "account_sid": ACCOUNT_SID, "api_version": "2010-04-01", "body": r.text,
+                "direction": "outbound-api", "error_code": null, "error_message": null,
+                "from": "+15550001111", "num_segments": "1", "price": null,
+                "sid": format!("SM{id:032}"), "status": "queued", "to": to,
+                "uri": format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/SM{id:032}.json"),
+            })
+            .to_string(),
+        ),
+        (Provider::Twilio, Mode::Reject) => (
+            400,
+            json!({
+                "code": 21211, "message": format!("The 'To' number {to} is not a valid phone number."),
+                "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400,
+            })
+            .to_string(),
+        ),
+        (Provider::Twilio, _) => (
+            401,
+            json!({
+                "code": 20003, "detail": "Your AccountSid or AuthToken was incorrect.",
+                "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003",
+                "status": 401,
+            })
+            .to_string(),
+        ),
+        (Provider::Vonage, Mode::Normal) => (
+            200,
+            json!({"message-count": "1", "messages": [{
+                "to": to, "message-id": format!("VON{id}"), "status": "0",
+                "remaining-balance": "3.14159265", "message-price": "0.03330000", "network": "12345",
+            }]})
+            .to_string(),
+        ),
+        (Provider::Vonage, Mode::Reject) => (
+            200,
+            json!({"message-count": "2", "messages": [
+                {"to": to, "message-id": format!("VON{id}"), "status": "0",
+                 "remaining-balance": "3.14159265", "message-price": "0.03330000", "network": "12345"},
+                {"status": "1", "error-text": "Throttled"},
+            ]})
+            .to_string(),
+        ),
+        (Provider::Vonage, _) => (
+            200,
+            json!({"message-count": "1", "messages": [{"status": "4", "error-text": "Bad Credentials"}]})
+                .to_string(),
+        ),
+        (Provider::Infobip, Mode::Normal) => (
+            200,
+            json!({"bulkId": format!("bulk{id}"), "messages": [{
+                "messageId": format!("IB{id}"), "to": to,
+                "status": {"groupId": 1, "groupName": "PENDING", "id": 26,
+                           "name": "PENDING_ACCEPTED", "description": "Message sent to next instance"},
+            }]})
+            .to_string(),
+        ),
+        (Provider::Infobip, Mode::Reject) => (
+            200,
+            json!({"bulkId": format!("bulk{id}"), "messages": [{
+                "messageId": format!("IB{id}"), "to": to,
+                "status": {"groupId": 5, "groupName": "REJECTED", "id": 12,
+                           "name": "REJECTED_NOT_ENOUGH_CREDITS", "description": "Not enough credits"},
+            }]})
+            .to_string(),
+        ),
+        (Provider::Infobip, _) => (
+            401,
+            json!({"requestError": {"serviceException": {
+                "messageId": "UNAUTHORIZED", "text": "Invalid login details",
+            }}})
+            .to_string(),
+        ),
+        (Provider::MessageBird, Mode::Normal | Mode::Reject) => {
+            let status = if mode == Mode::Normal { "sent" } else { "delivery_failed" };
+            let failed = u32::from(mode == Mode::Reject);
             (
-                200,
-                json!({"result": {"id": format!("GEN{id}")}}).to_string(),
+                201,
+                json!({
+                    "id": format!("MB{id}"), "href": format!("https://rest.messagebird.com/messages/MB{id}"),
+                    "direction": "mt", "type": "sms", "originator": "15550001111", "body": r.text,
+                    "datacoding": "auto", "mclass": 1, "createdDatetime": "2016-05-03T14:26:57+00:00",
+                    "recipients": {"totalCount": 1, "totalSentCount": 1, "totalDeliveredCount": 0,
+                                   "totalDeliveryFailedCount": failed,
+                                   "items": [{"recipient": to.parse::<u64>().unwrap_or(0), "status": status,
+                                              "statusDatetime": "2016-05-03T14:26:57+00:00",
+                                              "messagePartCount": 1}]},
+                })
+                .to_string(),
             )
         }
-    };
-    want("a text", !r.text.is_empty());
-    r.problems = problems;
-    reply
+        (Provider::MessageBird, _) => (
+            401,
+            json!({"errors": [{"code": 2, "description": "Request not allowed (incorrect access_key)",
+                               "parameter": "access_key"}]})
+            .to_string(),
+        ),
+        (Provider::Generic, _) => (
+            200,
+            json!({"result": {"id": format!("GEN{id}")}}).to_string(),
+        ),
+    }
 }
 
 fn base64(s: &str) -> String {

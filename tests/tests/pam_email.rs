@@ -44,7 +44,12 @@ fn header<'a>(message: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn a_user_with_only_a_phone_and_one_with_only_an_email_address_each_log_in() {
-    let sms = SmsServer::start(Provider::Twilio, "AC1", "tok", "+15550001111");
+    let sms = SmsServer::start(
+        Provider::Twilio,
+        mfad_tests::sms::ACCOUNT_SID,
+        "tok",
+        "+15550001111",
+    );
     let (d, smtp) = email_daemon(r#"{ any = ["totp", "sms", "email"] }"#, |c| {
         c.sms = Some(sms.config());
     });
@@ -53,15 +58,19 @@ fn a_user_with_only_a_phone_and_one_with_only_an_email_address_each_log_in() {
     d.set_contact(&phone_only, "phone", "+447700900123");
     d.set_contact(&mail_only, "email", ADDRESS);
 
+    // Everyone sees the rule's whole menu, whatever they have: the menu
+    // does not tell who has a phone or an address.
     let t = d.expect_rc(
-        d.login_with(SVC, &mail_only, TEST_RHOST, &[], code_from(smtp.inbox())),
+        d.login_with(SVC, &mail_only, TEST_RHOST, &["3"], code_from(smtp.inbox())),
         PAM_SUCCESS,
     );
+    let menu = "Choose how to verify:\n  1) authenticator app code (TOTP)\n  2) code by text message (SMS)\n  3) code by email\nNumber: ";
     assert_eq!(
         t.prompts(),
-        [format!(
-            "Code sent to {MASKED}, valid 5 minutes. Enter it, or r for a new code: "
-        )]
+        [
+            menu.to_owned(),
+            format!("Code sent to {MASKED}, valid 5 minutes. Enter it, or r for a new code: ")
+        ]
     );
     let mail = smtp.wait_for(1);
     assert_eq!(mail.len(), 1);
@@ -84,10 +93,11 @@ fn a_user_with_only_a_phone_and_one_with_only_an_email_address_each_log_in() {
         }) as Responder)
     };
     let t = d.expect_rc(
-        d.login_with(SVC, &phone_only, TEST_RHOST, &[], sms_code),
+        d.login_with(SVC, &phone_only, TEST_RHOST, &["2"], sms_code),
         PAM_SUCCESS,
     );
-    assert!(t.prompts()[0].contains("+44*******123"), "{t}");
+    assert_eq!(t.prompts()[0], menu, "{t}");
+    assert!(t.prompts()[1].contains("+44*******123"), "{t}");
     assert_eq!(smtp.messages().len(), 1, "no email for the phone-only user");
     let rows = d.audit_rows();
     let sent = |user: &str, channel: &str| {
@@ -105,20 +115,28 @@ fn a_user_with_only_a_phone_and_one_with_only_an_email_address_each_log_in() {
         "{rows:#?}"
     );
 
-    // With both, the user chooses, and sees where each code would go.
+    // With both, the same menu; where the code went is in the next prompt.
     let both = unique_name("bo");
     d.set_contact(&both, "phone", "+447700900123");
     d.set_contact(&both, "email", ADDRESS);
     let t = d.expect_rc(
-        d.login_with(SVC, &both, TEST_RHOST, &["2"], code_from(smtp.inbox())),
+        d.login_with(SVC, &both, TEST_RHOST, &["3"], code_from(smtp.inbox())),
         PAM_SUCCESS,
     );
+    assert_eq!(t.prompts()[0], menu, "{t}");
+    assert!(t.prompts()[1].contains("y***@example.com"), "{t}");
+
+    // Someone with none of them: the same menu, and a code "sent" to a
+    // masked address that does not tell there is none; it cannot succeed.
+    let nobody = unique_name("nemo");
+    let (rc, t) = d.login(SVC, &nobody, TEST_RHOST, &["3", "123456"]);
+    assert_ne!(rc, PAM_SUCCESS, "{t}");
+    assert_eq!(t.prompts()[0], menu, "{t}");
     assert!(
-        t.prompts()[0].contains(
-            "  1) code by text message (SMS) to +44*******123\n  2) code by email to y***@example.com\n"
-        ),
+        t.prompts()[1].starts_with("Code sent to ") && t.prompts()[1].contains("***@test.example"),
         "{t}"
     );
+    assert_eq!(smtp.messages().len(), 2, "nothing sent for the decoy");
 }
 
 #[test]
@@ -138,7 +156,8 @@ fn a_new_address_is_verified_with_the_code_sent_to_it_and_shown_masked() {
     );
     let code = smtp.last_code();
     // Pending: no login codes go there yet (the user looks unenrolled).
-    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&code]), PAM_AUTH_ERR);
+    let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&code]), PAM_CONV_ERR);
+    assert_eq!(t.prompts()[1], "Wrong code. Try again: ", "{t}");
     assert_eq!(smtp.messages().len(), 1);
     let status = String::from_utf8_lossy(&d.mfactl(["user", "show", &user]).stdout).into_owned();
     assert!(
@@ -212,7 +231,9 @@ fn a_new_address_is_verified_with_the_code_sent_to_it_and_shown_masked() {
     // Clearing it stops the channel.
     let out = d.mfactl(["email", "clear", "--user", &user]);
     assert!(out.status.success(), "{}", show(&out));
-    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &["1"]), PAM_AUTH_ERR);
+    // A wrong code may be typed again; the user gives up instead.
+    let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &["1"]), PAM_CONV_ERR);
+    assert!(t.prompts()[1].starts_with("Wrong code. Try again"), "{t}");
     let reasons: Vec<String> = d
         .audit_rows()
         .iter()
@@ -290,7 +311,9 @@ fn a_successful_login_is_notified_by_email_after_the_verdict() {
     assert!(!text.contains(&code), "no code in a notice: {text}");
     // A failed login is not notified: after a failed and a successful
     // login, the mail holds two codes and one notice more.
-    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &["1"]), PAM_AUTH_ERR);
+    // A wrong code may be typed again; the user gives up instead.
+    let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &["1"]), PAM_CONV_ERR);
+    assert!(t.prompts()[1].starts_with("Wrong code. Try again"), "{t}");
     d.config_mut().clock_offset_secs = 60; // past the cooldown: a new code
     d.restart();
     d.expect_rc(

@@ -9,7 +9,7 @@
 
 use mfad_tests::daemon::TEST_RHOST;
 use mfad_tests::pam::*;
-use mfad_tests::sms::{Mode, Provider, SmsInbox, SmsServer, code_in};
+use mfad_tests::sms::{ACCOUNT_SID, API_KEY_SID, Mode, Provider, SmsInbox, SmsServer, code_in};
 use mfad_tests::smtp::free_port;
 use mfad_tests::users::unique_name;
 use mfad_tests::{TestConfig, TestDaemon};
@@ -26,7 +26,19 @@ fn sms_daemon(
     require: &str,
     tweak: impl FnOnce(&mut TestConfig),
 ) -> (TestDaemon, SmsServer) {
-    let sms = SmsServer::start(provider, "AC0123456789", SECRET, "+15550001111");
+    sms_daemon_with(provider, require, |_| {}, tweak)
+}
+
+/// As [`sms_daemon`], with `prepare` run on the provider before its
+/// settings are taken.
+fn sms_daemon_with(
+    provider: Provider,
+    require: &str,
+    prepare: impl FnOnce(&SmsServer),
+    tweak: impl FnOnce(&mut TestConfig),
+) -> (TestDaemon, SmsServer) {
+    let sms = SmsServer::start(provider, ACCOUNT_SID, SECRET, "+15550001111");
+    prepare(&sms);
     let mut config = TestConfig {
         sms: Some(sms.config()),
         ..TestConfig::requiring(require)
@@ -124,6 +136,143 @@ fn each_preset_sends_its_documented_request_and_the_code_logs_in() {
     }
 }
 
+/// Each provider's own refusal (inside a 2xx where it does that, like
+/// Infobip's REJECTED group or a Vonage part with a non-zero status) and
+/// its answer to bad credentials are failed sends: the user is told no code
+/// was sent, the audit row says deny with the provider's words, and no row
+/// says sent.
+#[test]
+fn each_providers_refusals_and_errors_are_failed_sends_never_sent() {
+    for (provider, refused, error) in [
+        (
+            Provider::Twilio,
+            "is not a valid phone number. (error 21211)",
+            "Authenticate: Your AccountSid or AuthToken was incorrect. (error 20003)",
+        ),
+        (
+            Provider::Vonage,
+            "part 2 of 2: status 1: Throttled",
+            "part 1 of 1: status 4: Bad Credentials",
+        ),
+        (
+            Provider::Infobip,
+            "REJECTED: REJECTED_NOT_ENOUGH_CREDITS: Not enough credits",
+            "HTTP 401: Invalid login details",
+        ),
+        (
+            Provider::MessageBird,
+            "recipient status delivery_failed",
+            "HTTP 401: Request not allowed (incorrect access_key) (access_key)",
+        ),
+    ] {
+        let (d, sms) = sms_daemon(provider, "sms", |_| {});
+        for (mode, words) in [(Mode::Reject, refused), (Mode::Error, error)] {
+            sms.set_mode(mode);
+            let user = unique_name("rej");
+            d.set_contact(&user, "phone", PHONE);
+            let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[]), PAM_AUTH_ERR);
+            assert!(t.prompts().is_empty(), "{provider:?} {mode:?}: {t}");
+            assert!(
+                t.contains(&format!("No code could be sent to {MASKED}"))
+                    && t.contains("refused the message"),
+                "{provider:?} {mode:?}: {t}"
+            );
+            let rows = audit_with(&d, &user, "deny", "delivery failed");
+            assert_eq!(
+                rows.len(),
+                1,
+                "{provider:?} {mode:?}: {:#?}",
+                d.audit_rows()
+            );
+            assert!(
+                rows[0]["reason"].as_str().unwrap().contains(words),
+                "{provider:?} {mode:?}: {}",
+                rows[0]
+            );
+            assert!(
+                audit_with(&d, &user, "sent", "").is_empty(),
+                "{provider:?} {mode:?}"
+            );
+        }
+        // A verification code refused inside a 2xx is not sent either.
+        sms.set_mode(Mode::Reject);
+        let other = unique_name("rev");
+        let out = d.mfactl(["phone", "set", "+447700900999", "--user", &other]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            mfad_tests::daemon::show(&out)
+        );
+        assert_eq!(
+            audit_with(
+                &d,
+                &other,
+                "failed",
+                "verification code to +44*******999 not sent"
+            )
+            .len(),
+            1,
+            "{provider:?}: {:#?}",
+            d.audit_rows()
+        );
+        let status = d.mfactl_json(&["status", "--user", &other]);
+        assert_eq!(
+            status["contacts"],
+            serde_json::json!([]),
+            "{provider:?}: {status}"
+        );
+    }
+}
+
+/// Twilio API keys: the request is signed with the key SID and its secret,
+/// under the Account SID's URL.
+#[test]
+fn twilio_sends_with_an_api_key() {
+    let (d, sms) = sms_daemon_with(
+        Provider::Twilio,
+        "sms",
+        |s| s.use_api_key(API_KEY_SID),
+        |_| {},
+    );
+    let user = unique_name("key");
+    d.set_contact(&user, "phone", PHONE);
+    d.expect_rc(
+        d.login_with(SVC, &user, TEST_RHOST, &[], code_from(sms.inbox(), 0)),
+        PAM_SUCCESS,
+    );
+    let got = sms.received();
+    assert!(got[0].problems.is_empty(), "{:#?}", got[0]);
+}
+
+/// Text outside the GSM alphabet goes out as Unicode where the provider
+/// needs to be told (Vonage `type=unicode`; MessageBird always gets
+/// `datacoding=auto`, checked with every request); GSM text does not.
+#[test]
+fn non_gsm_text_is_sent_as_unicode() {
+    for (message, unicode) in [(None, false), (Some("Ваш код {code} для {host}"), true)] {
+        let (d, sms) = sms_daemon(Provider::Vonage, "sms", |c| {
+            c.sms.as_mut().unwrap().message = message.map(str::to_owned);
+        });
+        let user = unique_name("uni");
+        d.set_contact(&user, "phone", PHONE);
+        d.expect_rc(
+            d.login_with(SVC, &user, TEST_RHOST, &[], code_from(sms.inbox(), 0)),
+            PAM_SUCCESS,
+        );
+        let got = sms.received();
+        assert!(got[0].problems.is_empty(), "{:#?}", got[0]);
+        assert_eq!(
+            got[0].form.get("type").map(String::as_str),
+            unicode.then_some("unicode"),
+            "{message:?}"
+        );
+        if unicode {
+            assert!(got[0].text.starts_with("Ваш код"), "{:?}", got[0].text);
+        }
+    }
+}
+
 #[test]
 fn a_provider_that_fails_is_slow_or_down_ends_in_a_clear_denial_and_an_audit_row() {
     let (mut d, sms) = sms_daemon(Provider::Twilio, "sms", |c| {
@@ -215,37 +364,36 @@ fn wrong_and_reused_codes_are_refused_and_wrong_tries_lock_the_channel() {
     let (d, sms) = sms_daemon(Provider::Vonage, "sms", |_| {});
     let user = unique_name("wes");
     d.set_contact(&user, "phone", PHONE);
+    // A wrong code may be typed again in the same login, and the right
+    // one then logs in.
     let inbox = sms.inbox();
-    let wrong_code: Option<Responder> = Some(Box::new(move |_: &str| {
-        inbox
-            .received()
-            .last()
-            .and_then(|s| code_in(&s.text))
-            .map(|c| wrong(&c))
+    let wrong_then_right: Option<Responder> = Some(Box::new(move |prompt: &str| {
+        let code = inbox.received().last().and_then(|s| code_in(&s.text))?;
+        match prompt.contains("Try again") {
+            true => Some(code),
+            false => Some(wrong(&code)),
+        }
     }));
     let t = d.expect_rc(
-        d.login_with(SVC, &user, TEST_RHOST, &[], wrong_code),
-        PAM_AUTH_ERR,
-    );
-    assert!(t.contains("Wrong code."), "{t}");
-    // A second login within the cooldown keeps the code already sent.
-    d.expect_rc(
-        d.login_with(SVC, &user, TEST_RHOST, &[], code_from(sms.inbox(), 0)),
+        d.login_with(SVC, &user, TEST_RHOST, &[], wrong_then_right),
         PAM_SUCCESS,
     );
+    assert_eq!(t.prompts()[1], "Wrong code. Try again: ", "{t}");
+    assert_eq!(audit_with(&d, &user, "deny", "wrong code").len(), 1);
     assert_eq!(sms.received().len(), 1);
     // The code is used up: the next login sends a new one, and the old
     // code does not open it.
     let used = sms.last_code();
-    let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&used]), PAM_AUTH_ERR);
+    let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&used]), PAM_CONV_ERR);
     assert_eq!(sms.received().len(), 2);
     assert_ne!(sms.last_code(), used);
     assert!(t.contains("Wrong code"), "{t}");
-    // attempts = 3: the third wrong answer for this code locks the source.
+    // A second login within the cooldown keeps the code already sent.
     let fresh = sms.last_code();
-    d.login(SVC, &user, TEST_RHOST, &[&wrong(&fresh)]);
-    let (rc, t) = d.login(SVC, &user, TEST_RHOST, &[&wrong(&fresh)]);
+    // attempts = 3: the third wrong answer for this code locks the source.
+    let (rc, t) = d.login(SVC, &user, TEST_RHOST, &[&wrong(&fresh), &wrong(&fresh)]);
     assert_eq!(rc, PAM_MAXTRIES, "{t}\n{}", d.log_text());
+    assert_eq!(sms.received().len(), 2, "the code sent moments ago stands");
     assert!(t.contains("locked"), "{t}");
     let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&fresh]), PAM_MAXTRIES);
     assert!(
@@ -315,9 +463,10 @@ fn a_resend_voids_the_previous_code_and_the_hourly_cap_holds() {
     // `r` sends a new code; the one before it no longer works.
     let t = d.expect_rc(
         d.login_with(SVC, &user, TEST_RHOST, &["r"], code_from(sms.inbox(), 1)),
-        PAM_AUTH_ERR,
+        PAM_CONV_ERR,
     );
     assert_eq!(sms.received().len(), 2, "{t}");
+    assert_eq!(t.prompts()[2], "Wrong code. Try again: ", "{t}");
     assert!(
         t.prompts()[1].starts_with(&format!("Code sent to {MASKED}")),
         "{t}"

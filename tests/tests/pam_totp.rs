@@ -202,6 +202,37 @@ fn failmode_open_ignores_only_an_unreachable_daemon() {
     );
 }
 
+/// A daemon that accepted the connection and then never answers (stopped
+/// with SIGSTOP, wedged) is there, not absent: `failmode=open` must not wave
+/// the login through. The "daemon" is a root-owned listener that accepts and
+/// stays silent; the stack ends in pam_permit, so only the module's own
+/// result can refuse the login.
+#[test]
+fn failmode_open_denies_when_a_silent_daemon_accepted_the_connection() {
+    let mut d = daemon();
+    let open = format!(
+        "auth [success=done ignore=ignore default=die] {}\nauth required pam_permit.so\n",
+        d.module_line(&["failmode=open", "timeout=1"])
+    );
+    d.write_pam_stack("open-wedged", &open);
+    d.stop();
+    let listener = std::os::unix::net::UnixListener::bind(d.socket()).unwrap();
+    let silent = std::thread::spawn(move || {
+        // Holds the accepted connection open, unanswered, until the client
+        // gives up and closes it.
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stream, &mut sink);
+    });
+    let t = d.expect_rc(
+        d.login("open-wedged", &unique_name("wedge"), RHOST, &["1"]),
+        PAM_AUTHINFO_UNAVAIL,
+    );
+    assert!(t.prompts().is_empty(), "{t}");
+    silent.join().unwrap();
+    std::fs::remove_file(d.socket()).unwrap();
+}
+
 #[test]
 fn an_unenrolled_user_is_denied_when_the_policy_says_deny() {
     let d = daemon_with(policy("totp", "deny"));
@@ -226,6 +257,41 @@ fn policy_none_allows_without_a_prompt() {
     let d = daemon_with(policy("none", "deny"));
     let t = d.expect_rc(login(&d, &unique_name("hal"), &[]), PAM_SUCCESS);
     assert!(t.prompts().is_empty(), "{t}");
+}
+
+/// pam_mfa is never the reason a stack succeeds when it verified nothing:
+/// for a rule requiring nothing, or an unenrolled user let in, it returns
+/// PAM_IGNORE, so `sufficient pam_mfa.so` followed by pam_deny denies.
+#[test]
+fn a_login_that_verified_nothing_is_ignored_not_allowed() {
+    let sufficient = |d: &TestDaemon| {
+        let stack = format!(
+            "auth sufficient {}\nauth required pam_deny.so\n",
+            d.module_line(&[])
+        );
+        d.write_pam_stack("mfa-sufficient", &stack);
+    };
+    let d = daemon_with(policy("totp", "allow"));
+    sufficient(&d);
+    d.expect_rc(
+        d.login("mfa-sufficient", &unique_name("newbie"), RHOST, &[]),
+        PAM_AUTH_ERR,
+    );
+    // An enrolled user who gives the code is what makes it sufficient.
+    let user = unique_name("kim");
+    let secret = d.enroll_totp(&user);
+    let code = d.totp_code(&secret, 0);
+    d.expect_rc(
+        d.login("mfa-sufficient", &user, RHOST, &[&code]),
+        PAM_SUCCESS,
+    );
+
+    let d = daemon_with(policy("none", "deny"));
+    sufficient(&d);
+    d.expect_rc(
+        d.login("mfa-sufficient", &unique_name("hal"), RHOST, &[]),
+        PAM_AUTH_ERR,
+    );
 }
 
 #[test]

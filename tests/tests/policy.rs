@@ -145,7 +145,7 @@ fn a_chain_asks_every_step_in_order_and_a_failed_step_fails_the_attempt() {
 }
 
 #[test]
-fn any_offers_a_numbered_choice_among_the_enrolled_factors() {
+fn any_offers_a_numbered_choice_of_the_rules_factors() {
     let d = daemon(
         "[[rule]]\nname = \"either\"\nall = true\nrequire = { any = [\"totp\", \"backup\"] }\n",
         &["mfa-any"],
@@ -172,8 +172,19 @@ fn any_offers_a_numbered_choice_among_the_enrolled_factors() {
     );
     assert_eq!(last_row(&d, &user)["channel"], "totp");
 
-    let t = d.expect_rc(d.login("mfa-any", &user, TEST_RHOST, &["3"]), PAM_AUTH_ERR);
-    assert!(t.contains("No such choice"), "{t}");
+    // A wrong choice asks again; a code typed at the menu is taken.
+    let code = d.totp_code(&e.secret, 1);
+    let t = d.expect_rc(
+        d.login("mfa-any", &user, TEST_RHOST, &["3", &code]),
+        PAM_SUCCESS,
+    );
+    assert!(t.prompts()[1].starts_with("No such choice"), "{t}");
+    assert_eq!(last_row(&d, &user)["channel"], "totp");
+    let t = d.expect_rc(
+        d.login("mfa-any", &user, TEST_RHOST, &["3", "x", "0"]),
+        PAM_AUTH_ERR,
+    );
+    assert!(t.contains("No such choice."), "{t}");
     assert_eq!(last_row(&d, &user)["reason"], "invalid factor choice");
 }
 

@@ -92,7 +92,11 @@ fn admitted_nobody(d: &TestDaemon) -> UnixStream {
 
 #[test]
 fn a_flood_of_connections_from_nobody_does_not_starve_root() {
-    let d = daemon_with(TestConfig::default());
+    // The stalled frames below must outlive the whole test; their drop at
+    // the frame deadline is tested in wire.rs.
+    let mut config = TestConfig::default();
+    config.limits.frame_timeout_secs = 60;
+    let d = daemon_with(config);
     let per_uid = d.config().limits.per_uid_connections as usize;
     assert_eq!(per_uid, 8);
     let user = unique_name("ray");
@@ -237,4 +241,58 @@ fn a_daemon_killed_mid_conversation_fails_closed_and_keeps_its_state() {
     };
     assert_eq!(count("allow", ""), 2, "{rows:#?}");
     assert_eq!(count("done", "totp enrolled"), 1, "{rows:#?}");
+}
+
+/// Quiet under floods: a thousand refused connections write a handful of
+/// log lines (the first in full, then a summary per interval with counts per
+/// uid), and the lines still account for every refusal.
+#[test]
+fn a_thousand_refused_connections_write_a_few_log_lines() {
+    let mut config = TestConfig::default();
+    config.limits.per_uid_connections = 1;
+    let d = daemon_with(config);
+    let _held = admitted_nobody(&d);
+    for i in 0..1000 {
+        let mut s = connect_as(NOBODY_UID, NOGROUP_GID, &d.socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let resp = read_frame::<_, ResponseEnvelope>(&mut s).map(|e| e.response);
+        assert!(
+            matches!(
+                &resp,
+                Ok(Response::Error {
+                    code: ErrorCode::Busy,
+                    ..
+                })
+            ),
+            "connection {i}: {resp:?}"
+        );
+    }
+    let full = format!("refused a connection from uid {NOBODY_UID} ");
+    let per_uid = format!("uid {NOBODY_UID}: ");
+    let accounted = |log: &str| -> (usize, u64) {
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("refused")).collect();
+        let summed = lines
+            .iter()
+            .filter(|l| l.contains("more connections within"))
+            .filter_map(|l| l.split(&per_uid).nth(1))
+            .filter_map(|rest| rest.split([',', ')']).next()?.parse::<u64>().ok())
+            .sum::<u64>();
+        let logged = lines.iter().filter(|l| l.contains(&full)).count() as u64;
+        (lines.len(), logged + summed)
+    };
+    // The summary comes at the end of the interval (10 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (lines, total) = loop {
+        let (lines, total) = accounted(&d.log_text());
+        if total >= 1000 || Instant::now() >= deadline {
+            break (lines, total);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(total, 1000, "{}", d.log_text());
+    assert!(
+        lines <= 6,
+        "{lines} lines for 1000 refusals:\n{}",
+        d.log_text()
+    );
 }

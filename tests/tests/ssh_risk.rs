@@ -36,7 +36,7 @@ require = "deny"
 "#;
 
 const CODE: &str = "Verification code: ";
-const BACKUP: &str = "Backup code (";
+const BACKUP: &str = "Backup code: ";
 const TRUST: &str = "Trust this device";
 const DONE: &str = "LOGGED-IN";
 

@@ -30,7 +30,7 @@ require = "deny"
 "#;
 
 const TOTP: &str = "Verification code: ";
-const BACKUP: &str = "Backup code (";
+const BACKUP: &str = "Backup code: ";
 
 #[test]
 fn sudo_asks_only_the_missing_factor_then_both_after_the_freshness_window() {
@@ -48,6 +48,40 @@ fn sudo_asks_only_the_missing_factor_then_both_after_the_freshness_window() {
     assert!(backup.len() >= 2, "{backup:?}");
 
     let mut ssh = server.shell(&d, &user.name, &secret);
+
+    // explain, given the session, says what the sudo below then does.
+    let doc = d.mfactl_json(&["sessions", "list"]);
+    let id = doc["sessions"][0]["id"].as_i64().unwrap().to_string();
+    let said = d.mfactl_json(&[
+        "policy",
+        "explain",
+        "--user",
+        &user.name,
+        "--service",
+        "sudo",
+        "--session",
+        &id,
+    ]);
+    let outcome = said["outcome"].as_str().unwrap();
+    assert!(
+        outcome.starts_with("asked for: backup code; covered by session"),
+        "{said}"
+    );
+    let said = d.mfactl_json(&[
+        "policy",
+        "explain",
+        "--user",
+        &user.name,
+        "--service",
+        "sudo",
+    ]);
+    assert!(
+        said["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("asked for, in order: authenticator app code (TOTP), backup code"),
+        "{said}"
+    );
 
     // TOTP is fresh (logged in just now, limit 8h): only the backup code.
     ssh.send_line("sudo true; echo \"R\"\"C=$?\"");

@@ -262,3 +262,233 @@ fn init_creates_the_key_once_and_refuses_an_open_one() {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(show(&out).contains("chmod 0400"), "{}", show(&out));
 }
+
+/// Whoever can write the configuration, the policy or a directory above
+/// them decides who needs MFA: mfad refuses to start on any such file,
+/// naming it, the problem and the fix; with the fix it starts.
+#[test]
+fn files_others_could_change_are_refused_with_the_fix() {
+    let mut d = stopped_daemon();
+    let config = d.config_path();
+    let policy = d.policy_path();
+    let elsewhere = d.dir().join("state/real-policy.toml");
+    type Edit = Box<dyn Fn(&TestDaemon)>;
+    let cases: Vec<(&str, Edit, Edit, PathBuf, String)> = vec![
+        (
+            "config writable by others",
+            Box::new(|d| chmod(&d.config_path(), 0o666)),
+            Box::new(|d| chmod(&d.config_path(), 0o644)),
+            config.clone(),
+            "chmod go-w".to_owned(),
+        ),
+        (
+            "policy writable by its group",
+            Box::new(|d| chmod(&d.policy_path(), 0o664)),
+            Box::new(|d| chmod(&d.policy_path(), 0o644)),
+            policy.clone(),
+            "chmod go-w".to_owned(),
+        ),
+        (
+            "config owned by an ordinary user",
+            Box::new(|d| chown(&d.config_path(), 4242)),
+            Box::new(|d| chown(&d.config_path(), 0)),
+            config.clone(),
+            "chown 0".to_owned(),
+        ),
+        (
+            "directory writable by others",
+            Box::new(|d| chmod(d.dir(), 0o777)),
+            Box::new(|d| chmod(d.dir(), 0o755)),
+            d.dir().to_owned(),
+            "chmod go-w".to_owned(),
+        ),
+        (
+            "policy as a symlink",
+            Box::new(move |d| {
+                std::fs::rename(d.policy_path(), d.dir().join("state/real-policy.toml")).unwrap();
+                std::os::unix::fs::symlink(d.dir().join("state/real-policy.toml"), d.policy_path())
+                    .unwrap();
+            }),
+            Box::new(|d| {
+                std::fs::remove_file(d.policy_path()).unwrap();
+                std::fs::rename(d.dir().join("state/real-policy.toml"), d.policy_path()).unwrap();
+            }),
+            policy.clone(),
+            format!("name {} in the configuration", elsewhere.display()),
+        ),
+        (
+            "socket directory sticky but writable by all",
+            Box::new(|d| chmod(d.dir(), 0o1777)),
+            Box::new(|d| chmod(d.dir(), 0o755)),
+            d.dir().to_owned(),
+            "chmod go-w".to_owned(),
+        ),
+    ];
+    for (name, spoil, fix, path, fix_text) in cases {
+        spoil(&d);
+        let f = d.start_expecting_failure();
+        assert_refused(&d, &f);
+        let path = path.display().to_string();
+        assert!(
+            f.stderr.contains(&format!("{path} is")) && f.stderr.contains(&fix_text),
+            "{name}: stderr should name {path} and the fix {fix_text:?}:\n{}",
+            f.stderr
+        );
+        fix(&d);
+        d.launch();
+        ping(&d);
+        d.stop();
+    }
+}
+
+/// A file at the socket path that is not a socket is never removed: mfad
+/// refuses to start and says so. Its own stale socket it does replace, and
+/// the socket is created world-connectable (access is decided per request).
+#[test]
+fn a_non_socket_at_the_socket_path_is_never_removed() {
+    let mut d = stopped_daemon();
+    std::fs::write(d.socket(), "precious").unwrap();
+    let f = d.start_expecting_failure();
+    assert!(!f.status.success(), "{f:?}");
+    let path = d.socket().display().to_string();
+    assert!(
+        f.stderr.contains(&format!("{path} is not a socket")) && f.stderr.contains("move it away"),
+        "{}",
+        f.stderr
+    );
+    assert_eq!(std::fs::read_to_string(d.socket()).unwrap(), "precious");
+    std::fs::remove_file(d.socket()).unwrap();
+
+    d.launch();
+    assert_eq!(mode(&d.socket()), 0o666, "the socket's mode");
+    d.kill();
+    assert!(d.socket().exists(), "SIGKILL leaves the socket behind");
+    d.launch();
+    ping(&d);
+}
+
+fn chown(path: &Path, uid: u32) {
+    nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(uid)), None).unwrap();
+}
+
+/// `mfad --config <dir>/mfad.toml` with one more argument.
+fn mfad_with(d: &TestDaemon, arg: &str) -> std::process::Output {
+    let mut cmd = Command::new(bins::mfad());
+    cmd.arg("--config").arg(d.config_path()).arg(arg);
+    output_within(&mut cmd, Duration::from_secs(10))
+}
+
+/// A daemon with one enrolled user (secrets sealed under its key), stopped,
+/// and the key it used.
+fn enrolled_and_stopped() -> (TestDaemon, Vec<u8>) {
+    let mut d = TestDaemon::start();
+    d.enroll_totp(&unique_name("kay"));
+    assert!(d.stop().unwrap().success(), "{}", d.log_text());
+    let key = std::fs::read(key(&d)).unwrap();
+    (d, key)
+}
+
+fn put_key(d: &TestDaemon, bytes: &[u8]) {
+    let _ = std::fs::remove_file(key(d));
+    std::fs::write(key(d), bytes).unwrap();
+    chmod(&key(d), 0o400);
+}
+
+/// With the key gone and secrets sealed under it in the database, neither
+/// the daemon nor `--init` creates a new key (which would make every
+/// enrolled user fail); both say what to restore, and so does
+/// `--check-config`. With the key back, mfad serves again.
+#[test]
+fn a_lost_key_is_never_replaced_while_the_database_needs_it() {
+    let (mut d, saved) = enrolled_and_stopped();
+    std::fs::remove_file(key(&d)).unwrap();
+    let path = key(&d).display().to_string();
+    let says_restore = |text: &str| {
+        text.contains(&format!("the key {path} is missing"))
+            && text.contains(&format!("Restore the key from your backup to {path}"))
+    };
+
+    let f = d.start_expecting_failure();
+    assert_refused(&d, &f);
+    assert!(says_restore(&f.stderr), "{}", f.stderr);
+    assert!(
+        !key(&d).exists(),
+        "mfad created a new key over sealed secrets"
+    );
+
+    let out = mfad_with(&d, "--init");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(says_restore(&show(&out)), "{}", show(&out));
+    assert!(
+        !key(&d).exists(),
+        "--init created a new key over sealed secrets"
+    );
+
+    let out = mfad_with(&d, "--check-config");
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(says_restore(&show(&out)), "{}", show(&out));
+
+    put_key(&d, &saved);
+    let out = mfad_with(&d, "--check-config");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("key {path}: matches the database")),
+        "{}",
+        show(&out)
+    );
+    d.launch();
+    ping(&d);
+}
+
+/// A key that is not the one the database's secrets were sealed with is
+/// refused at start and by `--check-config`, naming what to restore.
+#[test]
+fn a_wrong_key_is_refused() {
+    let (mut d, saved) = enrolled_and_stopped();
+    let mut wrong = saved.clone();
+    wrong[0] ^= 1;
+    put_key(&d, &wrong);
+    let path = key(&d).display().to_string();
+    let says_wrong = |text: &str| {
+        text.contains(&format!("the key {path} is not the key the database"))
+            && text.contains("Restore the right key")
+    };
+    let f = d.start_expecting_failure();
+    assert_refused(&d, &f);
+    assert!(says_wrong(&f.stderr), "{}", f.stderr);
+    let out = mfad_with(&d, "--check-config");
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(says_wrong(&show(&out)), "{}", show(&out));
+    assert_eq!(
+        std::fs::read(key(&d)).unwrap(),
+        wrong,
+        "the key file was changed"
+    );
+
+    put_key(&d, &saved);
+    d.launch();
+    ping(&d);
+}
+
+/// A fresh install still gets its key at the first start, and a key deleted
+/// before anyone enrolled is simply replaced: nothing needed the old one.
+#[test]
+fn a_key_is_created_when_nothing_needs_the_old_one() {
+    let mut d = TestDaemon::prepare(TestConfig::default());
+    let out = mfad_with(&d, "--check-config");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        show(&out).contains("absent, created at the first start"),
+        "{}",
+        show(&out)
+    );
+    d.launch();
+    assert_eq!(mode(&key(&d)), 0o400);
+    assert!(d.stop().unwrap().success());
+    let first = std::fs::read(key(&d)).unwrap();
+    std::fs::remove_file(key(&d)).unwrap();
+    d.launch();
+    ping(&d);
+    assert_ne!(std::fs::read(key(&d)).unwrap(), first);
+    d.enroll_totp(&unique_name("new"));
+}

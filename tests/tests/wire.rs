@@ -187,3 +187,63 @@ fn unsupported_version() {
         assert_eq!(supported, vec![1]);
     });
 }
+
+/// One meaning per frame: a request naming `type` twice (the first a
+/// harmless ping, the last a reset) is refused as a whole, and the user it
+/// names keeps their enrollment. Root sends it, who may reset.
+#[test]
+fn a_frame_with_a_repeated_key_is_refused_and_changes_nothing() {
+    survives(|d| {
+        let user = mfad_tests::users::unique_name("dup");
+        d.enroll_totp(&user);
+        let enrolled = |d: &TestDaemon| match d.client().call(&Request::Status {
+            user: Some(user.clone()),
+        }) {
+            Ok(Response::Status(s)) => s.totp.is_some(),
+            other => panic!("status: {other:?}"),
+        };
+        assert!(enrolled(d));
+        let body = format!(
+            r#"{{"version":1,"request":{{"type":"ping","user":"{user}","type":"user_reset"}}}}"#
+        );
+        let mut s = connect(d);
+        s.write_all(&frame(body.as_bytes())).unwrap();
+        assert_error(d, next(d, &mut s), &[ErrorCode::BadRequest]);
+        // A field the request does not have is refused the same way.
+        let body = format!(
+            r#"{{"version":1,"request":{{"type":"user_show","user":"{user}","all":true}}}}"#
+        );
+        s.write_all(&frame(body.as_bytes())).unwrap();
+        assert_error(d, next(d, &mut s), &[ErrorCode::BadRequest]);
+        assert!(enrolled(d), "the repeated-key frame reset the user");
+    });
+}
+
+/// A started frame must complete within `frame_timeout_secs`: a client
+/// trickling one byte a second is dropped then, not after the (much longer)
+/// idle timeout.
+#[test]
+fn a_client_trickling_a_frame_is_dropped_at_the_frame_deadline() {
+    let mut config = mfad_tests::TestConfig::default();
+    config.limits.frame_timeout_secs = 2;
+    let d = TestDaemon::with_config(config);
+    let mut s = connect(&d);
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut writer = s.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for byte in frame(br#"{"version":1,"request":{"type":"ping"}}"#) {
+            if writer.write_all(&[byte]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let started = std::time::Instant::now();
+    assert_error(&d, next(&d, &mut s), &[ErrorCode::Timeout]);
+    assert_closed(&d, &mut s);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let _ = s.shutdown(Shutdown::Both);
+    trickle.join().unwrap();
+}

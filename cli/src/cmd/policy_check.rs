@@ -5,7 +5,7 @@ use super::Ctx;
 use crate::error::CliError;
 use crate::output::{Format, clean_line};
 use clap::Args;
-use mfad::policy::{Diagnostic, Nss, Policy, Severity};
+use mfad_policy::{Diagnostic, Nss, Policy, Severity};
 use serde::Serialize;
 use std::path::PathBuf;
 

@@ -32,19 +32,44 @@ pub struct ExplainArgs {
     /// The terminal of the login (PAM_TTY); no policy condition looks at it today
     #[arg(long, value_name = "TTY")]
     pub tty: Option<String>,
+
+    /// The SSH public key that passed sshd's first method, as a file (`id_ed25519.pub`) or the key line itself: whether it counts as a trusted device
+    #[arg(long, value_name = "KEY")]
+    pub device_key: Option<String>,
+
+    /// The session the login comes from (a sudo inside it), by the id `mfactl sessions list` shows: what that session already covers
+    #[arg(long, value_name = "ID")]
+    pub session: Option<i64>,
 }
 
-pub fn request(args: ExplainArgs) -> Request {
+pub fn request(args: ExplainArgs, device_key: Option<String>) -> Request {
     Request::PolicyExplain {
         user: args.user,
         service: args.service,
         rhost: args.rhost,
         tty: args.tty,
+        device_key,
+        session: args.session,
     }
 }
 
+/// `--device-key`: a key line as given, or the first line of the file it
+/// names.
+fn device_key(arg: Option<&str>) -> Result<Option<String>, CliError> {
+    let Some(arg) = arg else { return Ok(None) };
+    if arg.trim_start().starts_with("ssh-") || arg.trim_start().starts_with("ecdsa-") {
+        return Ok(Some(arg.trim().to_owned()));
+    }
+    let text = std::fs::read_to_string(arg).map_err(|source| CliError::ReadFile {
+        path: arg.to_owned(),
+        source,
+    })?;
+    Ok(text.lines().next().map(|l| l.trim().to_owned()))
+}
+
 pub fn run(ctx: &mut Ctx, args: ExplainArgs) -> Result<(), CliError> {
-    let resp = ctx.call(&request(args))?;
+    let key = device_key(args.device_key.as_deref())?;
+    let resp = ctx.call(&request(args, key))?;
     match &resp {
         Response::Explanation(explanation) => ctx.show(&resp, || render(explanation)),
         other => Err(unexpected(other)),

@@ -20,6 +20,43 @@ pub struct CodeProfile {
     pub hourly_cap: u32,
 }
 
+/// What one channel may send in all, every user together (against SMS
+/// pumping: the bill is the attack). Counted over the last 60 minutes (24
+/// hours for verifications), every kind of message included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendCaps {
+    pub hourly: u32,
+    /// To one destination prefix: a number's country calling code (`+44`),
+    /// an address's domain.
+    pub hourly_per_prefix: u32,
+    /// Prefixes with their own hourly cap instead of `hourly_per_prefix`.
+    pub prefixes: Vec<(String, u32)>,
+    /// Verification messages (to a destination a user typed) one uid may
+    /// have sent in any 24 hours.
+    pub verify_daily_per_uid: u32,
+}
+
+impl SendCaps {
+    /// The hourly cap of one prefix.
+    pub fn of_prefix(&self, prefix: &str) -> u32 {
+        self.prefixes
+            .iter()
+            .find(|(p, _)| p == prefix)
+            .map_or(self.hourly_per_prefix, |(_, cap)| *cap)
+    }
+
+    fn describe(&self) -> String {
+        let mut special = String::new();
+        for (p, cap) in &self.prefixes {
+            special.push_str(&format!(", {p} {cap}"));
+        }
+        format!(
+            "at most {} an hour in all, {} per prefix{special}, {} verifications per uid a day",
+            self.hourly, self.hourly_per_prefix, self.verify_daily_per_uid
+        )
+    }
+}
+
 /// Where a secret comes from. It is read at start-up, never from argv.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
@@ -37,23 +74,17 @@ pub enum Preset {
 }
 
 impl Preset {
-    pub fn name(self) -> &'static str {
-        match self {
-            Preset::Twilio => "twilio",
-            Preset::Vonage => "vonage",
-            Preset::Infobip => "infobip",
-            Preset::MessageBird => "messagebird",
-        }
-    }
+    pub const ALL: [Preset; 4] = [
+        Preset::Twilio,
+        Preset::Vonage,
+        Preset::Infobip,
+        Preset::MessageBird,
+    ];
 
-    /// The documented API host; Infobip's is per account.
-    pub(super) fn default_base_url(self) -> Option<&'static str> {
-        match self {
-            Preset::Twilio => Some("https://api.twilio.com"),
-            Preset::Vonage => Some("https://rest.nexmo.com"),
-            Preset::MessageBird => Some("https://rest.messagebird.com"),
-            Preset::Infobip => None,
-        }
+    /// Its value of `sms.provider`; its other facts are in its entry of
+    /// `delivery::presets::SPECS`.
+    pub fn name(self) -> &'static str {
+        crate::delivery::presets::spec(self).name
     }
 }
 
@@ -86,6 +117,9 @@ pub struct SmsConfig {
     pub provider: Provider,
     /// Twilio's Account SID, Vonage's API key: the public half.
     pub account: Option<String>,
+    /// Twilio: the SID of the API key (`SK…`) whose secret is the
+    /// credential; unset, the secret is the account's auth token.
+    pub api_key_sid: Option<String>,
     /// The sender: a number or an alphanumeric sender id.
     pub from: Option<String>,
     pub secret: Option<SecretSource>,
@@ -93,6 +127,7 @@ pub struct SmsConfig {
     pub message: String,
     pub proxy: Option<String>,
     pub code: CodeProfile,
+    pub caps: SendCaps,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +162,7 @@ pub struct EmailConfig {
     pub body: String,
     pub timeout: Duration,
     pub code: CodeProfile,
+    pub caps: SendCaps,
 }
 
 #[derive(Debug, Clone)]
@@ -145,11 +181,15 @@ impl SmsConfig {
             Provider::Generic(g) => format!("generic {} {}", g.method, g.url),
         };
         format!(
-            "sms: {provider}, from {}, timeout {} ms, secret {}; {}\n",
+            "sms: {provider}, from {}, timeout {} ms, {}secret {}; {}; {}\n",
             self.from.as_deref().unwrap_or("-"),
             self.timeout.as_millis(),
+            self.api_key_sid
+                .as_ref()
+                .map_or(String::new(), |k| format!("API key {k}, ")),
             describe_secret(self.secret.as_ref()),
-            self.code.describe()
+            self.code.describe(),
+            self.caps.describe()
         )
     }
 }
@@ -157,7 +197,7 @@ impl SmsConfig {
 impl EmailConfig {
     pub fn describe(&self) -> String {
         format!(
-            "email: {}:{} ({}), from {}, {}timeout {} ms; {}\n",
+            "email: {}:{} ({}), from {}, {}timeout {} ms; {}; {}\n",
             self.host,
             self.port,
             self.security.name(),
@@ -167,7 +207,8 @@ impl EmailConfig {
                 describe_secret(self.password.as_ref())
             )),
             self.timeout.as_millis(),
-            self.code.describe()
+            self.code.describe(),
+            self.caps.describe()
         )
     }
 }

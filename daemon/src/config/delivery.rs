@@ -4,7 +4,8 @@
 
 use super::ConfigError;
 pub use super::channels::*;
-use crate::delivery::template;
+use crate::delivery::{caps, presets, template};
+use mfad_protocol::Channel;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,12 +46,23 @@ pub(super) struct RawCode {
     hourly_cap: Option<u32>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCap {
+    hourly: Option<u32>,
+    hourly_per_prefix: Option<u32>,
+    #[serde(default)]
+    prefix: BTreeMap<String, u32>,
+    verify_daily_per_uid: Option<u32>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSms {
     provider: String,
     base_url: Option<String>,
     account: Option<String>,
+    api_key_sid: Option<String>,
     from: Option<String>,
     credentials_file: Option<PathBuf>,
     credential: Option<String>,
@@ -59,6 +71,8 @@ pub(super) struct RawSms {
     proxy: Option<String>,
     #[serde(default)]
     code: RawCode,
+    #[serde(default)]
+    cap: RawCap,
     generic: Option<RawGeneric>,
 }
 
@@ -89,6 +103,8 @@ pub(super) struct RawEmail {
     timeout_ms: Option<u64>,
     #[serde(default)]
     code: RawCode,
+    #[serde(default)]
+    cap: RawCap,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -216,40 +232,45 @@ impl Checker<'_> {
 
     pub fn sms(&self, raw: &RawSms) -> Result<SmsConfig, ConfigError> {
         let preset = match raw.provider.as_str() {
-            "twilio" => Some(Preset::Twilio),
-            "vonage" => Some(Preset::Vonage),
-            "infobip" => Some(Preset::Infobip),
-            "messagebird" => Some(Preset::MessageBird),
             "generic" => None,
-            other => {
-                return Err(self.invalid(
-                    "sms.provider",
-                    format!(
-                        "is {other:?}; it must be twilio, vonage, infobip, messagebird or generic"
-                    ),
-                ));
-            }
+            name => Some(
+                Preset::ALL
+                    .into_iter()
+                    .find(|p| p.name() == name)
+                    .ok_or_else(|| {
+                        self.invalid(
+                            "sms.provider",
+                            format!(
+                                "is {name:?}; it must be twilio, vonage, infobip, messagebird or generic"
+                            ),
+                        )
+                    })?,
+            ),
         };
         let secret = self.secret(
             "sms.credentials_file",
             &raw.credentials_file,
             &raw.credential,
         )?;
+        if raw.api_key_sid.is_some() && preset != Some(Preset::Twilio) {
+            return Err(self.invalid(
+                "sms.api_key_sid",
+                "is only for provider = \"twilio\"; remove it",
+            ));
+        }
         let provider = match preset {
             Some(preset) => {
+                let spec = presets::spec(preset);
                 if raw.generic.is_some() {
                     return Err(self.invalid("sms.generic", "is only for provider = \"generic\""));
                 }
-                let base = match (&raw.base_url, preset.default_base_url()) {
+                let base = match (&raw.base_url, spec.base_url) {
                     (Some(url), _) => url.as_str(),
                     (None, Some(url)) => url,
                     (None, None) => {
                         return Err(self.invalid(
                             "sms.base_url",
-                            format!(
-                                "is needed for {}: your account's API base URL",
-                                preset.name()
-                            ),
+                            format!("is needed for {}: your account's API base URL", spec.name),
                         ));
                     }
                 };
@@ -258,28 +279,30 @@ impl Checker<'_> {
                         "sms.credentials_file",
                         format!(
                             "(or sms.credential) is needed for {}: the file holding its API secret",
-                            preset.name()
+                            spec.name
                         ),
                     ));
                 }
-                let needs_account = matches!(preset, Preset::Twilio | Preset::Vonage);
-                if !needs_account && raw.account.is_some() {
-                    return Err(self.invalid(
-                        "sms.account",
-                        format!(
-                            "does nothing for {}: its API secret alone identifies the account; remove it",
-                            preset.name()
-                        ),
-                    ));
+                match (spec.account, raw.account.as_deref()) {
+                    (None, Some(_)) => {
+                        return Err(self.invalid(
+                            "sms.account",
+                            format!(
+                                "does nothing for {}: its API secret alone identifies the account; remove it",
+                                spec.name
+                            ),
+                        ));
+                    }
+                    (Some(what), None | Some("")) => {
+                        return Err(self.invalid(
+                            "sms.account",
+                            format!("is needed for {}: {what}", spec.name),
+                        ));
+                    }
+                    _ => {}
                 }
-                if needs_account && raw.account.as_deref().is_none_or(str::is_empty) {
-                    return Err(self.invalid(
-                        "sms.account",
-                        format!(
-                            "is needed for {} (Twilio: the Account SID; Vonage: the API key)",
-                            preset.name()
-                        ),
-                    ));
+                if preset == Preset::Twilio {
+                    self.twilio_ids(raw)?;
                 }
                 if raw.from.as_deref().is_none_or(str::is_empty) {
                     return Err(self.invalid("sms.from", "is needed: the sender number or name"));
@@ -328,7 +351,96 @@ impl Checker<'_> {
             message,
             proxy: raw.proxy.clone(),
             code: self.code(&raw.code, CodeKeys::SMS)?,
+            caps: self.caps(&raw.cap, Channel::Sms)?,
+            api_key_sid: raw.api_key_sid.clone(),
         })
+    }
+
+    /// Twilio's ids have documented forms: an Account SID starts with
+    /// `AC`, an API key SID with `SK`. A mix-up is caught here rather than
+    /// as a 401 at the first login.
+    fn twilio_ids(&self, raw: &RawSms) -> Result<(), ConfigError> {
+        let sid = |s: &str, prefix: &str| {
+            s.len() == 34 && s.starts_with(prefix) && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+        };
+        if let Some(account) = &raw.account
+            && !sid(account, "AC")
+        {
+            return Err(self.invalid(
+                "sms.account",
+                format!(
+                    "is {account:?}, not an Account SID (AC and 32 hex digits){}",
+                    if account.starts_with("SK") {
+                        "; an API key SID (SK…) goes in sms.api_key_sid"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        if let Some(key) = &raw.api_key_sid
+            && !sid(key, "SK")
+        {
+            return Err(self.invalid(
+                "sms.api_key_sid",
+                format!("is {key:?}, not an API key SID (SK and 32 hex digits)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The caps of one channel; a prefix is checked the way sends are
+    /// counted (`delivery::caps::prefix`).
+    fn caps(&self, raw: &RawCap, channel: Channel) -> Result<SendCaps, ConfigError> {
+        let (keys, defaults) = match channel {
+            Channel::Sms => (CapKeys::SMS, (100, 50, 3)),
+            Channel::Email => (CapKeys::EMAIL, (500, 500, 5)),
+        };
+        let hourly = raw.hourly.unwrap_or(defaults.0);
+        let caps = SendCaps {
+            hourly,
+            // Unset, a lower hourly cap lowers it too.
+            hourly_per_prefix: raw.hourly_per_prefix.unwrap_or(defaults.1.min(hourly)),
+            prefixes: raw.prefix.iter().map(|(p, c)| (p.clone(), *c)).collect(),
+            verify_daily_per_uid: raw.verify_daily_per_uid.unwrap_or(defaults.2),
+        };
+        if !(1..=100_000).contains(&caps.hourly) {
+            return Err(self.invalid(keys.hourly, "must be 1 to 100000"));
+        }
+        if !(1..=caps.hourly).contains(&caps.hourly_per_prefix) {
+            return Err(self.invalid(
+                keys.per_prefix,
+                format!("must be 1 to the hourly cap ({})", caps.hourly),
+            ));
+        }
+        for (prefix, cap) in &caps.prefixes {
+            if caps::prefix_key(channel, prefix).as_deref() != Some(prefix.as_str()) {
+                return Err(self.invalid(
+                    keys.prefix,
+                    match channel {
+                        Channel::Sms => format!(
+                            "has {prefix:?}, not a country calling code: + and the code, such as \"+44\" or \"+1\""
+                        ),
+                        Channel::Email => format!(
+                            "has {prefix:?}, not a domain in lower case, such as \"example.com\""
+                        ),
+                    },
+                ));
+            }
+            if !(1..=caps.hourly).contains(cap) {
+                return Err(self.invalid(
+                    keys.prefix,
+                    format!(
+                        "gives {prefix} {cap}; it must be 1 to the hourly cap ({})",
+                        caps.hourly
+                    ),
+                ));
+            }
+        }
+        if !(1..=100).contains(&caps.verify_daily_per_uid) {
+            return Err(self.invalid(keys.verify, "must be 1 to 100"));
+        }
+        Ok(caps)
     }
 
     fn generic(&self, g: &RawGeneric) -> Result<GenericProvider, ConfigError> {
@@ -498,6 +610,7 @@ impl Checker<'_> {
             body,
             timeout: self.timeout("email.timeout_ms", raw.timeout_ms)?,
             code: self.code(&raw.code, CodeKeys::EMAIL)?,
+            caps: self.caps(&raw.cap, Channel::Email)?,
         })
     }
 
@@ -556,6 +669,29 @@ impl CodeKeys {
         cooldown: "email.code.resend_cooldown_secs",
         attempts: "email.code.attempts",
         hourly_cap: "email.code.hourly_cap",
+    };
+}
+
+/// The keys of one channel's caps, for error messages.
+struct CapKeys {
+    hourly: &'static str,
+    per_prefix: &'static str,
+    prefix: &'static str,
+    verify: &'static str,
+}
+
+impl CapKeys {
+    const SMS: CapKeys = CapKeys {
+        hourly: "sms.cap.hourly",
+        per_prefix: "sms.cap.hourly_per_prefix",
+        prefix: "sms.cap.prefix",
+        verify: "sms.cap.verify_daily_per_uid",
+    };
+    const EMAIL: CapKeys = CapKeys {
+        hourly: "email.cap.hourly",
+        per_prefix: "email.cap.hourly_per_prefix",
+        prefix: "email.cap.prefix",
+        verify: "email.cap.verify_daily_per_uid",
     };
 }
 

@@ -8,7 +8,7 @@ fn parse(text: &str) -> Result<Config, String> {
         .map_err(|e| e.to_string())
 }
 
-const TWILIO: &str = "[sms]\nprovider = \"twilio\"\naccount = \"AC1\"\nfrom = \"+15550001111\"\n\
+const TWILIO: &str = "[sms]\nprovider = \"twilio\"\naccount = \"AC0123456789abcdef0123456789abcdef\"\nfrom = \"+15550001111\"\n\
                       credentials_file = \"/etc/mfad/sms.secret\"\n";
 const EMAIL: &str = "[email]\nhost = \"smtp.example.com\"\nfrom = \"mfad@example.com\"\n";
 
@@ -83,7 +83,7 @@ fn bad_values_name_their_key() {
             "{code}",
         ),
         (
-            TWILIO.replace("account = \"AC1\"\n", ""),
+            TWILIO.replace("account = \"AC0123456789abcdef0123456789abcdef\"\n", ""),
             "sms.account",
             "Account SID",
         ),
@@ -95,7 +95,7 @@ fn bad_values_name_their_key() {
         (
             TWILIO
                 .replace("twilio", "infobip")
-                .replace("account = \"AC1\"\n", ""),
+                .replace("account = \"AC0123456789abcdef0123456789abcdef\"\n", ""),
             "sms.base_url",
             "infobip",
         ),
@@ -156,4 +156,95 @@ fn loopback_http_and_the_generic_provider_are_accepted() {
     );
     let err = parse(&generic.replace("?to={to}", "")).unwrap_err();
     assert!(err.contains("{to}"), "{err}");
+}
+
+#[test]
+fn caps_have_defaults_and_checked_prefixes() {
+    let sms = parse(TWILIO).unwrap().sms.unwrap();
+    assert_eq!(
+        (
+            sms.caps.hourly,
+            sms.caps.hourly_per_prefix,
+            sms.caps.verify_daily_per_uid
+        ),
+        (100, 50, 3)
+    );
+    let text = format!(
+        "{TWILIO}[sms.cap]\nhourly = 20\nhourly_per_prefix = 5\nprefix = {{ \"+44\" = 15 }}\nverify_daily_per_uid = 2\n"
+    );
+    let caps = parse(&text).unwrap().sms.unwrap().caps;
+    assert_eq!((caps.of_prefix("+44"), caps.of_prefix("+1")), (15, 5));
+    let email = parse(&format!(
+        "{EMAIL}[email.cap]\nprefix = {{ \"example.com\" = 9 }}\n"
+    ))
+    .unwrap()
+    .email
+    .unwrap();
+    assert_eq!(email.caps.of_prefix("example.com"), 9);
+    for (text, key, words) in [
+        (
+            format!("{TWILIO}[sms.cap]\nhourly = 0\n"),
+            "sms.cap.hourly",
+            "1 to",
+        ),
+        (
+            format!("{TWILIO}[sms.cap]\nhourly = 10\nhourly_per_prefix = 11\n"),
+            "sms.cap.hourly_per_prefix",
+            "hourly cap (10)",
+        ),
+        (
+            format!("{TWILIO}[sms.cap]\nprefix = {{ \"+447\" = 3 }}\n"),
+            "sms.cap.prefix",
+            "country calling code",
+        ),
+        (
+            format!("{EMAIL}[email.cap]\nprefix = {{ \"Example.com\" = 3 }}\n"),
+            "email.cap.prefix",
+            "lower case",
+        ),
+        (
+            format!("{TWILIO}[sms.cap]\nverify_daily_per_uid = 0\n"),
+            "sms.cap.verify_daily_per_uid",
+            "1 to 100",
+        ),
+    ] {
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.contains(&format!("`{key}`")) && err.contains(words),
+            "{text}\n=> {err}"
+        );
+    }
+}
+
+#[test]
+fn twilio_api_keys_are_checked_and_only_for_twilio() {
+    let key = "SK0123456789abcdef0123456789abcdef";
+    let sms = parse(&format!("{TWILIO}api_key_sid = \"{key}\"\n"))
+        .unwrap()
+        .sms
+        .unwrap();
+    assert_eq!(sms.api_key_sid.as_deref(), Some(key));
+    for (text, key_name, words) in [
+        (
+            format!("{TWILIO}api_key_sid = \"AC0123456789abcdef0123456789abcdef\"\n"),
+            "sms.api_key_sid",
+            "SK and 32 hex",
+        ),
+        (
+            TWILIO.replace("AC0123456789", "SK0123456789"),
+            "sms.account",
+            "goes in sms.api_key_sid",
+        ),
+        (
+            TWILIO.replace("twilio", "vonage") + &format!("api_key_sid = \"{key}\"\n"),
+            "sms.api_key_sid",
+            "only for provider = \"twilio\"",
+        ),
+    ] {
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.contains(&format!("`{key_name}`")) && err.contains(words),
+            "{text}\n=> {err}"
+        );
+    }
 }

@@ -1,17 +1,21 @@
 //! Delivery of codes and notices: SMS through an HTTP provider (reqwest),
-//! email over SMTP (lettre). Every send has a hard deadline below pam_mfa's
-//! reply timeout, so a provider that is down or slow costs a clear failure,
-//! never a hung login.
+//! email over SMTP (lettre). Every send passes the global caps first
+//! ([`caps`]) and has a hard deadline below pam_mfa's reply timeout, so a
+//! provider that is down or slow costs a clear failure, never a hung login.
 
 pub mod address;
+pub mod caps;
 mod email;
-mod presets;
+pub mod presets;
 mod sms;
 pub mod template;
 
-use crate::config::{CodeProfile, Config, SecretSource};
+use crate::config::{CodeProfile, Config, SecretSource, SendCaps};
 use crate::files::{self, FileError};
+use crate::store::Store;
+use caps::{Capped, Caps};
 use mfad_protocol::{Channel, SecretString};
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -29,6 +33,28 @@ pub enum DeliveryError {
     Rejected(String),
     #[error("cannot build the message: {0}")]
     Build(String),
+    /// A global cap held it back: no provider was asked.
+    #[error("{0}")]
+    Capped(Capped),
+    #[error("cannot count it against the caps: {0}")]
+    Count(String),
+}
+
+impl DeliveryError {
+    /// What the person waiting for the code is told, when this failure
+    /// has words of its own (a cap); `None` for a provider's failure.
+    pub fn tell(&self, masked: &str) -> Option<String> {
+        match self {
+            DeliveryError::Capped(c) => Some(c.tell(masked)),
+            _ => None,
+        }
+    }
+
+    /// Whether this failure already warned the admin (a cap warns once per
+    /// period): callers log only the others.
+    pub fn logged(&self) -> bool {
+        matches!(self, DeliveryError::Capped(_))
+    }
 }
 
 /// What a successful send left to audit.
@@ -53,42 +79,30 @@ pub enum SetupError {
 pub struct Delivery {
     sms: Option<sms::Sms>,
     email: Option<email::Email>,
+    caps: Caps,
     /// This machine's name, for the messages.
     pub host: String,
 }
 
 impl Delivery {
-    /// Builds the clients and reads their secrets.
-    pub fn new(config: &Config) -> Result<Self, SetupError> {
-        let sms = match &config.sms {
-            Some(c) => {
-                let secret = secret(c.secret.as_ref(), "sms.credentials_file")?;
-                Some(
-                    sms::Sms::new(c.clone(), secret).map_err(|message| SetupError::Client {
-                        key: "sms",
-                        message,
-                    })?,
-                )
-            }
-            None => None,
-        };
-        let email = match &config.email {
-            Some(c) => {
-                let password = secret(c.password.as_ref(), "email.password_file")?;
-                Some(email::Email::new(c.clone(), password).map_err(|message| {
-                    SetupError::Client {
-                        key: "email",
-                        message,
-                    }
-                })?)
-            }
-            None => None,
-        };
+    /// Builds the clients and reads their secrets; the caps count in `store`.
+    pub fn new(config: &Config, store: Arc<Store>) -> Result<Self, SetupError> {
+        let (sms, email) = clients(config)?;
         let host = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "this server".to_owned());
-        Ok(Self { sms, email, host })
+        Ok(Self {
+            sms,
+            email,
+            caps: Caps::new(store),
+            host,
+        })
+    }
+
+    /// `--check-config`: the clients can be built and their secrets read.
+    pub fn check(config: &Config) -> Result<(), SetupError> {
+        clients(config).map(drop)
     }
 
     pub fn configured(&self, channel: Channel) -> bool {
@@ -106,6 +120,31 @@ impl Delivery {
         code: &str,
         profile: &CodeProfile,
     ) -> Result<Receipt, DeliveryError> {
+        self.code(channel, to, code, profile, None).await
+    }
+
+    /// Sends the code that confirms a destination `uid` typed: counted
+    /// also against that uid's daily cap of verifications (`None`: an
+    /// admin's request, not capped per uid).
+    pub async fn send_verification(
+        &self,
+        channel: Channel,
+        to: &str,
+        code: &str,
+        profile: &CodeProfile,
+        uid: Option<u32>,
+    ) -> Result<Receipt, DeliveryError> {
+        self.code(channel, to, code, profile, uid).await
+    }
+
+    async fn code(
+        &self,
+        channel: Channel,
+        to: &str,
+        code: &str,
+        profile: &CodeProfile,
+        verify_uid: Option<u32>,
+    ) -> Result<Receipt, DeliveryError> {
         let minutes = profile.validity.as_secs().div_ceil(60).to_string();
         let values = [
             ("code", code),
@@ -119,7 +158,9 @@ impl Delivery {
                     .as_ref()
                     .ok_or(DeliveryError::NotConfigured("sms"))?;
                 let text = template::render(&sms.config.message, &values, template::verbatim);
-                deadline(sms.config.timeout, sms.send(to, &text, code)).await
+                let send = deadline(sms.config.timeout, sms.send(to, &text, code));
+                self.counted(channel, &sms.config.caps, to, verify_uid, send)
+                    .await
             }
             Channel::Email => {
                 let email = self
@@ -128,7 +169,9 @@ impl Delivery {
                     .ok_or(DeliveryError::NotConfigured("email"))?;
                 let subject = template::render(&email.config.subject, &values, template::verbatim);
                 let body = template::render(&email.config.body, &values, template::verbatim);
-                deadline(email.config.timeout, email.send(to, &subject, &body)).await
+                let send = deadline(email.config.timeout, email.send(to, &subject, &body));
+                self.counted(channel, &email.config.caps, to, verify_uid, send)
+                    .await
             }
         }
     }
@@ -144,8 +187,64 @@ impl Delivery {
             .email
             .as_ref()
             .ok_or(DeliveryError::NotConfigured("email"))?;
-        deadline(email.config.timeout, email.send(to, subject, body)).await
+        let send = deadline(email.config.timeout, email.send(to, subject, body));
+        self.counted(Channel::Email, &email.config.caps, to, None, send)
+            .await
     }
+
+    /// The one way out: `send` runs only if the caps allow it. A send that
+    /// never reached the provider (no connection, no request) is uncounted;
+    /// one that timed out may have been taken, so it stays counted.
+    async fn counted(
+        &self,
+        channel: Channel,
+        caps: &SendCaps,
+        to: &str,
+        verify_uid: Option<u32>,
+        send: impl Future<Output = Result<Receipt, DeliveryError>>,
+    ) -> Result<Receipt, DeliveryError> {
+        let slot = self
+            .caps
+            .reserve(channel, caps, to, verify_uid, crate::clock::now())
+            .map_err(|e| DeliveryError::Count(e.to_string()))?
+            .map_err(DeliveryError::Capped)?;
+        let result = send.await;
+        if matches!(
+            result,
+            Err(DeliveryError::Connect(_) | DeliveryError::Build(_))
+        ) {
+            self.caps.release(slot);
+        }
+        result
+    }
+}
+
+fn clients(config: &Config) -> Result<(Option<sms::Sms>, Option<email::Email>), SetupError> {
+    let sms = match &config.sms {
+        Some(c) => {
+            let secret = secret(c.secret.as_ref(), "sms.credentials_file")?;
+            Some(
+                sms::Sms::new(c.clone(), secret).map_err(|message| SetupError::Client {
+                    key: "sms",
+                    message,
+                })?,
+            )
+        }
+        None => None,
+    };
+    let email = match &config.email {
+        Some(c) => {
+            let password = secret(c.password.as_ref(), "email.password_file")?;
+            Some(
+                email::Email::new(c.clone(), password).map_err(|message| SetupError::Client {
+                    key: "email",
+                    message,
+                })?,
+            )
+        }
+        None => None,
+    };
+    Ok((sms, email))
 }
 
 /// Reads a configured secret, naming the key when it cannot be read.
@@ -171,13 +270,18 @@ async fn deadline(
 }
 
 /// Text from a provider or mail server, made safe for a log line and a
-/// terminal: no control characters, at most 200 characters.
+/// terminal: no control characters (nor the invisible ones that reorder or
+/// hide text), at most 200 characters.
 pub fn clean(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    };
     let mut out: String = text
         .trim()
         .chars()
         .take(200)
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if hidden(c) { ' ' } else { c })
         .collect();
     if text.trim().chars().count() > 200 {
         out.push('…');

@@ -1,16 +1,32 @@
-//! The request each provider documents, and how to read its reply.
+//! The SMS providers mfad speaks natively. Everything known about one
+//! provider (its API host, what `account` means, how it writes numbers,
+//! the request, and how to read its reply) is in its entry of [`SPECS`],
+//! taken from the provider's API reference:
 //!
-//! - Twilio: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, HTTP
-//!   Basic (Account SID, auth token), form `To`, `From`, `Body`; the reply's
-//!   `sid` is the message id.
+//! - Twilio (Programmable Messaging): `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`,
+//!   HTTP Basic with an API key (`SK…` key SID and its secret) or the
+//!   Account SID and auth token; form `To`, `From` (E.164 with `+`), `Body`.
+//!   201 with the message resource: `sid`, `status` (`queued`, `accepted`;
+//!   `failed` or an `error_code` is a refusal). Errors: `{code, message,
+//!   more_info, status}`, sometimes with `detail`. Non-GSM text goes out as
+//!   UCS-2 by itself.
 //! - Vonage (SMS API): `POST /sms/json`, form `api_key`, `api_secret`,
-//!   `from`, `to` (digits only), `text`; HTTP 200 with `messages[0].status`
-//!   "0" on success and `message-id`.
+//!   `from` and `to` as digits without `+`, `text`, and `type=unicode` when
+//!   the text has characters outside the GSM 7-bit alphabet. Always 200: the
+//!   send succeeded only if every element of `messages[]` (one per part of
+//!   a long text, `message-count` of them) has `status` "0"; otherwise
+//!   `error-text` says why.
 //! - Infobip: `POST /sms/2/text/advanced` on the account's base URL,
-//!   `Authorization: App {key}`, JSON `messages[0].destinations[0].to`,
-//!   `from`, `text`; `messages[0].messageId`.
+//!   `Authorization: App {key}`, JSON `messages[0].destinations[0].to` and a
+//!   numeric `from` as digits without `+`; Unicode is chosen by the
+//!   platform. 200 with `messages[].status.groupName`: PENDING (or
+//!   DELIVERED) is accepted, REJECTED or UNDELIVERABLE is a refusal inside
+//!   the 200. Errors: `requestError.serviceException.{messageId,text}`.
 //! - MessageBird: `POST /messages`, `Authorization: AccessKey {key}`, form
-//!   `originator`, `recipients` (digits only), `body`; the reply's `id`.
+//!   `originator`, `recipients` as digits, `body`, `datacoding=auto` (the
+//!   platform picks GSM or Unicode). 201 with the message object: `id`, and
+//!   `recipients.items[].status` (`delivery_failed` is a refusal). Errors:
+//!   `errors[].{code,description,parameter}`.
 //! - Generic: the admin's method, URL, headers and form or JSON template.
 
 use super::template::{self, json_string, verbatim};
@@ -26,6 +42,8 @@ pub(super) struct Message<'a> {
     pub code: &'a str,
     pub from: &'a str,
     pub account: &'a str,
+    /// Twilio: the API key SID (`SK…`) that signs instead of the account.
+    pub key_sid: Option<&'a str>,
     pub secret: &'a str,
 }
 
@@ -41,6 +59,280 @@ impl Message<'_> {
     }
 }
 
+/// One provider, as its API reference describes it.
+pub struct Spec {
+    pub preset: Preset,
+    /// The value of `sms.provider`.
+    pub name: &'static str,
+    /// The documented API host; `None`: each account has its own.
+    pub base_url: Option<&'static str>,
+    /// What `sms.account` holds, for providers that need it besides the
+    /// secret.
+    pub account: Option<&'static str>,
+    /// Numbers (the destination, a numeric sender) keep their `+`;
+    /// otherwise they are sent as digits only.
+    plus: bool,
+    build: fn(&reqwest::Client, &str, &Message<'_>, &Numbers) -> Result<Builder, DeliveryError>,
+    /// Reads a 2xx reply: the message ids, or why the provider refused.
+    accepted: fn(&Value) -> Result<Option<String>, String>,
+    /// The provider's words in an error reply.
+    error: fn(&Value) -> Option<String>,
+}
+
+type Builder = reqwest::RequestBuilder;
+
+pub const SPECS: [Spec; 4] = [
+    Spec {
+        preset: Preset::Twilio,
+        name: "twilio",
+        base_url: Some("https://api.twilio.com"),
+        account: Some("the Account SID (AC…)"),
+        plus: true,
+        build: |client, base, m, n| {
+            Ok(client
+                .post(format!(
+                    "{base}/2010-04-01/Accounts/{}/Messages.json",
+                    m.account
+                ))
+                .basic_auth(m.key_sid.unwrap_or(m.account), Some(m.secret))
+                .form(&[
+                    ("To", n.to.as_str()),
+                    ("From", n.from.as_str()),
+                    ("Body", m.text),
+                ]))
+        },
+        accepted: |v| {
+            let status = text(v, "/status");
+            let code = text(v, "/error_code");
+            if matches!(
+                status.as_deref(),
+                Some("failed" | "undelivered" | "canceled")
+            ) || code.is_some()
+            {
+                return Err(words(&[
+                    status.as_deref(),
+                    code.as_deref(),
+                    text(v, "/error_message").as_deref(),
+                ]));
+            }
+            Ok(text(v, "/sid"))
+        },
+        error: |v| {
+            let message = text(v, "/message")?;
+            let detail = text(v, "/detail").map_or(String::new(), |d| format!(": {d}"));
+            let code = text(v, "/code").map_or(String::new(), |c| format!(" (error {c})"));
+            Some(format!("{message}{detail}{code}"))
+        },
+    },
+    Spec {
+        preset: Preset::Vonage,
+        name: "vonage",
+        base_url: Some("https://rest.nexmo.com"),
+        account: Some("the API key"),
+        plus: false,
+        build: |client, base, m, n| {
+            let mut form = vec![
+                ("api_key", m.account),
+                ("api_secret", m.secret),
+                ("from", n.from.as_str()),
+                ("to", n.to.as_str()),
+                ("text", m.text),
+            ];
+            if !gsm7(m.text) {
+                form.push(("type", "unicode"));
+            }
+            Ok(client.post(format!("{base}/sms/json")).form(&form))
+        },
+        accepted: |v| {
+            let parts = v
+                .pointer("/messages")
+                .and_then(Value::as_array)
+                .filter(|p| !p.is_empty())
+                .ok_or("the reply lists no messages")?;
+            if let Some(count) = text(v, "/message-count")
+                && count != parts.len().to_string()
+            {
+                return Err(format!(
+                    "the reply counts {count} parts but lists {}",
+                    parts.len()
+                ));
+            }
+            for (i, part) in parts.iter().enumerate() {
+                let status = text(part, "/status");
+                if status.as_deref() != Some("0") {
+                    return Err(format!(
+                        "part {} of {}: status {}: {}",
+                        i + 1,
+                        parts.len(),
+                        status.as_deref().unwrap_or("missing"),
+                        text(part, "/error-text")
+                            .as_deref()
+                            .unwrap_or("no reason given")
+                    ));
+                }
+            }
+            Ok(ids(parts, "/message-id"))
+        },
+        error: |v| text(v, "/messages/0/error-text").or_else(|| text(v, "/title")),
+    },
+    Spec {
+        preset: Preset::Infobip,
+        name: "infobip",
+        base_url: None,
+        account: None,
+        plus: false,
+        build: |client, base, m, n| {
+            Ok(client
+                .post(format!("{base}/sms/2/text/advanced"))
+                .header(AUTHORIZATION, sensitive(&format!("App {}", m.secret))?)
+                .json(&json!({
+                    "messages": [{
+                        "destinations": [{ "to": n.to }],
+                        "from": n.from,
+                        "text": m.text,
+                    }]
+                })))
+        },
+        accepted: |v| {
+            let messages = v
+                .pointer("/messages")
+                .and_then(Value::as_array)
+                .filter(|p| !p.is_empty())
+                .ok_or("the reply lists no messages")?;
+            for m in messages {
+                let group = text(m, "/status/groupName");
+                if !matches!(group.as_deref(), Some("PENDING" | "DELIVERED")) {
+                    return Err(words(&[
+                        group.as_deref().or(Some("no status")),
+                        text(m, "/status/name").as_deref(),
+                        text(m, "/status/description").as_deref(),
+                    ]));
+                }
+            }
+            Ok(ids(messages, "/messageId"))
+        },
+        error: |v| {
+            text(v, "/requestError/serviceException/text").or_else(|| text(v, "/description"))
+        },
+    },
+    Spec {
+        preset: Preset::MessageBird,
+        name: "messagebird",
+        base_url: Some("https://rest.messagebird.com"),
+        account: None,
+        plus: false,
+        build: |client, base, m, n| {
+            Ok(client
+                .post(format!("{base}/messages"))
+                .header(
+                    AUTHORIZATION,
+                    sensitive(&format!("AccessKey {}", m.secret))?,
+                )
+                .form(&[
+                    ("originator", n.from.as_str()),
+                    ("recipients", n.to.as_str()),
+                    ("body", m.text),
+                    ("datacoding", "auto"),
+                ]))
+        },
+        accepted: |v| {
+            let recipients = v
+                .pointer("/recipients/items")
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice);
+            for r in recipients {
+                let status = text(r, "/status");
+                if matches!(status.as_deref(), Some("delivery_failed" | "expired")) {
+                    return Err(format!("recipient status {}", status.unwrap_or_default()));
+                }
+            }
+            if v.pointer("/recipients/totalDeliveryFailedCount")
+                .and_then(Value::as_u64)
+                .is_some_and(|n| n > 0)
+            {
+                return Err("the reply counts a failed delivery".to_owned());
+            }
+            Ok(text(v, "/id"))
+        },
+        error: |v| {
+            let e = v.pointer("/errors/0")?;
+            let description = text(e, "/description")?;
+            Some(match text(e, "/parameter") {
+                Some(p) => format!("{description} ({p})"),
+                None => description,
+            })
+        },
+    },
+];
+
+/// The entry of `preset`.
+pub fn spec(preset: Preset) -> &'static Spec {
+    // SPECS lists every preset once, in the enum's order.
+    &SPECS[preset as usize]
+}
+
+/// The destination and the sender as one provider writes them.
+struct Numbers {
+    to: String,
+    from: String,
+}
+
+impl Numbers {
+    fn new(plus: bool, to: &str, from: &str) -> Self {
+        let write = |n: &str| -> String {
+            let numeric = n
+                .strip_prefix('+')
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+            if numeric && !plus {
+                n[1..].to_owned()
+            } else {
+                n.to_owned()
+            }
+        };
+        Self {
+            to: write(to),
+            from: write(from),
+        }
+    }
+}
+
+/// True if every character of `text` is in the GSM 03.38 default alphabet
+/// or its extension table: such a text fits 160 characters a part; any
+/// other needs Unicode (UCS-2, 70 a part).
+pub fn gsm7(text: &str) -> bool {
+    const BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
+                         ¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+    const EXTENSION: &str = "\u{c}^{}\\[~]|€";
+    text.chars()
+        .all(|c| BASIC.contains(c) || EXTENSION.contains(c))
+}
+
+/// The string at `pointer`, cleaned; numbers and booleans as text; `null`
+/// and an empty string as nothing.
+fn text(v: &Value, pointer: &str) -> Option<String> {
+    match v.pointer(pointer)? {
+        Value::Null => None,
+        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) => Some(clean(s)),
+        other => Some(clean(&other.to_string())),
+    }
+}
+
+/// The ids at `pointer` in each element, comma-separated.
+fn ids(items: &[Value], pointer: &str) -> Option<String> {
+    let all: Vec<String> = items.iter().filter_map(|i| text(i, pointer)).collect();
+    (!all.is_empty()).then(|| all.join(","))
+}
+
+fn words(parts: &[Option<&str>]) -> String {
+    parts
+        .iter()
+        .flatten()
+        .copied()
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// A header value that holds a secret: hyper never logs or shows it.
 fn sensitive(value: &str) -> Result<HeaderValue, DeliveryError> {
     let mut v = HeaderValue::from_str(value).map_err(|_| {
@@ -54,56 +346,21 @@ pub(super) fn request(
     client: &reqwest::Client,
     provider: &Provider,
     m: &Message<'_>,
-) -> Result<reqwest::RequestBuilder, DeliveryError> {
-    let digits = m.to.trim_start_matches('+');
-    let (preset, base_url) = match provider {
-        Provider::Generic(g) => return generic(client, g, m),
-        Provider::Preset { preset, base_url } => (preset, base_url),
-    };
-    Ok(match preset {
-        Preset::Twilio => client
-            .post(format!(
-                "{base_url}/2010-04-01/Accounts/{}/Messages.json",
-                m.account
-            ))
-            .basic_auth(m.account, Some(m.secret))
-            .form(&[("To", m.to), ("From", m.from), ("Body", m.text)]),
-        Preset::Vonage => client.post(format!("{base_url}/sms/json")).form(&[
-            ("api_key", m.account),
-            ("api_secret", m.secret),
-            ("from", m.from),
-            ("to", digits),
-            ("text", m.text),
-        ]),
-        Preset::Infobip => client
-            .post(format!("{base_url}/sms/2/text/advanced"))
-            .header(AUTHORIZATION, sensitive(&format!("App {}", m.secret))?)
-            .json(&json!({
-                "messages": [{
-                    "destinations": [{ "to": digits }],
-                    "from": m.from,
-                    "text": m.text,
-                }]
-            })),
-        Preset::MessageBird => client
-            .post(format!("{base_url}/messages"))
-            .header(
-                AUTHORIZATION,
-                sensitive(&format!("AccessKey {}", m.secret))?,
-            )
-            .form(&[
-                ("originator", m.from),
-                ("recipients", digits),
-                ("body", m.text),
-            ]),
-    })
+) -> Result<Builder, DeliveryError> {
+    match provider {
+        Provider::Generic(g) => generic(client, g, m),
+        Provider::Preset { preset, base_url } => {
+            let spec = spec(*preset);
+            (spec.build)(client, base_url, m, &Numbers::new(spec.plus, m.to, m.from))
+        }
+    }
 }
 
 fn generic(
     client: &reqwest::Client,
     g: &crate::config::GenericProvider,
     m: &Message<'_>,
-) -> Result<reqwest::RequestBuilder, DeliveryError> {
+) -> Result<Builder, DeliveryError> {
     let values = m.values();
     // Values in the URL are percent-encoded, as a form would be.
     let url = template::render(&g.url, &values, |v| {
@@ -138,99 +395,47 @@ fn generic(
     })
 }
 
-/// Reads the provider's reply: its message id on success, its own words
-/// on failure.
+/// Reads the provider's reply: its message ids when it took the message,
+/// its own words (cleaned for a log line and a terminal) when it did not,
+/// whether it said so with an error status or inside a 2xx.
 pub(super) fn reply(
     provider: &Provider,
     status: u16,
     body: &[u8],
 ) -> Result<Receipt, DeliveryError> {
     let json: Option<Value> = serde_json::from_slice(body).ok();
-    let at = |pointer: &str| -> Option<String> {
-        json.as_ref()?.pointer(pointer).map(|v| match v {
-            Value::String(s) => clean(s),
-            other => clean(&other.to_string()),
-        })
-    };
-    if !(200..300).contains(&status) {
-        let said = match provider {
-            Provider::Preset {
-                preset: Preset::Twilio,
-                ..
-            } => at("/message"),
-            Provider::Preset {
-                preset: Preset::Infobip,
-                ..
-            } => at("/requestError/serviceException/text"),
-            Provider::Preset {
-                preset: Preset::MessageBird,
-                ..
-            } => at("/errors/0/description"),
-            _ => None,
-        };
-        let detail = said.unwrap_or_else(|| clean(&String::from_utf8_lossy(body)));
-        return Err(DeliveryError::Status { status, detail });
-    }
+    let raw = || clean(&String::from_utf8_lossy(body));
+    let ok = (200..300).contains(&status);
     let id = match provider {
-        Provider::Preset { preset, .. } => match preset {
-            Preset::Twilio => at("/sid"),
-            Preset::Vonage => {
-                // Vonage answers 200 even when it refuses: status "0" is success.
-                match at("/messages/0/status").as_deref() {
-                    Some("0") => at("/messages/0/message-id"),
-                    _ => {
-                        let said = at("/messages/0/error-text")
-                            .unwrap_or_else(|| clean(&String::from_utf8_lossy(body)));
-                        return Err(DeliveryError::Rejected(said));
-                    }
-                }
+        Provider::Preset { preset, .. } => {
+            let spec = spec(*preset);
+            if !ok {
+                let said = json.as_ref().and_then(spec.error);
+                return Err(DeliveryError::Status {
+                    status,
+                    detail: said.unwrap_or_else(raw),
+                });
             }
-            Preset::Infobip => at("/messages/0/messageId"),
-            Preset::MessageBird => at("/id"),
-        },
-        Provider::Generic(g) => g.message_id.as_deref().and_then(at),
+            let json = json.ok_or_else(|| {
+                DeliveryError::Rejected(format!("the reply is not JSON: {}", raw()))
+            })?;
+            (spec.accepted)(&json).map_err(DeliveryError::Rejected)?
+        }
+        Provider::Generic(g) => {
+            if !ok {
+                return Err(DeliveryError::Status {
+                    status,
+                    detail: raw(),
+                });
+            }
+            g.message_id
+                .as_deref()
+                .and_then(|p| json.as_ref().and_then(|v| text(v, p)))
+        }
     };
     Ok(Receipt { id })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn preset(p: Preset) -> Provider {
-        Provider::Preset {
-            preset: p,
-            base_url: "http://127.0.0.1:1".into(),
-        }
-    }
-
-    #[test]
-    fn replies_give_ids_or_the_providers_words() {
-        let ok = reply(&preset(Preset::Twilio), 201, br#"{"sid":"SM1\n"}"#).unwrap();
-        assert_eq!(ok.id.as_deref(), Some("SM1"));
-        let err = reply(
-            &preset(Preset::Twilio),
-            400,
-            br#"{"code":21211,"message":"The 'To' number is not valid."}"#,
-        )
-        .unwrap_err()
-        .to_string();
-        assert_eq!(err, "it answered HTTP 400: The 'To' number is not valid.");
-        let refused = reply(
-            &preset(Preset::Vonage),
-            200,
-            br#"{"messages":[{"status":"4","error-text":"Bad Credentials"}]}"#,
-        )
-        .unwrap_err();
-        assert!(refused.to_string().contains("Bad Credentials"));
-        let ok = reply(
-            &preset(Preset::Vonage),
-            200,
-            br#"{"messages":[{"status":"0","message-id":"0A01"}]}"#,
-        )
-        .unwrap();
-        assert_eq!(ok.id.as_deref(), Some("0A01"));
-        let err = reply(&preset(Preset::MessageBird), 500, b"\x1b[2Jboom").unwrap_err();
-        assert_eq!(err.to_string(), "it answered HTTP 500:  [2Jboom");
-    }
-}
+#[path = "presets_tests.rs"]
+mod tests;

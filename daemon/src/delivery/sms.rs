@@ -46,6 +46,7 @@ impl Sms {
             code,
             from: self.config.from.as_deref().unwrap_or(""),
             account: self.config.account.as_deref().unwrap_or(""),
+            key_sid: self.config.api_key_sid.as_deref(),
             secret,
         };
         let request = presets::request(&self.client, &self.config.provider, &message)?;

@@ -51,6 +51,15 @@ impl fmt::Display for Held {
     }
 }
 
+/// Why no code could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
 /// A code made and stored as the live one: to be sent once; its salt voids
 /// it if the send fails.
 pub struct Issued {
@@ -75,8 +84,8 @@ pub fn issue(
     profile: &CodeProfile,
     cooldown: bool,
     now: i64,
-) -> Result<Result<Issued, Held>, String> {
-    let (code, stored) = generate(vault, user, profile).map_err(|e| e.to_string())?;
+) -> Result<Result<Issued, Held>, IssueError> {
+    let (code, stored) = generate(vault, user, profile)?;
     let limits = SendLimits {
         cooldown_secs: if cooldown {
             secs(profile.resend_cooldown)
@@ -86,17 +95,15 @@ pub fn issue(
         hourly_cap: profile.hourly_cap,
     };
     let expires = now.saturating_add(secs(profile.validity));
-    let issue = store
-        .issue_code(
-            user,
-            channel.name(),
-            purpose,
-            &stored,
-            now,
-            expires,
-            &limits,
-        )
-        .map_err(|e| e.to_string())?;
+    let issue = store.issue_code(
+        user,
+        channel.name(),
+        purpose,
+        &stored,
+        now,
+        expires,
+        &limits,
+    )?;
     Ok(match issue {
         Issue::Issued => Ok(Issued {
             code,

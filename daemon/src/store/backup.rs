@@ -1,7 +1,7 @@
 //! Stored backup codes. A consumed code and a new set are synced to disk
 //! before the user hears success.
 
-use super::{Store, StoreError, insert_audit};
+use super::{Counter, Store, StoreError, clear_failures, insert_audit};
 use crate::audit::Event;
 use crate::factor::backup::Stored;
 use rusqlite::params;
@@ -61,6 +61,7 @@ impl Store {
         user: &str,
         id: i64,
         now: i64,
+        counter: Counter<'_>,
         event: &Event,
     ) -> Result<bool, StoreError> {
         self.durable(|tx| {
@@ -69,7 +70,7 @@ impl Store {
                 params![user, id, now],
             )?;
             if used == 1 {
-                tx.execute("DELETE FROM failures WHERE user = ?1 AND channel = ?2", params![user, event.channel])?;
+                clear_failures(tx, user, counter)?;
                 insert_audit(tx, event)?;
             }
             Ok(used == 1)

@@ -96,6 +96,12 @@ impl Vault {
         )
     }
 
+    /// A value that identifies the key without revealing it (a keyed hash
+    /// of a constant), recorded in the database to recognise the right key.
+    pub fn check_value(&self) -> Result<[u8; 32], CryptoError> {
+        keyed(self.mac_key.as_slice(), &[b"mfad/v1 key check value"])
+    }
+
     /// Returns nonce || ciphertext || tag.
     pub fn seal(
         &self,

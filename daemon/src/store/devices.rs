@@ -19,6 +19,21 @@ pub struct NewDevice<'a> {
 }
 
 impl Store {
+    /// When the newest active trust of `key_hash` for `user` was given.
+    pub fn device_trusted_at(
+        &self,
+        user: &str,
+        key_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT MAX(created_at) FROM trusted_devices
+             WHERE user = ?1 AND key_hash = ?2 AND revoked_at IS NULL AND expires_at > ?3",
+        )?;
+        Ok(stmt.query_row(params![user, key_hash, now], |r| r.get(0))?)
+    }
+
     /// The id of the active trust of `key_hash` for `user` given after
     /// `trusted_since`, marking it used and writing `event` (with the id) in
     /// the same transaction.

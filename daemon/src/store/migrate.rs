@@ -143,6 +143,23 @@ const MIGRATIONS: &[&str] = &[
         rhost TEXT NOT NULL,
         country TEXT
      );",
+    // 6: every message handed to a provider or mail server, for the global
+    // caps (per channel, per destination prefix, verifications per uid).
+    "CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        verify_uid INTEGER,
+        time INTEGER NOT NULL
+     );
+     CREATE INDEX deliveries_by_time ON deliveries (channel, time);",
+    // 7: a check value of the key the secrets are sealed with, so a lost or
+    // wrong key is refused at start instead of failing every login.
+    "CREATE TABLE key_check (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        value BLOB NOT NULL,
+        recorded_at INTEGER NOT NULL
+     );",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -13,9 +13,11 @@ mod backup;
 mod conns;
 mod contacts;
 pub mod crypto;
+mod deliveries;
 mod devices;
 mod fence;
 mod history;
+mod keycheck;
 mod migrate;
 mod otp;
 mod policy;
@@ -23,9 +25,11 @@ mod sessions;
 
 pub use devices::NewDevice;
 pub use history::Visit;
+pub use keycheck::{KeyState, peek_key_state};
 pub use sessions::{NewSession, NewTicket, Proof, StoredSession};
 
 pub use contacts::ContactRow;
+pub use deliveries::{DeliveryCaps, Over};
 pub use otp::{Issue, SendLimits, SentCode};
 
 use crate::audit::Event;
@@ -67,6 +71,15 @@ pub struct TotpRecord {
     pub sealed_secret: Vec<u8>,
     pub params: TotpParams,
     pub last_step: i64,
+}
+
+/// Where failures are counted: per factor (not the audit channel, though
+/// both name the factor today) and per source (a remote host, or a local
+/// caller), beside the account-wide counter of the same factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter<'a> {
+    pub factor: &'static str,
+    pub source: &'a str,
 }
 
 /// What a failure did to the counters.
@@ -269,6 +282,7 @@ impl Store {
     pub fn accept_totp_step(
         &self,
         user: &str,
+        counter: Counter<'_>,
         step: i64,
         now: i64,
         event: &Event,
@@ -283,8 +297,7 @@ impl Store {
             )?
             .execute(params![user, step, now, fence.since, fence.window])?;
         if updated == 1 {
-            tx.prepare_cached("DELETE FROM failures WHERE user = ?1 AND channel = ?2")?
-                .execute(params![user, event.channel])?;
+            clear_failures(&tx, user, counter)?;
             insert_audit(&tx, event)?;
             tx.commit()?;
         }
@@ -297,7 +310,7 @@ impl Store {
     pub fn record_failure(
         &self,
         user: &str,
-        source: &str,
+        counter: Counter<'_>,
         now: i64,
         lockout: &LockoutConfig,
         event: &Event,
@@ -315,7 +328,7 @@ impl Store {
                  RETURNING count, locked_until",
             )?;
             let (count, mut locked): (u32, Option<i64>) = stmt
-                .query_row(params![user, event.channel, src, now, duration], |r| {
+                .query_row(params![user, counter.factor, src, now, duration], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })?;
             if count >= threshold {
@@ -324,12 +337,12 @@ impl Store {
                     "UPDATE failures SET locked_until = ?4
                      WHERE user = ?1 AND channel = ?2 AND source = ?3",
                 )?
-                .execute(params![user, event.channel, src, until])?;
+                .execute(params![user, counter.factor, src, until])?;
                 locked = Some(until);
             }
             Ok((count, locked.filter(|&t| t > now)))
         };
-        let (_, source_lock) = bump(source, lockout.threshold)?;
+        let (_, source_lock) = bump(counter.source, lockout.threshold)?;
         let (consecutive, account_lock) = bump(ACCOUNT, lockout.account_threshold)?;
         insert_audit(&tx, event)?;
         tx.commit()?;
@@ -344,8 +357,7 @@ impl Store {
     pub fn locked_until(
         &self,
         user: &str,
-        channel: &str,
-        source: &str,
+        counter: Counter<'_>,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
         let conn = self.reader();
@@ -353,7 +365,10 @@ impl Store {
             "SELECT MAX(locked_until) FROM failures
              WHERE user = ?1 AND channel = ?2 AND source IN (?3, ?4) AND locked_until > ?5",
         )?;
-        Ok(stmt.query_row(params![user, channel, source, ACCOUNT, now], |r| r.get(0))?)
+        Ok(stmt.query_row(
+            params![user, counter.factor, counter.source, ACCOUNT, now],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn audit(&self, event: &Event) -> Result<(), StoreError> {
@@ -555,6 +570,21 @@ fn query_totp(
 
 /// The failure-counter source that stands for the whole account.
 pub const ACCOUNT: &str = "*";
+
+/// After a success: the counters of this source and of the whole account
+/// start again. Other sources keep theirs: a login that succeeds from one
+/// place does not lift a lock another place earned.
+pub(crate) fn clear_failures(
+    conn: &Connection,
+    user: &str,
+    counter: Counter<'_>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "DELETE FROM failures WHERE user = ?1 AND channel = ?2 AND source IN (?3, ?4)",
+    )?
+    .execute(params![user, counter.factor, counter.source, ACCOUNT])?;
+    Ok(())
+}
 
 pub(crate) fn insert_audit(conn: &Connection, e: &Event) -> Result<(), StoreError> {
     conn.prepare_cached(

@@ -3,7 +3,7 @@
 //! are checked and the send recorded in one immediate transaction, so
 //! concurrent logins cannot slip past either.
 
-use super::{Store, StoreError, insert_audit};
+use super::{Counter, Store, StoreError, clear_failures, insert_audit};
 use crate::audit::Event;
 use crate::factor::hashed::Stored;
 use crate::factor::otp::Purpose;
@@ -166,6 +166,7 @@ impl Store {
         &self,
         user: &str,
         channel: &str,
+        counter: Counter<'_>,
         salt: &[u8],
         now: i64,
         event: &Event,
@@ -173,10 +174,7 @@ impl Store {
         self.durable(|tx| {
             let used = consume(tx, user, channel, Purpose::Login, salt, now)?;
             if used {
-                tx.execute(
-                    "DELETE FROM failures WHERE user = ?1 AND channel = ?2",
-                    params![user, channel],
-                )?;
+                clear_failures(tx, user, counter)?;
                 insert_audit(tx, event)?;
             }
             Ok(used)

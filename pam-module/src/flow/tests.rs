@@ -100,6 +100,7 @@ fn deny_locked_and_their_messages() {
 fn empty_verdict_messages_are_not_shown() {
     for (decision, expected) in [
         (Decision::Allow, PamError::SUCCESS),
+        (Decision::Pass, PamError::IGNORE),
         (Decision::Deny, PamError::AUTH_ERR),
     ] {
         let d = Daemon::start(vec![Step::Recv, verdict(decision, "")]);

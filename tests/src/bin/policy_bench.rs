@@ -12,7 +12,7 @@
 //! before timing; a wrong one makes the exit status 1. There is no
 //! threshold.
 
-use mfad::policy::{Directory, Facts, Policy, Severity, Signals};
+use mfad_policy::{Directory, Facts, Policy, Severity, Signals};
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::process::ExitCode;

@@ -35,6 +35,8 @@ pub struct LimitsConfig {
     /// For non-root peers.
     pub per_uid_connections: u32,
     pub idle_timeout_secs: u64,
+    /// How long a started frame may take.
+    pub frame_timeout_secs: u64,
     pub conversation_timeout_secs: u64,
 }
 
@@ -72,7 +74,11 @@ pub struct SmsConfig {
     pub provider: String,
     pub base_url: String,
     pub account: Option<String>,
+    /// Twilio: `api_key_sid`.
+    pub api_key_sid: Option<String>,
     pub from: String,
+    /// `message`: the text's template (unset: mfad's default).
+    pub message: Option<String>,
     pub secret: String,
     /// The mode of the secret's file (0600 unless a test wants it refused).
     pub secret_mode: u32,
@@ -102,6 +108,8 @@ pub struct EmailConfig {
     pub from: String,
     pub timeout_ms: u64,
     pub code: CodeConfig,
+    /// More lines for the `[email]` table (e.g. `[email.cap]`).
+    pub extra: String,
 }
 
 impl EmailConfig {
@@ -111,6 +119,7 @@ impl EmailConfig {
             from: "mfad@test.example".into(),
             timeout_ms: 3000,
             code: CodeConfig::default(),
+            extra: String::new(),
         }
     }
 }
@@ -241,6 +250,7 @@ impl Default for TestConfig {
                 max_connections: 256,
                 per_uid_connections: 8,
                 idle_timeout_secs: 60,
+                frame_timeout_secs: 5,
                 conversation_timeout_secs: 120,
             },
             policy: TestPolicy::default(),
@@ -321,6 +331,7 @@ impl TestConfig {
         let _ = writeln!(s, "max_connections = {}", m.max_connections);
         let _ = writeln!(s, "per_uid_connections = {}", m.per_uid_connections);
         let _ = writeln!(s, "idle_timeout_secs = {}", m.idle_timeout_secs);
+        let _ = writeln!(s, "frame_timeout_secs = {}", m.frame_timeout_secs);
         let _ = writeln!(
             s,
             "conversation_timeout_secs = {}",
@@ -335,7 +346,13 @@ impl TestConfig {
             if let Some(account) = &sms.account {
                 let _ = writeln!(s, "account = {}", quote(account));
             }
+            if let Some(key) = &sms.api_key_sid {
+                let _ = writeln!(s, "api_key_sid = {}", quote(key));
+            }
             let _ = writeln!(s, "from = {}", quote(&sms.from));
+            if let Some(message) = &sms.message {
+                let _ = writeln!(s, "message = {}", quote(message));
+            }
             if sms.systemd_credential {
                 let _ = writeln!(s, "credential = \"sms\"");
             } else {
@@ -353,6 +370,7 @@ impl TestConfig {
             let _ = writeln!(s, "from = {}", quote(&email.from));
             let _ = writeln!(s, "timeout_ms = {}", email.timeout_ms);
             render_code(&mut s, "email", &email.code);
+            let _ = writeln!(s, "{}", email.extra);
         }
         if self.login_notification {
             let _ = writeln!(s, "\n[login_notification]\nenabled = true");
@@ -389,7 +407,7 @@ mod tests {
             "[lockout]\nthreshold = 5\naccount_threshold = 20\nduration_secs = 900",
             "failure_delay_ms = 0\nfailure_delay_max_ms = 0",
             "[limits]\nmax_connections = 256\nper_uid_connections = 8",
-            "idle_timeout_secs = 60\nconversation_timeout_secs = 120",
+            "idle_timeout_secs = 60\nframe_timeout_secs = 5\nconversation_timeout_secs = 120",
         ] {
             assert!(text.contains(key), "{key:?} missing from\n{text}");
         }

@@ -39,7 +39,8 @@ fn write_service_uses_the_absolute_module_path() {
     let text = std::fs::read_to_string(path).unwrap();
     assert_eq!(
         text,
-        "auth required /usr/lib/x86_64-linux-gnu/security/pam_permit.so debug\n\
+        "auth required pam_permit.so\n\
+         auth requisite /usr/lib/x86_64-linux-gnu/security/pam_permit.so debug\n\
          account required pam_permit.so\n"
     );
     let mut pam = PamSession::start(dir.path(), "svc", "nobody", Vec::new());

@@ -1,5 +1,6 @@
 //! How the relay fails: unreachable, slow, broken or refusing daemons.
-//! Only "cannot connect" and "no reply before any answer" may fail open.
+//! Only "no daemon there" (the socket missing, or nothing listening) may fail
+//! open.
 
 use super::harness::{Daemon, Shown, Step, raw_frame, run, scratch_dir, settings};
 use super::{info, prompt, verdict};
@@ -24,6 +25,20 @@ fn daemon_not_listening_honours_failmode() {
     assert_eq!(code, PamError::IGNORE);
     assert!(conv.shown.is_empty());
     assert!(log.has(Level::Warning, "failing open"), "{:?}", log.0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A connect error other than "missing" or "refused" is not an absent
+/// daemon (here ENOTDIR: the path runs through a regular file).
+#[test]
+fn other_connect_errors_never_fail_open() {
+    let dir = scratch_dir();
+    let file = dir.join("file");
+    std::fs::write(&file, "").unwrap();
+    let (code, _, log) = run(&settings(&file.join("mfad.sock"), Open, 5), vec![]);
+    assert_eq!(code, PamError::AUTHINFO_UNAVAIL);
+    assert!(!log.has(Level::Warning, "failing open"), "{:?}", log.0);
+    assert!(log.has(Level::Err, "cannot connect"), "{:?}", log.0);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -119,18 +134,18 @@ fn a_socket_squatted_by_another_uid_is_refused_even_with_failmode_open() {
     assert!(d.requests().is_empty());
 }
 
+/// A daemon that accepted the connection and then says nothing (stopped,
+/// wedged) is there: the timeout denies, whatever the failmode.
 #[test]
-fn the_read_timeout_is_honoured() {
-    for (failmode, expected) in [
-        (Closed, PamError::AUTHINFO_UNAVAIL),
-        (Open, PamError::IGNORE),
-    ] {
+fn the_read_timeout_is_honoured_and_never_fails_open() {
+    for failmode in [Closed, Open] {
         let d = Daemon::start(vec![Step::Recv, Step::Silence]);
         let s = settings(&d.socket, failmode, 1);
         let started = Instant::now();
         let (code, _, log) = run(&s, vec![]);
         let took = started.elapsed();
-        assert_eq!(code, expected, "{failmode:?}");
+        assert_eq!(code, PamError::AUTHINFO_UNAVAIL, "{failmode:?}");
+        assert!(!log.has(Level::Warning, "failing open"), "{failmode:?}");
         assert!(took >= Duration::from_millis(900), "{took:?}");
         assert!(took < Duration::from_secs(2), "{took:?}");
         assert!(log.0.iter().any(|(_, m)| m.contains("timed out")));
@@ -148,7 +163,11 @@ fn a_timeout_after_the_user_answered_never_fails_open() {
     ]);
     let (code, _, log) = run(&settings(&d.socket, Open, 1), vec![Ok("000000")]);
     assert_eq!(code, PamError::AUTHINFO_UNAVAIL);
-    assert!(log.has(Level::Err, "after it had answered"), "{:?}", log.0);
+    assert!(
+        log.has(Level::Err, "accepted the connection"),
+        "{:?}",
+        log.0
+    );
     d.requests();
 }
 
@@ -163,7 +182,11 @@ fn a_timeout_after_an_info_never_fails_open() {
         conv.shown
             .contains(&Shown::Info("Sending a code...".into()))
     );
-    assert!(log.has(Level::Err, "after it had answered"), "{:?}", log.0);
+    assert!(
+        log.has(Level::Err, "accepted the connection"),
+        "{:?}",
+        log.0
+    );
     d.requests();
 }
 

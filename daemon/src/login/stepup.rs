@@ -12,7 +12,6 @@
 
 use crate::Daemon;
 use crate::peer::Peer;
-use crate::policy::{Factor, Rule};
 use crate::store::StoredSession;
 use mfad_protocol::AuthStart;
 
@@ -29,33 +28,4 @@ pub fn session_of(d: &Daemon, peer: &Peer, start: &AuthStart) -> Option<StoredSe
     sessions
         .into_iter()
         .find(|s| s.info.user == start.user && s.uid == loginuid && s.info.service != start.service)
-}
-
-/// The factors of `rule` that `session` passed recently enough to count
-/// now, with their age in seconds. A factor without a `fresh` entry never
-/// counts; "0s" never does either.
-pub fn covered(rule: &Rule, session: &StoredSession, now: i64) -> Vec<(Factor, i64)> {
-    rule.fresh
-        .iter()
-        .filter_map(|&(factor, limit)| {
-            let limit = i64::try_from(limit.as_secs()).unwrap_or(i64::MAX);
-            session
-                .info
-                .factors
-                .iter()
-                .filter(|p| p.factor == factor.name())
-                .map(|p| now.saturating_sub(p.at))
-                .find(|&age| age >= 0 && age < limit)
-                .map(|age| (factor, age))
-        })
-        .collect()
-}
-
-/// "2h 5m", "40s": an age for people.
-pub fn age(secs: i64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-    }
 }

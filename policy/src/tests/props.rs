@@ -4,7 +4,7 @@
 //! sources as IPv4, host names and local logins matching no network).
 
 use super::FakeDir;
-use crate::policy::{Facts, Miss, Policy};
+use crate::{Facts, Miss, Policy};
 use proptest::prelude::*;
 use std::net::IpAddr;
 

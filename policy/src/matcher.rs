@@ -51,7 +51,7 @@ pub struct Facts<'a> {
     pub signals: Signals,
 }
 
-/// Risk signals about this login (see `crate::risk`).
+/// Risk signals about this login (the daemon computes them from the login history).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Signals {
     /// The source's /24 (IPv4) or /64 (IPv6) has never seen a successful

@@ -1,9 +1,7 @@
 //! Rules × requests → the deciding rule and what it requires.
 
 use super::FakeDir;
-use crate::policy::{
-    Factor, Facts, Miss, Policy, Requirement, Severity, TrustedDevices, Unenrolled, Why,
-};
+use crate::{Factor, Facts, Miss, Policy, Requirement, Severity, TrustedDevices, Unenrolled, Why};
 use std::time::Duration;
 
 /// Modelled on DESIGN.md's example. `{CLASS}` and `{TAGS}` are filled in per

@@ -2,7 +2,7 @@
 //! the offending token and a hint; warnings do not stop the policy.
 
 use super::FakeDir;
-use crate::policy::{BUILTIN, Diagnostic, Policy, Severity, parse};
+use crate::{BUILTIN, Diagnostic, Policy, Severity, parse};
 
 fn errors(text: &str) -> Vec<Diagnostic> {
     match Policy::from_text(text, &FakeDir::standard()) {
@@ -395,7 +395,7 @@ fn warning_host_class_without_host_class() {
     // As the warning says, the rule never matches.
     let dir = FakeDir::standard();
     let (policy, _) = Policy::from_text(&text, &dir).expect("a policy");
-    let facts = crate::policy::Facts {
+    let facts = crate::Facts {
         user: "alice",
         service: "sshd",
         rhost: None,
@@ -442,7 +442,7 @@ fn builtin_text_is_the_builtin_policy() {
     assert_eq!(parsed.host.tags, builtin.host.tags);
     // And it decides everything the same way.
     for (user, service, rhost) in [("root", "sshd", Some("192.0.2.1")), ("dave", "login", None)] {
-        let facts = crate::policy::Facts {
+        let facts = crate::Facts {
             user,
             service,
             rhost,
@@ -512,7 +512,7 @@ fn grace_until_is_the_end_of_the_day() {
         let (policy, _) = Policy::from_text(&text, &dir).expect(day);
         assert_eq!(
             policy.rules[0].unenrolled,
-            crate::policy::Unenrolled::GraceUntil(end),
+            crate::Unenrolled::GraceUntil(end),
             "{day}"
         );
     }

@@ -1,0 +1,495 @@
+//! The daemon's [`Checks`]: the only login code that touches the store and
+//! the vault. What a login records goes into the same transaction as its
+//! audit row (a consumed code, a failure, a trusted device).
+
+use super::machine::{Checks, CodeCheck, Failure};
+use super::plan::{Device, Inputs, Session, Step};
+use super::send;
+use crate::audit::{Decision as Audit, Event};
+use crate::config::LockoutConfig;
+use crate::device::SshKey;
+use crate::factor::backup;
+use crate::factor::hashed::Stored;
+use crate::factor::otp::Purpose;
+use crate::factor::totp::{self, Check, TotpError};
+use crate::peer::Peer;
+use crate::policy::{Factor, Rule, TrustedDevices};
+use crate::store::crypto::{CryptoError, Purpose as Sealed};
+use crate::store::{Counter, NewDevice, StoreError, StoredSession};
+use crate::{Daemon, clock};
+use mfad_protocol::{AuthStart, SecretString};
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Totp(#[from] TotpError),
+    #[error(transparent)]
+    Issue(#[from] crate::factor::otp::IssueError),
+    #[error("{0}")]
+    Broken(&'static str),
+}
+
+/// Keyed hashes of device keys are bound to this domain and the user.
+const DEVICE_DOMAIN: &str = "trusted-device";
+const DAY: i64 = 86_400;
+
+/// One login attempt, as the store sees it.
+pub struct Attempt<'a> {
+    pub d: &'a Daemon,
+    pub peer: &'a Peer,
+    pub start: &'a AuthStart,
+    pub rule: Option<&'a Rule>,
+    pub version: i64,
+    /// The failure-counter source: the remote host, or "local".
+    pub source: &'a str,
+    /// The key that passed sshd's first method, honoured from root only.
+    pub key: Option<SshKey>,
+    /// Wrong tries at a decoy sent code, so that it goes void after the
+    /// same number of tries as a real one.
+    pub decoy_tries: u32,
+}
+
+/// What a plan needs from the store, read before it is made.
+pub struct Gathered {
+    pub enrolled: Vec<Factor>,
+    pub session: Option<StoredSession>,
+    pub device: Option<(String, Option<i64>)>,
+}
+
+impl Gathered {
+    pub fn inputs<'a>(&'a self, rule: Option<&'a Rule>, now: i64) -> Inputs<'a> {
+        Inputs {
+            rule,
+            enrolled: &self.enrolled,
+            session: self.session.as_ref().map(|s| Session {
+                id: s.info.id,
+                passed: &s.info.factors,
+            }),
+            device: self.device.as_ref().map(|(label, at)| Device {
+                label,
+                trusted_at: *at,
+            }),
+            now,
+        }
+    }
+}
+
+/// Reads what a plan for `user` under `rule` depends on. Nothing changes.
+pub fn gather(
+    d: &Daemon,
+    user: &str,
+    rule: Option<&Rule>,
+    key: Option<&SshKey>,
+    session: Option<StoredSession>,
+    now: i64,
+) -> Result<Gathered, CheckError> {
+    let mut enrolled = Vec::new();
+    for &f in rule.map_or(&[][..], |r| r.require.factors()) {
+        if enrolled_in(d, user, f)? {
+            enrolled.push(f);
+        }
+    }
+    let trust = rule.is_some_and(|r| matches!(r.trusted_devices, TrustedDevices::Days(_)));
+    let device = match key.filter(|_| trust) {
+        Some(key) => {
+            let hash = device_hash(d, user, key)?;
+            Some((key.label(), d.store.device_trusted_at(user, &hash, now)?))
+        }
+        None => None,
+    };
+    Ok(Gathered {
+        enrolled,
+        session,
+        device,
+    })
+}
+
+/// Whether `user` can answer `factor` now. A sent-code factor needs its
+/// channel configured and a verified destination.
+pub fn enrolled_in(d: &Daemon, user: &str, factor: Factor) -> Result<bool, StoreError> {
+    match factor {
+        Factor::Totp => d.store.totp_info(user).map(|r| r.is_some()),
+        Factor::Backup => d.store.backup_codes_left(user).map(|n| n > 0),
+        Factor::Sms | Factor::Email => match factor.channel() {
+            Some(c) if d.delivery.configured(c) => d.store.has_verified_contact(user, c.name()),
+            _ => Ok(false),
+        },
+    }
+}
+
+fn device_hash(d: &Daemon, user: &str, key: &SshKey) -> Result<[u8; 32], CryptoError> {
+    d.vault.keyed_hash(DEVICE_DOMAIN, user, &key.blob)
+}
+
+impl Attempt<'_> {
+    pub fn user(&self) -> &str {
+        &self.start.user
+    }
+
+    pub fn event(&self, channel: &'static str, decision: Audit, reason: &str) -> Event {
+        Event::auth(
+            self.start,
+            channel,
+            decision,
+            reason,
+            self.peer.uid,
+            clock::now(),
+        )
+        .decided_by(self.rule.map(|r| r.name.as_str()), self.version)
+    }
+
+    /// Where this login's failures of `factor` are counted.
+    fn counter(&self, factor: Factor) -> Counter<'_> {
+        Counter {
+            factor: factor.name(),
+            source: self.source,
+        }
+    }
+
+    fn trust_days(&self) -> Option<u32> {
+        match self.rule?.trusted_devices {
+            TrustedDevices::Days(days) => Some(days),
+            TrustedDevices::Forbidden => None,
+        }
+    }
+
+    /// The lockout a factor's failures count against: a sent-code channel
+    /// locks a source after its profile's `attempts`.
+    fn lockout(&self, factor: Factor) -> LockoutConfig {
+        let mut lockout = self.d.config.lockout.clone();
+        if let Some(profile) = factor.channel().and_then(|ch| send::profile(self.d, ch)) {
+            lockout.threshold = profile.attempts;
+            lockout.account_threshold = lockout.account_threshold.max(profile.attempts);
+        }
+        lockout
+    }
+
+    fn check_totp(
+        &self,
+        step: Step,
+        code: &SecretString,
+        now: i64,
+        note: &str,
+    ) -> Result<CodeCheck, CheckError> {
+        let d = self.d;
+        let user = self.user();
+        let record = match step.decoy {
+            true => None,
+            false => d.store.totp(user)?,
+        };
+        let (aad_user, sealed, params) = match &record {
+            Some(r) => (user, r.sealed_secret.as_slice(), r.params),
+            None => ("", d.dummy.sealed.as_slice(), d.dummy.params),
+        };
+        let secret = d.vault.open(aad_user, Sealed::TotpSecret, sealed)?;
+        let check = totp::check(&secret, params, code.expose(), now, d.config.totp.window)?;
+        Ok(match (record.is_some(), check) {
+            (false, _) => wrong("Wrong code.", "not enrolled"),
+            (true, Check::Wrong) => wrong("Wrong code.", "wrong code"),
+            (true, Check::Skewed { drift }) => wrong(
+                &format!(
+                    "That code is not valid now: the clock of your authenticator seems off by about {} seconds. Set it to the network time and try again.",
+                    drift.unsigned_abs().saturating_mul(params.period)
+                ),
+                "code from a neighbouring time window (clock skew)",
+            ),
+            (true, Check::Match { step, drift }) => {
+                let reason = match drift {
+                    0 => format!("ok{note}"),
+                    _ => format!("ok (clock drift {drift} step){note}"),
+                };
+                let allowed = self.event("totp", Audit::Allow, &reason);
+                match d.store.accept_totp_step(
+                    user,
+                    self.counter(Factor::Totp),
+                    step,
+                    now,
+                    &allowed,
+                )? {
+                    true => accepted(&allowed, String::new()),
+                    false => wrong(
+                        "That code was already used. Wait for the next code, then try again.",
+                        "code already used",
+                    ),
+                }
+            }
+        })
+    }
+
+    fn check_backup(
+        &self,
+        step: Step,
+        code: &SecretString,
+        now: i64,
+        note: &str,
+    ) -> Result<CodeCheck, CheckError> {
+        let d = self.d;
+        let user = self.user();
+        let mut candidates = match step.decoy {
+            true => Vec::new(),
+            false => d.store.unused_backup_codes(user)?,
+        };
+        if candidates.is_empty() {
+            // The work of one comparison, for an answer that cannot match.
+            candidates.push((-1, Stored::never()));
+        }
+        let found = backup::find(&d.vault, user, code.expose(), &candidates)?;
+        let Some(id) = found.filter(|_| !step.decoy) else {
+            return Ok(wrong(
+                "Wrong backup code.",
+                if step.decoy {
+                    "not enrolled"
+                } else {
+                    "wrong code"
+                },
+            ));
+        };
+        let left = candidates.len() - 1;
+        let allowed = self.event(
+            "backup",
+            Audit::Allow,
+            &format!("ok, {left} backup codes left{note}"),
+        );
+        // Told only after the login passed: a count in the prompt would
+        // tell who has backup codes.
+        let note = match left {
+            1 => "1 backup code left: make new ones with `mfactl backup-codes regenerate`."
+                .to_owned(),
+            0 => "That was your last backup code: make new ones with `mfactl backup-codes regenerate`."
+                .to_owned(),
+            n => format!("{n} backup codes left."),
+        };
+        Ok(
+            match d.store.consume_backup_code(
+                user,
+                id,
+                now,
+                self.counter(Factor::Backup),
+                &allowed,
+            )? {
+                true => accepted(&allowed, note),
+                false => wrong(
+                    "That backup code was already used.",
+                    "backup code already used",
+                ),
+            },
+        )
+    }
+
+    /// Checks a typed login code against the live one; a wrong one may be
+    /// typed again while the code has tries left.
+    fn check_sent(
+        &mut self,
+        step: Step,
+        typed: &SecretString,
+        now: i64,
+        note: &str,
+    ) -> Result<CodeCheck, CheckError> {
+        let (d, user) = (self.d, self.user());
+        let channel = step
+            .factor
+            .channel()
+            .ok_or(CheckError::Broken("a sent code without a channel"))?;
+        let name = channel.name();
+        let attempts = send::profile(d, channel).map_or(1, |p| p.attempts);
+        let sent = match step.decoy {
+            true => None,
+            false => d.store.sent_code(user, name, Purpose::Login)?,
+        };
+        // The work of one comparison whatever the state of the code.
+        let stored = sent
+            .as_ref()
+            .map_or_else(Stored::never, |c| c.stored.clone());
+        let matches = stored.matches(&d.vault, user, typed.expose())?;
+        let Some(sent) = sent else {
+            if step.decoy {
+                self.decoy_tries += 1;
+                return Ok(wrong_try(self.decoy_tries, attempts, "not enrolled"));
+            }
+            return Ok(wrong(
+                "That code is no longer valid: it expired, was used, or was replaced by a newer one. Log in again for a new code.",
+                "no live code (expired, used or replaced)",
+            ));
+        };
+        if sent.expires <= now {
+            return Ok(wrong(
+                "That code has expired. Log in again for a new code.",
+                "code expired",
+            ));
+        }
+        if sent.failures >= attempts {
+            return Ok(wrong(
+                "That code is void after too many wrong tries. Log in again for a new code.",
+                "code void after too many wrong tries",
+            ));
+        }
+        if !matches {
+            let failures = d
+                .store
+                .code_failed(user, name, Purpose::Login, &sent.stored.salt)?;
+            return Ok(match failures >= attempts {
+                true => wrong(
+                    "Wrong code. That was the last try for this code: log in again for a new one.",
+                    "wrong code; the code is now void",
+                ),
+                false => CodeCheck::Rejected {
+                    message: "Wrong code.".to_owned(),
+                    reason: "wrong code".to_owned(),
+                    retry: true,
+                },
+            });
+        }
+        let allowed = self.event(name, Audit::Allow, &format!("ok{note}"));
+        Ok(
+            match d.store.consume_login_code(
+                user,
+                name,
+                self.counter(step.factor),
+                &sent.stored.salt,
+                now,
+                &allowed,
+            )? {
+                true => accepted(&allowed, String::new()),
+                false => wrong("That code was already used.", "code already used"),
+            },
+        )
+    }
+}
+
+/// A code accepted: its audit row is in the store already; syslog now.
+fn accepted(event: &Event, note: String) -> CodeCheck {
+    event.log();
+    CodeCheck::Accepted(note)
+}
+
+/// A wrong sent code: typed again while it has tries left, then void.
+fn wrong_try(failures: u32, attempts: u32, reason: &str) -> CodeCheck {
+    match failures >= attempts {
+        true => wrong(
+            "Wrong code. That was the last try for this code: log in again for a new one.",
+            &format!("{reason}; the code is now void"),
+        ),
+        false => CodeCheck::Rejected {
+            message: "Wrong code.".to_owned(),
+            reason: reason.to_owned(),
+            retry: true,
+        },
+    }
+}
+
+fn wrong(message: &str, reason: &str) -> CodeCheck {
+    CodeCheck::Rejected {
+        message: message.to_owned(),
+        reason: reason.to_owned(),
+        retry: false,
+    }
+}
+
+impl Checks for Attempt<'_> {
+    type Error = CheckError;
+
+    fn locked(&mut self, factor: Factor, now: i64) -> Result<Option<i64>, CheckError> {
+        Ok(self
+            .d
+            .store
+            .locked_until(self.user(), self.counter(factor), now)?)
+    }
+
+    fn check(
+        &mut self,
+        step: Step,
+        code: &SecretString,
+        now: i64,
+        note: &str,
+    ) -> Result<CodeCheck, CheckError> {
+        match step.factor {
+            Factor::Totp => self.check_totp(step, code, now, note),
+            Factor::Backup => self.check_backup(step, code, now, note),
+            Factor::Sms | Factor::Email => self.check_sent(step, code, now, note),
+        }
+    }
+
+    fn failed(&mut self, factor: Factor, reason: &str, now: i64) -> Result<Failure, CheckError> {
+        let event = self.event(factor.name(), Audit::Deny, reason);
+        let state = self.d.store.record_failure(
+            self.user(),
+            self.counter(factor),
+            now,
+            &self.lockout(factor),
+            &event,
+        )?;
+        event.log();
+        let l = &self.d.config.lockout;
+        Ok(Failure {
+            locked_until: state.locked_until,
+            pause: l
+                .failure_delay
+                .saturating_mul(state.consecutive)
+                .min(l.failure_delay_max),
+        })
+    }
+
+    fn use_device(&mut self, now: i64) -> Result<bool, CheckError> {
+        let (Some(key), Some(days)) = (&self.key, self.trust_days()) else {
+            return Ok(false);
+        };
+        let hash = device_hash(self.d, self.user(), key)?;
+        let event = self.event(
+            "device",
+            Audit::Allow,
+            &format!("trusted device {}", key.label()),
+        );
+        let since = now.saturating_sub(i64::from(days) * DAY);
+        let used = self
+            .d
+            .store
+            .use_trusted_device(self.user(), &hash, now, since, &event)?;
+        if used.is_some() {
+            event.log();
+        }
+        Ok(used.is_some())
+    }
+
+    fn trust_device(&mut self, days: u32, now: i64) -> Result<i64, CheckError> {
+        let key = self
+            .key
+            .as_ref()
+            .ok_or(CheckError::Broken("no device to trust"))?;
+        let expires = now.saturating_add(i64::from(days) * DAY);
+        let hash = device_hash(self.d, self.user(), key)?;
+        let event = self.event(
+            "device",
+            Audit::Done,
+            &format!("device trusted for {days} days: {}", key.label()),
+        );
+        self.d.store.trust_device(
+            &NewDevice {
+                user: self.user(),
+                key_hash: &hash,
+                key_type: &key.key_type,
+                fingerprint: &key.fingerprint(),
+                first_ip: self.start.rhost.as_deref(),
+                created_at: now,
+                expires_at: expires,
+            },
+            &event,
+        )?;
+        event.log();
+        Ok(expires)
+    }
+
+    fn audit(&mut self, channel: &'static str, decision: Audit, reason: &str) {
+        self.d.record(&self.event(channel, decision, reason));
+    }
+}
+
+/// How long a wait is, for a prompt.
+pub fn until(expires: i64, now: i64) -> Duration {
+    Duration::from_secs(u64::try_from(expires - now).unwrap_or(0))
+}

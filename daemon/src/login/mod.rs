@@ -1,0 +1,267 @@
+//! A PAM login. `plan.rs` decides what it must prove, `machine.rs` runs it
+//! as a value, `checks.rs` and `send.rs` are what it reads, records and
+//! sends, and [`run`] here is the one async driver: read an answer, hand it
+//! to the machine, do what it says. The state lives in the connection and
+//! dies with it: no flow ids to guess.
+
+pub mod checks;
+pub mod ending;
+pub mod machine;
+pub mod plan;
+mod send;
+mod stepup;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use send::{destination, failure_message as delivery_failure, profile as code_profile};
+
+use crate::audit::Decision as Audit;
+use crate::device;
+use crate::io::{FrameIo, ReadError};
+use crate::peer::Peer;
+use crate::policy::{Facts, Nss};
+use crate::store::{NewTicket, crypto::CryptoError};
+use crate::{Daemon, clock, risk, validate};
+use checks::Attempt;
+use ending::{Ending, Outcome};
+use machine::{Login, Say, Settings};
+use mfad_protocol::{AuthStart, ErrorCode, Request, Response, SecretString};
+
+/// How long a ticket waits for its session hook (sshd opens the session
+/// right after authentication).
+const TICKET_SECS: i64 = 300;
+
+pub fn settings(d: &Daemon) -> Settings {
+    Settings {
+        totp_digits: usize::try_from(d.config.totp.digits).unwrap_or(6),
+        backup_length: d.config.backup.length,
+    }
+}
+
+/// Runs the login `start` on `io`. `router::admit` authorized the caller
+/// already (a non-root peer for its own uid only).
+pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
+    if let Err(problem) = validate::auth_start(&start) {
+        io.send_error(ErrorCode::BadRequest, problem).await;
+        return;
+    }
+    let loaded = d.policy();
+    let place = risk::place(d, start.rhost.as_deref());
+    let signals = match loaded.policy.uses_signals() {
+        true => risk::signals(d, &start.user, &place).0,
+        false => Default::default(),
+    };
+    let facts = Facts {
+        user: &start.user,
+        service: &start.service,
+        rhost: start.rhost.as_deref(),
+        signals,
+    };
+    let rule = loaded.policy.decide(facts, &Nss);
+    // Only sshd, which runs as root, can vouch for the key of its first
+    // method: a key named by anyone else is ignored.
+    let key = match peer.uid {
+        0 => start
+            .ssh_auth_info
+            .as_deref()
+            .and_then(device::from_auth_info),
+        _ => None,
+    };
+    let source = failure_source(&start, peer);
+    let mut att = Attempt {
+        d,
+        peer,
+        start: &start,
+        rule,
+        version: loaded.version,
+        source: &source,
+        key,
+        decoy_tries: 0,
+    };
+    let now = clock::now();
+    let session = stepup::session_of(d, peer, &start);
+    let session_id = session.as_ref().map(|s| s.info.id);
+    let ending = match checks::gather(d, &start.user, rule, att.key.as_ref(), session, now) {
+        Ok(gathered) => {
+            let plan = plan::plan(&gathered.inputs(rule, now));
+            converse(&mut att, io, plan, now).await
+        }
+        Err(e) => {
+            att.d
+                .record(&att.event("none", Audit::Deny, "internal error"));
+            Ending::internal(e.to_string())
+        }
+    };
+    finish(&att, io, &place, session_id, ending).await;
+}
+
+/// The conversation: the machine says, the driver does.
+async fn converse(att: &mut Attempt<'_>, io: &mut FrameIo, plan: plan::Plan, now: i64) -> Ending {
+    let (mut login, mut say) = Login::start(plan, settings(att.d), att, now);
+    loop {
+        say = match say {
+            Say::End(ending) => return ending,
+            Say::Send {
+                channel,
+                resend,
+                decoy,
+            } => match send::deliver(att, io, channel, resend, decoy).await {
+                Ok(sent) => login.sent(sent),
+                Err(e) => {
+                    att.d
+                        .record(&att.event("none", Audit::Deny, "internal error"));
+                    return Ending::internal(e.to_string());
+                }
+            },
+            Say::Prompt { echo, text, pause } => {
+                pause_for(pause).await;
+                if io.send(Response::Prompt { echo, text }).await.is_err() {
+                    return login.abandon("conversation aborted", att);
+                }
+                match io.read().await {
+                    Ok(Request::Answer { text }) => login.answer(&text, att, clock::now()),
+                    Ok(_) => {
+                        io.send_error(ErrorCode::BadRequest, "expected an answer to the prompt")
+                            .await;
+                        return login.abandon("protocol error", att);
+                    }
+                    Err(err) => {
+                        io.report(&err).await;
+                        return login.abandon(reason_for(&err), att);
+                    }
+                }
+            }
+        };
+    }
+}
+
+async fn pause_for(pause: std::time::Duration) {
+    // A zero sleep would still wait for tokio's next 1 ms timer tick.
+    if !pause.is_zero() {
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Tells the client how the login ended; after an allow, records where it
+/// came from and hands what it proved to its session.
+async fn finish(
+    att: &Attempt<'_>,
+    io: &mut FrameIo,
+    place: &risk::Place,
+    session: Option<i64>,
+    ending: Ending,
+) {
+    pause_for(ending.pause).await;
+    let decision = match (&ending.outcome, ending.verdict()) {
+        (Outcome::Internal(why), _) => {
+            log::error!(
+                "authentication of {:?} for {:?} failed internally: {why}",
+                att.start.user,
+                att.start.service
+            );
+            io.send_error(ErrorCode::Internal, "internal error in mfad; see its log")
+                .await;
+            return;
+        }
+        (_, None) => return,
+        (_, Some(decision)) => decision,
+    };
+    let allow = matches!(ending.outcome, Outcome::Allow | Outcome::Pass);
+    let ticket = match allow {
+        true => allowed(att, place, session, &ending),
+        false => None,
+    };
+    let _ = io
+        .send(Response::Verdict {
+            decision,
+            message: ending.message.clone(),
+            ticket,
+        })
+        .await;
+    // A login notice is for new logins, not for a sudo inside one.
+    if allow && ending.proved() && !att.peer.inside_login() {
+        // After the verdict: the client has its answer and is gone.
+        crate::notify::login(att.d, att.start, att.peer.uid).await;
+    }
+}
+
+/// After an allow: remember where the login came from, and hand what it
+/// proved to its session: straight into the session it comes from
+/// (step-up), or as a one-time ticket for the session hook to redeem.
+fn allowed(
+    att: &Attempt<'_>,
+    place: &risk::Place,
+    session: Option<i64>,
+    ending: &Ending,
+) -> Option<SecretString> {
+    let d = att.d;
+    let now = clock::now();
+    let visit = risk::visit(place);
+    let user = att.start.user.as_str();
+    let record = |ticket: Option<&NewTicket<'_>>| {
+        let stored = d.store.login_succeeded(user, now, visit.as_ref(), ticket);
+        if let Err(e) = &stored {
+            log::error!("cannot record the login of {user:?} (history, ticket): {e}");
+        }
+        stored.is_ok()
+    };
+    let proof = &ending.proof;
+    if let Some(id) = session {
+        if !proof.factors.is_empty()
+            && let Err(e) = d.store.session_passed(id, &proof.factors)
+        {
+            log::error!("cannot record the step-up in session {id}: {e}");
+        }
+        record(None);
+        return None;
+    }
+    // A ticket is for a new login: root's (sshd, login, a display manager),
+    // from a process not yet inside a login (no login uid; pam_loginuid
+    // sets it in the session stack). sudo and su run inside a login, and
+    // their PAM environment goes on to the command they start.
+    let ticket = (att.peer.uid == 0 && !att.peer.inside_login())
+        .then(|| crate::store::crypto::random_bytes::<32>().ok())
+        .flatten()
+        .map(|bytes| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let hash = ticket.as_deref().and_then(|t| ticket_hash(d, t).ok());
+    let Some((ticket, hash)) = ticket.zip(hash) else {
+        record(None);
+        return None;
+    };
+    let row = NewTicket {
+        hash: &hash,
+        service: &att.start.service,
+        proof,
+        expires: now.saturating_add(TICKET_SECS),
+    };
+    record(Some(&row)).then(|| SecretString::new(ticket))
+}
+
+/// The keyed hash a ticket is stored under.
+pub(crate) fn ticket_hash(d: &Daemon, ticket: &str) -> Result<[u8; 32], CryptoError> {
+    d.vault.keyed_hash("ticket", "", ticket.as_bytes())
+}
+
+/// What failures are counted against besides the account: the remote
+/// host, or for a local login the real uid of the program asking (su and
+/// sudo run as root for whoever started them), so that one local user
+/// cannot lock another out of every local login.
+fn failure_source(start: &AuthStart, peer: &Peer) -> String {
+    match (
+        start.rhost.as_deref().filter(|r| !r.is_empty()),
+        peer.real_uid,
+    ) {
+        (Some(rhost), _) => rhost.to_owned(),
+        (None, Some(uid)) => format!("local uid {uid}"),
+        (None, None) => "local".to_owned(),
+    }
+}
+
+/// The audit reason for a conversation that ended without an answer.
+pub(crate) fn reason_for(err: &ReadError) -> &'static str {
+    match err {
+        ReadError::Closed => "conversation aborted",
+        ReadError::Timeout => "timed out waiting for the answer",
+        _ => "malformed answer",
+    }
+}

@@ -1,0 +1,245 @@
+//! Sending the code of a sent-code step (SMS, email): the one piece of a
+//! login that waits on a provider. The send is audited here, beside it.
+
+use super::checks::{Attempt, CheckError, until};
+use super::machine::Sent;
+use crate::audit::Decision as Audit;
+use crate::config::CodeProfile;
+use crate::delivery::{DeliveryError, address};
+use crate::factor::otp::{self, Purpose, secs};
+use crate::io::FrameIo;
+use crate::store::SentCode;
+use crate::store::crypto::Purpose as Sealed;
+use crate::{Daemon, clock};
+use mfad_protocol::{Channel, Response};
+use std::time::Duration;
+
+/// How long a decoy code "lives" when the channel is not configured.
+const DECOY_VALIDITY: Duration = Duration::from_secs(300);
+
+pub(crate) fn profile(d: &Daemon, channel: Channel) -> Option<&CodeProfile> {
+    match channel {
+        Channel::Sms => d.config.sms.as_ref().map(|c| &c.code),
+        Channel::Email => d.config.email.as_ref().map(|c| &c.code),
+    }
+}
+
+/// The verified destination of `user` for `channel`, opened.
+pub(crate) fn destination(
+    d: &Daemon,
+    user: &str,
+    channel: Channel,
+) -> Result<Option<String>, CheckError> {
+    let Some(sealed) = d
+        .store
+        .contact(user, channel.name())?
+        .and_then(|c| c.address)
+    else {
+        return Ok(None);
+    };
+    let plain = d.vault.open(user, Sealed::Contact(channel), &sealed)?;
+    String::from_utf8(plain.to_vec())
+        .map(Some)
+        .map_err(|_| CheckError::Broken("a stored destination is not UTF-8"))
+}
+
+/// A masked destination for a user who has none, the same on every login
+/// of that user, so that the prompt does not tell who has one.
+fn decoy_mask(d: &Daemon, user: &str, channel: Channel) -> Result<String, CheckError> {
+    let h = d
+        .vault
+        .keyed_hash("decoy-destination", user, channel.name().as_bytes())?;
+    Ok(match channel {
+        Channel::Sms => format!(
+            "+{}{}*******{:03}",
+            h[0] % 9 + 1,
+            h[1] % 10,
+            u16::from_be_bytes([h[2], h[3]]) % 1000
+        ),
+        Channel::Email => {
+            let domain = d
+                .config
+                .email
+                .as_ref()
+                .and_then(|e| {
+                    e.from
+                        .rsplit_once('@')
+                        .map(|(_, dom)| dom.trim_end_matches('>').to_owned())
+                })
+                .unwrap_or_else(|| "example.com".to_owned());
+            format!("{}***@{domain}", char::from(b'a' + h[0] % 26))
+        }
+    })
+}
+
+/// The login code that can still be used: neither expired nor void.
+fn live(
+    d: &Daemon,
+    user: &str,
+    channel: Channel,
+    profile: &CodeProfile,
+    now: i64,
+) -> Result<Option<SentCode>, CheckError> {
+    Ok(d.store
+        .sent_code(user, channel.name(), Purpose::Login)?
+        .filter(|c| c.expires > now && c.failures < profile.attempts))
+}
+
+/// Sends (or keeps) the code of a sent-code step. A first send tells the
+/// user before the provider is asked, which may take seconds: pam_mfa then
+/// knows mfad is alive, so a slow provider never passes for an unreachable
+/// daemon (failmode=open). A decoy says the same and sends nothing.
+pub async fn deliver(
+    att: &Attempt<'_>,
+    io: &mut FrameIo,
+    channel: Channel,
+    resend: bool,
+    decoy: bool,
+) -> Result<Sent, CheckError> {
+    let (d, user) = (att.d, att.user());
+    let profile = profile(d, channel);
+    let to = match (decoy, profile) {
+        (false, Some(profile)) => destination(d, user, channel)?.map(|to| (to, profile)),
+        _ => None,
+    };
+    let Some((to, profile)) = to else {
+        let masked = decoy_mask(d, user, channel)?;
+        if !resend {
+            let _ = io
+                .send(Response::Info {
+                    text: format!("Sending a code to {masked}..."),
+                })
+                .await;
+        }
+        let left = profile.map_or(DECOY_VALIDITY, |p| p.validity);
+        return Ok(Sent::Live { masked, left });
+    };
+    let masked = address::mask(channel, &to);
+    let now = clock::now();
+    if !resend
+        && let Some(live) = live(d, user, channel, profile, now)?
+            .filter(|c| now - c.sent_at < secs(profile.resend_cooldown))
+    {
+        // Not a send: `sent` rows match the provider's bill.
+        att.d.record(&att.event(
+            channel.name(),
+            Audit::Done,
+            &format!(
+                "no new code: the one sent to {masked} {} s ago stands",
+                now - live.sent_at
+            ),
+        ));
+        return Ok(Sent::Live {
+            masked,
+            left: until(live.expires, now),
+        });
+    }
+    if !resend {
+        let _ = io
+            .send(Response::Info {
+                text: format!("Sending a code to {masked}..."),
+            })
+            .await;
+    }
+    send(att, channel, profile, &to, &masked, resend).await
+}
+
+async fn send(
+    att: &Attempt<'_>,
+    channel: Channel,
+    profile: &CodeProfile,
+    to: &str,
+    masked: &str,
+    resend: bool,
+) -> Result<Sent, CheckError> {
+    let (d, user) = (att.d, att.user());
+    let what = if resend { "resend" } else { "send" };
+    let now = clock::now();
+    // A first send of a login is not held back by the cooldown (a second
+    // login right after the first needs a code too); the hourly cap holds
+    // every send.
+    let issued = otp::issue(
+        &d.store,
+        &d.vault,
+        user,
+        channel,
+        Purpose::Login,
+        profile,
+        resend,
+        now,
+    )?;
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(held) => {
+            att.d.record(&att.event(
+                channel.name(),
+                Audit::Refused,
+                &format!("{what} refused: {held}"),
+            ));
+            let live = live(d, user, channel, profile, now)?
+                .map(|c| (masked.to_owned(), until(c.expires, now)));
+            return Ok(Sent::Held {
+                why: held.to_string(),
+                live,
+            });
+        }
+    };
+    match d
+        .delivery
+        .send_code(channel, to, &issued.code, profile)
+        .await
+    {
+        Ok(receipt) => {
+            let id = receipt.id.map_or(String::new(), |id| format!(" ({id})"));
+            let done = if resend { "resent" } else { "sent" };
+            att.d.record(&att.event(
+                channel.name(),
+                Audit::Sent,
+                &format!("code {done} to {masked}{id}"),
+            ));
+            Ok(Sent::Live {
+                masked: masked.to_owned(),
+                left: profile.validity,
+            })
+        }
+        Err(e) => {
+            d.store
+                .void_code(user, channel.name(), Purpose::Login, &issued.salt)?;
+            let service = match channel {
+                Channel::Sms => "the SMS provider",
+                Channel::Email => "the mail server",
+            };
+            if !e.logged() {
+                log::warn!("cannot {what} a code to {masked} for {user:?}: {service}: {e}");
+            }
+            att.d.record(&att.event(
+                channel.name(),
+                Audit::Deny,
+                &format!("delivery failed: {service}: {e}"),
+            ));
+            Ok(Sent::Failed {
+                message: failure_message(channel, masked, &e),
+            })
+        }
+    }
+}
+
+/// What the user is told when a code cannot be sent.
+pub(crate) fn failure_message(channel: Channel, masked: &str, e: &DeliveryError) -> String {
+    if let Some(told) = e.tell(masked) {
+        return told;
+    }
+    let service = match channel {
+        Channel::Sms => "The text message service",
+        Channel::Email => "The mail server",
+    };
+    let why = match e {
+        DeliveryError::Timeout(_) => "did not answer in time",
+        DeliveryError::Connect(_) => "cannot be reached",
+        _ => "refused the message",
+    };
+    format!(
+        "No code could be sent to {masked}: {service} {why}. Try again in a few minutes, \
+         use another method, or ask an administrator."
+    )
+}
