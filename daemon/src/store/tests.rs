@@ -8,6 +8,10 @@ const PARAMS: TotpParams = TotpParams {
     digits: 6,
     period: 30,
 };
+const COUNTER: Counter<'static> = Counter {
+    factor: "totp",
+    source: "192.0.2.1",
+};
 /// A start time in step 1000 (30-second steps).
 const START: i64 = 30_000 + 5;
 
@@ -39,12 +43,12 @@ fn after_an_unclean_stop_no_step_the_old_run_could_have_accepted_is_taken() {
     assert!(store.fence_after_unclean_stop(START, 1));
     // Step 1000 is the start's, 1001 the last one window 1 reaches from it.
     for step in [999, 1000, 1001] {
-        let taken = store.accept_totp_step("alice", step, START, &event());
+        let taken = store.accept_totp_step("alice", COUNTER, step, START, &event());
         assert!(!taken.expect("accept"), "step {step} is behind the fence");
     }
     assert!(
         store
-            .accept_totp_step("alice", 1002, START + 60, &event())
+            .accept_totp_step("alice", COUNTER, 1002, START + 60, &event())
             .expect("accept")
     );
 }
@@ -59,13 +63,13 @@ fn after_a_clean_stop_there_is_no_fence() {
     assert!(!store.fence_after_unclean_stop(START, 1));
     assert!(
         store
-            .accept_totp_step("alice", 1000, START, &event())
+            .accept_totp_step("alice", COUNTER, 1000, START, &event())
             .expect("accept")
     );
     // Each step once, fence or not.
     assert!(
         !store
-            .accept_totp_step("alice", 1000, START, &event())
+            .accept_totp_step("alice", COUNTER, 1000, START, &event())
             .expect("accept")
     );
 }
@@ -87,7 +91,7 @@ fn reads_see_the_last_commit() {
     let store = enrolled(dir.path());
     assert!(
         store
-            .accept_totp_step("alice", 1000, START, &event())
+            .accept_totp_step("alice", COUNTER, 1000, START, &event())
             .expect("accept")
     );
     let record = store.totp("alice").expect("read").expect("enrolled");
