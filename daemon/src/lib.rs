@@ -145,7 +145,7 @@ impl Daemon {
         if store.fence_after_unclean_stop(clock::now(), config.totp.window) {
             log::warn!(
                 "the last run of mfad did not stop cleanly: TOTP codes valid now are refused \
-                 for up to {} s, in case a lost write had accepted one (see README, Durability)",
+                 for up to {} s, in case a lost write had accepted one (see README, Security model)",
                 (u64::from(config.totp.window) + 1) * config.totp.period
             );
         }
