@@ -179,9 +179,14 @@ impl Store {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A read connection: for reads that need no transaction with a write.
+    /// A connection for reads that need no transaction with a write: the
+    /// writer when it is free (its page cache holds what it just wrote),
+    /// else a reader, so a read never waits behind a write.
     pub(crate) fn reader(&self) -> MutexGuard<'_, Connection> {
-        self.readers.get()
+        match self.conn.try_lock() {
+            Ok(writer) => writer,
+            Err(_) => self.readers.get(),
+        }
     }
 
     /// Runs `f` in an immediate transaction that is fsynced before returning.
