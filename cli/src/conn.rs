@@ -10,6 +10,15 @@ pub trait Daemon {
     /// Sends one request and returns the reply as received (an `error`
     /// reply is not turned into `Err` here).
     fn call(&mut self, request: &Request) -> Result<Response, CliError>;
+
+    /// Sends one request and hands each reply to `each` until the daemon
+    /// closes the connection (`audit --follow`). No reply is awaited with a
+    /// timeout: the stream may be quiet for hours.
+    fn stream(
+        &mut self,
+        request: &Request,
+        each: &mut dyn FnMut(Response) -> Result<(), CliError>,
+    ) -> Result<(), CliError>;
 }
 
 pub struct Session {
@@ -41,7 +50,30 @@ impl Daemon for Session {
         self.client = Some(client);
         Ok(resp)
     }
+
+    fn stream(
+        &mut self,
+        request: &Request,
+        each: &mut dyn FnMut(Response) -> Result<(), CliError>,
+    ) -> Result<(), CliError> {
+        let opts = ClientOptions {
+            read_timeout: QUIET_STREAM,
+            ..self.opts.clone()
+        };
+        let mut client = Client::connect(&opts)?;
+        client.send(request)?;
+        loop {
+            match client.recv() {
+                Ok(resp) => each(resp)?,
+                Err(ClientError::Frame(FrameError::Closed)) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
 }
+
+/// A year: how long a stream may go without an event.
+const QUIET_STREAM: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
 
 /// One exchange on a connection used before; `None` when the daemon had
 /// already closed it or timed it out, without reading this request.

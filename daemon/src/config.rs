@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
 
+mod audit;
 mod channels;
 mod delivery;
+
+pub use audit::{AuditConfig, JsonFileConfig, SyslogConfig, Transport};
 
 pub use delivery::{
     CODE_MESSAGE, CodeProfile, EmailConfig, GENERIC_REQUEST, GenericBody, GenericProvider,
@@ -89,6 +92,8 @@ struct RawConfig {
     #[serde(default)]
     login_notification: delivery::RawNotification,
     #[serde(default)]
+    audit: audit::RawAudit,
+    #[serde(default)]
     testing: RawTesting,
 }
 
@@ -158,6 +163,7 @@ pub struct Config {
     /// Codes by email; `None`: the `email` factor is unavailable.
     pub email: Option<EmailConfig>,
     pub login_notification: NotificationConfig,
+    pub audit: AuditConfig,
     /// Seconds added to the wall clock (`[testing] clock_offset_secs`), so
     /// tests can move time without sleeping. Zero in production.
     pub clock_offset: i64,
@@ -366,9 +372,11 @@ impl Config {
         if !(1..=64).contains(&worker_threads) {
             return Err(invalid("worker_threads", "must be 1 to 64".to_owned()));
         }
+        let database = raw.database.unwrap_or_else(|| paths::DATABASE.into());
+        let audit = audit::check(raw.audit, path, &database)?;
         Ok(Config {
             socket: raw.socket.unwrap_or_else(|| paths::SOCKET.into()),
-            database: raw.database.unwrap_or_else(|| paths::DATABASE.into()),
+            database,
             key_file: raw.key_file.unwrap_or_else(|| paths::KEY.into()),
             policy_file: raw.policy_file.unwrap_or_else(|| paths::POLICY.into()),
             admin_group: raw.admin_group.filter(|g| !g.is_empty()),
@@ -383,6 +391,7 @@ impl Config {
             sms,
             email,
             login_notification,
+            audit,
             clock_offset,
         })
     }
@@ -398,7 +407,7 @@ impl Config {
              totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
              lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
              limits: {} connections, {} per non-root uid, idle {} s, frame {} s, conversation {} s\n\
-             backup codes: {} of {} characters\n{}{}login notification: {}\n{}",
+             backup codes: {} of {} characters\n{}{}login notification: {}\n{}{}",
             self.socket,
             self.database,
             self.key_file,
@@ -442,6 +451,7 @@ impl Config {
             } else {
                 "off"
             },
+            self.audit.describe(),
             match self.clock_offset {
                 0 => String::new(),
                 n => format!(

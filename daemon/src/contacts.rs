@@ -54,6 +54,7 @@ pub async fn set(
     channel: Channel,
     input: &SecretString,
     verified: bool,
+    force: bool,
 ) -> Result<Response, Refusal> {
     let cmd = command(channel);
     let user = user.to_owned();
@@ -70,12 +71,15 @@ pub async fn set(
     let to = address::parse(channel, input.expose())
         .map_err(|p| Refusal::new(ErrorCode::BadRequest, p))?;
     let masked = address::mask(channel, &to);
+    let warning = crate::admin::unknown_account(d, peer, &user, &format!("{cmd} set"), force)?
+        .map_or(String::new(), |w| format!(" {w}"));
     let now = clock::now();
     if verified {
-        let action = format!("{cmd} set to {masked}, verified by an admin without a code");
+        let action =
+            format!("{cmd} set to {masked}, verified by an admin without a code.{warning}");
         store_destination(d, peer, &user, channel, &to, true, &action, now)?;
         return Ok(done(format!(
-            "{masked} is now the verified {} of {user}.",
+            "{masked} is now the verified {} of {user}.{warning}",
             channel.destination()
         )));
     }
@@ -117,7 +121,7 @@ pub async fn set(
         .await
     {
         Ok(receipt) => {
-            let action = format!("{cmd} set to {masked}, pending verification");
+            let action = format!("{cmd} set to {masked}, pending verification.{warning}");
             store_destination(d, peer, &user, channel, &to, false, &action, now)?;
             let id = receipt.id.map_or(String::new(), |id| format!(" ({id})"));
             d.record(&Event::admin(
@@ -128,7 +132,7 @@ pub async fn set(
                 now,
             ));
             Ok(done(format!(
-                "A code was sent to {masked}; it is valid for {}. Confirm with `mfactl {cmd} verify CODE{}`.",
+                "A code was sent to {masked}; it is valid for {}. Confirm with `mfactl {cmd} verify CODE{}`.{warning}",
                 lifetime(profile.validity),
                 user_flag(peer, &user)
             )))

@@ -67,7 +67,11 @@ pub fn explain(
         .last()
         .filter(|(_, miss)| miss.is_none())
         .map(|(rule, _)| *rule);
-    let key = match ctx.device_key {
+    // As a login: only a service that vouches for devices brings one.
+    let key = match ctx
+        .device_key
+        .filter(|_| policy.host.vouches_for_devices(service))
+    {
         Some(line) => Some(
             device::from_auth_info(&format!("publickey {}", line.trim()))
                 .ok_or_else(|| ExplainError::BadKey(line.to_owned()))?,
@@ -150,6 +154,10 @@ pub fn describe(plan: &Plan) -> String {
         }
         Plan::Allow(Grant::Session(covered)) => format!("allowed: {}", covered.describe()),
         Plan::Ask(ask) => describe_ask(ask),
+        Plan::Enroll => {
+            "offered TOTP enrollment in the login (QR code, first code, backup codes), then allowed"
+                .to_owned()
+        }
     }
 }
 

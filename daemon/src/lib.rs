@@ -14,6 +14,7 @@ mod explain;
 pub mod factor;
 pub mod files;
 pub mod geo;
+mod import;
 mod io;
 pub mod keys;
 mod limits;
@@ -83,6 +84,8 @@ pub enum StartError {
     Delivery(#[from] delivery::SetupError),
     #[error("`geoip_database`: {0}")]
     Geo(String),
+    #[error(transparent)]
+    Audit(#[from] audit::outputs::OutputError),
 }
 
 /// A stand-in TOTP enrollment, checked for unknown users so that they cost
@@ -156,6 +159,7 @@ impl Daemon {
                 keys::create_unless_needed(&config, Some(&state))?
             }
         };
+        audit::outputs::start(&config.audit)?;
         let vault = Vault::new(&key).map_err(|e| StartError::Dummy(e.to_string()))?;
         drop(key);
         keys::verify(&config, &store, &vault)?;
@@ -178,7 +182,7 @@ impl Daemon {
             config.limits.max_connections,
             config.limits.per_uid_connections,
         );
-        Ok(Self {
+        let daemon = Self {
             config,
             store,
             vault,
@@ -188,7 +192,15 @@ impl Daemon {
             delivery,
             geo,
             boot_id: procs::boot_id(),
-        })
+        };
+        // Anchors this run in the chain: the collector sees where it resumes.
+        daemon.record(&Event::daemon(
+            "audit",
+            audit::Decision::Done,
+            &format!("mfad {} started", env!("CARGO_PKG_VERSION")),
+            clock::now(),
+        ));
+        Ok(daemon)
     }
 
     /// The ISO code of the country of `ip`, when a `geoip_database` is
@@ -225,6 +237,15 @@ impl Daemon {
                     }
                     PolicyError::Read { .. } => vec![e.to_string()],
                 };
+                self.record(&policy_event(
+                    audit::Decision::Refused,
+                    &format!(
+                        "policy file rejected ({} problems; reload by {loaded_by}), version {} stays in force",
+                        problems.len(),
+                        current.version
+                    ),
+                    current.version,
+                ));
                 return Reload::rejected(current.version, problems);
             }
         };
@@ -241,6 +262,11 @@ impl Daemon {
                 *self.policy.write().unwrap_or_else(|p| p.into_inner()) =
                     Arc::new(LoadedPolicy { policy, version });
                 log::info!("policy version {version} in force (loaded by {loaded_by})");
+                self.record(&policy_event(
+                    audit::Decision::Done,
+                    &format!("policy version {version} in force (loaded by {loaded_by})"),
+                    version,
+                ));
                 Reload {
                     version,
                     changed,
@@ -271,6 +297,13 @@ impl Daemon {
     }
 }
 
+/// A policy load or rejection, naming the version in force after it.
+fn policy_event(decision: audit::Decision, reason: &str, version: i64) -> Event {
+    let mut event = Event::daemon("policy", decision, reason, clock::now());
+    event.policy_version = Some(version);
+    event
+}
+
 /// `mfad --init`: creates the key if it is absent (and the database, if
 /// any, holds nothing under a key) and the database's directory, and checks
 /// that both are private. It changes nothing in the database, so it is safe
@@ -298,6 +331,15 @@ fn startup_policy(config: &Config, store: &Store) -> Result<LoadedPolicy, StartE
                 source,
             })?;
         log::info!("policy version {version} in force");
+        let event = policy_event(
+            audit::Decision::Done,
+            &format!("policy version {version} in force (loaded at startup)"),
+            version,
+        );
+        if let Err(e) = store.audit(&event) {
+            log::error!("cannot write an audit row: {e}");
+        }
+        event.log();
         Ok(LoadedPolicy { policy, version })
     };
     match Policy::load(&config.policy_file, &Nss) {
@@ -427,6 +469,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         );
         let server = tokio::spawn(server::serve(listener, Arc::clone(&daemon)));
         let maintenance = tokio::spawn(purge_periodically(Arc::clone(&daemon)));
+        let dropped = tokio::spawn(audit_dropped(Arc::clone(&daemon)));
         loop {
             tokio::select! {
                 _ = term.recv() => break,
@@ -438,6 +481,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }
         server.abort();
         maintenance.abort();
+        dropped.abort();
         Ok(())
     });
     // No connection may still be accepting a step when the store is marked
@@ -449,6 +493,25 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let _ = std::fs::remove_file(&socket);
     log::info!("mfad stopped");
     result
+}
+
+/// Audits, every few seconds, how many events the stream's outputs lost.
+async fn audit_dropped(d: Arc<Daemon>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let n = audit::stream::take_dropped();
+        if n > 0 {
+            d.record(&Event::daemon(
+                "audit",
+                audit::Decision::Failed,
+                &format!(
+                    "the audit stream dropped {n} events (queue or spill file full, or an output failed)"
+                ),
+                clock::now(),
+            ));
+        }
+    }
 }
 
 async fn purge_periodically(d: Arc<Daemon>) {

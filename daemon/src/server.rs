@@ -1,10 +1,10 @@
 //! The socket: accept, identify the peer, admit it, and run its connection.
 
-use crate::Daemon;
 use crate::io::{FrameIo, ReadError};
 use crate::limits::Busy;
 use crate::peer::Peer;
 use crate::router::{self, Next};
+use crate::{Daemon, audit};
 use mfad_protocol::{ErrorCode, Request};
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,7 +15,7 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let daemon = Arc::clone(&daemon);
-                tokio::spawn(async move { connection(daemon, stream).await });
+                tokio::spawn(audit::context::in_request(connection(daemon, stream)));
             }
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.
@@ -34,6 +34,7 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
             return;
         }
     };
+    audit::context::note_peer(peer.audit_session, peer.real_uid);
     let mut io = FrameIo::new(stream, &d.config.limits);
     let _slot = match d.limits.admit(peer.uid, Instant::now()) {
         Ok(slot) => slot,

@@ -13,7 +13,8 @@ pub use diagnostic::{Diagnostic, Severity};
 pub use matcher::{Directory, Facts, Miss, Nss, Signals, Why, canonical};
 pub use parse::{parse, parse_duration, parse_net};
 pub use rule::{
-    Conditions, Factor, Host, Requirement, Rule, TrustedDevices, Unenrolled, UserMatch,
+    Conditions, Factor, Host, PRIVILEGED_SERVICES, Requirement, Rule, TrustedDevices, Unenrolled,
+    UserMatch,
 };
 
 use sha2::{Digest, Sha256};

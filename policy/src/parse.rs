@@ -5,7 +5,8 @@ use super::Policy;
 use super::diagnostic::{Diagnostic, Severity};
 use super::matcher::Directory;
 use super::rule::{
-    Conditions, Factor, Host, Requirement, Rule, TrustedDevices, Unenrolled, UserMatch,
+    Conditions, Factor, Host, PRIVILEGED_SERVICES, Requirement, Rule, TrustedDevices, Unenrolled,
+    UserMatch,
 };
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -30,6 +31,7 @@ struct RawHost {
     class: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
+    device_services: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +77,9 @@ pub fn parse(text: &str, dir: &dyn Directory) -> (Option<Policy>, Diagnostics) {
         .map(|h| Host {
             class: h.class,
             tags: h.tags,
+            device_services: h
+                .device_services
+                .unwrap_or_else(|| Host::default().device_services),
         })
         .unwrap_or_default();
     let groups = service_groups(&mut cx, &raw.service_groups);
@@ -217,6 +222,9 @@ fn rule(
         .unenrolled
         .as_ref()
         .map_or(Some(Unenrolled::Deny), |v| unenrolled(cx, v));
+    if let (Some(Unenrolled::Enroll), Some(v)) = (unenrolled, &r.unenrolled) {
+        enroll_only_where_safe(cx, v.span(), &when, require.as_ref());
+    }
     if error_count(cx) > errors_before {
         return None;
     }
@@ -600,10 +608,53 @@ fn trusted(cx: &mut Cx<'_>, v: &Spanned<Value>) -> Option<TrustedDevices> {
     }
 }
 
+/// `unenrolled = "enroll"` sets up TOTP inside a login: only for services
+/// the rule names, none of them privileged (a sudo or su prompt is reached
+/// from someone's session, and must not be where a factor is first set up).
+fn enroll_only_where_safe(
+    cx: &mut Cx<'_>,
+    span: std::ops::Range<usize>,
+    when: &Conditions,
+    require: Option<&Requirement>,
+) {
+    match &when.services {
+        None => cx.error(
+            span.clone(),
+            "`unenrolled = \"enroll\"` needs a `services` list: enrollment at login is for chosen services only",
+            "add services = [\"sshd\"] (or the services it is for)",
+        ),
+        Some((names, _)) => {
+            let mut bad: Vec<&str> = PRIVILEGED_SERVICES
+                .into_iter()
+                .filter(|p| names.contains(*p))
+                .collect();
+            bad.sort_unstable();
+            if !bad.is_empty() {
+                cx.error(
+                    span.clone(),
+                    format!(
+                        "`unenrolled = \"enroll\"` is never allowed for {}: a factor must not be first set up at a privileged prompt",
+                        bad.join(", ")
+                    ),
+                    "use a separate rule for those services",
+                );
+            }
+        }
+    }
+    if require.is_some_and(|r| !r.factors().contains(&Factor::Totp)) {
+        cx.error(
+            span,
+            "`unenrolled = \"enroll\"` sets up TOTP, which this rule does not ask for",
+            "add \"totp\" to the rule's factors",
+        );
+    }
+}
+
 fn unenrolled(cx: &mut Cx<'_>, v: &Spanned<Value>) -> Option<Unenrolled> {
     let parsed = match v.get_ref() {
         Value::String(s) if s == "deny" => Some(Unenrolled::Deny),
         Value::String(s) if s == "allow" => Some(Unenrolled::Allow),
+        Value::String(s) if s == "enroll" => Some(Unenrolled::Enroll),
         Value::Table(t) if t.len() == 1 => t
             .get("grace_until")
             .and_then(|d| match d {
@@ -618,7 +669,7 @@ fn unenrolled(cx: &mut Cx<'_>, v: &Spanned<Value>) -> Option<Unenrolled> {
     if parsed.is_none() {
         cx.error(
             v.span(),
-            "`unenrolled` must be \"deny\", \"allow\" or { grace_until = \"YYYY-MM-DD\" }",
+            "`unenrolled` must be \"deny\", \"allow\", \"enroll\" or { grace_until = \"YYYY-MM-DD\" }",
             "",
         );
     }

@@ -96,7 +96,16 @@ pub enum Unenrolled {
     Allow,
     /// Allowed until this unix time (the end of the given day, UTC), then denied.
     GraceUntil(i64),
+    /// Offered TOTP enrollment inside the login (QR code, first code,
+    /// backup codes), then let in. Only in rules for chosen services, never
+    /// privileged ones.
+    Enroll,
 }
+
+/// Services where a login must never be the place to set up a factor:
+/// whoever reaches them is already someone else's session.
+pub const PRIVILEGED_SERVICES: [&str; 7] =
+    ["sudo", "sudo-i", "su", "su-l", "pkexec", "doas", "polkit-1"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrustedDevices {
@@ -142,8 +151,29 @@ pub struct Rule {
 }
 
 /// Facts about this host, from the policy's `[host]` table.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Host {
     pub class: Option<String>,
     pub tags: Vec<String>,
+    /// The PAM services that vouch for the SSH key of their first method
+    /// (`SSH_AUTH_INFO_0`), so that it may count as a trusted device: sshd
+    /// alone by default. A key any other service passes along is ignored.
+    pub device_services: Vec<String>,
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Self {
+            class: None,
+            tags: Vec::new(),
+            device_services: vec!["sshd".to_owned()],
+        }
+    }
+}
+
+impl Host {
+    /// Whether `service` may bring a trusted device.
+    pub fn vouches_for_devices(&self, service: &str) -> bool {
+        self.device_services.iter().any(|s| s == service)
+    }
 }

@@ -66,6 +66,9 @@ pub enum Request {
         /// Replace an active TOTP factor (root and admins only).
         #[serde(default)]
         replace: bool,
+        /// Go on although no local account has this name.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     EnrollTotpConfirm {
         #[serde(default)]
@@ -90,6 +93,19 @@ pub enum Request {
         #[serde(default = "default_audit_limit")]
         limit: u32,
     },
+    /// The logins of one account (`None`: the caller's own), newest first:
+    /// the audit rows of its authentications. Answered with `audit`.
+    LoginHistory {
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default = "default_audit_limit")]
+        limit: u32,
+    },
+    /// Checks the hash chain of the stored audit rows (root and admins).
+    AuditVerify,
+    /// Streams every new audit event as an `audit_event` response until the
+    /// client closes the connection (root and admins).
+    AuditFollow,
     /// Issues a new set of backup codes, voiding the old ones.
     BackupCodesRegenerate {
         #[serde(default)]
@@ -104,6 +120,9 @@ pub enum Request {
         address: SecretString,
         #[serde(default)]
         verified: bool,
+        /// Go on although no local account has this name.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     /// Confirms a pending destination with the code sent to it.
     ContactVerify {
@@ -148,9 +167,15 @@ pub enum Request {
     SessionOpen(SessionReport),
     /// From the session hook of pam_mfa.so (root only): the session ended.
     SessionClose(SessionReport),
-    /// Active login sessions (root and admins).
+    /// Moves a TOTP factor over from another tool (root and admins): the
+    /// secret sealed as an enrollment seals it, active at once; `scratch`
+    /// codes become the account's backup codes. Answered with `done`.
+    ImportTotp(ImportTotp),
+    /// Active login sessions: every one for root and admins, the caller's
+    /// own for anyone else.
     SessionList,
-    /// Ends a session: its processes are terminated (root and admins).
+    /// Ends a session: its processes are terminated (root and admins; a
+    /// user their own).
     SessionKill {
         id: i64,
     },
@@ -165,6 +190,34 @@ pub enum Request {
         user: Option<String>,
         id: i64,
     },
+}
+
+/// A TOTP factor read from another tool's file.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportTotp {
+    pub user: String,
+    /// The seed, base32 (RFC 4648, no padding).
+    pub secret: SecretString,
+    pub digits: u32,
+    pub period: u64,
+    /// One-time codes of the old tool (Google Authenticator's scratch codes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scratch: Vec<SecretString>,
+    /// Where it came from, for the audit row (`google-authenticator /home/a/.google_authenticator`).
+    pub source: String,
+}
+
+impl std::fmt::Debug for ImportTotp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportTotp")
+            .field("user", &self.user)
+            .field("digits", &self.digits)
+            .field("period", &self.period)
+            .field("scratch", &self.scratch.len())
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the session hooks of pam_mfa.so send. Nothing here identifies the
@@ -294,6 +347,12 @@ pub enum Response {
     },
     Audit {
         rows: Vec<AuditRow>,
+    },
+    /// The outcome of `audit_verify`.
+    AuditVerified(AuditVerification),
+    /// One `mfad.audit.v1` record, after `audit_follow`.
+    AuditEvent {
+        record: serde_json::Value,
     },
     /// Backup codes, shown once; each works once.
     BackupCodes {
@@ -516,6 +575,12 @@ pub struct UserStatus {
     /// Phone number and email address, masked.
     #[serde(default)]
     pub contacts: Vec<ContactInfo>,
+    /// Trusted devices not yet expired.
+    #[serde(default)]
+    pub trusted_devices: u32,
+    /// The last login that was let in (its audit row; boxed, it is large).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_login: Option<Box<AuditRow>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -574,6 +639,43 @@ pub struct AuditRow {
     pub rule: Option<String>,
     #[serde(default)]
     pub policy_version: Option<i64>,
+    /// Who asked: the PAM_RUSER of a login, and the real uid of the
+    /// process that asked (who ran su or sudo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruser: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_uid: Option<u32>,
+}
+
+/// What `audit_verify` found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditVerification {
+    /// Rows read.
+    pub rows: u64,
+    /// Rows older than the chain, not checked.
+    #[serde(default)]
+    pub unchained: u64,
+    /// The oldest chained row and the hash it links to, trusted as the
+    /// start (earlier rows may have been pruned).
+    #[serde(default)]
+    pub anchor_id: Option<i64>,
+    #[serde(default)]
+    pub anchor_hash: Option<String>,
+    /// The newest chained row and its hash.
+    #[serde(default)]
+    pub head_id: Option<i64>,
+    #[serde(default)]
+    pub head_hash: Option<String>,
+    /// How many problems were found; at most 100 are listed.
+    pub problem_count: u64,
+    pub problems: Vec<AuditProblem>,
+}
+
+/// A row that breaks the chain, and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditProblem {
+    pub id: i64,
+    pub problem: String,
 }
 
 /// Why an incoming request frame could not be accepted.
@@ -652,6 +754,8 @@ impl Request {
             | Request::UserList
             | Request::PolicyReload
             | Request::PolicyHistory
+            | Request::AuditVerify
+            | Request::AuditFollow
             | Request::SessionList => true,
             Request::AuthStart(_)
             | Request::Answer { .. }
@@ -662,12 +766,14 @@ impl Request {
             | Request::UserReset { .. }
             | Request::UserUnlock { .. }
             | Request::AuditQuery { .. }
+            | Request::LoginHistory { .. }
             | Request::BackupCodesRegenerate { .. }
             | Request::ContactSet { .. }
             | Request::ContactVerify { .. }
             | Request::ContactClear { .. }
             | Request::PolicyShow { .. }
             | Request::PolicyExplain { .. }
+            | Request::ImportTotp(_)
             | Request::SessionOpen(_)
             | Request::SessionClose(_)
             | Request::SessionKill { .. }

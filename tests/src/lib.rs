@@ -16,6 +16,7 @@ pub mod mmdb;
 pub mod otp;
 pub mod pam;
 pub mod pty;
+pub mod rsyslog;
 pub mod sms;
 pub mod smtp;
 pub mod ssh;

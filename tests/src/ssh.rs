@@ -258,6 +258,9 @@ impl SshServer {
     /// remote shell when empty).
     pub fn ssh(&self, user: &str, key: &ClientKey, from: &str, command: &str) -> Pty {
         let mut cmd = Command::new("/usr/bin/ssh");
+        // A UTF-8 terminal, as people have: ssh shows prompts' UTF-8 (the
+        // QR code of enrollment at login) only in a UTF-8 locale.
+        cmd.env("LC_ALL", "C.UTF-8");
         cmd.args([
             "-F",
             "/dev/null",

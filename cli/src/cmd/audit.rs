@@ -1,14 +1,24 @@
-//! `mfactl audit`: recent authentication attempts.
+//! `mfactl audit`: recent events, the live stream (`--follow`), and the
+//! check of the hash chain (`verify`).
 
 use super::Ctx;
 use crate::error::{CliError, unexpected};
-use crate::output::{Table, or_dash};
-use clap::Args;
+use crate::output::{Format, Table, clean_line, or_dash};
+use clap::{Args, Subcommand};
 use mfad_protocol::time::utc;
-use mfad_protocol::{AuditRow, Request, Response};
+use mfad_protocol::{AuditRow, AuditVerification, Request, Response};
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+
+    /// Print each new event as it happens, until interrupted; with --json,
+    /// one mfad.audit.v1 object per line
+    #[arg(long, short = 'f', conflicts_with_all = ["user", "limit"])]
+    pub follow: bool,
+
     /// Only attempts for this account
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
@@ -26,12 +36,122 @@ pub fn request(args: &AuditArgs) -> Request {
     }
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check that no stored audit row was edited, deleted or reordered
+    ///
+    /// Each row carries the hash of the row before it and its own. The check
+    /// starts at the oldest row kept (older ones may have been pruned) and
+    /// names every row that breaks the chain; it exits with 1 if one does.
+    Verify,
+}
+
 pub fn run(ctx: &mut Ctx, args: &AuditArgs) -> Result<(), CliError> {
+    if let Some(AuditCommand::Verify) = args.command {
+        return verify(ctx);
+    }
+    if args.follow {
+        return follow(ctx);
+    }
     let resp = ctx.call(&request(args))?;
     match &resp {
         Response::Audit { rows } => ctx.show(&resp, || render(rows)),
         other => Err(unexpected(other)),
     }
+}
+
+fn follow(ctx: &mut Ctx) -> Result<(), CliError> {
+    let json = ctx.format == Format::Json;
+    let out = &mut *ctx.out;
+    ctx.daemon.stream(&Request::AuditFollow, &mut |resp| {
+        let line = match resp {
+            Response::AuditEvent { record } if json => record.to_string(),
+            Response::AuditEvent { record } => event_line(&record),
+            Response::Error { code, message, .. } => {
+                return Err(CliError::Daemon { code, message });
+            }
+            other => return Err(unexpected(&other)),
+        };
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(CliError::Output)
+    })
+}
+
+/// One event as a line of text: time, type, user, service, source,
+/// decision, reason.
+fn event_line(record: &serde_json::Value) -> String {
+    let field = |name: &str| match &record[name] {
+        serde_json::Value::String(s) => clean_line(s),
+        serde_json::Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    };
+    [
+        "time", "type", "user", "service", "rhost", "decision", "reason",
+    ]
+    .map(field)
+    .join("  ")
+}
+
+fn verify(ctx: &mut Ctx) -> Result<(), CliError> {
+    let resp = ctx.call(&Request::AuditVerify)?;
+    let Response::AuditVerified(v) = &resp else {
+        return Err(unexpected(&resp));
+    };
+    ctx.show(&resp, || render_verification(v))?;
+    if v.problem_count == 0 {
+        return Ok(());
+    }
+    Err(CliError::Rejected {
+        code: "audit_chain_broken",
+        message: format!(
+            "the audit chain is broken at {} rows: the database was changed outside mfad",
+            v.problem_count
+        ),
+        hint: "Compare the named rows with the copy at your collector or in the JSON-lines file \
+               (each record carries its hash), and find out who had write access to the database."
+            .to_owned(),
+    })
+}
+
+pub fn render_verification(v: &AuditVerification) -> String {
+    let short = |h: &Option<String>| {
+        h.as_deref()
+            .map_or("-".to_owned(), |h| h.chars().take(16).collect())
+    };
+    let mut text = match (v.anchor_id, v.head_id) {
+        (Some(first), Some(last)) => format!(
+            "{} rows checked, rows {first} to {last}: from the link {} (trusted: the oldest row kept) to the head {}.\n",
+            v.rows,
+            short(&v.anchor_hash),
+            short(&v.head_hash),
+        ),
+        _ => format!("{} rows checked; none is chained yet.\n", v.rows),
+    };
+    if v.unchained > 0 {
+        text += &format!(
+            "{} older rows were written before mfad chained its rows and are not checked.\n",
+            v.unchained
+        );
+    }
+    if v.problem_count == 0 {
+        text += "The audit chain is intact.\n";
+        return text;
+    }
+    text += &format!(
+        "The audit chain is BROKEN ({} problems):\n",
+        v.problem_count
+    );
+    for p in &v.problems {
+        text += &format!("  {}\n", clean_line(&p.problem));
+    }
+    if v.problem_count > v.problems.len() as u64 {
+        text += &format!(
+            "  ... and {} more\n",
+            v.problem_count - v.problems.len() as u64
+        );
+    }
+    text
 }
 
 pub fn render(rows: &[AuditRow]) -> String {
@@ -78,6 +198,8 @@ mod tests {
             peer_uid: 0,
             rule: None,
             policy_version: None,
+            ruser: None,
+            caller_uid: None,
         }
     }
 
@@ -106,12 +228,107 @@ mod tests {
     #[test]
     fn request_carries_user_and_limit() {
         let args = AuditArgs {
+            command: None,
+            follow: false,
             user: Some("bob".into()),
             limit: 7,
         };
         assert_eq!(
             serde_json::to_string(&request(&args)).unwrap(),
             r#"{"type":"audit_query","user":"bob","limit":7}"#
+        );
+    }
+
+    #[test]
+    fn follow_prints_one_record_per_line() {
+        let record = serde_json::json!({"schema": "mfad.audit.v1", "time": "2026-11-23T19:04:05Z",
+            "type": "authentication", "user": "alice", "service": "sshd", "rhost": null,
+            "decision": "deny", "reason": "wrong code"});
+        let events = || {
+            vec![
+                Response::AuditEvent {
+                    record: record.clone(),
+                },
+                Response::AuditEvent {
+                    record: record.clone(),
+                },
+            ]
+        };
+        let out =
+            crate::cmd::testing::mfactl(&["audit", "--json", "--follow"], events(), "", false);
+        assert!(out.result.is_ok());
+        assert_eq!(
+            out.requests,
+            vec![serde_json::json!({"type": "audit_follow"})]
+        );
+        let lines: Vec<_> = out.stdout.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(lines[0]).unwrap(),
+            record
+        );
+        let out = crate::cmd::testing::mfactl(&["audit", "-f"], events(), "", false);
+        assert_eq!(
+            out.stdout.lines().next(),
+            Some("2026-11-23T19:04:05Z  authentication  alice  sshd  -  deny  wrong code")
+        );
+    }
+
+    #[test]
+    fn verify_names_the_rows_and_fails() {
+        let broken = AuditVerification {
+            rows: 9,
+            unchained: 0,
+            anchor_id: Some(1),
+            anchor_hash: Some("0".repeat(64)),
+            head_id: Some(9),
+            head_hash: Some("ab".repeat(32)),
+            problem_count: 1,
+            problems: vec![mfad_protocol::AuditProblem {
+                id: 4,
+                problem: "row 4 does not match its hash".into(),
+            }],
+        };
+        let out = crate::cmd::testing::mfactl(
+            &["audit", "verify"],
+            vec![Response::AuditVerified(broken.clone())],
+            "",
+            false,
+        );
+        assert!(out.stdout.contains("BROKEN (1 problems)"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("  row 4 does not match its hash"),
+            "{}",
+            out.stdout
+        );
+        assert!(matches!(
+            out.result,
+            Err(CliError::Rejected {
+                code: "audit_chain_broken",
+                ..
+            })
+        ));
+        let intact = AuditVerification {
+            problem_count: 0,
+            problems: vec![],
+            ..broken
+        };
+        let out = crate::cmd::testing::mfactl(
+            &["audit", "verify"],
+            vec![Response::AuditVerified(intact)],
+            "",
+            false,
+        );
+        assert!(out.result.is_ok());
+        assert!(
+            out.stdout.contains("9 rows checked, rows 1 to 9"),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.ends_with("The audit chain is intact.\n"),
+            "{}",
+            out.stdout
         );
     }
 }

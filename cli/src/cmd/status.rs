@@ -61,6 +61,21 @@ pub fn render(status: &UserStatus) -> String {
         ));
         text.push('\n');
     }
+    text.push_str(&format!("trusted devices: {}\n", status.trusted_devices));
+    text.push_str(&match &status.last_login {
+        Some(row) => format!(
+            "last login: {} to {} from {}\n",
+            utc(row.time),
+            clean_line(&row.service),
+            clean_line(
+                row.rhost
+                    .as_deref()
+                    .or(row.tty.as_deref())
+                    .unwrap_or("this machine")
+            ),
+        ),
+        None => "last login: none recorded\n".to_owned(),
+    });
     if status.locks.is_empty() {
         text.push_str("locks: none\n");
     }
@@ -145,6 +160,23 @@ mod tests {
                     pending: Some("y***@example.com".into()),
                 },
             ],
+            trusted_devices: 2,
+            last_login: Some(Box::new(mfad_protocol::AuditRow {
+                id: 9,
+                time: 1_795_460_705,
+                user: "alice".into(),
+                service: "sshd".into(),
+                rhost: Some("192.0.2.7".into()),
+                tty: None,
+                channel: "totp".into(),
+                decision: "allow".into(),
+                reason: "ok".into(),
+                peer_uid: 0,
+                rule: None,
+                policy_version: Some(1),
+                ruser: None,
+                caller_uid: None,
+            })),
         }
     }
 
@@ -157,6 +189,8 @@ mod tests {
              backup codes: 10 left\n\
              phone: +44*******123 (verified 2026-11-23 19:04:05Z); +33*******456 waits for its code (`mfactl phone verify CODE`)\n\
              email: none verified; y***@example.com waits for its code (`mfactl email verify CODE`)\n\
+             trusted devices: 2\n\
+             last login: 2026-11-23 19:05:05Z to sshd from 192.0.2.7\n\
              locks: none\n"
         );
     }
@@ -202,6 +236,8 @@ mod tests {
                 },
             ],
             contacts: vec![],
+            trusted_devices: 0,
+            last_login: None,
         };
         assert_eq!(
             render(&s),
@@ -210,6 +246,8 @@ mod tests {
              backup codes: 3 left\n\
              phone: not set\n\
              email: not set\n\
+             trusted devices: 0\n\
+             last login: none recorded\n\
              locked: totp from 10.0.0.1 until 2026-11-23 19:04:05Z (5 failures)\n\
              failures: totp from every source: 1 failure, not locked\n"
         );
@@ -221,7 +259,8 @@ mod tests {
         };
         assert_eq!(
             render(&plain),
-            "user: bob\ntotp: not enrolled\nbackup codes: 0 left\nphone: not set\nemail: not set\nlocks: none\n"
+            "user: bob\ntotp: not enrolled\nbackup codes: 0 left\nphone: not set\nemail: not set\n\
+             trusted devices: 0\nlast login: none recorded\nlocks: none\n"
         );
     }
 }

@@ -25,6 +25,16 @@ impl Daemon for Script {
             .pop_front()
             .unwrap_or_else(|| panic!("no reply scripted for {request:?}")))
     }
+
+    /// Every reply left, then the end of the stream.
+    fn stream(
+        &mut self,
+        request: &Request,
+        each: &mut dyn FnMut(Response) -> Result<(), CliError>,
+    ) -> Result<(), CliError> {
+        self.seen.push(serde_json::to_value(request).unwrap());
+        self.replies.drain(..).try_for_each(each)
+    }
 }
 
 pub struct Outcome {

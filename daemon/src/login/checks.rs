@@ -2,7 +2,7 @@
 //! the vault. What a login records goes into the same transaction as its
 //! audit row (a consumed code, a failure, a trusted device).
 
-use super::machine::{Checks, CodeCheck, Failure};
+use super::machine::{Checks, CodeCheck, Failure, Offer};
 use super::plan::{Device, Inputs, Session, Step};
 use super::send;
 use crate::audit::{Decision as Audit, Event};
@@ -15,9 +15,10 @@ use crate::factor::totp::{self, Check, TotpError};
 use crate::peer::Peer;
 use crate::policy::{Factor, Rule, TrustedDevices};
 use crate::store::crypto::{CryptoError, Purpose as Sealed};
-use crate::store::{Counter, NewDevice, StoreError, StoredSession};
+use crate::store::{Counter, NewDevice, NewTotp, StoreError, StoredSession, TotpParams};
 use crate::{Daemon, clock};
 use mfad_protocol::{AuthStart, SecretString};
+use qrcode::{EcLevel, QrCode};
 use std::time::Duration;
 use thiserror::Error;
 
@@ -53,6 +54,9 @@ pub struct Attempt<'a> {
     /// Wrong tries at a decoy sent code, so that it goes void after the
     /// same number of tries as a real one.
     pub decoy_tries: u32,
+    /// A TOTP secret offered for enrollment at login, sealed, kept only in
+    /// this connection until the first code confirms it.
+    pub offered: Option<(Vec<u8>, TotpParams)>,
 }
 
 /// What a plan needs from the store, read before it is made.
@@ -487,6 +491,106 @@ impl Checks for Attempt<'_> {
     fn audit(&mut self, channel: &'static str, decision: Audit, reason: &str) {
         self.d.record(&self.event(channel, decision, reason));
     }
+
+    fn enroll_offer(&mut self, _now: i64) -> Result<Offer, CheckError> {
+        let c = &self.d.config.totp;
+        let params = TotpParams {
+            algorithm: c.algorithm,
+            digits: c.digits,
+            period: c.period,
+        };
+        let secret = totp::new_secret()?;
+        let (uri, base32) = totp::provisioning(secret.as_slice(), params, &c.issuer, self.user())?;
+        let sealed =
+            self.d
+                .vault
+                .seal(self.user(), Sealed::PendingTotpSecret, secret.as_slice())?;
+        self.offered = Some((sealed, params));
+        let qr = ascii_qr(&uri)?;
+        let grouped: Vec<String> = base32
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        self.audit("totp", Audit::Done, "enrollment at login offered");
+        Ok(Offer {
+            qr,
+            secret: grouped.join(" "),
+        })
+    }
+
+    fn enroll_confirm(
+        &mut self,
+        code: &SecretString,
+        now: i64,
+    ) -> Result<Option<Vec<SecretString>>, CheckError> {
+        let (sealed, params) = self
+            .offered
+            .as_ref()
+            .ok_or(CheckError::Broken("no enrollment offered"))?;
+        let d = self.d;
+        let user = self.user();
+        let secret = d.vault.open(user, Sealed::PendingTotpSecret, sealed)?;
+        let Check::Match { step, .. } =
+            totp::check(&secret, *params, code.expose(), now, d.config.totp.window)?
+        else {
+            return Ok(None);
+        };
+        let sealed = d.vault.seal(user, Sealed::TotpSecret, &secret)?;
+        let b = &d.config.backup;
+        let (codes, stored): (Vec<_>, Vec<_>) =
+            backup::generate(&d.vault, user, b.count, b.length)?
+                .into_iter()
+                .unzip();
+        let event = self.event(
+            "totp",
+            Audit::Done,
+            &format!(
+                "totp enrolled at login, {} backup codes issued",
+                codes.len()
+            ),
+        );
+        let totp = NewTotp {
+            sealed: &sealed,
+            params: *params,
+            step,
+            now,
+        };
+        d.store.enroll_totp(user, &totp, &stored, &event)?;
+        event.log();
+        self.offered = None;
+        Ok(Some(
+            codes
+                .iter()
+                .map(|c| SecretString::new(c.as_str()))
+                .collect(),
+        ))
+    }
+}
+
+/// The otpauth URI as a QR code in ASCII, two columns a module, within 80
+/// columns. OpenSSH's client escapes every non-ASCII byte of
+/// keyboard-interactive text (a UTF-8 half block arrives as `\342\226\200`),
+/// so block characters cannot reach the user there.
+fn ascii_qr(uri: &str) -> Result<String, CheckError> {
+    let code = QrCode::with_error_correction_level(uri.as_bytes(), EcLevel::L)
+        .map_err(|_| CheckError::Broken("cannot draw the QR code"))?;
+    let drawn = code
+        .render::<char>()
+        .quiet_zone(false)
+        .module_dimensions(2, 1)
+        .dark_color('#')
+        .light_color(' ')
+        .build();
+    // A margin of one module (scanners need some quiet zone), so that a
+    // version 5 code (37 modules, an URI of up to 106 bytes) fits 78 columns.
+    let blank = " ".repeat(code.width() * 2 + 4);
+    let mut out = format!("{blank}\n");
+    for line in drawn.lines() {
+        out.push_str(&format!("  {line}  \n"));
+    }
+    out.push_str(&blank);
+    Ok(out)
 }
 
 /// How long a wait is, for a prompt.

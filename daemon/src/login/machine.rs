@@ -16,6 +16,9 @@ use std::time::Duration;
 pub enum Say {
     /// Ask the user; after `pause` (the growing delay after a failure).
     Prompt {
+        /// Shown before the prompt (PAM_TEXT_INFO; sshd puts it above the
+        /// prompt), when not empty.
+        info: String,
         echo: bool,
         text: String,
         pause: Duration,
@@ -87,6 +90,26 @@ pub trait Checks {
     /// Trusts the device for `days`; returns when the trust ends.
     fn trust_device(&mut self, days: u32, now: i64) -> Result<i64, Self::Error>;
     fn audit(&mut self, channel: &'static str, decision: Audit, reason: &str);
+    /// A new TOTP secret for this user, kept until confirmed (nothing is
+    /// stored before): how to show it.
+    fn enroll_offer(&mut self, now: i64) -> Result<Offer, Self::Error>;
+    /// Checks the first code against the offered secret; on a match stores
+    /// the factor and a new set of backup codes at once and returns the
+    /// codes. `None`: the code does not match.
+    fn enroll_confirm(
+        &mut self,
+        code: &SecretString,
+        now: i64,
+    ) -> Result<Option<Vec<SecretString>>, Self::Error>;
+}
+
+/// A TOTP secret offered at login, as the user sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// The otpauth URI drawn as a QR code in UTF-8 half blocks.
+    pub qr: String,
+    /// The secret in base32, in groups of four for typing.
+    pub secret: String,
 }
 
 /// What the machine needs to know of the configuration.
@@ -105,9 +128,22 @@ const MAX_CHOICES: usize = 3;
 
 #[derive(Debug)]
 enum Phase {
-    Choose { tries: usize },
-    Code { index: usize, prompts: usize },
-    Trust { days: u32 },
+    Choose {
+        tries: usize,
+    },
+    Code {
+        index: usize,
+        prompts: usize,
+    },
+    Trust {
+        days: u32,
+    },
+    /// Waiting for the first code of a TOTP set up in this login.
+    EnrollCode,
+    /// The backup codes are shown; waiting for "yes".
+    EnrollSaved {
+        tries: usize,
+    },
     Done,
 }
 
@@ -135,6 +171,11 @@ impl Login {
                 return (Self::done(settings), Self::grant(grant, checks, now));
             }
             Plan::Ask(ask) => ask,
+            Plan::Enroll => {
+                let mut login = Self::done(settings);
+                let say = login.enroll(checks, now);
+                return (login, say);
+            }
         };
         if let Some(covered) = &ask.covered {
             checks.audit("session", Audit::Allow, &covered.describe());
@@ -239,6 +280,7 @@ impl Login {
         }
         text.push_str("Number: ");
         Say::Prompt {
+            info: String::new(),
             echo: true,
             text,
             pause: Duration::ZERO,
@@ -291,6 +333,7 @@ impl Login {
             *prompts += 1;
         }
         Say::Prompt {
+            info: String::new(),
             echo: false,
             text,
             pause,
@@ -335,6 +378,8 @@ impl Login {
             Phase::Choose { tries } => self.choose(text, tries, checks, now),
             Phase::Code { index, prompts } => self.code(index, prompts, text, checks, now),
             Phase::Trust { days } => self.trust(days, text, checks, now),
+            Phase::EnrollCode => self.enroll_code(text, checks, now),
+            Phase::EnrollSaved { tries } => self.enroll_saved(tries, text),
             Phase::Done => Say::End(Ending::internal("an answer after the end".to_owned())),
         }
     }
@@ -478,6 +523,7 @@ impl Login {
                 );
                 self.phase = Phase::Trust { days };
                 Say::Prompt {
+                    info: String::new(),
                     echo: true,
                     text,
                     pause: Duration::ZERO,
@@ -519,12 +565,118 @@ impl Login {
         }
     }
 
+    /// Enrollment at login: the QR code, the secret, and the prompt for
+    /// the first code, all in one prompt (sshd shows info text only with
+    /// the next prompt).
+    fn enroll(&mut self, checks: &mut impl Checks, now: i64) -> Say {
+        match checks.locked(Factor::Totp, now) {
+            Ok(Some(until)) => {
+                checks.audit("totp", Audit::Locked, "locked (enrollment at login)");
+                return Say::End(Ending::new(Outcome::Locked, &locked_message(until)));
+            }
+            Ok(None) => {}
+            Err(e) => return self.fail_internal(checks, e),
+        }
+        let offer = match checks.enroll_offer(now) {
+            Ok(offer) => offer,
+            Err(e) => return self.fail_internal(checks, e),
+        };
+        self.phase = Phase::EnrollCode;
+        // The QR code goes as information above the prompt: ssh clients
+        // escape anything but ASCII inside a prompt.
+        Say::Prompt {
+            info: format!(
+                "You have no second factor yet: set one up now.\n\
+                 Scan this QR code with an authenticator app (or type the secret):\n\n{}\n\
+                 Secret: {}\n",
+                offer.qr, offer.secret
+            ),
+            echo: false,
+            text: format!(
+                "Enter the {}-digit code the app shows: ",
+                self.settings.totp_digits
+            ),
+            pause: Duration::ZERO,
+        }
+    }
+
+    fn enroll_code(&mut self, code: &SecretString, checks: &mut impl Checks, now: i64) -> Say {
+        let codes = match checks.enroll_confirm(code, now) {
+            Ok(Some(codes)) => codes,
+            Ok(None) => {
+                let failure =
+                    match checks.failed(Factor::Totp, "wrong first code at enrollment", now) {
+                        Ok(f) => f,
+                        Err(e) => return self.fail_internal(checks, e),
+                    };
+                if let Some(until) = failure.locked_until {
+                    self.phase = Phase::Done;
+                    return Say::End(
+                        Ending::new(
+                            Outcome::Locked,
+                            &format!("Wrong code. {} Nothing was set up.", locked_message(until)),
+                        )
+                        .after(failure.pause),
+                    );
+                }
+                return Say::Prompt {
+                    info: String::new(),
+                    echo: false,
+                    text: "That code does not match. Check the app's clock and try again: "
+                        .to_owned(),
+                    pause: failure.pause,
+                };
+            }
+            Err(e) => return self.fail_internal(checks, e),
+        };
+        self.passed.push(PassedFactor {
+            factor: Factor::Totp.name().to_owned(),
+            at: now,
+        });
+        let mut text = "Your authenticator is set up. Your backup codes, each good for one login if you lose the app (they are shown only now):\n".to_owned();
+        for (i, c) in codes.iter().enumerate() {
+            text.push_str(&format!("  {:2}. {}\n", i + 1, c.expose()));
+        }
+        text.push_str("Type yes once you have saved them: ");
+        self.phase = Phase::EnrollSaved { tries: 0 };
+        Say::Prompt {
+            info: String::new(),
+            echo: true,
+            text,
+            pause: Duration::ZERO,
+        }
+    }
+
+    fn enroll_saved(&mut self, tries: usize, text: &SecretString) -> Say {
+        let yes = text.expose().trim().eq_ignore_ascii_case("yes");
+        if yes || tries + 1 >= MAX_CHOICES {
+            // Enrolled either way: the codes can be made anew with
+            // `mfactl backup-codes regenerate`.
+            self.phase = Phase::Done;
+            let note = match yes {
+                true => "",
+                false => {
+                    "Make new backup codes with `mfactl backup-codes regenerate` once you can save them."
+                }
+            };
+            return Say::End(self.allowed(note));
+        }
+        self.phase = Phase::EnrollSaved { tries: tries + 1 };
+        Say::Prompt {
+            info: String::new(),
+            echo: true,
+            text: "Type yes once you have saved the backup codes above: ".to_owned(),
+            pause: Duration::ZERO,
+        }
+    }
+
     /// The conversation ended without an answer (the client left, timed
     /// out, or sent something else): audited against the step it was in.
     pub fn abandon(&mut self, reason: &str, checks: &mut impl Checks) -> Ending {
         let channel = match self.phase {
             Phase::Code { index, .. } => self.channel(index),
             Phase::Trust { .. } => "device",
+            Phase::EnrollCode | Phase::EnrollSaved { .. } => "totp",
             Phase::Choose { .. } | Phase::Done => "none",
         };
         let reason = match self.phase {

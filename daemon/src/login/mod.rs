@@ -58,14 +58,16 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
         signals,
     };
     let rule = loaded.policy.decide(facts, &Nss);
-    // Only sshd, which runs as root, can vouch for the key of its first
-    // method: a key named by anyone else is ignored.
-    let key = match peer.uid {
-        0 => start
+    // Only sshd (the services the policy's [host] device_services names),
+    // running as root, vouches for the key of its first method: a key named
+    // by any other caller or service is ignored.
+    let vouched = peer.uid == 0 && loaded.policy.host.vouches_for_devices(&start.service);
+    let key = match vouched {
+        true => start
             .ssh_auth_info
             .as_deref()
             .and_then(device::from_auth_info),
-        _ => None,
+        false => None,
     };
     let source = failure_source(&start, peer);
     let mut att = Attempt {
@@ -77,6 +79,7 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
         source: &source,
         key,
         decoy_tries: 0,
+        offered: None,
     };
     let now = clock::now();
     let session = stepup::session_of(d, peer, &start);
@@ -113,8 +116,16 @@ async fn converse(att: &mut Attempt<'_>, io: &mut FrameIo, plan: plan::Plan, now
                     return Ending::internal(e.to_string());
                 }
             },
-            Say::Prompt { echo, text, pause } => {
+            Say::Prompt {
+                info,
+                echo,
+                text,
+                pause,
+            } => {
                 pause_for(pause).await;
+                if !info.is_empty() && io.send(Response::Info { text: info }).await.is_err() {
+                    return login.abandon("conversation aborted", att);
+                }
                 if io.send(Response::Prompt { echo, text }).await.is_err() {
                     return login.abandon("conversation aborted", att);
                 }

@@ -43,6 +43,8 @@ pub enum Plan {
     Deny(Denial),
     Allow(Grant),
     Ask(Ask),
+    /// Not enrolled, and the rule sets up TOTP inside the login.
+    Enroll,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +125,7 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
             Unenrolled::GraceUntil(until) if i.now < until => {
                 return Plan::Allow(Grant::Grace { until });
             }
+            Unenrolled::Enroll => return Plan::Enroll,
             Unenrolled::Deny | Unenrolled::GraceUntil(_) => {}
         }
     }

@@ -8,7 +8,7 @@ mod plan_table;
 mod props;
 
 use super::ending::{Ending, Outcome};
-use super::machine::{Checks, CodeCheck, Failure, Login, Say, Sent, Settings};
+use super::machine::{Checks, CodeCheck, Failure, Login, Offer, Say, Sent, Settings};
 use super::plan::{Device, Inputs, Plan, Session, Step, plan};
 use crate::audit::Decision as Audit;
 use crate::policy::{Conditions, Factor, Requirement, Rule, TrustedDevices, Unenrolled};
@@ -63,6 +63,7 @@ pub struct Fake {
     pub trusted: Option<u32>,
     pub audit: Vec<(&'static str, Audit, String)>,
     pub broken: bool,
+    pub offered: bool,
 }
 
 impl Fake {
@@ -142,6 +143,26 @@ impl Checks for Fake {
     fn audit(&mut self, channel: &'static str, decision: Audit, reason: &str) {
         self.audit.push((channel, decision, reason.to_owned()));
     }
+
+    fn enroll_offer(&mut self, _: i64) -> Result<Offer, String> {
+        self.offered = true;
+        Ok(Offer {
+            qr: "[QR]".to_owned(),
+            secret: "ABCD EFGH".to_owned(),
+        })
+    }
+
+    fn enroll_confirm(
+        &mut self,
+        code: &SecretString,
+        _: i64,
+    ) -> Result<Option<Vec<SecretString>>, String> {
+        if !self.offered || code.expose() != TOTP {
+            return Ok(None);
+        }
+        self.enrolled.push(Factor::Totp);
+        Ok(Some(vec![SecretString::new(BACKUP.to_owned())]))
+    }
 }
 
 /// What a login showed the user and how it ended.
@@ -193,7 +214,10 @@ pub fn run_plan(p: Plan, fake: &mut Fake, answers: &[&str]) -> Run {
                     left: Duration::from_secs(300),
                 })
             }
-            Say::Prompt { text, .. } => {
+            Say::Prompt { info, text, .. } => {
+                if !info.is_empty() {
+                    shown.push(info);
+                }
                 shown.push(text);
                 match answers.next() {
                     Some(a) => login.answer(&SecretString::new((*a).to_owned()), fake, NOW),

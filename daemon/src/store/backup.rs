@@ -15,13 +15,7 @@ impl Store {
         event: &Event,
     ) -> Result<(), StoreError> {
         self.durable(|tx| {
-            tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
-            let mut insert = tx.prepare(
-                "INSERT INTO backup_codes (user, id, salt, hash) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (id, code) in codes.iter().enumerate() {
-                insert.execute(params![user, id as i64, code.salt, code.hash])?;
-            }
+            replace(tx, user, codes)?;
             insert_audit(tx, event)
         })
     }
@@ -76,4 +70,39 @@ impl Store {
             Ok(used == 1)
         })
     }
+}
+
+impl Store {
+    /// Activates an imported TOTP factor and, when there are any, makes
+    /// `codes` the backup codes of `user`, with one audit row.
+    pub fn import_totp(
+        &self,
+        user: &str,
+        totp: &super::NewTotp<'_>,
+        codes: &[Stored],
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.durable(|tx| {
+            super::activate(tx, user, totp)?;
+            if !codes.is_empty() {
+                replace(tx, user, codes)?;
+            }
+            insert_audit(tx, event)
+        })
+    }
+}
+
+/// Replaces every backup code of `user` with `codes`.
+pub(super) fn replace(
+    tx: &rusqlite::Transaction<'_>,
+    user: &str,
+    codes: &[Stored],
+) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
+    let mut insert =
+        tx.prepare("INSERT INTO backup_codes (user, id, salt, hash) VALUES (?1, ?2, ?3, ?4)")?;
+    for (id, code) in codes.iter().enumerate() {
+        insert.execute(params![user, id as i64, code.salt, code.hash])?;
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit as MacKeyInit, Mac};
 use mfad_protocol::Channel;
 use sha2::Sha256;
 use thiserror::Error;
@@ -158,7 +158,7 @@ fn associated_data(user: &str, purpose: Purpose) -> Vec<u8> {
 }
 
 fn keyed(key: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], CryptoError> {
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).map_err(|_| CryptoError::Seal)?;
+    let mut mac = <HmacSha256 as MacKeyInit>::new_from_slice(key).map_err(|_| CryptoError::Seal)?;
     for part in parts {
         mac.update(part);
     }
@@ -167,7 +167,7 @@ fn keyed(key: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], CryptoError> {
 
 /// Constant-time equality of two byte strings (lengths are not secret).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    bool::from(subtle::ConstantTimeEq::ct_eq(a, b))
 }
 
 /// Fills a buffer from the OS CSPRNG.

@@ -160,6 +160,19 @@ const MIGRATIONS: &[&str] = &[
         value BLOB NOT NULL,
         recorded_at INTEGER NOT NULL
      );",
+    // 8: the audit hash chain and the fields of the mfad.audit.v1 record.
+    // Rows from before stay unchained; the chain starts after them.
+    "ALTER TABLE audit ADD COLUMN host TEXT;
+     ALTER TABLE audit ADD COLUMN kind TEXT;
+     ALTER TABLE audit ADD COLUMN actor TEXT;
+     ALTER TABLE audit ADD COLUMN session_id INTEGER;
+     ALTER TABLE audit ADD COLUMN request_id TEXT;
+     ALTER TABLE audit ADD COLUMN prev_hash TEXT;
+     ALTER TABLE audit ADD COLUMN hash TEXT;",
+    // 9: who is asking: the PAM_RUSER of a login and the real uid of the
+    // process that asked (su and sudo run as root for someone).
+    "ALTER TABLE audit ADD COLUMN ruser TEXT;
+     ALTER TABLE audit ADD COLUMN caller_uid INTEGER;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -9,6 +9,7 @@
 //! stop fences the TOTP steps the old process might have accepted
 //! (fence.rs).
 
+mod audit;
 mod backup;
 mod conns;
 mod contacts;
@@ -247,6 +248,22 @@ impl Store {
     /// Makes a confirmed enrollment the user's active TOTP factor, synced to
     /// disk before returning. `step` is the step of the confirming code, so
     /// that code cannot also log in.
+    /// A TOTP factor set up at login: the factor and its backup codes in
+    /// one transaction, so an interrupted enrollment leaves nothing behind.
+    pub fn enroll_totp(
+        &self,
+        user: &str,
+        totp: &NewTotp<'_>,
+        backup: &[crate::factor::hashed::Stored],
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.durable(|tx| {
+            activate(tx, user, totp)?;
+            backup::replace(tx, user, backup)?;
+            insert_audit(tx, event)
+        })
+    }
+
     pub fn activate_totp(
         &self,
         user: &str,
@@ -256,26 +273,14 @@ impl Store {
         now: i64,
         event: &Event,
     ) -> Result<(), StoreError> {
+        let totp = NewTotp {
+            sealed,
+            params: p,
+            step,
+            now,
+        };
         self.durable(|tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO totp
-                   (user, secret, algorithm, digits, period, last_step, enrolled_at, last_used)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
-                params![
-                    user,
-                    sealed,
-                    p.algorithm.as_str(),
-                    p.digits,
-                    p.period,
-                    step,
-                    now
-                ],
-            )?;
-            tx.execute("DELETE FROM totp_pending WHERE user = ?1", [user])?;
-            tx.execute(
-                "DELETE FROM failures WHERE user = ?1 AND channel = 'totp'",
-                [user],
-            )?;
+            activate(tx, user, &totp)?;
             insert_audit(tx, event)
         })
     }
@@ -490,27 +495,10 @@ impl Store {
 
     pub fn audit_rows(&self, user: Option<&str>, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
         let conn = self.reader();
-        let mut stmt = conn.prepare(
-            "SELECT id, time, user, service, rhost, tty, channel, decision, reason, peer_uid,
-                    rule, policy_version
-             FROM audit WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![user, limit], |r| {
-            Ok(AuditRow {
-                id: r.get(0)?,
-                time: r.get(1)?,
-                user: r.get(2)?,
-                service: r.get(3)?,
-                rhost: r.get(4)?,
-                tty: r.get(5)?,
-                channel: r.get(6)?,
-                decision: r.get(7)?,
-                reason: r.get(8)?,
-                peer_uid: r.get(9)?,
-                rule: r.get(10)?,
-                policy_version: r.get(11)?,
-            })
-        })?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![user, limit], audit_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -576,6 +564,38 @@ fn query_totp(
 /// The failure-counter source that stands for the whole account.
 pub const ACCOUNT: &str = "*";
 
+/// An active TOTP factor to store.
+pub struct NewTotp<'a> {
+    pub sealed: &'a [u8],
+    pub params: TotpParams,
+    /// The step of the code that confirmed it (accepted once already).
+    pub step: i64,
+    pub now: i64,
+}
+
+fn activate(tx: &rusqlite::Transaction<'_>, user: &str, t: &NewTotp<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR REPLACE INTO totp
+           (user, secret, algorithm, digits, period, last_step, enrolled_at, last_used)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+        params![
+            user,
+            t.sealed,
+            t.params.algorithm.as_str(),
+            t.params.digits,
+            t.params.period,
+            t.step,
+            t.now
+        ],
+    )?;
+    tx.execute("DELETE FROM totp_pending WHERE user = ?1", [user])?;
+    tx.execute(
+        "DELETE FROM failures WHERE user = ?1 AND channel = 'totp'",
+        [user],
+    )?;
+    Ok(())
+}
+
 /// After a success: the counters of this source and of the whole account
 /// start again. Other sources keep theirs: a login that succeeds from one
 /// place does not lift a lock another place earned.
@@ -591,26 +611,31 @@ pub(crate) fn clear_failures(
     Ok(())
 }
 
+/// Appends an audit row to the hash chain, in the caller's transaction.
 pub(crate) fn insert_audit(conn: &Connection, e: &Event) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO audit (time, user, service, rhost, tty, channel, decision, reason, peer_uid,
-                            rule, policy_version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        e.time,
-        e.user,
-        e.service,
-        e.rhost,
-        e.tty,
-        e.channel,
-        e.decision,
-        e.reason,
-        e.peer_uid,
-        e.rule,
-        e.policy_version
-    ])?;
-    Ok(())
+    audit::insert(conn, e)
+}
+
+/// The columns [`audit_row`] reads, in its order.
+const AUDIT_COLUMNS: &str = "id, time, user, service, rhost, tty, channel, decision, reason, peer_uid, rule, policy_version, ruser, caller_uid";
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: r.get(0)?,
+        time: r.get(1)?,
+        user: r.get(2)?,
+        service: r.get(3)?,
+        rhost: r.get(4)?,
+        tty: r.get(5)?,
+        channel: r.get(6)?,
+        decision: r.get(7)?,
+        reason: r.get(8)?,
+        peer_uid: r.get(9)?,
+        rule: r.get(10)?,
+        policy_version: r.get(11)?,
+        ruser: r.get(12)?,
+        caller_uid: r.get(13)?,
+    })
 }
 
 #[cfg(test)]

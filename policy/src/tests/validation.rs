@@ -618,3 +618,32 @@ fn a_sent_code_alone_in_a_rule_without_services_is_warned_about() {
         }
     }
 }
+
+#[test]
+fn enrollment_at_login_is_only_for_chosen_unprivileged_services_asking_totp() {
+    let ok = "[[rule]]\nname = \"ssh\"\nservices = [\"sshd\"]\nrequire = \"totp\"\nunenrolled = \"enroll\"\n";
+    let policy = format!("{ok}{CATCH_ALL}");
+    assert!(warnings(&policy).is_empty());
+    let no_services =
+        "[[rule]]\nname = \"all\"\nall = true\nrequire = \"totp\"\nunenrolled = \"enroll\"\n";
+    one_error(no_services, 5, "\"enroll\"", "needs a `services` list");
+    let sudo = format!(
+        "[[rule]]\nname = \"s\"\nservices = [\"sshd\", \"sudo\"]\nrequire = \"totp\"\nunenrolled = \"enroll\"\n{CATCH_ALL}"
+    );
+    one_error(&sudo, 5, "\"enroll\"", "never allowed for sudo");
+    let sms = format!(
+        "[[rule]]\nname = \"s\"\nservices = [\"sshd\"]\nrequire = \"sms\"\nunenrolled = \"enroll\"\n{CATCH_ALL}"
+    );
+    one_error(&sms, 5, "\"enroll\"", "sets up TOTP");
+}
+
+#[test]
+fn only_the_services_the_host_names_vouch_for_devices() {
+    let (policy, _) = Policy::from_text(CATCH_ALL, &FakeDir::standard()).unwrap();
+    assert!(policy.host.vouches_for_devices("sshd"));
+    assert!(!policy.host.vouches_for_devices("sudo"));
+    let text = format!("[host]\ndevice_services = [\"sshd\", \"sshd-alt\"]\n{CATCH_ALL}");
+    let (policy, _) = Policy::from_text(&text, &FakeDir::standard()).unwrap();
+    assert!(policy.host.vouches_for_devices("sshd-alt"));
+    assert!(!policy.host.vouches_for_devices("su"));
+}

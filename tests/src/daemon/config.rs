@@ -224,6 +224,9 @@ pub struct TestConfig {
     /// `geoip_database`, written only when `Some` (relative: inside the
     /// daemon's directory).
     pub geoip_database: Option<PathBuf>,
+    /// `[audit]` tables, written as given, with `DIR` standing for the
+    /// daemon's directory.
+    pub audit: String,
 }
 
 impl Default for TestConfig {
@@ -232,6 +235,7 @@ impl Default for TestConfig {
             admin_group: Some("mfa-admins-test".into()),
             syslog: false,
             syslog_socket: None,
+            audit: String::new(),
             totp: TotpConfig {
                 issuer: "mfad-test".into(),
                 algorithm: "SHA1".into(),
@@ -374,6 +378,9 @@ impl TestConfig {
         }
         if self.login_notification {
             let _ = writeln!(s, "\n[login_notification]\nenabled = true");
+        }
+        if !self.audit.is_empty() {
+            let _ = writeln!(s, "\n{}", self.audit.replace("DIR", &dir.to_string_lossy()));
         }
         if self.clock_offset_secs != 0 {
             let _ = writeln!(s, "\n[testing]");

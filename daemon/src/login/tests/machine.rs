@@ -276,3 +276,37 @@ fn grace_and_unenrolled_allow_pass_without_proof() {
     r.unenrolled = Unenrolled::Allow;
     assert_eq!(one(&r, &mut fake, &[]).outcome(), &Outcome::Pass);
 }
+
+#[test]
+fn an_unenrolled_user_sets_up_totp_inside_the_login() {
+    let mut r = any(&[Totp, Backup]);
+    r.unenrolled = Unenrolled::Enroll;
+    let mut fake = Fake::with(&[]);
+    let run1 = one(&r, &mut fake, &["000000", TOTP, "no", "yes"]);
+    assert!(
+        run1.shown[0].contains("[QR]") && run1.shown[0].contains("Secret: ABCD EFGH"),
+        "{:?}",
+        run1.shown
+    );
+    assert_eq!(run1.shown[1], "Enter the 6-digit code the app shows: ");
+    assert!(run1.shown[2].starts_with("That code does not match"));
+    assert!(run1.shown[3].contains(&format!(" 1. {BACKUP}")));
+    assert!(run1.shown[4].starts_with("Type yes once"));
+    assert_eq!(run1.outcome(), &Outcome::Allow);
+    assert_eq!(run1.ending.proof.factors, [passed(Totp, 0)]);
+    assert_eq!(fake.failures, 1, "a wrong first code counts");
+    // Enrolled now: the next login asks for the code.
+    let run2 = one(&r, &mut fake, &[TOTP]);
+    assert!(run2.shown[0].starts_with("Choose how to verify"));
+}
+
+#[test]
+fn an_enrollment_abandoned_before_the_first_code_stores_nothing() {
+    let mut r = any(&[Totp]);
+    r.unenrolled = Unenrolled::Enroll;
+    let mut fake = Fake::with(&[]);
+    let run1 = one(&r, &mut fake, &[]);
+    assert_eq!(run1.outcome(), &Outcome::Aborted);
+    assert!(fake.enrolled.is_empty());
+    assert_eq!(fake.audit.last().map(|a| a.0), Some("totp"));
+}

@@ -15,6 +15,7 @@ fn short(p: &Plan) -> String {
         Plan::Allow(Grant::Grace { .. }) => "allow:grace".to_owned(),
         Plan::Allow(Grant::Device { .. }) => "allow:device".to_owned(),
         Plan::Allow(Grant::Session(c)) => format!("allow:session{}", c.factors.len()),
+        Plan::Enroll => "enroll".to_owned(),
         Plan::Ask(Ask {
             chain,
             steps,
@@ -93,6 +94,8 @@ fn each_rule_shape_plans_what_it_says() {
         ("unenrolled allow", Some(with(any(&[Totp]), |r| r.unenrolled = Unenrolled::Allow)), &[], none, "allow:unenrolled"),
         ("unenrolled allow, but enrolled", Some(with(any(&[Totp]), |r| r.unenrolled = Unenrolled::Allow)), &[Totp], none, "ask:any[totp]"),
         ("grace, running", Some(with(any(&[Totp]), |r| r.unenrolled = Unenrolled::GraceUntil(NOW + 1))), &[], none, "allow:grace"),
+        ("enroll at login", Some(with(any(&[Totp]), |r| r.unenrolled = Unenrolled::Enroll)), &[], none, "enroll"),
+        ("enroll, but enrolled", Some(with(any(&[Totp]), |r| r.unenrolled = Unenrolled::Enroll)), &[Totp], none, "ask:any[totp]"),
         ("grace, over", Some(with(any(&[Totp]), |r| r.unenrolled = Unenrolled::GraceUntil(NOW))), &[], none, "ask:any[totp*]"),
         ("trusted device", Some(with(any(&[Totp]), trust)), &[Totp], trusted, "allow:device"),
         ("device trusted before the rule's window", Some(with(any(&[Totp]), trust)), &[Totp], trusted_long_ago, "ask:any[totp]+trust"),

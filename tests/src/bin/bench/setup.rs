@@ -91,6 +91,8 @@ fn enroll_one(daemon: &TestDaemon, client: &mut Client, name: String) -> BenchUs
     let offer = match call(Request::EnrollTotpBegin {
         user: Some(name.clone()),
         replace: false,
+        // Bench users are names only, not local accounts.
+        force: true,
     }) {
         Response::EnrollmentOffer(offer) => offer,
         other => panic!("enroll begin for {name}: {other:?}"),
