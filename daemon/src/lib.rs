@@ -150,6 +150,13 @@ impl Daemon {
             source,
         };
         let store = Arc::new(Store::open(&config.database).map_err(store_error)?);
+        if store.fence_after_unclean_stop(clock::now(), config.totp.window) {
+            log::warn!(
+                "the last run of mfad did not stop cleanly: TOTP codes valid now are refused \
+                 for up to {} s, in case a lost write had accepted one (see README, Security model)",
+                (u64::from(config.totp.window) + 1) * config.totp.period
+            );
+        }
         let key = match existing {
             Some(key) => key,
             None => {
@@ -497,6 +504,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
         dropped.abort();
         Ok(())
     });
+    // No connection may still be accepting a step when the store is marked
+    // clean: the runtime goes first.
+    drop(runtime);
+    if let Err(e) = daemon.store.close_clean() {
+        log::warn!("cannot mark the database cleanly closed (the next start fences TOTP): {e}");
+    }
     let _ = std::fs::remove_file(&socket);
     log::info!("mfad stopped");
     result

@@ -40,7 +40,7 @@ impl Store {
 
     pub fn backup_codes_left(&self, user: &str) -> Result<u32, StoreError> {
         Ok(self
-            .conn()
+            .reader()
             .prepare_cached(
                 "SELECT COUNT(*) FROM backup_codes WHERE user = ?1 AND used_at IS NULL",
             )?

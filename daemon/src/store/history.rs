@@ -40,7 +40,7 @@ impl Store {
 
     pub fn network_known(&self, user: &str, network: &str) -> Result<bool, StoreError> {
         Ok(self
-            .conn()
+            .reader()
             .prepare_cached("SELECT 1 FROM login_networks WHERE user = ?1 AND network = ?2")?
             .query_row(params![user, network], |_| Ok(()))
             .optional()?
@@ -50,7 +50,7 @@ impl Store {
     /// The source and country of the user's last successful remote login.
     pub fn last_login(&self, user: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
         Ok(self
-            .conn()
+            .reader()
             .prepare_cached("SELECT rhost, country FROM last_login WHERE user = ?1")?
             .query_row([user], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
