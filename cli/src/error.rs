@@ -36,6 +36,8 @@ pub enum CliError {
     Aborted,
     #[error("cannot read {path}: {}", io_text(.source))]
     ReadFile { path: String, source: io::Error },
+    #[error("cannot create {path}: {}", io_text(.source))]
+    CreateFile { path: String, source: io::Error },
     /// A result that is a failure and is already on stdout: a policy mfad
     /// does not accept (`invalid_policy`), or a failed `doctor` check.
     #[error("{message}")]
@@ -76,6 +78,7 @@ impl CliError {
             CliError::Usage(_) => "usage",
             CliError::Aborted => "aborted",
             CliError::ReadFile { .. } => "input",
+            CliError::CreateFile { .. } => "output",
             CliError::Rejected { code, .. } => code,
         };
         local.to_owned()
@@ -85,7 +88,9 @@ impl CliError {
     pub fn hint(&self) -> Option<String> {
         let text = match self {
             CliError::Client(err) => return client_hint(err),
-            CliError::Daemon { code, .. } => return daemon_hint(*code).map(str::to_owned),
+            CliError::Daemon { code, message } => {
+                return daemon_hint(*code, message).map(str::to_owned);
+            }
             CliError::Unexpected(_) => {
                 "mfactl and mfad are probably from different releases; install matching versions."
                     .to_owned()
@@ -100,6 +105,9 @@ impl CliError {
                 "Rerun `mfactl enroll totp{user_flag}` on a terminal, or confirm the pending enrollment with `mfactl enroll totp{user_flag} --confirm-code -`."
             ),
             CliError::Rejected { hint, .. } => hint.clone(),
+            CliError::CreateFile { source, .. } if source.kind() == io::ErrorKind::AlreadyExists => {
+                "Name a file that does not exist yet: mfactl never overwrites one (no codes were issued).".to_owned()
+            }
             _ => return None,
         };
         Some(text)
@@ -157,10 +165,18 @@ fn client_hint(err: &ClientError) -> Option<String> {
     Some(text)
 }
 
-fn daemon_hint(code: ErrorCode) -> Option<&'static str> {
+/// The daemon's refusals name what was refused: acting on another account
+/// (so acting on one's own is the way out), or an admin's request (where
+/// it is not, even on one's own account).
+const OTHER_ACCOUNT: &str = "you may act only on your own account";
+
+fn daemon_hint(code: ErrorCode, message: &str) -> Option<&'static str> {
     Some(match code {
+        ErrorCode::PermissionDenied if message.contains(OTHER_ACCOUNT) => {
+            "Leave out --user to act on your own account; root and members of the mfad admin group may name another."
+        }
         ErrorCode::PermissionDenied => {
-            "Run as root or as a member of the mfad admin group, or act on your own account."
+            "Only root and members of the mfad admin group may do this; ask one of them."
         }
         ErrorCode::NoSuchUser => {
             "Check the spelling of the user name; `mfactl user list` shows the users mfad knows."
@@ -174,7 +190,7 @@ fn daemon_hint(code: ErrorCode) -> Option<&'static str> {
         }
         ErrorCode::NotFound => "List the ids with `mfactl sessions list` or `mfactl devices list`.",
         ErrorCode::WrongCode => {
-            "Enter the code as it came, or the one your authenticator app shows right now (on a device that sets its clock automatically)."
+            "Check the code and type it again: each code works once, and only for a limited time."
         }
         ErrorCode::NotConfigured => {
             "Ask an administrator to set up the channel in /etc/mfad/mfad.toml ([sms] or [email])."
@@ -226,6 +242,8 @@ pub fn response_kind(resp: &Response) -> &'static str {
         Response::Explanation(_) => "explanation",
         Response::Sessions { .. } => "sessions",
         Response::Devices { .. } => "devices",
+        Response::DirectoryChecked { .. } => "directory check",
+        Response::GroupSources { .. } => "group sources",
     }
 }
 

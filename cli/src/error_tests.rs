@@ -25,9 +25,22 @@ fn daemon_errors_keep_their_code_and_get_a_hint() {
     assert!(err.hint().unwrap().contains("mfactl user reset NAME"));
     let denied = CliError::Daemon {
         code: ErrorCode::PermissionDenied,
-        message: "no".into(),
+        message: "user list: this needs root or membership of the mfad admin group".into(),
     };
-    assert!(denied.hint().unwrap().contains("mfad admin group"));
+    let hint = denied.hint().unwrap();
+    assert!(hint.contains("mfad admin group"), "{hint}");
+    assert!(!hint.contains("own account"), "{hint}");
+    let other = CliError::Daemon {
+        code: ErrorCode::PermissionDenied,
+        message: "status: you may act only on your own account".into(),
+    };
+    assert!(other.hint().unwrap().contains("Leave out --user"));
+    // A wrong verification code is not an authenticator's.
+    let wrong = CliError::Daemon {
+        code: ErrorCode::WrongCode,
+        message: "the code does not match (2 tries left for this code)".into(),
+    };
+    assert!(!wrong.hint().unwrap().contains("authenticator"));
     let old = CliError::Daemon {
         code: ErrorCode::UnsupportedVersion,
         message: "v9".into(),

@@ -157,6 +157,8 @@ pub(crate) fn status(d: &Daemon, user: &str) -> Result<Response, Refusal> {
         backup_codes: d.store.backup_codes_left(user)?,
         locks: d.store.locks(user, now, &d.config.lockout)?,
         contacts: crate::contacts::info(d, user)?,
+        trusted_devices: u32::try_from(d.store.devices(user, now)?.len()).unwrap_or(u32::MAX),
+        last_login: d.store.logins(user, 1, true)?.pop().map(Box::new),
     }))
 }
 
@@ -171,7 +173,9 @@ pub(crate) fn enroll_begin(
     peer: &Peer,
     user: &str,
     replace: bool,
+    force: bool,
 ) -> Result<Response, Refusal> {
+    let warning = unknown_account(d, peer, user, "enroll totp", force)?;
     if !replace && d.store.totp_info(user)?.is_some() {
         return Err(Refusal::new(
             ErrorCode::AlreadyEnrolled,
@@ -193,7 +197,10 @@ pub(crate) fn enroll_begin(
     let expires = now.saturating_add(i64::try_from(c.enroll_timeout.as_secs()).unwrap_or(i64::MAX));
     let event = Event::admin(
         user,
-        "totp enrollment started",
+        &match warning {
+            Some(w) => format!("totp enrollment started. {w}"),
+            None => "totp enrollment started".to_owned(),
+        },
         Decision::Done,
         peer.uid,
         now,
@@ -282,6 +289,38 @@ pub(crate) fn issue_backup_codes(
             .collect(),
         message,
     })
+}
+
+/// Refuses, audited, a request about a name no local account has, unless
+/// `force`: a typo would otherwise enroll nobody, silently. With `force`,
+/// the warning for the reply.
+pub(crate) fn unknown_account(
+    d: &Daemon,
+    peer: &Peer,
+    user: &str,
+    what: &str,
+    force: bool,
+) -> Result<Option<String>, Refusal> {
+    if crate::peer::uid_of(user).is_some() {
+        return Ok(None);
+    }
+    let warning = format!("no local account is named {user:?}");
+    if force {
+        return Ok(Some(format!("Warning: {warning}; going on (--force).")));
+    }
+    d.record(&Event::admin(
+        user,
+        &format!("{what} refused: {warning}"),
+        Decision::Refused,
+        peer.uid,
+        clock::now(),
+    ));
+    Err(Refusal::new(
+        ErrorCode::NoSuchUser,
+        format!(
+            "{what}: {warning}; check the name, or pass --force for an account this machine does not know yet"
+        ),
+    ))
 }
 
 pub(crate) fn done(message: String) -> Response {

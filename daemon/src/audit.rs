@@ -67,6 +67,11 @@ pub struct Event {
     /// from the connection's [`context`] when the event is made.
     pub session_id: Option<u32>,
     pub request: Option<std::num::NonZeroU64>,
+    /// Who is asking, beyond the peer uid: the PAM_RUSER the application
+    /// named, and the real uid of the peer process (su and sudo run as root
+    /// for whoever started them).
+    pub ruser: Option<String>,
+    pub caller_uid: Option<u32>,
     /// The record as the store chained it (set by the store's insert).
     pub(crate) stored: OnceLock<Arc<Record>>,
 }
@@ -96,6 +101,8 @@ impl Event {
             policy_version: None,
             session_id,
             request,
+            ruser: start.ruser.clone().filter(|r| !r.is_empty()),
+            caller_uid: context::caller(),
             stored: OnceLock::new(),
         }
     }
@@ -107,8 +114,11 @@ impl Event {
         self
     }
 
-    /// An event about an administrative or self-service action on `user`.
+    /// An event about an administrative or self-service action on `user`:
+    /// channel `self` when the caller acts on their own account (by uid),
+    /// `admin` otherwise.
     pub fn admin(user: &str, action: &str, decision: Decision, peer_uid: u32, time: i64) -> Self {
+        let own = is_self(peer_uid, user);
         let (request, session_id) = context::current();
         Self {
             time,
@@ -116,7 +126,7 @@ impl Event {
             service: "mfactl".to_owned(),
             rhost: None,
             tty: None,
-            channel: "admin",
+            channel: if own { "self" } else { "admin" },
             decision: decision.as_str(),
             reason: action.to_owned(),
             peer_uid,
@@ -124,6 +134,8 @@ impl Event {
             policy_version: None,
             session_id,
             request,
+            ruser: None,
+            caller_uid: context::caller(),
             stored: OnceLock::new(),
         }
     }
@@ -175,6 +187,15 @@ pub fn host() -> &'static str {
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".to_owned())
     })
+}
+
+/// Whether the caller `peer_uid` is the account `user` (uids compared).
+fn is_self(peer_uid: u32, user: &str) -> bool {
+    // Most events come from root: answer those without an NSS lookup.
+    match peer_uid {
+        0 => user == "root",
+        uid => crate::peer::uid_of(user) == Some(uid),
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use thiserror::Error;
 mod audit;
 mod channels;
 mod delivery;
+mod directory;
 
 pub use audit::{AuditConfig, JsonFileConfig, SyslogConfig, Transport};
 
@@ -18,6 +19,7 @@ pub use delivery::{
     NOTIFICATION, NotificationConfig, Preset, Provider, SecretSource, SendCaps, SmsConfig,
     SmtpSecurity,
 };
+pub use directory::{ContactTrust, DirectoryBind, DirectoryConfig, GroupSource, LocalContacts};
 
 pub const CONFIG_VERSION: u32 = 1;
 /// NIST SP 800-63B: at most 100 consecutive failures per account.
@@ -91,6 +93,7 @@ struct RawConfig {
     email: Option<delivery::RawEmail>,
     #[serde(default)]
     login_notification: delivery::RawNotification,
+    directory: Option<directory::RawDirectory>,
     #[serde(default)]
     audit: audit::RawAudit,
     #[serde(default)]
@@ -163,6 +166,8 @@ pub struct Config {
     /// Codes by email; `None`: the `email` factor is unavailable.
     pub email: Option<EmailConfig>,
     pub login_notification: NotificationConfig,
+    /// Contacts and groups from LDAP / Active Directory; `None`: none.
+    pub directory: Option<DirectoryConfig>,
     pub audit: AuditConfig,
     /// Seconds added to the wall clock (`[testing] clock_offset_secs`), so
     /// tests can move time without sleeping. Zero in production.
@@ -360,6 +365,11 @@ impl Config {
         let sms = raw.sms.as_ref().map(|s| checker.sms(s)).transpose()?;
         let email = raw.email.as_ref().map(|e| checker.email(e)).transpose()?;
         let login_notification = checker.notification(&raw.login_notification, email.as_ref())?;
+        let directory = raw
+            .directory
+            .as_ref()
+            .map(|r| directory::check(path, r))
+            .transpose()?;
         // Ten years either way is far beyond any test and keeps the sum safe.
         let clock_offset = raw.testing.clock_offset_secs.unwrap_or(0);
         if clock_offset.unsigned_abs() > 10 * 365 * 86_400 {
@@ -391,6 +401,7 @@ impl Config {
             sms,
             email,
             login_notification,
+            directory,
             audit,
             clock_offset,
         })
@@ -407,7 +418,7 @@ impl Config {
              totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
              lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
              limits: {} connections, {} per non-root uid, idle {} s, frame {} s, conversation {} s\n\
-             backup codes: {} of {} characters\n{}{}login notification: {}\n{}{}",
+             backup codes: {} of {} characters\n{}{}login notification: {}\n{}{}{}",
             self.socket,
             self.database,
             self.key_file,
@@ -451,6 +462,10 @@ impl Config {
             } else {
                 "off"
             },
+            self.directory.as_ref().map_or_else(
+                || "directory: not configured\n".to_owned(),
+                DirectoryConfig::describe
+            ),
             self.audit.describe(),
             match self.clock_offset {
                 0 => String::new(),

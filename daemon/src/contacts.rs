@@ -6,7 +6,9 @@
 
 use crate::admin::{Refusal, done};
 use crate::audit::{Decision, Event};
+use crate::config::LocalContacts;
 use crate::delivery::{DeliveryError, address, lifetime};
+use crate::directory::DirContact;
 use crate::factor::otp::{self, Purpose};
 use crate::peer::{self, Peer, Role};
 use crate::store::crypto::Purpose as Sealed;
@@ -18,6 +20,35 @@ fn command(channel: Channel) -> &'static str {
     match channel {
         Channel::Sms => "phone",
         Channel::Email => "email",
+    }
+}
+
+/// With `local_contacts = "refuse"` the directory is the authority for
+/// the users it gives a destination: `mfactl` may set only that very
+/// destination (to confirm it, under `contacts = "confirm"`).
+fn beside_directory(d: &Daemon, user: &str, channel: Channel, to: &str) -> Result<(), Refusal> {
+    let Some(dir) = d
+        .directory
+        .as_ref()
+        .filter(|dir| dir.config().local_contacts == LocalContacts::Refuse)
+    else {
+        return Ok(());
+    };
+    match login::directory_contact(dir, user, channel) {
+        DirContact::Absent => Ok(()),
+        DirContact::Present(theirs) if theirs == to => Ok(()),
+        DirContact::Present(theirs) => Err(Refusal::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "the directory gives {user} the {} {}, and mfad.toml has                  `local_contacts = \"refuse\"`: change it in the directory",
+                channel.destination(),
+                address::mask(channel, &theirs)
+            ),
+        )),
+        DirContact::Unavailable => Err(Refusal::new(
+            ErrorCode::Busy,
+            "the directory cannot be reached to check this destination; try again later",
+        )),
     }
 }
 
@@ -54,6 +85,7 @@ pub async fn set(
     channel: Channel,
     input: &SecretString,
     verified: bool,
+    force: bool,
 ) -> Result<Response, Refusal> {
     let cmd = command(channel);
     let user = user.to_owned();
@@ -69,13 +101,17 @@ pub async fn set(
     })?;
     let to = address::parse(channel, input.expose())
         .map_err(|p| Refusal::new(ErrorCode::BadRequest, p))?;
+    beside_directory(d, &user, channel, &to)?;
     let masked = address::mask(channel, &to);
+    let warning = crate::admin::unknown_account(d, peer, &user, &format!("{cmd} set"), force)?
+        .map_or(String::new(), |w| format!(" {w}"));
     let now = clock::now();
     if verified {
-        let action = format!("{cmd} set to {masked}, verified by an admin without a code");
+        let action =
+            format!("{cmd} set to {masked}, verified by an admin without a code.{warning}");
         store_destination(d, peer, &user, channel, &to, true, &action, now)?;
         return Ok(done(format!(
-            "{masked} is now the verified {} of {user}.",
+            "{masked} is now the verified {} of {user}.{warning}",
             channel.destination()
         )));
     }
@@ -117,7 +153,7 @@ pub async fn set(
         .await
     {
         Ok(receipt) => {
-            let action = format!("{cmd} set to {masked}, pending verification");
+            let action = format!("{cmd} set to {masked}, pending verification.{warning}");
             store_destination(d, peer, &user, channel, &to, false, &action, now)?;
             let id = receipt.id.map_or(String::new(), |id| format!(" ({id})"));
             d.record(&Event::admin(
@@ -128,7 +164,7 @@ pub async fn set(
                 now,
             ));
             Ok(done(format!(
-                "A code was sent to {masked}; it is valid for {}. Confirm with `mfactl {cmd} verify CODE{}`.",
+                "A code was sent to {masked}; it is valid for {}. Confirm with `mfactl {cmd} verify CODE{}`.{warning}",
                 lifetime(profile.validity),
                 user_flag(peer, &user)
             )))
@@ -276,30 +312,32 @@ pub fn clear(d: &Daemon, peer: &Peer, user: &str, channel: Channel) -> Result<Re
     }))
 }
 
-/// The destinations of `user`, masked, for `status`.
+/// The destinations of `user`, masked, for `status`: the one login codes
+/// go to (from the store or the directory) and any waiting for its code.
 pub(crate) fn info(d: &Daemon, user: &str) -> Result<Vec<ContactInfo>, Refusal> {
     let mut out = Vec::new();
     for channel in Channel::ALL {
-        let Some(row) = d.store.contact(user, channel.name())? else {
+        let row = d.store.contact(user, channel.name())?;
+        let pick = login::contact(d, user, channel)?;
+        if row.is_none() && pick.is_none() {
             continue;
+        }
+        let pending = match row.as_ref().and_then(|r| r.pending.as_deref()) {
+            Some(sealed) => {
+                let plain = d
+                    .vault
+                    .open(user, Sealed::PendingContact(channel), sealed)?;
+                Some(address::mask(channel, &String::from_utf8_lossy(&plain)))
+            }
+            None => None,
         };
-        let open = |purpose: Sealed, sealed: &[u8]| -> Result<String, Refusal> {
-            let plain = d.vault.open(user, purpose, sealed)?;
-            Ok(address::mask(channel, &String::from_utf8_lossy(&plain)))
-        };
+        let from_directory = pick.as_ref().is_some_and(|p| p.from_directory);
         out.push(ContactInfo {
             channel,
-            verified: row
-                .address
-                .as_deref()
-                .map(|s| open(Sealed::Contact(channel), s))
-                .transpose()?,
-            verified_at: row.verified_at,
-            pending: row
-                .pending
-                .as_deref()
-                .map(|s| open(Sealed::PendingContact(channel), s))
-                .transpose()?,
+            verified: pick.map(|p| address::mask(channel, &p.to)),
+            verified_at: row.and_then(|r| r.verified_at).filter(|_| !from_directory),
+            pending,
+            from_directory,
         });
     }
     Ok(out)

@@ -5,7 +5,7 @@
 
 use crate::login::checks::{self, CheckError};
 use crate::login::plan::{self, Ask, Denial, Grant, Plan};
-use crate::policy::{Facts, Nss, Why};
+use crate::policy::{Facts, Why};
 use crate::store::Counter;
 use crate::{Daemon, clock, device, risk};
 use mfad_protocol::{ExplainedRule, Explanation};
@@ -45,7 +45,7 @@ pub fn explain(
         rhost,
         signals,
     };
-    let seen = policy.explain(facts, &Nss);
+    let seen = policy.explain(facts, &d.groups());
     let rules = seen
         .iter()
         .map(|(rule, miss)| ExplainedRule {

@@ -10,10 +10,12 @@ pub mod config;
 mod contacts;
 pub mod delivery;
 pub mod device;
+pub mod directory;
 mod explain;
 pub mod factor;
 pub mod files;
 pub mod geo;
+mod import;
 mod io;
 pub mod keys;
 mod limits;
@@ -35,7 +37,7 @@ mod validate;
 use audit::Event;
 use config::Config;
 use nix::sys::stat::{Mode, umask};
-use policy::{Nss, Policy, PolicyError};
+use policy::{Policy, PolicyError};
 use std::io::ErrorKind;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
@@ -84,6 +86,8 @@ pub enum StartError {
     Delivery(#[from] delivery::SetupError),
     #[error("`geoip_database`: {0}")]
     Geo(String),
+    #[error("[directory] {0}")]
+    Directory(#[from] directory::SetupError),
     #[error(transparent)]
     Audit(#[from] audit::outputs::OutputError),
 }
@@ -132,6 +136,8 @@ pub struct Daemon {
     pub(crate) limits: Arc<limits::Limits>,
     pub(crate) delivery: delivery::Delivery,
     geo: Option<geo::Geo>,
+    /// Contacts and groups from LDAP / AD, when `[directory]` is set.
+    pub(crate) directory: Option<directory::Directory>,
     /// This boot's id: sessions are bound to it.
     pub(crate) boot_id: String,
 }
@@ -145,6 +151,13 @@ impl Daemon {
             source,
         };
         let store = Arc::new(Store::open(&config.database).map_err(store_error)?);
+        if store.fence_after_unclean_stop(clock::now(), config.totp.window) {
+            log::warn!(
+                "the last run of mfad did not stop cleanly: TOTP codes valid now are refused \
+                 for up to {} s, in case a lost write had accepted one (see README, Security model)",
+                (u64::from(config.totp.window) + 1) * config.totp.period
+            );
+        }
         let key = match existing {
             Some(key) => key,
             None => {
@@ -161,7 +174,12 @@ impl Daemon {
             Some(path) => Some(geo::Geo::open(path).map_err(StartError::Geo)?),
             None => None,
         };
-        let policy = startup_policy(&config, &store)?;
+        let directory = config
+            .directory
+            .as_ref()
+            .map(directory::Directory::open)
+            .transpose()?;
+        let policy = startup_policy(&config, &store, &directory::Groups(directory.as_ref()))?;
         let params = TotpParams {
             algorithm: config.totp.algorithm,
             digits: config.totp.digits,
@@ -184,6 +202,7 @@ impl Daemon {
             limits,
             delivery,
             geo,
+            directory,
             boot_id: procs::boot_id(),
         };
         // Anchors this run in the chain: the collector sees where it resumes.
@@ -200,6 +219,11 @@ impl Daemon {
     /// configured and knows it (for risk signals and login notices).
     pub fn country(&self, ip: std::net::IpAddr) -> Option<String> {
         self.geo.as_ref()?.country(ip)
+    }
+
+    /// Group membership for the policy: NSS and the directory.
+    pub(crate) fn groups(&self) -> directory::Groups<'_> {
+        directory::Groups(self.directory.as_ref())
     }
 
     pub(crate) fn has_geo(&self) -> bool {
@@ -220,7 +244,7 @@ impl Daemon {
             log::error!("{e}\nkeeping policy version {} in force", current.version);
             return Reload::rejected(current.version, vec![e.to_string()]);
         }
-        let (policy, warnings) = match Policy::load(&self.config.policy_file, &Nss) {
+        let (policy, warnings) = match Policy::load(&self.config.policy_file, &self.groups()) {
             Ok(loaded) => loaded,
             Err(e) => {
                 log::error!("{e}\nkeeping policy version {} in force", current.version);
@@ -313,7 +337,11 @@ pub fn init(config: &Config) -> Result<(), StartError> {
 /// The policy at start-up: the file if it is valid; if it is not, the last
 /// stored version (so a bad edit cannot lock everyone out at the next
 /// restart), loudly; with neither, the daemon does not start.
-fn startup_policy(config: &Config, store: &Store) -> Result<LoadedPolicy, StartError> {
+fn startup_policy(
+    config: &Config,
+    store: &Store,
+    groups: &dyn policy::Directory,
+) -> Result<LoadedPolicy, StartError> {
     files::check_trusted_if_present(&config.policy_file, files::Reading::Anyone)?;
     let now = clock::now();
     let record = |policy: Policy| -> Result<LoadedPolicy, StartError> {
@@ -335,7 +363,7 @@ fn startup_policy(config: &Config, store: &Store) -> Result<LoadedPolicy, StartE
         event.log();
         Ok(LoadedPolicy { policy, version })
     };
-    match Policy::load(&config.policy_file, &Nss) {
+    match Policy::load(&config.policy_file, groups) {
         Ok((policy, warnings)) => {
             for w in warnings {
                 log::warn!("policy {}: {w}", config.policy_file.display());
@@ -352,7 +380,7 @@ fn startup_policy(config: &Config, store: &Store) -> Result<LoadedPolicy, StartE
             let Some((version, text)) = stored else {
                 return Err(e.into());
             };
-            match Policy::from_text(&text, &Nss) {
+            match Policy::from_text(&text, groups) {
                 Ok((policy, _)) => {
                     log::error!(
                         "{e}\nusing the last stored policy, version {}, until the file is fixed",
@@ -480,6 +508,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
         dropped.abort();
         Ok(())
     });
+    // No connection may still be accepting a step when the store is marked
+    // clean: the runtime goes first.
+    drop(runtime);
+    if let Err(e) = daemon.store.close_clean() {
+        log::warn!("cannot mark the database cleanly closed (the next start fences TOTP): {e}");
+    }
     let _ = std::fs::remove_file(&socket);
     log::info!("mfad stopped");
     result

@@ -3,8 +3,9 @@
 use clap::Parser;
 use mfad::args::Args;
 use mfad::config::Config;
+use mfad::directory::{Directory, Groups};
 use mfad::files::Reading;
-use mfad::policy::{Nss, Policy};
+use mfad::policy::Policy;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -54,8 +55,16 @@ fn main() -> ExitCode {
 /// `--check-config`: the effective settings, and every problem in the policy.
 fn check_config(config: &Config) -> ExitCode {
     let path = config.policy_file.display();
+    // A policy may name directory groups: check them where mfad would.
+    let directory = match config.directory.as_ref().map(Directory::open).transpose() {
+        Ok(directory) => directory,
+        Err(e) => {
+            eprintln!("mfad: [directory] {e}");
+            return ExitCode::from(2);
+        }
+    };
     let policy = if config.policy_file.exists() {
-        match Policy::load(&config.policy_file, &Nss) {
+        match Policy::load(&config.policy_file, &Groups(directory.as_ref())) {
             Ok((policy, warnings)) => {
                 let mut lines: Vec<String> = warnings
                     .iter()

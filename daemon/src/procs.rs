@@ -11,8 +11,14 @@ use std::time::Duration;
 /// The kernel's "not set" value for both ids.
 const UNSET: u32 = u32::MAX;
 
+/// Reads a decimal id file of /proc. Every connection reads two, so one
+/// read into a small buffer (no size query, no second read to see the end).
 fn read_id(path: &str) -> Option<u32> {
-    let text = std::fs::read_to_string(path).ok()?;
+    use std::io::Read;
+    // "4294967295" and a newline: 11 bytes; a longer file is no id.
+    let mut buf = [0u8; 16];
+    let n = std::fs::File::open(path).ok()?.read(&mut buf).ok()?;
+    let text = std::str::from_utf8(buf.get(..n)?).ok()?;
     text.trim().parse::<u32>().ok().filter(|&id| id != UNSET)
 }
 

@@ -11,7 +11,7 @@ use crate::audit::{Decision, Event};
 use crate::authz::{Access, Target, authorize};
 use crate::io::FrameIo;
 use crate::peer::{self, Peer};
-use crate::{Daemon, audit, clock, contacts, login, sessions, validate};
+use crate::{Daemon, audit, clock, contacts, directory, import, login, sessions, validate};
 use mfad_protocol::{Channel, ErrorCode, Request, Response};
 
 /// Who may make a request, and about whom.
@@ -52,7 +52,7 @@ pub fn route(request: &Request) -> Route<'_> {
         Request::Status { user } => (SelfOrAdmin, Account(user.as_deref()), "status"),
         Request::UserShow { user } => (Admin, Account(Some(user)), "user show"),
         // Replacing an active factor without proving it is an admin's call.
-        Request::EnrollTotpBegin { user, replace } => (
+        Request::EnrollTotpBegin { user, replace, .. } => (
             if *replace { Admin } else { SelfOrAdmin },
             Account(user.as_deref()),
             "enroll totp",
@@ -64,6 +64,7 @@ pub fn route(request: &Request) -> Route<'_> {
         Request::UserReset { user } => (Admin, Account(Some(user)), "user reset"),
         Request::UserUnlock { user } => (Admin, Account(Some(user)), "user unlock"),
         Request::AuditQuery { .. } => (Admin, Nothing, "audit"),
+        Request::LoginHistory { user, .. } => (SelfOrAdmin, Account(user.as_deref()), "history"),
         Request::AuditVerify => (Admin, Nothing, "audit verify"),
         Request::AuditFollow => (Admin, Nothing, "audit follow"),
         Request::BackupCodesRegenerate { user } => (
@@ -92,6 +93,7 @@ pub fn route(request: &Request) -> Route<'_> {
             Account(user.as_deref()),
             by_channel(*channel, "phone clear", "email clear"),
         ),
+        Request::ImportTotp(i) => (Admin, Account(Some(&i.user)), "import"),
         Request::PolicyReload => (Admin, Nothing, "policy reload"),
         Request::PolicyHistory => (Admin, Nothing, "policy history"),
         Request::PolicyShow { .. } => (Admin, Nothing, "policy show"),
@@ -99,8 +101,13 @@ pub fn route(request: &Request) -> Route<'_> {
         // The session hooks run in the PAM stack of sshd, login and the
         // like, always as root; a user must not report sessions.
         Request::SessionOpen(_) | Request::SessionClose(_) => (Root, Nothing, "session report"),
-        Request::SessionList => (Admin, Nothing, "sessions list"),
-        Request::SessionKill { .. } => (Admin, Nothing, "sessions kill"),
+        // Anyone may call; the handlers show and end only the caller's own
+        // sessions unless the caller is root or an admin.
+        Request::SessionList => (SelfOrAdmin, Nothing, "sessions list"),
+        Request::SessionKill { .. } => (SelfOrAdmin, Nothing, "sessions kill"),
+        // A lookup of anyone's directory entry: an admin's diagnosis.
+        Request::DirectoryCheck { user } => (Admin, Account(user.as_deref()), "directory check"),
+        Request::GroupSources { .. } => (Admin, Nothing, "policy check"),
         Request::DeviceList { user } => (SelfOrAdmin, Account(user.as_deref()), "devices list"),
         Request::DeviceRevoke { user, .. } => {
             (SelfOrAdmin, Account(user.as_deref()), "devices revoke")
@@ -198,12 +205,15 @@ pub async fn dispatch(
             protocol: mfad_protocol::PROTOCOL_VERSION,
         }),
         Request::Status { .. } | Request::UserShow { .. } => admin::status(d, &user),
-        Request::EnrollTotpBegin { replace, .. } => admin::enroll_begin(d, peer, &user, replace),
+        Request::EnrollTotpBegin { replace, force, .. } => {
+            admin::enroll_begin(d, peer, &user, replace, force)
+        }
         Request::EnrollTotpConfirm { code, .. } => admin::enroll_confirm(d, peer, &user, &code),
         Request::UserList => admin::list(d),
         Request::UserReset { .. } => admin::reset(d, peer, &user),
         Request::UserUnlock { .. } => admin::unlock(d, peer, &user),
         Request::AuditQuery { user, limit } => admin::audit(d, user.as_deref(), limit),
+        Request::LoginHistory { limit, .. } => sessions::history(d, &user, limit),
         Request::AuditVerify => audit::verify(d),
         // Streams until the client leaves.
         Request::AuditFollow => {
@@ -220,12 +230,14 @@ pub async fn dispatch(
             channel,
             address,
             verified,
+            force,
             ..
-        } => contacts::set(d, peer, &user, channel, &address, verified).await,
+        } => contacts::set(d, peer, &user, channel, &address, verified, force).await,
         Request::ContactVerify { channel, code, .. } => {
             contacts::verify(d, peer, &user, channel, &code)
         }
         Request::ContactClear { channel, .. } => contacts::clear(d, peer, &user, channel),
+        Request::ImportTotp(i) => import::totp(d, peer, &i),
         Request::PolicyReload => Ok(admin::reload(d, peer)),
         Request::PolicyHistory => admin::policy_history(d),
         Request::PolicyShow { version } => admin::policy_show(d, version),
@@ -246,10 +258,12 @@ pub async fn dispatch(
         ),
         Request::SessionOpen(r) => sessions::open(d, peer, &r),
         Request::SessionClose(r) => sessions::close(d, peer, &r),
-        Request::SessionList => sessions::list(d),
+        Request::SessionList => sessions::list(d, peer),
         Request::SessionKill { id } => sessions::kill(d, peer, id).await,
         Request::DeviceList { .. } => sessions::devices(d, &user),
         Request::DeviceRevoke { id, .. } => sessions::revoke(d, peer, &user, id),
+        Request::DirectoryCheck { .. } => directory::check::run(d, &user),
+        Request::GroupSources { groups } => directory::check::group_sources(d, &groups),
     };
     let response = result.unwrap_or_else(Refusal::into_response);
     match io.send(response).await {
@@ -294,6 +308,7 @@ mod tests {
                 Request::EnrollTotpBegin {
                     user: alice.clone(),
                     replace: false,
+                    force: false,
                 },
                 SelfOrAdmin,
                 Account(Some("alice")),
@@ -302,6 +317,7 @@ mod tests {
                 Request::EnrollTotpBegin {
                     user: None,
                     replace: true,
+                    force: false,
                 },
                 Admin,
                 Account(None),
@@ -319,6 +335,7 @@ mod tests {
                     channel: Channel::Sms,
                     address: code.clone(),
                     verified: true,
+                    force: true,
                 },
                 Admin,
                 Account(None),
@@ -329,6 +346,7 @@ mod tests {
                     channel: Channel::Sms,
                     address: code.clone(),
                     verified: false,
+                    force: false,
                 },
                 SelfOrAdmin,
                 Account(None),
@@ -344,13 +362,38 @@ mod tests {
             ),
             (Request::SessionOpen(report.clone()), Root, Nothing),
             (Request::SessionClose(report), Root, Nothing),
-            (Request::SessionKill { id: 1 }, Admin, Nothing),
+            (Request::SessionList, SelfOrAdmin, Nothing),
+            (Request::SessionKill { id: 1 }, SelfOrAdmin, Nothing),
+            (
+                Request::LoginHistory {
+                    user: None,
+                    limit: 5,
+                },
+                SelfOrAdmin,
+                Account(None),
+            ),
             (
                 Request::DeviceRevoke { user: None, id: 1 },
                 SelfOrAdmin,
                 Account(None),
             ),
             (Request::PolicyReload, Admin, Nothing),
+            (
+                Request::ImportTotp(mfad_protocol::ImportTotp {
+                    user: "alice".into(),
+                    ..Default::default()
+                }),
+                Admin,
+                Account(Some("alice")),
+            ),
+            (Request::GroupSources { groups: vec![] }, Admin, Nothing),
+            (
+                Request::DirectoryCheck {
+                    user: alice.clone(),
+                },
+                Admin,
+                Account(Some("alice")),
+            ),
         ];
         for (request, access, about) in &cases {
             assert_eq!(who(request), (*access, *about), "{request:?}");

@@ -34,7 +34,7 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
             return;
         }
     };
-    audit::context::note_session(peer.audit_session);
+    audit::context::note_peer(peer.audit_session, peer.real_uid);
     let mut io = FrameIo::new(stream, &d.config.limits);
     let _slot = match d.limits.admit(peer.uid, Instant::now()) {
         Ok(slot) => slot,

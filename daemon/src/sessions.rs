@@ -1,9 +1,10 @@
-//! Requests about login sessions and trusted devices: the session hooks'
-//! reports (root only), `mfactl sessions` and `mfactl devices`.
+//! Requests about login sessions, logins and trusted devices: the session
+//! hooks' reports (root only), `mfactl sessions`, `mfactl history` and
+//! `mfactl devices`.
 
 use crate::admin::Refusal;
 use crate::audit::{Decision, Event};
-use crate::peer::{self, Peer};
+use crate::peer::{self, Peer, Role};
 use crate::store::NewSession;
 use crate::{Daemon, clock, login, procs, validate};
 use mfad_protocol::{ErrorCode, Response, SessionReport};
@@ -163,13 +164,24 @@ pub fn forget_ended(d: &Daemon) {
     }
 }
 
-pub fn list(d: &Daemon) -> Result<Response, Refusal> {
+/// Whether the caller may see and end a session owned by `owner`.
+///
+/// Threat: any local user may ask for `sessions list` and `sessions kill`;
+/// without this a user could learn where others log in from, or end their
+/// sessions. Uids are compared, never names (two names may share a uid).
+pub fn may_manage(role: Role, peer_uid: u32, owner: u32) -> bool {
+    role != Role::User || peer_uid == owner
+}
+
+pub fn list(d: &Daemon, peer: &Peer) -> Result<Response, Refusal> {
     forget_ended(d);
+    let role = peer::role(peer, d.config.admin_group.as_deref());
     let alive = procs::by_session();
     let sessions = d
         .store
         .sessions(&d.boot_id)?
         .into_iter()
+        .filter(|s| may_manage(role, peer.uid, s.uid))
         .map(|s| {
             let mut info = s.info;
             info.processes = alive
@@ -191,6 +203,21 @@ pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal>
                 format!("there is no session {id}; see `mfactl sessions list`"),
             ));
         };
+        let role = peer::role(peer, d.config.admin_group.as_deref());
+        if !may_manage(role, peer.uid, s.uid) {
+            let why =
+                format!("sessions kill: session {id} is not yours; you may end only your own");
+            let mut event = Event::admin(
+                &s.info.user,
+                &why,
+                Decision::Refused,
+                peer.uid,
+                clock::now(),
+            );
+            event.service = s.info.service.clone();
+            d.record(&event);
+            return Err(Refusal::new(ErrorCode::PermissionDenied, why));
+        }
         let sid = s.info.audit_session;
         let ended = procs::end_session(sid, KILL_GRACE).await;
         let reason = match &ended {
@@ -241,6 +268,15 @@ pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal>
     }
 }
 
+/// `history`: the logins of `user`, newest first.
+pub fn history(d: &Daemon, user: &str, limit: u32) -> Result<Response, Refusal> {
+    let rows = d.store.logins(user, limit.clamp(1, MAX_HISTORY), false)?;
+    Ok(Response::Audit { rows })
+}
+
+/// The most rows one `history` returns.
+const MAX_HISTORY: u32 = 10_000;
+
 pub fn devices(d: &Daemon, user: &str) -> Result<Response, Refusal> {
     let devices = d.store.devices(user, clock::now())?;
     Ok(Response::Devices {
@@ -273,5 +309,25 @@ pub fn revoke(d: &Daemon, peer: &Peer, user: &str, id: i64) -> Result<Response, 
 fn done(message: &str) -> Response {
     Response::Done {
         message: message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_manage_only_their_own_sessions() {
+        let (me, other) = (1000, 1001);
+        let cases = [
+            (Role::User, me, true),
+            (Role::User, other, false),
+            (Role::User, 0, false),
+            (Role::Admin, other, true),
+            (Role::Root, other, true),
+        ];
+        for (role, owner, allowed) in cases {
+            assert_eq!(may_manage(role, me, owner), allowed, "{role:?} {owner}");
+        }
     }
 }

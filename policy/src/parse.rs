@@ -339,7 +339,10 @@ fn conditions(
                         cx.error(
                             u.span(),
                             format!("unknown group {group:?}"),
-                            &format!("no such group through NSS; check `getent group {group}`"),
+                            &format!(
+                                "no such group through NSS (check `getent group {group}`) nor \
+                                 in mfad's [directory], if it has one"
+                            ),
                         );
                     }
                     users.push(UserMatch::Group(group.to_owned()));

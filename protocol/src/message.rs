@@ -66,6 +66,9 @@ pub enum Request {
         /// Replace an active TOTP factor (root and admins only).
         #[serde(default)]
         replace: bool,
+        /// Go on although no local account has this name.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     EnrollTotpConfirm {
         #[serde(default)]
@@ -90,6 +93,14 @@ pub enum Request {
         #[serde(default = "default_audit_limit")]
         limit: u32,
     },
+    /// The logins of one account (`None`: the caller's own), newest first:
+    /// the audit rows of its authentications. Answered with `audit`.
+    LoginHistory {
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default = "default_audit_limit")]
+        limit: u32,
+    },
     /// Checks the hash chain of the stored audit rows (root and admins).
     AuditVerify,
     /// Streams every new audit event as an `audit_event` response until the
@@ -109,6 +120,9 @@ pub enum Request {
         address: SecretString,
         #[serde(default)]
         verified: bool,
+        /// Go on although no local account has this name.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     /// Confirms a pending destination with the code sent to it.
     ContactVerify {
@@ -148,14 +162,31 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session: Option<i64>,
     },
+    /// `mfactl doctor`: connect and bind to the `[directory]`, then look
+    /// up `user` (`None`: the caller) there, uncached, reporting each step.
+    DirectoryCheck {
+        #[serde(default)]
+        user: Option<String>,
+    },
+    /// `mfactl policy check`: which of these `%group` names NSS (on mfad's
+    /// machine) and mfad's `[directory]` know.
+    GroupSources {
+        groups: Vec<String>,
+    },
     /// From the session hook of pam_mfa.so (root only): a login session
     /// opened. The daemon reads the audit session id of the caller itself.
     SessionOpen(SessionReport),
     /// From the session hook of pam_mfa.so (root only): the session ended.
     SessionClose(SessionReport),
-    /// Active login sessions (root and admins).
+    /// Moves a TOTP factor over from another tool (root and admins): the
+    /// secret sealed as an enrollment seals it, active at once; `scratch`
+    /// codes become the account's backup codes. Answered with `done`.
+    ImportTotp(ImportTotp),
+    /// Active login sessions: every one for root and admins, the caller's
+    /// own for anyone else.
     SessionList,
-    /// Ends a session: its processes are terminated (root and admins).
+    /// Ends a session: its processes are terminated (root and admins; a
+    /// user their own).
     SessionKill {
         id: i64,
     },
@@ -170,6 +201,34 @@ pub enum Request {
         user: Option<String>,
         id: i64,
     },
+}
+
+/// A TOTP factor read from another tool's file.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportTotp {
+    pub user: String,
+    /// The seed, base32 (RFC 4648, no padding).
+    pub secret: SecretString,
+    pub digits: u32,
+    pub period: u64,
+    /// One-time codes of the old tool (Google Authenticator's scratch codes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scratch: Vec<SecretString>,
+    /// Where it came from, for the audit row (`google-authenticator /home/a/.google_authenticator`).
+    pub source: String,
+}
+
+impl std::fmt::Debug for ImportTotp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportTotp")
+            .field("user", &self.user)
+            .field("digits", &self.digits)
+            .field("period", &self.period)
+            .field("scratch", &self.scratch.len())
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the session hooks of pam_mfa.so send. Nothing here identifies the
@@ -233,6 +292,10 @@ pub struct ContactInfo {
     /// A destination waiting for its code, masked.
     #[serde(default)]
     pub pending: Option<String>,
+    /// `verified` comes from the directory (`[directory]` in mfad.toml),
+    /// not from `mfactl`.
+    #[serde(default)]
+    pub from_directory: bool,
 }
 
 /// What the PAM module knows about the login being attempted.
@@ -339,6 +402,32 @@ pub enum Response {
         user: String,
         devices: Vec<DeviceInfo>,
     },
+    /// The steps of a `directory_check`, in order.
+    DirectoryChecked {
+        steps: Vec<DirectoryStep>,
+    },
+    GroupSources {
+        groups: Vec<GroupSource>,
+    },
+}
+
+/// Who knows a group named in a policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupSource {
+    pub name: String,
+    pub nss: bool,
+    /// `None`: mfad has no `[directory]`, or it did not answer.
+    #[serde(default)]
+    pub directory: Option<bool>,
+}
+
+/// One step of a directory check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DirectoryStep {
+    pub check: String,
+    /// `ok`, `warn` or `fail`.
+    pub status: String,
+    pub message: String,
 }
 
 /// A factor a session passed, and when.
@@ -527,6 +616,12 @@ pub struct UserStatus {
     /// Phone number and email address, masked.
     #[serde(default)]
     pub contacts: Vec<ContactInfo>,
+    /// Trusted devices not yet expired.
+    #[serde(default)]
+    pub trusted_devices: u32,
+    /// The last login that was let in (its audit row; boxed, it is large).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_login: Option<Box<AuditRow>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -585,6 +680,12 @@ pub struct AuditRow {
     pub rule: Option<String>,
     #[serde(default)]
     pub policy_version: Option<i64>,
+    /// Who asked: the PAM_RUSER of a login, and the real uid of the
+    /// process that asked (who ran su or sudo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruser: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_uid: Option<u32>,
 }
 
 /// What `audit_verify` found.
@@ -706,17 +807,21 @@ impl Request {
             | Request::UserReset { .. }
             | Request::UserUnlock { .. }
             | Request::AuditQuery { .. }
+            | Request::LoginHistory { .. }
             | Request::BackupCodesRegenerate { .. }
             | Request::ContactSet { .. }
             | Request::ContactVerify { .. }
             | Request::ContactClear { .. }
             | Request::PolicyShow { .. }
             | Request::PolicyExplain { .. }
+            | Request::ImportTotp(_)
             | Request::SessionOpen(_)
             | Request::SessionClose(_)
             | Request::SessionKill { .. }
             | Request::DeviceList { .. }
-            | Request::DeviceRevoke { .. } => false,
+            | Request::DeviceRevoke { .. }
+            | Request::DirectoryCheck { .. }
+            | Request::GroupSources { .. } => false,
         }
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod bins;
 pub mod daemon;
+pub mod ldap;
 pub mod mmdb;
 pub mod otp;
 pub mod pam;

@@ -43,6 +43,17 @@ fn a_local_user_locks_only_their_own_attempts_and_is_named() {
         assert!(said.contains("Wrong code"), "{}", show(&out));
     }
     assert!(said.contains("locked until"), "{said}");
+    // Every failure names who was asking.
+    let rows = d.audit_rows();
+    let failures: Vec<_> = rows
+        .iter()
+        .filter(|r| r["user"] == target.as_str() && r["decision"] == "deny")
+        .collect();
+    assert_eq!(failures.len() as u32, threshold, "{rows:#?}");
+    assert!(
+        failures.iter().all(|r| r["caller_uid"] == NOBODY_UID),
+        "{failures:#?}"
+    );
 
     // The lock is nobody's: root's own local login is not locked out, and
     // its success does not lift nobody's lock either.

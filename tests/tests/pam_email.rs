@@ -143,9 +143,34 @@ fn a_user_with_only_a_phone_and_one_with_only_an_email_address_each_log_in() {
 fn a_new_address_is_verified_with_the_code_sent_to_it_and_shown_masked() {
     let (mut d, smtp) = email_daemon("email", |_| {});
     let user = unique_name("vera");
+    // No local account has this name: a warning and a refusal, unless --force.
     let out = d.mfactl(["email", "set", ADDRESS, "--user", &user]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("no local account is named")
+            && err.contains("--force"),
+        "{}",
+        show(&out)
+    );
+    assert!(smtp.messages().is_empty());
+    let out = d.mfactl(["email", "set", ADDRESS, "--user", &user, "--force"]);
     assert!(out.status.success(), "{}", show(&out));
     let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("Warning: no local account"), "{said}");
+    // Verification has its own text: it is not a login.
+    let mail = smtp.wait_for(1);
+    assert!(
+        header(&mail[0], "Subject").starts_with("Confirm your address for "),
+        "{}",
+        mail[0]
+    );
+    let text = body(&mail[0]);
+    assert!(text.contains("mfactl email verify"), "{text}");
+    assert!(
+        !text.contains("try to log in") && !text.contains("Your login code"),
+        "{text}"
+    );
     assert!(
         said.contains(&format!("A code was sent to {MASKED}")),
         "{said}"
@@ -170,8 +195,10 @@ fn a_new_address_is_verified_with_the_code_sent_to_it_and_shown_masked() {
 
     let out = d.mfactl(["email", "verify", "000-000", "--user", &user]);
     assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // No hint at an authenticator app: this code came by email.
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("does not match"),
+        err.contains("does not match") && !err.contains("authenticator"),
         "{}",
         show(&out)
     );
@@ -208,7 +235,14 @@ fn a_new_address_is_verified_with_the_code_sent_to_it_and_shown_masked() {
         );
     }
     // Sends to one user keep the cooldown, whatever their purpose.
-    let out = d.mfactl(["email", "set", "other@example.com", "--user", &user]);
+    let out = d.mfactl([
+        "email",
+        "set",
+        "other@example.com",
+        "--user",
+        &user,
+        "--force",
+    ]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("A new code can be sent in"),
         "{}",
@@ -217,7 +251,14 @@ fn a_new_address_is_verified_with_the_code_sent_to_it_and_shown_masked() {
     // A verification code expires too.
     d.config_mut().clock_offset_secs = 60;
     d.restart();
-    let out = d.mfactl(["email", "set", "other@example.com", "--user", &user]);
+    let out = d.mfactl([
+        "email",
+        "set",
+        "other@example.com",
+        "--user",
+        &user,
+        "--force",
+    ]);
     assert!(out.status.success(), "{}", show(&out));
     let late = smtp.last_code();
     d.config_mut().clock_offset_secs = 60 + 301;
@@ -306,6 +347,13 @@ fn a_successful_login_is_notified_by_email_after_the_verdict() {
     let text = body(notice);
     for want in [user.as_str(), TEST_RHOST, SVC, "location: unknown", "time:"] {
         assert!(text.contains(want), "{want:?} missing from {text}");
+    }
+    // Every field line keeps its indentation, the first one too.
+    for field in ["time:", "from:", "service:", "location:"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("  {field}"))),
+            "{field:?} not indented in {text}"
+        );
     }
     let code = code_in(&body(&mail[0])).unwrap();
     assert!(!text.contains(&code), "no code in a notice: {text}");

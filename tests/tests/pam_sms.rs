@@ -197,7 +197,7 @@ fn each_providers_refusals_and_errors_are_failed_sends_never_sent() {
         // A verification code refused inside a 2xx is not sent either.
         sms.set_mode(Mode::Reject);
         let other = unique_name("rev");
-        let out = d.mfactl(["phone", "set", "+447700900999", "--user", &other]);
+        let out = d.mfactl(["phone", "set", "+447700900999", "--user", &other, "--force"]);
         assert_eq!(
             out.status.code(),
             Some(1),
@@ -310,7 +310,7 @@ fn a_provider_that_fails_is_slow_or_down_ends_in_a_clear_denial_and_an_audit_row
     // audit row says the send failed (nothing was denied).
     sms.set_mode(Mode::Fail);
     let other = unique_name("pia");
-    let out = d.mfactl(["phone", "set", "+447700900999", "--user", &other]);
+    let out = d.mfactl(["phone", "set", "+447700900999", "--user", &other, "--force"]);
     assert_eq!(
         out.status.code(),
         Some(1),

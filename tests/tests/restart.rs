@@ -99,3 +99,35 @@ fn a_new_policy_applies_after_a_restart() {
     let t = d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[]), PAM_SUCCESS);
     assert!(t.prompts().is_empty(), "{t}");
 }
+
+/// An accepted step is committed without fsync, so a power loss can lose
+/// the record of a used code. After any unclean stop (here kill -9), the
+/// daemon refuses every code the old process might have accepted: the one
+/// it did accept, and the next step's, which it never saw but which window
+/// 1 would have let it take.
+#[test]
+fn after_an_unclean_stop_no_code_the_old_process_could_have_taken_works() {
+    let mut d = daemon();
+    let user = unique_name("max");
+    let secret = d.enroll_totp(&user);
+    // The fence is counted from the restart's step: stay in one step.
+    mfad_tests::otp::wait_for_fresh_step(d.config().totp.period, 10);
+    let code = d.totp_code(&secret, 0);
+    let next = d.totp_code(&secret, 1);
+    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&code]), PAM_SUCCESS);
+
+    d.kill().expect("the daemon was running");
+    d.launch();
+    assert!(
+        d.log_text().contains("did not stop cleanly"),
+        "{}",
+        d.log_text()
+    );
+    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&code]), PAM_AUTH_ERR);
+    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&next]), PAM_AUTH_ERR);
+
+    // A clean stop leaves no fence: the next step's code works again.
+    d.restart();
+    assert_eq!(d.log_text().matches("did not stop cleanly").count(), 1);
+    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&next]), PAM_SUCCESS);
+}

@@ -223,6 +223,10 @@ fn a_daemon_killed_mid_conversation_fails_closed_and_keeps_its_state() {
     d.restart();
     let status = d.mfactl_json(&["user", "show", &user]);
     assert!(status["totp"].is_object(), "enrollment lost: {status}");
+    // After the unclean stop, the codes the old process could have taken
+    // are fenced (restart.rs); a clean restart lifts the fence.
+    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&next]), PAM_AUTH_ERR);
+    d.restart();
     d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&next]), PAM_SUCCESS);
 
     let rows: Vec<_> = d

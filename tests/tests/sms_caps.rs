@@ -200,7 +200,7 @@ fn email_has_caps_of_its_own() {
         ("d@example.org", true),
     ] {
         let user = unique_name("mail");
-        let out = d.mfactl(["email", "set", address, "--user", &user]);
+        let out = d.mfactl(["email", "set", address, "--user", &user, "--force"]);
         assert_eq!(out.status.success(), sent, "{address}: {}", show(&out));
         if !sent {
             assert!(

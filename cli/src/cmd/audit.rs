@@ -198,6 +198,8 @@ mod tests {
             peer_uid: 0,
             rule: None,
             policy_version: None,
+            ruser: None,
+            caller_uid: None,
         }
     }
 

@@ -25,6 +25,9 @@ login codes keep going to the old one. Sends obey the channel's resend cooldown 
         /// Mark it verified without sending a code (root and mfad admins only; audited)
         #[arg(long)]
         verified: bool,
+        /// Go on although no local account has the --user name (a warning, audited)
+        #[arg(long, requires = "user")]
+        force: bool,
     },
     /// Confirm the pending destination with the code sent to it
     Verify {
@@ -52,11 +55,13 @@ pub fn run(ctx: &mut Ctx, channel: Channel, cmd: ContactCommand) -> Result<(), C
             destination,
             user,
             verified,
+            force,
         } => Request::ContactSet {
             user,
             channel,
             address: SecretString::new(destination),
             verified,
+            force,
         },
         ContactCommand::Verify { code, user } => Request::ContactVerify {
             user,

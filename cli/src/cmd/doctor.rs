@@ -6,14 +6,15 @@ use super::{Ctx, doctor_pam, doctor_sshd};
 use crate::error::CliError;
 use crate::output::{Format, clean_line, clean_text};
 use clap::Args;
-use mfad_protocol::{Request, Response};
+use mfad_protocol::{ErrorCode, Request, Response};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[derive(Debug, Args)]
 #[command(
-    after_long_help = "Checks, in order: mfad answers on its socket; sshd's effective \
+    after_long_help = "Checks, in order: mfad answers on its socket; with a [directory] in \
+mfad.toml, mfad connects to it (TLS), binds, and looks up --directory-user with the user filter; sshd's effective \
 configuration (`sshd -T`, run as root) has UsePAM, KbdInteractiveAuthentication and an \
 AuthenticationMethods that cannot skip the second factor; the auth stack of each service \
 includes pam_mfa.so with a control that fails closed, and the module exists; for sshd and \
@@ -33,6 +34,10 @@ pub struct DoctorArgs {
     /// The sshd_config to evaluate (`sshd -T -f FILE`); default: sshd's own
     #[arg(long, value_name = "FILE")]
     pub sshd_config: Option<PathBuf>,
+    /// The user to look up in mfad's [directory] (LDAP / AD); default: the
+    /// user running mfactl
+    #[arg(long, value_name = "USER")]
+    pub directory_user: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -89,6 +94,7 @@ struct Report<'a> {
 
 pub fn run(ctx: &mut Ctx, args: &DoctorArgs) -> Result<(), CliError> {
     let mut findings = vec![daemon(ctx)];
+    findings.extend(directory(ctx, args.directory_user.as_deref()));
     findings.extend(sshd(args.sshd_config.as_deref()));
     for service in &args.services {
         findings.extend(pam(&args.pam_dir, service));
@@ -131,6 +137,42 @@ fn daemon(ctx: &mut Ctx) -> Finding {
             e.hint()
                 .unwrap_or_else(|| "start mfad: systemctl start mfad".to_owned()),
         ),
+    }
+}
+
+/// mfad's own checks of its `[directory]`: TLS and the bind, the user
+/// filter and a sample lookup. mfad asks, since only it has the password.
+fn directory(ctx: &mut Ctx, user: Option<&str>) -> Vec<Finding> {
+    const TOPIC: &str = "directory";
+    match ctx.call(&Request::DirectoryCheck {
+        user: user.map(str::to_owned),
+    }) {
+        Ok(Response::DirectoryChecked { steps }) => steps
+            .iter()
+            .map(|s| {
+                let message = clean_line(&s.message);
+                let fix = "check [directory] in mfad.toml (mfad.toml(5)) against the directory";
+                match s.status.as_str() {
+                    "ok" => Finding::ok(&s.check, message),
+                    "warn" => Finding::warn(&s.check, message, fix),
+                    _ => Finding::fail(&s.check, message, fix),
+                }
+            })
+            .collect(),
+        Err(CliError::Daemon {
+            code: ErrorCode::NotConfigured,
+            ..
+        }) => vec![Finding::skip(
+            TOPIC,
+            "no [directory] in mfad.toml: contacts and groups come from mfactl and NSS".to_owned(),
+        )],
+        Err(CliError::Daemon { message, .. }) => vec![Finding::skip(TOPIC, clean_line(&message))],
+        Ok(other) => vec![Finding::skip(
+            TOPIC,
+            crate::error::unexpected(&other).to_string(),
+        )],
+        // mfad cannot be asked: the daemon finding already says why.
+        Err(_) => Vec::new(),
     }
 }
 
@@ -215,4 +257,83 @@ pub fn render(findings: &[Finding]) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::testing::mfactl;
+    use mfad_protocol::{DirectoryStep, ErrorCode, Response};
+    use serde_json::{Value, json};
+
+    fn doctor(reply: Response) -> (Vec<Value>, Vec<Value>) {
+        let pam = tempfile::tempdir().unwrap();
+        let pong = Response::Pong {
+            daemon_version: "0.1.0".into(),
+            protocol: 1,
+        };
+        let out = mfactl(
+            &[
+                "--json",
+                "doctor",
+                "--pam-dir",
+                pam.path().to_str().unwrap(),
+                "--service",
+                "none",
+                "--directory-user",
+                "alice",
+            ],
+            vec![pong, reply],
+            "",
+            false,
+        );
+        let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+        let found = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"].as_str().unwrap().starts_with("directory"))
+            .cloned()
+            .collect();
+        (out.requests, found)
+    }
+
+    #[test]
+    fn directory_steps_from_mfad_become_findings() {
+        let step = |check: &str, status: &str, message: &str| DirectoryStep {
+            check: check.into(),
+            status: status.into(),
+            message: message.into(),
+        };
+        let (requests, found) = doctor(Response::DirectoryChecked {
+            steps: vec![
+                step("directory bind", "ok", "ldaps://h: bound"),
+                step("directory lookup", "warn", "(uid=alice) matched no entry"),
+            ],
+        });
+        assert_eq!(
+            requests[1],
+            json!({"type": "directory_check", "user": "alice"})
+        );
+        let got: Vec<(&str, &str)> = found
+            .iter()
+            .map(|f| (f["check"].as_str().unwrap(), f["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [("directory bind", "ok"), ("directory lookup", "warn")]
+        );
+        assert!(found[1]["fix"].as_str().unwrap().contains("[directory]"));
+    }
+
+    #[test]
+    fn no_directory_is_a_skip() {
+        let (_, found) = doctor(Response::Error {
+            code: ErrorCode::NotConfigured,
+            message: "mfad.toml has no [directory] section".into(),
+            supported: vec![],
+        });
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0]["status"], "skip");
+        assert!(found[0]["message"].as_str().unwrap().contains("NSS"));
+    }
 }

@@ -292,10 +292,12 @@ fn session_hook(topic: &str, lines: &[PamLine]) -> Option<Finding> {
     }
 }
 
+/// pam_mfa.so, installed by name, or cargo's `libpam_mfa.so` by path (the
+/// name the build and the quick start use).
 fn is_pam_mfa(module: &str) -> bool {
     Path::new(module)
         .file_name()
-        .is_some_and(|n| n == "pam_mfa.so")
+        .is_some_and(|n| n == "pam_mfa.so" || n == "libpam_mfa.so")
 }
 
 /// Whether libpam would find `module`: an absolute path as is, a name in

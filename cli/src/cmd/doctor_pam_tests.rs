@@ -80,6 +80,16 @@ fn controls_that_fail_closed_pass() {
 }
 
 #[test]
+fn the_module_is_recognised_by_its_cargo_name_too() {
+    let text = "auth requisite /opt/mfad/target/release/libpam_mfa.so socket=/tmp/s\n";
+    let got = findings(&[("sudo", text)], "sudo");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, Status::Ok, "{got:?}");
+    let got = findings(&[("sudo", "auth requisite libpam_other.so\n")], "sudo");
+    assert!(got[0].1.contains("not in the auth stack"), "{got:?}");
+}
+
+#[test]
 fn controls_that_let_a_failure_through_fail() {
     for (control, named) in [
         ("optional", "authinfo_unavail=ignore"),

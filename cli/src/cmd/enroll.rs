@@ -40,6 +40,10 @@ pub struct TotpArgs {
     #[arg(long, conflicts_with = "confirm_code")]
     pub replace: bool,
 
+    /// Go on although no local account has the --user name (a warning, audited)
+    #[arg(long, requires = "user", conflicts_with = "confirm_code")]
+    pub force: bool,
+
     /// Only start the enrollment and print the otpauth:// URI (with --json: the whole offer)
     #[arg(long, conflicts_with = "confirm_code")]
     pub print_uri: bool,
@@ -87,6 +91,7 @@ pub fn totp(ctx: &mut Ctx, args: TotpArgs) -> Result<(), CliError> {
     let resp = ctx.call(&Request::EnrollTotpBegin {
         user: args.user.clone(),
         replace: args.replace,
+        force: args.force,
     })?;
     let Response::EnrollmentOffer(offer) = &resp else {
         return Err(unexpected(&resp));

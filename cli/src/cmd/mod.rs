@@ -8,6 +8,8 @@ pub mod doctor;
 mod doctor_pam;
 mod doctor_sshd;
 pub mod enroll;
+pub mod history;
+pub mod import;
 pub mod policy;
 pub mod policy_check;
 pub mod policy_explain;
@@ -31,9 +33,10 @@ const GLOBAL: &str = "Global options";
 #[derive(Debug, Parser)]
 #[command(name = "mfactl", version, propagate_version = true)]
 #[command(
-    after_long_help = "Permissions: Users act on their own account; root and members of \
-the mfad admin group may name another account with --user and use the `user`, `audit`, \
-`policy` and `sessions` commands (`policy check` works without mfad).\n\n\
+    after_long_help = "Permissions: Users act on their own account (`sessions` shows and ends \
+only their own sessions); root and members of the mfad admin group may name another account \
+with --user, see and end every session, and use the `user`, `audit`, `import` and `policy` commands \
+(`policy check` works without mfad).\n\n\
 Exit status: 0 on success, 1 when mfad refused the request or could not be reached or a \
 policy is not valid, 2 when the command line is wrong."
 )]
@@ -80,12 +83,17 @@ pub enum Command {
     /// Issue one-time backup codes for your account (or, as an admin, another one)
     #[command(subcommand)]
     BackupCodes(backup_codes::BackupCodesCommand),
+    /// Import TOTP factors from Google Authenticator or pam_oath files (root and mfad admins)
+    #[command(subcommand)]
+    Import(import::ImportCommand),
+    /// Show your own recent logins (or, as an admin, another account's), newest first
+    History(history::HistoryArgs),
     /// Show recent authentication attempts from the audit log
     Audit(audit::AuditArgs),
     /// Check, explain, reload and compare the access policy
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
-    /// List and end active login sessions (root and mfad admins)
+    /// List and end your own login sessions (root and mfad admins: everyone's)
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
     /// List and revoke trusted devices of your account (or, as an admin, another one)
@@ -173,6 +181,8 @@ pub fn run(command: Command, ctx: &mut Ctx) -> Result<(), CliError> {
         Command::Email(cmd) => contact::run(ctx, mfad_protocol::Channel::Email, cmd),
         Command::User(cmd) => user::run(ctx, cmd),
         Command::BackupCodes(cmd) => backup_codes::run(ctx, cmd),
+        Command::History(args) => history::run(ctx, &args),
+        Command::Import(cmd) => import::run(ctx, cmd),
         Command::Audit(args) => audit::run(ctx, &args),
         Command::Policy(cmd) => policy::run(ctx, cmd),
         Command::Sessions(cmd) => sessions::run(ctx, cmd),

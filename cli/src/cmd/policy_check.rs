@@ -5,8 +5,11 @@ use super::Ctx;
 use crate::error::CliError;
 use crate::output::{Format, clean_line};
 use clap::Args;
-use mfad_policy::{Diagnostic, Nss, Policy, Severity};
+use mfad_policy::{Diagnostic, Directory, Nss, Policy, Severity};
+use mfad_protocol::{Request, Response};
 use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -14,11 +17,14 @@ use std::path::PathBuf;
     after_long_help = "Each problem is printed as FILE:LINE:COLUMN: error|warning: \
 message, followed by a hint. mfad refuses a file with an error (a reload keeps the version \
 in force); warnings point at rules that probably do not do what was meant. Groups named as \
-%group are looked up through NSS on this machine, as mfad does.\n\n\
+%group are looked up through NSS on this machine; those NSS does not know are asked of mfad, \
+which also looks in its [directory] (LDAP / AD; an admin's request). Each group's source is \
+listed.\n\n\
 Exit status: 0 when the file is valid (even with warnings), 1 when it has errors or cannot \
 be read.\n\n\
 With --json: {\"file\",\"valid\",\"rules\",\"sha256\",\"diagnostics\":[{\"severity\",\"line\",\
-\"column\",\"message\",\"hint\"}]}; rules and sha256 are null for an invalid file."
+\"column\",\"message\",\"hint\"}],\"groups\":[{\"name\",\"source\":\"nss|directory|unknown\"}]}; rules and \
+sha256 are null for an invalid file."
 )]
 pub struct CheckArgs {
     /// The policy file to validate (mfad reads /etc/mfad/policy.toml by default)
@@ -34,6 +40,79 @@ pub struct Report {
     pub rules: Option<usize>,
     pub sha256: Option<String>,
     pub diagnostics: Vec<Finding>,
+    /// Each `%group` named, and who knows it.
+    pub groups: Vec<GroupFinding>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GroupFinding {
+    pub name: String,
+    /// `nss`, `directory` (mfad's), or `unknown`.
+    pub source: &'static str,
+}
+
+/// Records every `%group` the parser asks about, and says yes to each.
+struct Named(RefCell<BTreeSet<String>>);
+
+impl Directory for Named {
+    fn groups_of(&self, _: &str) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn group_exists(&self, group: &str) -> bool {
+        self.0.borrow_mut().insert(group.to_owned());
+        true
+    }
+}
+
+/// NSS here, and the groups mfad said its directory has.
+struct Known<'a>(&'a BTreeSet<String>);
+
+impl Directory for Known<'_> {
+    fn groups_of(&self, user: &str) -> Vec<String> {
+        Nss.groups_of(user)
+    }
+
+    fn group_exists(&self, group: &str) -> bool {
+        Nss.group_exists(group) || self.0.contains(group)
+    }
+}
+
+/// Every `%group` in `text`, valid or not.
+fn named_groups(text: &str) -> BTreeSet<String> {
+    let named = Named(RefCell::new(BTreeSet::new()));
+    let _ = Policy::from_text(text, &named);
+    named.0.into_inner()
+}
+
+/// The groups `text` names that NSS here does not know.
+fn not_in_nss(text: &str) -> Vec<String> {
+    named_groups(text)
+        .into_iter()
+        .filter(|g| !Nss.group_exists(g))
+        .collect()
+}
+
+/// Which of `groups` mfad's directory has. mfad not running, or the
+/// caller not an admin, leaves them unknown, with a note on stderr.
+fn ask_mfad(ctx: &mut Ctx, groups: Vec<String>) -> Result<BTreeSet<String>, CliError> {
+    if groups.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    match ctx.call(&Request::GroupSources { groups }) {
+        Ok(Response::GroupSources { groups }) => Ok(groups
+            .into_iter()
+            .filter(|g| g.directory == Some(true))
+            .map(|g| g.name)
+            .collect()),
+        Ok(other) => Err(crate::error::unexpected(&other)),
+        Err(e) => {
+            ctx.note(&format!(
+                "groups NSS does not know could not be looked up in mfad's directory: {e}"
+            ));
+            Ok(BTreeSet::new())
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -51,7 +130,8 @@ pub fn run(ctx: &mut Ctx, args: &CheckArgs) -> Result<(), CliError> {
         path: clean_line(&file),
         source,
     })?;
-    let report = check(file, &text);
+    let directory = ask_mfad(ctx, not_in_nss(&text))?;
+    let report = check(file, &text, &directory);
     let out = match ctx.format {
         Format::Json => crate::output::json(&report)?,
         Format::Human => render(&report),
@@ -71,9 +151,21 @@ pub fn run(ctx: &mut Ctx, args: &CheckArgs) -> Result<(), CliError> {
     })
 }
 
-/// Validates `text` with mfad's parser; diagnostics in file order.
-pub fn check(file: String, text: &str) -> Report {
-    let (policy, mut diagnostics) = match Policy::from_text(text, &Nss) {
+/// Validates `text` with mfad's parser, with the groups NSS knows and
+/// those `directory` (mfad's answer) lists; diagnostics in file order.
+pub fn check(file: String, text: &str, directory: &BTreeSet<String>) -> Report {
+    let groups = named_groups(text)
+        .into_iter()
+        .map(|name| {
+            let source = match (Nss.group_exists(&name), directory.contains(&name)) {
+                (true, _) => "nss",
+                (false, true) => "directory",
+                (false, false) => "unknown",
+            };
+            GroupFinding { name, source }
+        })
+        .collect();
+    let (policy, mut diagnostics) = match Policy::from_text(text, &Known(directory)) {
         Ok((policy, warnings)) => (Some(policy), warnings),
         Err(diagnostics) => (None, diagnostics),
     };
@@ -84,6 +176,7 @@ pub fn check(file: String, text: &str) -> Report {
         rules: policy.as_ref().map(|p| p.rules.len()),
         sha256: policy.map(|p| p.sha256),
         diagnostics: diagnostics.iter().map(finding).collect(),
+        groups,
     }
 }
 
@@ -114,6 +207,14 @@ pub fn render(report: &Report) -> String {
         if let Some(hint) = &d.hint {
             text.push_str(&format!("  hint: {}\n", clean_line(hint)));
         }
+    }
+    for g in &report.groups {
+        let known = match g.source {
+            "nss" => "known through NSS",
+            "directory" => "known to mfad's directory",
+            _ => "unknown",
+        };
+        text.push_str(&format!("{file}: %{}: {known}\n", clean_line(&g.name)));
     }
     match (report.rules, &report.sha256) {
         (Some(rules), Some(sha)) => text.push_str(&format!(

@@ -199,10 +199,83 @@ fn syntax_errors_and_missing_files() {
 
 #[test]
 fn names_and_messages_cannot_reach_the_terminal_raw() {
-    let report = check("evil\u{1b}[2J.toml".to_owned(), "x = 1\n");
+    let report = check("evil\u{1b}[2J.toml".to_owned(), "x = 1\n", &BTreeSet::new());
     let text = render(&report);
     assert!(
         text.contains("evil?[2J.toml:1:1: error: ") && !text.contains('\u{1b}'),
         "{text}"
+    );
+}
+
+#[test]
+fn each_group_says_who_knows_it() {
+    let text = "[[rule]]\nname = \"ops\"\nusers = [\"%root\", \"%ldapops\", \"%nowhere-x1\"]\n\
+                require = \"totp\"\n";
+    let directory = BTreeSet::from(["ldapops".to_owned()]);
+    let report = check("p.toml".to_owned(), text, &directory);
+    let got: Vec<(&str, &str)> = report
+        .groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.source))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("ldapops", "directory"),
+            ("nowhere-x1", "unknown"),
+            ("root", "nss")
+        ]
+    );
+    // Only the group nobody knows is an error.
+    assert!(!report.valid);
+    let errors: Vec<&str> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == "error")
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(errors, ["unknown group \"nowhere-x1\""]);
+    let text = render(&report);
+    assert!(
+        text.contains("p.toml: %ldapops: known to mfad's directory\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("p.toml: %root: known through NSS\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn groups_nss_lacks_are_asked_of_mfad() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        "[[rule]]\nname = \"ops\"\nusers = [\"%root\", \"%ldapops\"]\nrequire = \"totp\"\n",
+    )
+    .unwrap();
+    let reply = Response::GroupSources {
+        groups: vec![mfad_protocol::GroupSource {
+            name: "ldapops".into(),
+            nss: false,
+            directory: Some(true),
+        }],
+    };
+    let out = mfactl(
+        &["policy", "check", path.to_str().unwrap()],
+        vec![reply],
+        "",
+        false,
+    );
+    assert!(out.result.is_ok(), "{}", out.stdout);
+    assert_eq!(
+        out.requests,
+        [serde_json::json!({"type": "group_sources", "groups": ["ldapops"]})]
+    );
+    assert!(
+        out.stdout.contains("%ldapops: known to mfad's directory"),
+        "{}",
+        out.stdout
     );
 }

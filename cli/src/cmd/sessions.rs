@@ -8,15 +8,16 @@ use mfad_protocol::{Request, Response, SessionInfo};
 
 #[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
-    /// List active login sessions: user, source, factors passed and age
+    /// List active login sessions (your own; root and mfad admins: all): user, source, factors passed and age
     #[command(
         after_long_help = "Sessions are reported by the session hook of pam_mfa.so (see pam_mfa(8): \
 `session optional pam_mfa.so` after pam_loginuid.so). FACTORS lists what the login passed and \
 when; a later sudo in the session counts those within its rule's `fresh` limits. Sessions none \
-of whose processes are left are dropped from the list. Root and mfad admins only."
+of whose processes are left are dropped from the list. A user sees only sessions of their own \
+uid; root and mfad admins see every session."
     )]
     List,
-    /// End a session: terminate all its processes (the shell ends); audited
+    /// End a session (your own; root and mfad admins: any): terminate all its processes; audited
     Kill {
         /// The session id from `mfactl sessions list`
         #[arg(value_name = "ID")]

@@ -61,6 +61,21 @@ pub fn render(status: &UserStatus) -> String {
         ));
         text.push('\n');
     }
+    text.push_str(&format!("trusted devices: {}\n", status.trusted_devices));
+    text.push_str(&match &status.last_login {
+        Some(row) => format!(
+            "last login: {} to {} from {}\n",
+            utc(row.time),
+            clean_line(&row.service),
+            clean_line(
+                row.rhost
+                    .as_deref()
+                    .or(row.tty.as_deref())
+                    .unwrap_or("this machine")
+            ),
+        ),
+        None => "last login: none recorded\n".to_owned(),
+    });
     if status.locks.is_empty() {
         text.push_str("locks: none\n");
     }
@@ -80,6 +95,9 @@ fn render_contact(channel: Channel, contact: Option<&ContactInfo>) -> String {
         return format!("{name}: not set");
     };
     let mut text = match (&c.verified, c.verified_at) {
+        (Some(to), _) if c.from_directory => {
+            format!("{name}: {} (from the directory)", clean_line(to))
+        }
         (Some(to), Some(at)) => format!("{name}: {} (verified {})", clean_line(to), utc(at)),
         (Some(to), None) => format!("{name}: {} (verified)", clean_line(to)),
         (None, _) => format!("{name}: none verified"),
@@ -137,14 +155,33 @@ mod tests {
                     verified: Some("+44*******123".into()),
                     verified_at: Some(1_795_460_645),
                     pending: Some("+33*******456".into()),
+                    from_directory: false,
                 },
                 ContactInfo {
                     channel: Channel::Email,
-                    verified: None,
+                    verified: Some("b***@corp.example".into()),
                     verified_at: None,
                     pending: Some("y***@example.com".into()),
+                    from_directory: true,
                 },
             ],
+            trusted_devices: 2,
+            last_login: Some(Box::new(mfad_protocol::AuditRow {
+                id: 9,
+                time: 1_795_460_705,
+                user: "alice".into(),
+                service: "sshd".into(),
+                rhost: Some("192.0.2.7".into()),
+                tty: None,
+                channel: "totp".into(),
+                decision: "allow".into(),
+                reason: "ok".into(),
+                peer_uid: 0,
+                rule: None,
+                policy_version: Some(1),
+                ruser: None,
+                caller_uid: None,
+            })),
         }
     }
 
@@ -156,7 +193,9 @@ mod tests {
              totp: enrolled 2026-11-23 19:04:05Z (SHA1, 6 digits, 30 s), last used 2026-11-23 19:05:05Z\n\
              backup codes: 10 left\n\
              phone: +44*******123 (verified 2026-11-23 19:04:05Z); +33*******456 waits for its code (`mfactl phone verify CODE`)\n\
-             email: none verified; y***@example.com waits for its code (`mfactl email verify CODE`)\n\
+             email: b***@corp.example (from the directory); y***@example.com waits for its code (`mfactl email verify CODE`)\n\
+             trusted devices: 2\n\
+             last login: 2026-11-23 19:05:05Z to sshd from 192.0.2.7\n\
              locks: none\n"
         );
     }
@@ -202,6 +241,8 @@ mod tests {
                 },
             ],
             contacts: vec![],
+            trusted_devices: 0,
+            last_login: None,
         };
         assert_eq!(
             render(&s),
@@ -210,6 +251,8 @@ mod tests {
              backup codes: 3 left\n\
              phone: not set\n\
              email: not set\n\
+             trusted devices: 0\n\
+             last login: none recorded\n\
              locked: totp from 10.0.0.1 until 2026-11-23 19:04:05Z (5 failures)\n\
              failures: totp from every source: 1 failure, not locked\n"
         );
@@ -221,7 +264,8 @@ mod tests {
         };
         assert_eq!(
             render(&plain),
-            "user: bob\ntotp: not enrolled\nbackup codes: 0 left\nphone: not set\nemail: not set\nlocks: none\n"
+            "user: bob\ntotp: not enrolled\nbackup codes: 0 left\nphone: not set\nemail: not set\n\
+             trusted devices: 0\nlast login: none recorded\nlocks: none\n"
         );
     }
 }

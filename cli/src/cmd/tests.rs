@@ -98,6 +98,8 @@ fn bob() -> Response {
         backup_codes: 0,
         locks: vec![],
         contacts: vec![],
+        trusted_devices: 0,
+        last_login: None,
     })
 }
 
@@ -107,7 +109,8 @@ fn status_asks_for_own_or_named_account() {
     assert_eq!(out.requests, vec![json!({"type": "status", "user": null})]);
     assert_eq!(
         out.stdout,
-        "user: bob\ntotp: not enrolled\nbackup codes: 0 left\nphone: not set\nemail: not set\nlocks: none\n"
+        "user: bob\ntotp: not enrolled\nbackup codes: 0 left\nphone: not set\nemail: not set\n\
+         trusted devices: 0\nlast login: none recorded\nlocks: none\n"
     );
     let out = mfactl(
         &["--json", "status", "--user", "bob"],
@@ -207,6 +210,8 @@ fn audit_defaults_and_json() {
         peer_uid: 0,
         rule: Some("sudo-totp".into()),
         policy_version: Some(3),
+        ruser: None,
+        caller_uid: None,
     };
     let reply = Response::Audit { rows: vec![row] };
     let out = mfactl(&["audit", "--json"], vec![reply], "", false);

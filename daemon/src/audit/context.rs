@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 struct Context {
     request: Option<NonZeroU64>,
     session: Option<u32>,
+    /// The real uid of the peer process: who ran su or sudo.
+    caller: Option<u32>,
 }
 
 tokio::task_local! {
@@ -39,15 +41,22 @@ pub async fn in_request<F: Future>(connection: F) -> F::Output {
             Cell::new(Context {
                 request,
                 session: None,
+                caller: None,
             }),
             connection,
         )
         .await
 }
 
-/// Notes the peer's audit session id once SO_PEERCRED is read.
-pub fn note_session(session: Option<u32>) {
-    let _ = CONTEXT.try_with(|c| c.set(Context { session, ..c.get() }));
+/// Notes the peer's audit session id and real uid once SO_PEERCRED is read.
+pub fn note_peer(session: Option<u32>, caller: Option<u32>) {
+    let _ = CONTEXT.try_with(|c| {
+        c.set(Context {
+            session,
+            caller,
+            ..c.get()
+        })
+    });
 }
 
 /// The request number and session id of the current connection, if any.
@@ -58,6 +67,11 @@ pub fn current() -> (Option<NonZeroU64>, Option<u32>) {
             (c.request, c.session)
         })
         .unwrap_or((None, None))
+}
+
+/// The real uid of the current connection's peer, if known.
+pub fn caller() -> Option<u32> {
+    CONTEXT.try_with(|c| c.get().caller).ok().flatten()
 }
 
 /// The request id of request number `n`, as records carry it.

@@ -43,6 +43,13 @@ pub struct Body {
     pub peer_uid: u32,
     /// One id per client connection: the events of one login share it.
     pub request_id: Option<String>,
+    /// The PAM_RUSER of the login, and the real uid of the process that
+    /// asked (who ran su or sudo). Absent when not known, and in rows
+    /// written before they were recorded (so those still hash the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruser: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_uid: Option<u32>,
     pub prev_hash: Option<String>,
 }
 
@@ -56,13 +63,13 @@ pub struct Record {
 impl Body {
     /// The record of `event`, as row `seq` after `prev_hash`.
     pub fn of(event: &Event, seq: Option<i64>, prev_hash: Option<String>) -> Self {
-        let actor = actor(event.channel, event.peer_uid, &event.user);
+        let actor = actor(event.channel);
         Self {
             schema: SCHEMA.to_owned(),
             seq,
             time: rfc3339(event.time),
             host: super::host().to_owned(),
-            kind: kind(event.channel, event.decision, actor).to_owned(),
+            kind: kind(event.channel, event.decision).to_owned(),
             actor: actor.to_owned(),
             user: event.user.clone(),
             service: event.service.clone(),
@@ -76,6 +83,8 @@ impl Body {
             reason: event.reason.clone(),
             peer_uid: event.peer_uid,
             request_id: event.request.map(super::context::request_id),
+            ruser: event.ruser.clone(),
+            caller_uid: event.caller_uid,
             prev_hash,
         }
     }
@@ -103,7 +112,7 @@ impl Record {
     /// that carry fields of their own (syslog structured data, journald).
     pub fn fields(&self) -> Vec<(&'static str, String)> {
         let b = &self.body;
-        let fields: [(&'static str, Option<String>); 18] = [
+        let fields: [(&'static str, Option<String>); 20] = [
             ("schema", Some(b.schema.clone())),
             ("seq", b.seq.map(|v| v.to_string())),
             ("type", Some(b.kind.clone())),
@@ -120,6 +129,8 @@ impl Record {
             ("reason", Some(b.reason.clone())),
             ("peer_uid", Some(b.peer_uid.to_string())),
             ("request_id", b.request_id.clone()),
+            ("ruser", b.ruser.clone()),
+            ("caller_uid", b.caller_uid.map(|v| v.to_string())),
             ("prev_hash", b.prev_hash.clone()),
             ("hash", self.hash.clone()),
         ];
@@ -145,35 +156,28 @@ pub fn rfc3339(secs: i64) -> String {
 }
 
 /// What kind of event this is, from where it came from and what it did.
-fn kind(channel: &str, decision: &str, actor: &str) -> &'static str {
+fn kind(channel: &str, decision: &str) -> &'static str {
     match channel {
         "policy" => "policy_load",
         "audit" => "audit",
         "session" => "session",
         "device" => "trusted_device",
-        "admin" if actor == "self" => "self_service",
+        "self" => "self_service",
         "admin" => "admin",
         _ if matches!(decision, "sent" | "failed") => "code_delivery",
         _ => "authentication",
     }
 }
 
-/// Who acted. Only requests from `mfactl` (channel `admin`) can be a user's
-/// own: a PAM flow is run by the PAM stack whoever the user is.
-fn actor(channel: &str, peer_uid: u32, user: &str) -> &'static str {
+/// Who acted. Only requests from `mfactl` can be a user's own (channel
+/// `self`, see `Event::admin`): a PAM flow is run by the PAM stack whoever
+/// the user is.
+fn actor(channel: &str) -> &'static str {
     match channel {
         "policy" | "audit" => "daemon",
-        "admin" if is_self(peer_uid, user) => "self",
+        "self" => "self",
         "admin" => "admin",
         _ => "pam",
-    }
-}
-
-fn is_self(peer_uid: u32, user: &str) -> bool {
-    // Most events come from root: answer those without an NSS lookup.
-    match peer_uid {
-        0 => user == "root",
-        uid => crate::peer::uid_of(user) == Some(uid),
     }
 }
 
@@ -194,7 +198,9 @@ mod tests {
             peer_uid,
             1_795_460_645,
         );
-        e.channel = channel;
+        if channel != "admin" {
+            e.channel = channel;
+        }
         e
     }
 

@@ -125,6 +125,8 @@ pub struct SmsConfig {
     pub secret: Option<SecretSource>,
     pub timeout: Duration,
     pub message: String,
+    /// The text that carries a verification code (`mfactl phone set`).
+    pub verify_message: String,
     pub proxy: Option<String>,
     pub code: CodeProfile,
     pub caps: SendCaps,
@@ -160,6 +162,9 @@ pub struct EmailConfig {
     pub from: String,
     pub subject: String,
     pub body: String,
+    /// The mail that carries a verification code (`mfactl email set`).
+    pub verify_subject: String,
+    pub verify_body: String,
     pub timeout: Duration,
     pub code: CodeProfile,
     pub caps: SendCaps,

@@ -30,10 +30,24 @@ const DEFAULT_SUBJECT: &str = "Your {host} login code";
 const DEFAULT_BODY: &str = "Your login code for {host} is: {code}\n\n\
 It is valid for {minutes} minutes and works once.\n\n\
 If you did not just try to log in, someone may know your password: tell your administrator.\n";
+// Verification is not a login: its own text, so that nobody reads a
+// verification as someone trying their password.
+const DEFAULT_SMS_VERIFY: &str = "{code} is your {host} verification code: it confirms this number for login codes. It is valid for {minutes} minutes.";
+const DEFAULT_VERIFY_SUBJECT: &str = "Confirm your address for {host}";
+const DEFAULT_VERIFY_BODY: &str = "Your verification code for {host} is: {code}\n\n\
+Type it into `mfactl email verify` within {minutes} minutes, and login codes will come to this address.\n\n\
+If you did not ask for this, ignore this message: nothing changes without the code.\n";
 const DEFAULT_NOTIFY_SUBJECT: &str = "New login to {host}";
-const DEFAULT_NOTIFY_BODY: &str = "{user} logged in to {host}.\n\n\
-  time:     {time}\n  from:     {rhost}\n  service:  {service}\n  location: {location}\n\n\
-If this was not you, tell your administrator at once.\n";
+// Each field line on one source line: a `\` line continuation would eat
+// the indentation of the line after it.
+const DEFAULT_NOTIFY_BODY: &str = concat!(
+    "{user} logged in to {host}.\n\n",
+    "  time:     {time}\n",
+    "  from:     {rhost}\n",
+    "  service:  {service}\n",
+    "  location: {location}\n\n",
+    "If this was not you, tell your administrator at once.\n",
+);
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +82,7 @@ pub(super) struct RawSms {
     credential: Option<String>,
     timeout_ms: Option<u64>,
     message: Option<String>,
+    verify_message: Option<String>,
     proxy: Option<String>,
     #[serde(default)]
     code: RawCode,
@@ -100,6 +115,8 @@ pub(super) struct RawEmail {
     from: String,
     subject: Option<String>,
     body: Option<String>,
+    verify_subject: Option<String>,
+    verify_body: Option<String>,
     timeout_ms: Option<u64>,
     #[serde(default)]
     code: RawCode,
@@ -137,6 +154,21 @@ impl Checker<'_> {
         required: &[&str],
     ) -> Result<(), ConfigError> {
         template::check(text, known, required).map_err(|p| self.invalid(key, p))
+    }
+
+    /// A one-line mail subject with the placeholders of a code message.
+    fn subject(
+        &self,
+        key: &'static str,
+        raw: Option<&String>,
+        default: &str,
+    ) -> Result<String, ConfigError> {
+        let subject = raw.map_or_else(|| default.to_owned(), String::clone);
+        self.template(key, &subject, CODE_MESSAGE, &[])?;
+        if subject.contains(['\r', '\n']) {
+            return Err(self.invalid(key, "must be one line"));
+        }
+        Ok(subject)
     }
 
     pub fn code(&self, raw: &RawCode, keys: CodeKeys) -> Result<CodeProfile, ConfigError> {
@@ -338,6 +370,16 @@ impl Checker<'_> {
             .clone()
             .unwrap_or_else(|| DEFAULT_SMS_MESSAGE.to_owned());
         self.template("sms.message", &message, CODE_MESSAGE, &["code"])?;
+        let verify_message = raw
+            .verify_message
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SMS_VERIFY.to_owned());
+        self.template(
+            "sms.verify_message",
+            &verify_message,
+            CODE_MESSAGE,
+            &["code"],
+        )?;
         if let Some(proxy) = &raw.proxy {
             reqwest::Proxy::all(proxy.as_str())
                 .map_err(|e| self.invalid("sms.proxy", format!("is not a proxy URL ({e})")))?;
@@ -349,6 +391,7 @@ impl Checker<'_> {
             secret,
             timeout: self.timeout("sms.timeout_ms", raw.timeout_ms)?,
             message,
+            verify_message,
             proxy: raw.proxy.clone(),
             code: self.code(&raw.code, CodeKeys::SMS)?,
             caps: self.caps(&raw.cap, Channel::Sms)?,
@@ -589,16 +632,19 @@ impl Checker<'_> {
         raw.from
             .parse::<lettre::message::Mailbox>()
             .map_err(|e| self.invalid("email.from", format!("is not an address ({e})")))?;
-        let subject = raw
-            .subject
-            .clone()
-            .unwrap_or_else(|| DEFAULT_SUBJECT.to_owned());
-        self.template("email.subject", &subject, CODE_MESSAGE, &[])?;
-        if subject.contains(['\r', '\n']) {
-            return Err(self.invalid("email.subject", "must be one line"));
-        }
+        let subject = self.subject("email.subject", raw.subject.as_ref(), DEFAULT_SUBJECT)?;
         let body = raw.body.clone().unwrap_or_else(|| DEFAULT_BODY.to_owned());
         self.template("email.body", &body, CODE_MESSAGE, &["code"])?;
+        let verify_subject = self.subject(
+            "email.verify_subject",
+            raw.verify_subject.as_ref(),
+            DEFAULT_VERIFY_SUBJECT,
+        )?;
+        let verify_body = raw
+            .verify_body
+            .clone()
+            .unwrap_or_else(|| DEFAULT_VERIFY_BODY.to_owned());
+        self.template("email.verify_body", &verify_body, CODE_MESSAGE, &["code"])?;
         Ok(EmailConfig {
             host: raw.host.clone(),
             port,
@@ -608,6 +654,8 @@ impl Checker<'_> {
             from: raw.from.clone(),
             subject,
             body,
+            verify_subject,
+            verify_body,
             timeout: self.timeout("email.timeout_ms", raw.timeout_ms)?,
             code: self.code(&raw.code, CodeKeys::EMAIL)?,
             caps: self.caps(&raw.cap, Channel::Email)?,
@@ -703,7 +751,7 @@ fn is_loopback(host: url::Host<&str>) -> bool {
     }
 }
 
-fn host_is_loopback(host: &str) -> bool {
+pub(super) fn host_is_loopback(host: &str) -> bool {
     match host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
         Ok(ip) => ip.is_loopback(),
         Err(_) => host.eq_ignore_ascii_case("localhost"),

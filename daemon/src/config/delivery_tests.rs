@@ -248,3 +248,33 @@ fn twilio_api_keys_are_checked_and_only_for_twilio() {
         );
     }
 }
+
+#[test]
+fn verification_has_its_own_text_and_the_notice_keeps_its_indentation() {
+    let c = parse(&format!("{TWILIO}{EMAIL}")).unwrap();
+    let (sms, email) = (c.sms.unwrap(), c.email.unwrap());
+    for text in [
+        &sms.verify_message,
+        &email.verify_subject,
+        &email.verify_body,
+    ] {
+        assert!(
+            !text.contains("try to log in") && !text.contains("your {host} login code"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Your login code") && !text.contains("login code for"),
+            "{text}"
+        );
+    }
+    assert!(email.verify_body.contains("{code}"));
+    let body = &c.login_notification.body;
+    assert!(
+        body.contains(".\n\n  time:     {time}\n  from:"),
+        "{body:?}"
+    );
+    let err = parse(&format!("{EMAIL}verify_subject = \"a\\nb\"\n")).unwrap_err();
+    assert!(err.contains("email.verify_subject"), "{err}");
+    let err = parse(&format!("{TWILIO}verify_message = \"no code\"\n")).unwrap_err();
+    assert!(err.contains("sms.verify_message"), "{err}");
+}

@@ -84,6 +84,14 @@ pub struct Delivery {
     pub host: String,
 }
 
+/// What a code is for: the message differs, and a verification a user
+/// asked for counts against their uid's daily cap (`None`: an admin's).
+#[derive(Debug, Clone, Copy)]
+enum Purpose {
+    Login,
+    Verify(Option<u32>),
+}
+
 impl Delivery {
     /// Builds the clients and reads their secrets; the caps count in `store`.
     pub fn new(config: &Config, store: Arc<Store>) -> Result<Self, SetupError> {
@@ -112,7 +120,8 @@ impl Delivery {
         }
     }
 
-    /// Sends `code` to `to`, in the message the channel's config describes.
+    /// Sends `code` to `to`, in the login message the channel's config
+    /// describes.
     pub async fn send_code(
         &self,
         channel: Channel,
@@ -120,7 +129,7 @@ impl Delivery {
         code: &str,
         profile: &CodeProfile,
     ) -> Result<Receipt, DeliveryError> {
-        self.code(channel, to, code, profile, None).await
+        self.code(channel, to, code, profile, Purpose::Login).await
     }
 
     /// Sends the code that confirms a destination `uid` typed: counted
@@ -134,7 +143,8 @@ impl Delivery {
         profile: &CodeProfile,
         uid: Option<u32>,
     ) -> Result<Receipt, DeliveryError> {
-        self.code(channel, to, code, profile, uid).await
+        self.code(channel, to, code, profile, Purpose::Verify(uid))
+            .await
     }
 
     async fn code(
@@ -143,8 +153,12 @@ impl Delivery {
         to: &str,
         code: &str,
         profile: &CodeProfile,
-        verify_uid: Option<u32>,
+        purpose: Purpose,
     ) -> Result<Receipt, DeliveryError> {
+        let verify_uid = match purpose {
+            Purpose::Login => None,
+            Purpose::Verify(uid) => uid,
+        };
         let minutes = profile.validity.as_secs().div_ceil(60).to_string();
         let values = [
             ("code", code),
@@ -157,7 +171,11 @@ impl Delivery {
                     .sms
                     .as_ref()
                     .ok_or(DeliveryError::NotConfigured("sms"))?;
-                let text = template::render(&sms.config.message, &values, template::verbatim);
+                let message = match purpose {
+                    Purpose::Login => &sms.config.message,
+                    Purpose::Verify(_) => &sms.config.verify_message,
+                };
+                let text = template::render(message, &values, template::verbatim);
                 let send = deadline(sms.config.timeout, sms.send(to, &text, code));
                 self.counted(channel, &sms.config.caps, to, verify_uid, send)
                     .await
@@ -167,8 +185,12 @@ impl Delivery {
                     .email
                     .as_ref()
                     .ok_or(DeliveryError::NotConfigured("email"))?;
-                let subject = template::render(&email.config.subject, &values, template::verbatim);
-                let body = template::render(&email.config.body, &values, template::verbatim);
+                let (subject, body) = match purpose {
+                    Purpose::Login => (&email.config.subject, &email.config.body),
+                    Purpose::Verify(_) => (&email.config.verify_subject, &email.config.verify_body),
+                };
+                let subject = template::render(subject, &values, template::verbatim);
+                let body = template::render(body, &values, template::verbatim);
                 let send = deadline(email.config.timeout, email.send(to, &subject, &body));
                 self.counted(channel, &email.config.caps, to, verify_uid, send)
                     .await

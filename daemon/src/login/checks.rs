@@ -116,15 +116,17 @@ pub fn gather(
 
 /// Whether `user` can answer `factor` now. A sent-code factor needs its
 /// channel configured and a verified destination.
-pub fn enrolled_in(d: &Daemon, user: &str, factor: Factor) -> Result<bool, StoreError> {
-    match factor {
-        Factor::Totp => d.store.totp_info(user).map(|r| r.is_some()),
-        Factor::Backup => d.store.backup_codes_left(user).map(|n| n > 0),
+pub fn enrolled_in(d: &Daemon, user: &str, factor: Factor) -> Result<bool, CheckError> {
+    Ok(match factor {
+        Factor::Totp => d.store.totp_info(user)?.is_some(),
+        Factor::Backup => d.store.backup_codes_left(user)? > 0,
+        // The same destination a code would go to, from the store or the
+        // directory.
         Factor::Sms | Factor::Email => match factor.channel() {
-            Some(c) if d.delivery.configured(c) => d.store.has_verified_contact(user, c.name()),
-            _ => Ok(false),
+            Some(c) if d.delivery.configured(c) => super::send::contact(d, user, c)?.is_some(),
+            _ => false,
         },
-    }
+    })
 }
 
 fn device_hash(d: &Daemon, user: &str, key: &SshKey) -> Result<[u8; 32], CryptoError> {

@@ -13,13 +13,16 @@ mod stepup;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use send::{destination, failure_message as delivery_failure, profile as code_profile};
+pub(crate) use send::{
+    contact, destination, directory_contact, failure_message as delivery_failure,
+    profile as code_profile,
+};
 
 use crate::audit::Decision as Audit;
 use crate::device;
 use crate::io::{FrameIo, ReadError};
 use crate::peer::Peer;
-use crate::policy::{Facts, Nss};
+use crate::policy::Facts;
 use crate::store::{NewTicket, crypto::CryptoError};
 use crate::{Daemon, clock, risk, validate};
 use checks::Attempt;
@@ -57,7 +60,7 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
         rhost: start.rhost.as_deref(),
         signals,
     };
-    let rule = loaded.policy.decide(facts, &Nss);
+    let rule = loaded.policy.decide(facts, &d.groups());
     // Only sshd (the services the policy's [host] device_services names),
     // running as root, vouches for the key of its first method: a key named
     // by any other caller or service is ignored.

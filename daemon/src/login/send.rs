@@ -6,6 +6,7 @@ use super::machine::Sent;
 use crate::audit::Decision as Audit;
 use crate::config::CodeProfile;
 use crate::delivery::{DeliveryError, address};
+use crate::directory::{self, DirContact, Directory, Lookup, Pick};
 use crate::factor::otp::{self, Purpose, secs};
 use crate::io::FrameIo;
 use crate::store::SentCode;
@@ -30,17 +31,69 @@ pub(crate) fn destination(
     user: &str,
     channel: Channel,
 ) -> Result<Option<String>, CheckError> {
-    let Some(sealed) = d
+    Ok(contact(d, user, channel)?.map(|p| p.to))
+}
+
+/// The destination login codes go to, and whether the directory gave it:
+/// the one place that weighs the directory against `mfactl`
+/// ([`directory::choose`]).
+pub(crate) fn contact(
+    d: &Daemon,
+    user: &str,
+    channel: Channel,
+) -> Result<Option<Pick>, CheckError> {
+    let local = match d
         .store
         .contact(user, channel.name())?
         .and_then(|c| c.address)
-    else {
-        return Ok(None);
+    {
+        Some(sealed) => {
+            let plain = d.vault.open(user, Sealed::Contact(channel), &sealed)?;
+            Some(
+                String::from_utf8(plain.to_vec())
+                    .map_err(|_| CheckError::Broken("a stored destination is not UTF-8"))?,
+            )
+        }
+        None => None,
     };
-    let plain = d.vault.open(user, Sealed::Contact(channel), &sealed)?;
-    String::from_utf8(plain.to_vec())
-        .map(Some)
-        .map_err(|_| CheckError::Broken("a stored destination is not UTF-8"))
+    let Some(dir) = &d.directory else {
+        return Ok(local.map(|to| Pick {
+            to,
+            from_directory: false,
+        }));
+    };
+    let cfg = dir.config();
+    Ok(directory::choose(
+        local,
+        directory_contact(dir, user, channel),
+        cfg.contacts,
+        cfg.local_contacts,
+    ))
+}
+
+/// The directory's destination for `channel`, checked as `mfactl` checks
+/// one; a value that is not an address counts as none.
+pub(crate) fn directory_contact(dir: &Directory, user: &str, channel: Channel) -> DirContact {
+    let entry = match dir.lookup(user) {
+        Lookup::Found(entry) => entry,
+        Lookup::NoSuchUser => return DirContact::Absent,
+        Lookup::Unavailable => return DirContact::Unavailable,
+    };
+    let value = match channel {
+        Channel::Sms => entry.phone.as_deref(),
+        Channel::Email => entry.email.as_deref(),
+    };
+    match value.map(|v| address::parse(channel, v)) {
+        Some(Ok(to)) => DirContact::Present(to),
+        Some(Err(problem)) => {
+            log::warn!(
+                "directory: the {} of {user:?} is unusable: {problem}",
+                channel.destination()
+            );
+            DirContact::Absent
+        }
+        None => DirContact::Absent,
+    }
 }
 
 /// A masked destination for a user who has none, the same on every login

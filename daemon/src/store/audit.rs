@@ -29,9 +29,9 @@ pub(crate) fn insert(conn: &Connection, e: &Event) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO audit (id, time, user, service, rhost, tty, channel, decision, reason,
                             peer_uid, rule, policy_version, host, kind, actor, session_id,
-                            request_id, prev_hash, hash)
+                            request_id, prev_hash, hash, ruser, caller_uid)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19)",
+                 ?18, ?19, ?20, ?21)",
     )?
     .execute(params![
         id,
@@ -53,6 +53,8 @@ pub(crate) fn insert(conn: &Connection, e: &Event) -> Result<(), StoreError> {
         b.request_id,
         b.prev_hash,
         record.hash,
+        b.ruser,
+        b.caller_uid,
     ])?;
     // Kept for the stream; a rolled-back transaction drops the event too.
     let _ = e.stored.set(Arc::new(record));
@@ -78,7 +80,7 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT id, time, user, service, rhost, tty, channel, decision, reason, peer_uid,
                     rule, policy_version, host, kind, actor, session_id, request_id,
-                    prev_hash, hash
+                    prev_hash, hash, ruser, caller_uid
              FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![after, CHUNK], |r| {
@@ -104,6 +106,8 @@ impl Store {
                     actor: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
                     session_id: r.get(15)?,
                     request_id: r.get(16)?,
+                    ruser: r.get(19)?,
+                    caller_uid: r.get(20)?,
                     prev_hash: r.get(17)?,
                 },
                 hash: r.get(18)?,

@@ -40,7 +40,7 @@ impl Store {
 
     pub fn backup_codes_left(&self, user: &str) -> Result<u32, StoreError> {
         Ok(self
-            .conn()
+            .reader()
             .prepare_cached(
                 "SELECT COUNT(*) FROM backup_codes WHERE user = ?1 AND used_at IS NULL",
             )?
@@ -68,6 +68,26 @@ impl Store {
                 insert_audit(tx, event)?;
             }
             Ok(used == 1)
+        })
+    }
+}
+
+impl Store {
+    /// Activates an imported TOTP factor and, when there are any, makes
+    /// `codes` the backup codes of `user`, with one audit row.
+    pub fn import_totp(
+        &self,
+        user: &str,
+        totp: &super::NewTotp<'_>,
+        codes: &[Stored],
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.durable(|tx| {
+            super::activate(tx, user, totp)?;
+            if !codes.is_empty() {
+                replace(tx, user, codes)?;
+            }
+            insert_audit(tx, event)
         })
     }
 }

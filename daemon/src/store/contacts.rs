@@ -33,13 +33,6 @@ impl Store {
             .optional()?)
     }
 
-    /// Whether `user` has a verified destination for `channel`.
-    pub fn has_verified_contact(&self, user: &str, channel: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .contact(user, channel)?
-            .is_some_and(|c| c.address.is_some()))
-    }
-
     /// Stores a destination: verified (an admin's `--verified`), replacing
     /// the verified one and dropping any pending one; or pending, beside the
     /// verified one until its code confirms it.

@@ -94,7 +94,7 @@ impl Store {
 
     /// The devices of `user` still trusted at `now`.
     pub fn devices(&self, user: &str, now: i64) -> Result<Vec<DeviceInfo>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT id, key_type, fingerprint, first_ip, created_at, expires_at, last_used
              FROM trusted_devices

@@ -1,7 +1,9 @@
 //! Where each user's successful logins came from: the networks (/24 or
-//! /64) and the country of the last one, for the risk signals.
+//! /64) and the country of the last one, for the risk signals; and the
+//! logins themselves, from the audit log, for `mfactl history`.
 
-use super::{NewTicket, Store, StoreError};
+use super::{AUDIT_COLUMNS, NewTicket, Store, StoreError, audit_row};
+use mfad_protocol::AuditRow;
 
 /// Where a successful remote login came from.
 #[derive(Debug, Clone)]
@@ -14,9 +16,31 @@ pub struct Visit {
 use rusqlite::{OptionalExtension, params};
 
 impl Store {
+    /// The authentication rows of `user` (each a factor checked, a device
+    /// or session that stood in, or a verdict without a prompt), newest
+    /// first; only those that let the login in with `allowed_only`. A login
+    /// row is one the policy decided (it names the policy version); code
+    /// deliveries and notices are left out.
+    pub fn logins(
+        &self,
+        user: &str,
+        limit: u32,
+        allowed_only: bool,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit
+             WHERE user = ?1 AND policy_version IS NOT NULL
+               AND decision IN ('allow', 'deny', 'locked') AND (NOT ?3 OR decision = 'allow')
+             ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![user, limit, allowed_only], audit_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn network_known(&self, user: &str, network: &str) -> Result<bool, StoreError> {
         Ok(self
-            .conn()
+            .reader()
             .prepare_cached("SELECT 1 FROM login_networks WHERE user = ?1 AND network = ?2")?
             .query_row(params![user, network], |_| Ok(()))
             .optional()?
@@ -26,7 +50,7 @@ impl Store {
     /// The source and country of the user's last successful remote login.
     pub fn last_login(&self, user: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
         Ok(self
-            .conn()
+            .reader()
             .prepare_cached("SELECT rhost, country FROM last_login WHERE user = ?1")?
             .query_row([user], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)

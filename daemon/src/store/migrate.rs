@@ -169,6 +169,10 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE audit ADD COLUMN request_id TEXT;
      ALTER TABLE audit ADD COLUMN prev_hash TEXT;
      ALTER TABLE audit ADD COLUMN hash TEXT;",
+    // 9: who is asking: the PAM_RUSER of a login and the real uid of the
+    // process that asked (su and sudo run as root for someone).
+    "ALTER TABLE audit ADD COLUMN ruser TEXT;
+     ALTER TABLE audit ADD COLUMN caller_uid INTEGER;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

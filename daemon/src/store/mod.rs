@@ -1,17 +1,22 @@
-//! SQLite storage. One connection behind a mutex: every statement here takes
-//! microseconds, and one writer keeps the "accepted at most once" rules simple.
+//! SQLite storage. One writer connection behind a mutex: every statement
+//! here takes microseconds, and one writer keeps the "accepted at most once"
+//! rules simple. Reads use connections of their own and checkpoints a thread
+//! of its own (conns.rs).
 //!
 //! Durability is chosen per write: enrollments and resets are synced before
 //! the caller hears success; the last accepted TOTP step, failure counters
-//! and audit rows ride on WAL's normal sync (a TOTP code has expired long
-//! before a crashed server is back).
+//! and audit rows ride on WAL's normal sync, and a start after an unclean
+//! stop fences the TOTP steps the old process might have accepted
+//! (fence.rs).
 
 mod audit;
 mod backup;
+mod conns;
 mod contacts;
 pub mod crypto;
 mod deliveries;
 mod devices;
+mod fence;
 mod history;
 mod keycheck;
 mod migrate;
@@ -35,7 +40,7 @@ use crate::files::{FileError, check_private};
 use mfad_protocol::{AuditRow, LockInfo, TotpInfo, UserSummary};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -50,6 +55,10 @@ pub enum StoreError {
     TooNew { found: usize, latest: usize },
     #[error("the stored row for {0} is corrupt")]
     Corrupt(String),
+    #[error("{0} is in use by another mfad; stop it first")]
+    InUse(std::path::PathBuf),
+    #[error("cannot start the WAL checkpoint thread: {0}")]
+    Thread(String),
 }
 
 /// How a TOTP factor computes its codes.
@@ -84,7 +93,14 @@ pub struct FailureState {
 }
 
 pub struct Store {
+    /// The writer.
     conn: Mutex<Connection>,
+    readers: conns::Readers,
+    _checkpointer: conns::Checkpointer,
+    marker: fence::Marker,
+    /// Whether the last run ended without [`Store::close_clean`].
+    unclean: bool,
+    fence: OnceLock<fence::Fence>,
 }
 
 /// Checks that an existing database (and its WAL and SHM files) is private,
@@ -114,15 +130,10 @@ pub fn prepare(path: &Path) -> Result<(), FileError> {
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         prepare(path)?;
-        let mut conn = Connection::open(path)?;
-        // mfad is the database's only user: an exclusive lock saves the
-        // file-lock system calls of every transaction and keeps a second
-        // daemon from writing to the same file.
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Before anything is written: the lock on the marker keeps a second
+        // daemon off this database.
+        let (marker, unclean) = fence::Marker::put(path)?;
+        let mut conn = conns::open(path)?;
         let found: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if found > migrate::latest() {
             return Err(StoreError::TooNew {
@@ -134,13 +145,50 @@ impl Store {
         check_private(path, 0o600)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            readers: conns::Readers::open(path)?,
+            _checkpointer: conns::Checkpointer::start(path)?,
+            marker,
+            unclean,
+            fence: OnceLock::new(),
         })
+    }
+
+    /// After an unclean stop, refuses every TOTP step up to the step of
+    /// `now` plus `window` from here on (fence.rs says why). Returns whether
+    /// it did. Call once, at start, before serving.
+    pub fn fence_after_unclean_stop(&self, now: i64, window: u32) -> bool {
+        self.unclean
+            && self
+                .fence
+                .set(fence::Fence {
+                    since: now,
+                    window: i64::from(window),
+                })
+                .is_ok()
+    }
+
+    /// Marks a clean stop (after a last checkpoint): the next start needs no
+    /// fence. Call when nothing else will use the store.
+    pub fn close_clean(&self) -> Result<(), StoreError> {
+        self.conn()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        self.marker.remove()
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a transaction open
         // (rusqlite rolls back on drop), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A connection for reads that need no transaction with a write: the
+    /// writer when it is free (its page cache holds what it just wrote),
+    /// else a reader, so a read never waits behind a write.
+    pub(crate) fn reader(&self) -> MutexGuard<'_, Connection> {
+        match self.conn.try_lock() {
+            Ok(writer) => writer,
+            Err(_) => self.readers.get(),
+        }
     }
 
     /// Runs `f` in an immediate transaction that is fsynced before returning.
@@ -162,7 +210,7 @@ impl Store {
 
     pub fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError> {
         query_totp(
-            &self.conn(),
+            &self.reader(),
             user,
             "SELECT secret, algorithm, digits, period, last_step FROM totp WHERE user = ?1",
             params![user],
@@ -172,7 +220,7 @@ impl Store {
     /// A pending enrollment that has not expired (its `last_step` is -1).
     pub fn pending_totp(&self, user: &str, now: i64) -> Result<Option<TotpRecord>, StoreError> {
         query_totp(
-            &self.conn(),
+            &self.reader(),
             user,
             "SELECT secret, algorithm, digits, period, -1 FROM totp_pending
              WHERE user = ?1 AND expires > ?2",
@@ -239,7 +287,7 @@ impl Store {
     }
 
     /// Accepts `step` for `user` only if it is strictly later than the last
-    /// accepted one, atomically: of concurrent attempts with the same code,
+    /// accepted one and past the start-up fence, if any, atomically: of concurrent attempts with the same code,
     /// exactly one succeeds. On success the channel's failure counters are
     /// cleared and `event` is written in the same transaction.
     pub fn accept_totp_step(
@@ -250,13 +298,15 @@ impl Store {
         now: i64,
         event: &Event,
     ) -> Result<bool, StoreError> {
+        let fence = self.fence.get().copied().unwrap_or_default();
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let updated = tx
             .prepare_cached(
-                "UPDATE totp SET last_step = ?2, last_used = ?3 WHERE user = ?1 AND last_step < ?2",
+                "UPDATE totp SET last_step = ?2, last_used = ?3
+                 WHERE user = ?1 AND last_step < ?2 AND ?2 > ?4 / period + ?5",
             )?
-            .execute(params![user, step, now])?;
+            .execute(params![user, step, now, fence.since, fence.window])?;
         if updated == 1 {
             clear_failures(&tx, user, counter)?;
             insert_audit(&tx, event)?;
@@ -321,7 +371,7 @@ impl Store {
         counter: Counter<'_>,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT MAX(locked_until) FROM failures
              WHERE user = ?1 AND channel = ?2 AND source IN (?3, ?4) AND locked_until > ?5",
@@ -369,7 +419,7 @@ impl Store {
 
     pub fn totp_info(&self, user: &str) -> Result<Option<TotpInfo>, StoreError> {
         Ok(self
-            .conn()
+            .reader()
             .prepare_cached(
                 "SELECT algorithm, digits, period, enrolled_at, last_used FROM totp WHERE user = ?1",
             )?
@@ -386,7 +436,7 @@ impl Store {
     }
 
     pub fn has_pending_totp(&self, user: &str, now: i64) -> Result<bool, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         Ok(conn
             .query_row(
                 "SELECT 1 FROM totp_pending WHERE user = ?1 AND expires > ?2",
@@ -406,7 +456,7 @@ impl Store {
     ) -> Result<Vec<LockInfo>, StoreError> {
         let since =
             now.saturating_sub(i64::try_from(lockout.duration.as_secs()).unwrap_or(i64::MAX));
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT channel, source, count, locked_until FROM failures
              WHERE user = ?1 AND (last_failure > ?2 OR locked_until > ?3)
@@ -425,7 +475,7 @@ impl Store {
 
     /// Every user with a factor, a pending enrollment or a counter.
     pub fn users(&self, now: i64) -> Result<Vec<UserSummary>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "WITH names AS (SELECT user FROM totp UNION SELECT user FROM totp_pending
                             UNION SELECT user FROM failures UNION SELECT user FROM contacts)
@@ -445,28 +495,11 @@ impl Store {
     }
 
     pub fn audit_rows(&self, user: Option<&str>, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, time, user, service, rhost, tty, channel, decision, reason, peer_uid,
-                    rule, policy_version
-             FROM audit WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![user, limit], |r| {
-            Ok(AuditRow {
-                id: r.get(0)?,
-                time: r.get(1)?,
-                user: r.get(2)?,
-                service: r.get(3)?,
-                rhost: r.get(4)?,
-                tty: r.get(5)?,
-                channel: r.get(6)?,
-                decision: r.get(7)?,
-                reason: r.get(8)?,
-                peer_uid: r.get(9)?,
-                rule: r.get(10)?,
-                policy_version: r.get(11)?,
-            })
-        })?;
+        let conn = self.reader();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![user, limit], audit_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -583,3 +616,28 @@ pub(crate) fn clear_failures(
 pub(crate) fn insert_audit(conn: &Connection, e: &Event) -> Result<(), StoreError> {
     audit::insert(conn, e)
 }
+
+/// The columns [`audit_row`] reads, in its order.
+const AUDIT_COLUMNS: &str = "id, time, user, service, rhost, tty, channel, decision, reason, peer_uid, rule, policy_version, ruser, caller_uid";
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: r.get(0)?,
+        time: r.get(1)?,
+        user: r.get(2)?,
+        service: r.get(3)?,
+        rhost: r.get(4)?,
+        tty: r.get(5)?,
+        channel: r.get(6)?,
+        decision: r.get(7)?,
+        reason: r.get(8)?,
+        peer_uid: r.get(9)?,
+        rule: r.get(10)?,
+        policy_version: r.get(11)?,
+        ruser: r.get(12)?,
+        caller_uid: r.get(13)?,
+    })
+}
+
+#[cfg(test)]
+mod tests;

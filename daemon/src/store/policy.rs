@@ -35,7 +35,7 @@ impl Store {
     }
 
     pub fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT version, sha256, loaded_at, loaded_by FROM policy_versions ORDER BY version",
         )?;
@@ -56,7 +56,7 @@ impl Store {
         &self,
         version: Option<i64>,
     ) -> Result<Option<(PolicyVersion, String)>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         Ok(conn
             .query_row(
                 "SELECT version, sha256, loaded_at, loaded_by, text FROM policy_versions

@@ -184,7 +184,7 @@ impl Store {
     /// The sessions of one audit session id in this boot.
     pub fn sessions_of(&self, boot_id: &str, sid: u32) -> Result<Vec<StoredSession>, StoreError> {
         sessions_where(
-            &self.conn(),
+            &self.reader(),
             "boot_id = ?1 AND audit_session = ?2",
             params![boot_id, sid],
         )
@@ -192,7 +192,7 @@ impl Store {
 
     pub fn session(&self, boot_id: &str, id: i64) -> Result<Option<StoredSession>, StoreError> {
         Ok(sessions_where(
-            &self.conn(),
+            &self.reader(),
             "boot_id = ?1 AND id = ?2",
             params![boot_id, id],
         )?
@@ -201,7 +201,7 @@ impl Store {
 
     /// Every session of this boot.
     pub fn sessions(&self, boot_id: &str) -> Result<Vec<StoredSession>, StoreError> {
-        sessions_where(&self.conn(), "boot_id = ?1", [boot_id])
+        sessions_where(&self.reader(), "boot_id = ?1", [boot_id])
     }
 
     /// Records factors passed again inside a session (a step-up), with

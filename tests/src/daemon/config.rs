@@ -224,6 +224,8 @@ pub struct TestConfig {
     /// `geoip_database`, written only when `Some` (relative: inside the
     /// daemon's directory).
     pub geoip_database: Option<PathBuf>,
+    /// A whole `[directory]` table ([`crate::ldap::Slapd::mfad_config`]).
+    pub directory: Option<String>,
     /// `[audit]` tables, written as given, with `DIR` standing for the
     /// daemon's directory.
     pub audit: String,
@@ -263,6 +265,7 @@ impl Default for TestConfig {
             email: None,
             login_notification: false,
             geoip_database: None,
+            directory: None,
         }
     }
 }
@@ -378,6 +381,9 @@ impl TestConfig {
         }
         if self.login_notification {
             let _ = writeln!(s, "\n[login_notification]\nenabled = true");
+        }
+        if let Some(directory) = &self.directory {
+            let _ = writeln!(s, "\n{directory}");
         }
         if !self.audit.is_empty() {
             let _ = writeln!(s, "\n{}", self.audit.replace("DIR", &dir.to_string_lossy()));

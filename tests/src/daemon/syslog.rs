@@ -39,7 +39,9 @@ impl SyslogReceiver {
                         Err(e)
                             if matches!(
                                 e.kind(),
-                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                std::io::ErrorKind::WouldBlock
+                                    | std::io::ErrorKind::TimedOut
+                                    | std::io::ErrorKind::Interrupted
                             ) => {}
                         Err(e) => panic!("syslog receiver: {e}"),
                     }
@@ -61,6 +63,11 @@ impl SyslogReceiver {
     /// Every datagram received so far, raw.
     pub fn datagrams(&self) -> Vec<Vec<u8>> {
         self.datagrams.lock().unwrap().clone()
+    }
+
+    /// How many datagrams arrived so far.
+    pub fn count(&self) -> usize {
+        self.datagrams.lock().unwrap().len()
     }
 
     /// The datagrams so far, as text (lossy).

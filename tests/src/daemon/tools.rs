@@ -125,7 +125,9 @@ impl TestDaemon {
         user: Option<&str>,
     ) -> Enrollment {
         let who: Vec<&str> = user.map(|u| vec!["--user", u]).unwrap_or_default();
-        let args = [&["enroll", "totp"][..], &who, &["--print-uri"]].concat();
+        // Test accounts are names only: --force enrolls them all the same.
+        let force: &[&str] = if user.is_some() { &["--force"] } else { &[] };
+        let args = [&["enroll", "totp"][..], &who, force, &["--print-uri"]].concat();
         let out = mfactl(&args, "");
         assert!(out.status.success(), "mfactl {args:?}: {}", show(&out));
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -155,10 +157,19 @@ impl TestDaemon {
         }
     }
 
-    /// `mfactl KIND set DESTINATION --user USER --verified` as root: a
-    /// verified phone number (`phone`) or email address (`email`).
+    /// `mfactl KIND set DESTINATION --user USER --verified --force` as
+    /// root: a verified phone number (`phone`) or email address (`email`),
+    /// for an account that may be a name only.
     pub fn set_contact(&self, user: &str, kind: &str, destination: &str) {
-        let out = self.mfactl([kind, "set", destination, "--user", user, "--verified"]);
+        let out = self.mfactl([
+            kind,
+            "set",
+            destination,
+            "--user",
+            user,
+            "--verified",
+            "--force",
+        ]);
         assert!(out.status.success(), "mfactl {kind} set: {}", show(&out));
     }
 

@@ -1,53 +1,55 @@
-//! `bench [--users N] [--clients C]`: the mfad benchmark. Run it as
-//! `sudo scripts/bench`, which installs what it needs, builds in release
-//! and runs this binary with `MFAD_TARGET_DIR=target/release`.
+//! `bench [--users N] [--runs R] [--clients C]`: the mfad benchmark. Run it
+//! as `sudo scripts/bench`, which installs what it needs, builds in release
+//! and runs this binary with `MFAD_TARGET_DIR=target/release` in a private
+//! mount namespace with a /dev of its own.
 //!
-//! It starts the real daemon in a temporary directory, enrolls N users over
-//! the protocol, and times `pam_authenticate` through the real libpam
-//! (`pam_start_confdir`, so the host's /etc/pam.d is never read) loading
-//! the real `libpam_mfa.so`: N successes one after the other, N wrong codes,
-//! then N successes from C concurrent clients. The same three runs go
-//! through Debian's `pam_google_authenticator.so` with the same secrets.
-//! Every call is checked (PAM_SUCCESS / PAM_AUTH_ERR); mismatches are listed
-//! and make the exit status 1. Everything it creates (the temporary
-//! directories, the daemon) goes away when it exits or panics; if it is
-//! killed, the daemon dies with it (PR_SET_PDEATHSIG) but /tmp/mfad-test-*
-//! and /tmp/mfad-bench-gauth-* stay behind.
+//! It starts the real daemon in a temporary directory, enrolls 3 x N x R
+//! users over the protocol (each TOTP code works once, so every measured
+//! login needs a user of its own), and runs R rounds of: N logins through
+//! mfad, google-authenticator and pam_permit, each on a new handle; N logins
+//! through mfad from C clients on reused handles; N logins through mfad
+//! while an enrollment loop writes beside them. Every module and the daemon
+//! log to the same /dev/log listener; a short run under `strace -f -T`
+//! checks that none writes to /dev/console. Every call is checked
+//! (PAM_SUCCESS); mismatches are listed and make the exit status 1. What it
+//! creates goes away when it exits or panics; if it is killed, the daemon
+//! dies with it (PR_SET_PDEATHSIG) but /tmp/mfad-test-* and
+//! /tmp/mfad-bench-gauth-* stay behind.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod console;
 mod cpu;
 mod measure;
-mod probe;
 mod report;
 mod setup;
 mod summary;
 mod users;
 
-use measure::{Expect, Target, concurrent, sequential, with_cpu};
-use report::{Memory, Runs};
+use measure::{Expect, concurrent, fresh_handles, with_cpu};
+use report::{Memory, Round};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-const USAGE: &str = "usage: bench [--users N] [--clients C]
-  --users N     accounts to enroll and authenticate (at least 1000; default 2000)
-  --clients C   concurrent PAM clients in the concurrent run (default 4)
+const USAGE: &str = "usage: bench [--users N] [--runs R] [--clients C]
+  --users N     logins per measurement (at least 100; default 1000)
+  --runs R      rounds of every measurement (default 5)
+  --clients C   concurrent PAM clients on reused handles (default 4)
 Run as root, through scripts/bench (which builds in release first).";
-
-/// Wrong codes timed with mfad's default failure delay.
-const DELAY_SAMPLES: usize = 5;
-/// Direct protocol probes.
-const PINGS: usize = 2000;
-const DIRECT_AUTHS: usize = 500;
 
 struct Options {
     users: usize,
+    runs: usize,
     clients: usize,
+    console_check: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
     let mut opts = Options {
-        users: 2000,
+        users: 1000,
+        runs: 5,
         clients: 4,
+        console_check: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -65,7 +67,10 @@ fn parse_args() -> Result<Options, String> {
         };
         match flag.as_str() {
             "--users" => opts.users = value("--users")?,
+            "--runs" => opts.runs = value("--runs")?,
             "--clients" => opts.clients = value("--clients")?,
+            // The child run under strace (console::check).
+            "--console-check" => opts.console_check = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -73,8 +78,11 @@ fn parse_args() -> Result<Options, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if opts.users < 1000 {
-        return Err("--users must be at least 1000".into());
+    if opts.users < 100 {
+        return Err("--users must be at least 100".into());
+    }
+    if opts.runs == 0 {
+        return Err("--runs must be at least 1".into());
     }
     if opts.clients == 0 || opts.clients > opts.users {
         return Err("--clients must be between 1 and --users".into());
@@ -91,102 +99,77 @@ fn main() -> ExitCode {
         }
     };
     mfad_tests::require_root();
-    let (n, c) = (opts.users, opts.clients);
-    println!("mfad benchmark: N = {n} users, C = {c} concurrent clients");
+    if opts.console_check {
+        return console::traced_run();
+    }
+    let (n, runs, c) = (opts.users, opts.runs, opts.clients);
+    println!("mfad benchmark: N = {n} logins per measurement, R = {runs} runs, C = {c} clients");
+    let sink = console::listen();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    eprintln!("[bench] the logging check under strace -f -T");
+    let trace = console::check(tmp.path());
+
     eprintln!(
         "[bench] starting mfad from {}",
         mfad_tests::bins::target_dir().display()
     );
-    let mut daemon = setup::start_mfad();
+    let daemon = setup::start_mfad();
     let pid = daemon.pid().expect("the daemon runs");
     std::thread::sleep(Duration::from_millis(200));
     let idle = Memory::of(pid);
-
-    eprintln!("[bench] enrolling {n} users over the protocol");
-    let (users, enroll_time) = setup::enroll(&daemon, n);
+    eprintln!("[bench] enrolling {} users over the protocol", 3 * n * runs);
+    let (users, enroll_time) = setup::enroll(&daemon, "bench", 3 * n * runs);
     let enrolled = Memory::of(pid);
     let gauth = setup::Gauth::create(&users);
+    let mfad = setup::mfad_target(&daemon);
+    let ga = setup::gauth_target(&gauth);
+    let permit = setup::permit_target(&daemon);
 
-    let mfad_target = Target {
-        label: "mfad",
-        confdir: daemon.pam_confdir(),
-        service: setup::MFAD_SERVICE,
-    };
-    let gauth_target = Target {
-        label: "google-authenticator",
-        confdir: gauth.pam_confdir(),
-        service: setup::GAUTH_SERVICE,
-    };
-    eprintln!("[bench] mfad: {n} successes, then {n} wrong codes");
-    let m_success = with_cpu(Some(pid), || {
-        sequential(&mfad_target, &users, Expect::Success)
-    });
-    let m_wrong = with_cpu(Some(pid), || {
-        sequential(&mfad_target, &users, Expect::Wrong)
-    });
-    let inodes = gauth.inodes(&users);
-    eprintln!("[bench] google-authenticator: {n} successes, then {n} wrong codes");
-    let g_success = with_cpu(None, || sequential(&gauth_target, &users, Expect::Success));
-    let after_success = gauth.inodes(&users);
-    let g_wrong = with_cpu(None, || sequential(&gauth_target, &users, Expect::Wrong));
-    let after_wrong = gauth.inodes(&users);
-    let replaced =
-        |before: &[u64], after: &[u64]| before.iter().zip(after).filter(|(b, a)| b != a).count();
-    let rewrites = [
-        replaced(&inodes, &after_success),
-        replaced(&after_success, &after_wrong),
-    ];
-
-    eprintln!("[bench] mfad: protocol probes without libpam");
-    let pings = probe::ping_one_connection(&daemon, PINGS);
-    let connects = probe::connect_and_ping(&daemon, PINGS);
-    let direct = probe::auth_wrong_direct(&daemon, &users[..DIRECT_AUTHS.min(n)]);
-
-    // Each user's current step is used up: the concurrent runs need the next.
-    let used = m_success.max_step.max(g_success.max_step);
-    eprintln!("[bench] waiting for the next 30-second TOTP step (each code works once)");
-    let waited = users::wait_for_step_after(used);
-    eprintln!(
-        "[bench] waited {:.1} s; {c} concurrent clients",
-        waited.as_secs_f64()
-    );
-    let m_conc = with_cpu(Some(pid), || {
-        concurrent(&mfad_target, &users, c, Expect::Success)
-    });
+    let mut rounds = Vec::with_capacity(runs);
+    for (r, users) in users.chunks(3 * n).enumerate() {
+        let (fresh, rest) = users.split_at(n);
+        let (conc, loaded) = rest.split_at(n);
+        eprintln!("[bench] run {}/{runs}", r + 1);
+        let logged = sink.count();
+        let (m, m_cpu) = with_cpu(Some(pid), || fresh_handles(&mfad, fresh, Expect::Success));
+        let m_logs = sink.count() - logged;
+        let logged = sink.count();
+        let g = fresh_handles(&ga, fresh, Expect::Success);
+        let g_logs = sink.count() - logged;
+        let logged = sink.count();
+        let p = fresh_handles(&permit, fresh, Expect::Success);
+        let p_logs = sink.count() - logged;
+        let (concurrent, c_cpu) =
+            with_cpu(Some(pid), || concurrent(&mfad, conc, c, Expect::Success));
+        let stop = AtomicBool::new(false);
+        let (under_load, enrollments) = std::thread::scope(|scope| {
+            let writer = scope.spawn(|| setup::enroll_until(&daemon, &format!("load{r}"), &stop));
+            let run = fresh_handles(&mfad, loaded, Expect::Success);
+            stop.store(true, Ordering::Relaxed);
+            (run, writer.join().expect("the enrollment loop panicked"))
+        });
+        rounds.push(Round {
+            mfad: m,
+            mfad_cpu: m_cpu,
+            concurrent_cpu: c_cpu,
+            gauth: g,
+            permit: p,
+            concurrent,
+            under_load,
+            enrollments,
+            logs: [m_logs, g_logs, p_logs],
+        });
+    }
     let loaded = Memory::of(pid);
-    let g_conc = with_cpu(None, || {
-        concurrent(&gauth_target, &users, c, Expect::Success)
-    });
-
-    eprintln!("[bench] mfad with its default failure delay (restart)");
-    setup::restart_with_default_delay(&mut daemon);
-    let delayed = sequential(&mfad_target, &users[n - DELAY_SAMPLES..], Expect::Wrong);
-
-    let mfad = Runs {
-        label: "mfad",
-        has_daemon: true,
-        success: m_success,
-        wrong: m_wrong,
-        concurrent: m_conc,
-    };
-    let ga = Runs {
-        label: "google-authenticator",
-        has_daemon: false,
-        success: g_success,
-        wrong: g_wrong,
-        concurrent: g_conc,
-    };
     summary::print(&summary::Report {
         n,
         c,
         daemon_dir: daemon.dir(),
         gauth: &gauth,
-        rewrites,
         enroll_time,
+        enrolled_users: users.len(),
         memory: [idle, enrolled, loaded],
-        mfad: &mfad,
-        gauth_runs: &ga,
-        probes: [&pings, &connects, &direct],
-        delayed: &delayed,
+        trace: &trace,
+        rounds: &rounds,
     })
 }

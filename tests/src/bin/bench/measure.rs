@@ -1,9 +1,12 @@
-//! The measured loops: `pam_authenticate` through the real libpam, one
-//! reused handle per client, timed around that call alone. Codes are
-//! computed and handed to the conversation before the clock starts.
+//! The measured loops through the real libpam. Codes are computed and
+//! handed to the conversation before the clock starts. Two shapes: a new
+//! handle per login, as sshd and sudo use PAM (`pam_authenticate` timed on
+//! its own, and `pam_start` + `pam_end` apart: libpam loads and unloads the
+//! stack's modules with each handle), and a reused handle per client, for
+//! the throughput of the login itself.
 
 use crate::cpu::Cpu;
-use crate::users::{self, BenchUser, PERIOD};
+use crate::users::{self, BenchUser};
 use mfad_tests::pam::{PAM_AUTH_ERR, PAM_RHOST, PAM_SUCCESS, PAM_USER, PamSession, strerror};
 use std::path::PathBuf;
 use std::sync::Barrier;
@@ -50,10 +53,6 @@ pub struct Phase {
     pub ok: usize,
     pub mismatches: usize,
     pub examples: Vec<String>,
-    /// The latest time step a code was computed for.
-    pub max_step: u64,
-    /// CPU time spent during the run (set by [`with_cpu`]).
-    pub cpu: Cpu,
 }
 
 impl Phase {
@@ -63,7 +62,6 @@ impl Phase {
         self.mismatches += other.mismatches;
         let room = KEEP_MISMATCHES.saturating_sub(self.examples.len());
         self.examples.extend(other.examples.into_iter().take(room));
-        self.max_step = self.max_step.max(other.max_step);
     }
 
     /// Sorts the latencies and sets the wall time.
@@ -101,41 +99,25 @@ impl Phase {
         self.latencies[i].as_secs_f64() * 1e6
     }
 
-    /// CPU time per call, in µs: (daemon, this process).
-    pub fn cpu_per_call_us(&self) -> (f64, f64) {
-        let n = self.calls().max(1) as f64;
-        (
-            self.cpu.daemon.as_secs_f64() * 1e6 / n,
-            self.cpu.client.as_secs_f64() * 1e6 / n,
-        )
-    }
-
-    pub fn max_us(&self) -> f64 {
-        self.pct_us(100.0)
-    }
-
     /// Calls that returned what they had to, per second of wall time.
     pub fn per_sec(&self) -> f64 {
         self.ok as f64 / self.wall.as_secs_f64()
     }
 }
 
-/// Runs `run` and records the CPU time the daemon (if any) and this
-/// process spent meanwhile.
-pub fn with_cpu(daemon_pid: Option<u32>, run: impl FnOnce() -> Phase) -> Phase {
+/// Runs `run`; returns its result and the CPU time the daemon (if any)
+/// and this process spent meanwhile.
+pub fn with_cpu<T>(daemon_pid: Option<u32>, run: impl FnOnce() -> T) -> (T, Cpu) {
     let before = Cpu::now(daemon_pid);
-    let mut phase = run();
-    phase.cpu = Cpu::now(daemon_pid).since(before);
-    phase
+    let result = run();
+    (result, Cpu::now(daemon_pid).since(before))
 }
 
-/// A reused PAM handle with recording off: the conversation answers every
-/// prompt with the answer set before each call, and allocates nothing else.
+/// A PAM handle with recording off: the conversation answers every prompt
+/// with the answer set before each call, and allocates nothing else.
 fn session(target: &Target, first_user: &str) -> PamSession {
     let mut s = PamSession::start(&target.confdir, target.service, first_user, Vec::new());
     s.set_recording(false);
-    let rc = s.set_item(PAM_RHOST, RHOST);
-    assert_eq!(rc, PAM_SUCCESS, "pam_set_item(PAM_RHOST)");
     s
 }
 
@@ -152,9 +134,10 @@ fn one(
         Expect::Success => user.code_at(now),
         Expect::Wrong => user.wrong_code(now),
     };
-    out.max_step = out.max_step.max(now / PERIOD);
     let rc = session.set_item(PAM_USER, &user.name);
     assert_eq!(rc, PAM_SUCCESS, "pam_set_item(PAM_USER)");
+    let rc = session.set_item(PAM_RHOST, RHOST);
+    assert_eq!(rc, PAM_SUCCESS, "pam_set_item(PAM_RHOST)");
     session.set_repeat_answer(Some(&code));
     let started = Instant::now();
     let (rc, _) = session.authenticate(0);
@@ -174,18 +157,34 @@ fn one(
     out.record(took, verdict);
 }
 
-/// Every user once, one after the other, on one handle.
-pub fn sequential(target: &Target, users: &[BenchUser], expect: Expect) -> Phase {
-    let mut s = session(target, &users[0].name);
-    let mut out = Phase::default();
-    let started = Instant::now();
-    for user in users {
-        one(&mut s, target, user, expect, &mut out);
-    }
-    out.finish(started.elapsed())
+/// `pam_authenticate` and, apart, `pam_start` + `pam_end` of each login.
+pub struct Fresh {
+    pub auth: Phase,
+    pub start_end: Phase,
 }
 
-/// `clients` threads, each with its own handle and a disjoint share of the
+/// Every user once, one after the other, each login on a new handle.
+pub fn fresh_handles(target: &Target, users: &[BenchUser], expect: Expect) -> Fresh {
+    let mut auth = Phase::default();
+    let mut start_end = Phase::default();
+    let started = Instant::now();
+    for user in users {
+        let t = Instant::now();
+        let mut s = session(target, &user.name);
+        let opened = t.elapsed();
+        one(&mut s, target, user, expect, &mut auth);
+        let t = Instant::now();
+        drop(s);
+        start_end.record(opened + t.elapsed(), Ok(()));
+    }
+    let wall = started.elapsed();
+    Fresh {
+        auth: auth.finish(wall),
+        start_end: start_end.finish(wall),
+    }
+}
+
+/// `clients` threads, each with its own reused handle and a disjoint share of the
 /// users, started together; wall time from the start to the last return.
 pub fn concurrent(target: &Target, users: &[BenchUser], clients: usize, expect: Expect) -> Phase {
     let share = users.len().div_ceil(clients.max(1));

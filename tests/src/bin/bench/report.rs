@@ -1,8 +1,10 @@
 //! The machine, the daemon's memory, and the printed report.
 
-use crate::measure::Phase;
+use crate::cpu::Cpu;
+use crate::measure::{Fresh, Phase};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 /// Trimmed stdout of a command, or "?" if it cannot run.
 fn command_text(program: &str, args: &[&str]) -> String {
@@ -91,132 +93,142 @@ impl Memory {
     }
 }
 
-/// The three runs of one module.
-pub struct Runs {
-    pub label: &'static str,
-    /// Whether a daemon does part of the work (its CPU time is shown).
-    pub has_daemon: bool,
-    pub success: Phase,
-    pub wrong: Phase,
+/// One round of every measurement.
+pub struct Round {
+    /// A new handle per login, N distinct users, one after the other.
+    pub mfad: Fresh,
+    pub gauth: Fresh,
+    pub permit: Fresh,
+    /// The CPU time spent during mfad's logins above.
+    pub mfad_cpu: Cpu,
+    /// C clients on reused handles.
     pub concurrent: Phase,
+    pub concurrent_cpu: Cpu,
+    /// A new handle per login, with an enrollment loop beside it.
+    pub under_load: Fresh,
+    pub enrollments: usize,
+    /// Syslog messages received during mfad's, google-authenticator's and
+    /// pam_permit's logins.
+    pub logs: [usize; 3],
 }
 
-pub fn heading(text: &str) {
-    println!("\n{text}\n{}", "-".repeat(text.chars().count()));
+/// The figures of one round, in the order of [`COLUMNS`].
+fn figures(r: &Round) -> Vec<f64> {
+    let n = r.mfad.auth.calls().max(1) as f64;
+    let per_login = |cpu: Duration, calls: usize| cpu.as_secs_f64() * 1e6 / calls.max(1) as f64;
+    let (m50, m99) = (r.mfad.auth.pct_us(50.0), r.mfad.auth.pct_us(99.0));
+    let (g50, g99) = (r.gauth.auth.pct_us(50.0), r.gauth.auth.pct_us(99.0));
+    let (se_m, se_p) = (
+        r.mfad.start_end.pct_us(50.0),
+        r.permit.start_end.pct_us(50.0),
+    );
+    vec![
+        m50,
+        m99,
+        g50,
+        g99,
+        r.permit.auth.pct_us(50.0),
+        r.permit.auth.pct_us(99.0),
+        g50 / m50,
+        g99 / m99,
+        se_m,
+        se_p,
+        se_m / se_p,
+        r.concurrent.per_sec(),
+        r.under_load.auth.pct_us(99.0),
+        r.enrollments as f64 / r.under_load.auth.wall.as_secs_f64(),
+        per_login(r.mfad_cpu.daemon, r.mfad.auth.calls()),
+        per_login(r.concurrent_cpu.daemon, r.concurrent.calls()),
+        r.logs[0] as f64 / n,
+    ]
 }
 
-/// Per phase: calls, checks, percentiles, max and rate.
-pub fn phase_table(runs: &[&Runs], clients: usize) {
-    println!(
-        "{:<20} {:<25} {:>5} {:>5} {:>7} {:>7} {:>7} {:>7} {:>6} {:>14}",
-        "", "", "", "", "", "", "", "", "", "CPU µs/call"
-    );
-    println!(
-        "{:<20} {:<25} {:>5} {:>5} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>7}",
-        "module",
-        "run (latency in µs)",
-        "calls",
-        "ok",
-        "p50",
-        "p90",
-        "p99",
-        "max",
-        "ok/s",
-        "daemon",
-        "client"
-    );
-    for r in runs {
-        let conc = format!("c. success, {clients} clients");
-        for (name, p) in [
-            ("a. success, sequential", &r.success),
-            ("b. wrong code, sequential", &r.wrong),
-            (conc.as_str(), &r.concurrent),
-        ] {
-            let (daemon, client) = p.cpu_per_call_us();
-            let daemon = if r.has_daemon {
-                format!("{daemon:.0}")
-            } else {
-                "-".to_owned()
-            };
-            println!(
-                "{:<20} {:<25} {:>5} {:>5} {:>7.0} {:>7.0} {:>7.0} {:>7.0} {:>6.0} {:>6} {:>7.0}",
-                r.label,
-                name,
-                p.calls(),
-                p.ok,
-                p.pct_us(50.0),
-                p.pct_us(90.0),
-                p.pct_us(99.0),
-                p.max_us(),
-                p.per_sec(),
-                daemon,
-                client
-            );
+/// Column headings (two lines) and decimals.
+const COLUMNS: [(&str, &str, usize); 17] = [
+    ("mfad", "p50", 0),
+    ("mfad", "p99", 0),
+    ("g-a", "p50", 0),
+    ("g-a", "p99", 0),
+    ("permit", "p50", 0),
+    ("permit", "p99", 0),
+    ("g-a/mfad", "p50", 1),
+    ("g-a/mfad", "p99", 1),
+    ("start+end", "mfad", 0),
+    ("start+end", "permit", 0),
+    ("start+end", "ratio", 2),
+    ("C clients", "logins/s", 0),
+    ("w/ writes", "p99", 0),
+    ("w/ writes", "enroll/s", 0),
+    ("daemon CPU", "µs/login", 1),
+    ("CPU C cl.", "µs/login", 1),
+    ("syslog", "msg/login", 1),
+];
+
+/// One row per round, then the median of each column (ratios: the median
+/// of the per-round ratios).
+pub fn rounds_table(rounds: &[Round]) {
+    let width = 11;
+    let mut top = format!("{:<7}", "");
+    let mut bottom = format!("{:<7}", "run");
+    for (a, b, _) in COLUMNS {
+        top += &format!("{a:>width$}");
+        bottom += &format!("{b:>width$}");
+    }
+    println!("{top}\n{bottom}");
+    let rows: Vec<Vec<f64>> = rounds.iter().map(figures).collect();
+    let show = |label: &str, row: &[f64]| {
+        let mut line = format!("{label:<7}");
+        for (v, (_, _, decimals)) in row.iter().zip(COLUMNS) {
+            line += &format!("{v:>width$.decimals$}");
         }
+        println!("{line}");
+    };
+    for (i, row) in rows.iter().enumerate() {
+        show(&(i + 1).to_string(), row);
     }
+    let medians: Vec<f64> = (0..COLUMNS.len())
+        .map(|c| median(rows.iter().map(|r| r[c]).collect()))
+        .collect();
+    show("median", &medians);
 }
 
-/// The comparison: one row per module, then google-authenticator / mfad.
-pub fn summary_table(mfad: &Runs, gauth: &Runs, clients: usize) {
-    let row = |r: &Runs| -> [f64; 8] {
-        [
-            r.success.pct_us(50.0),
-            r.success.pct_us(90.0),
-            r.success.pct_us(99.0),
-            r.wrong.pct_us(50.0),
-            r.wrong.pct_us(90.0),
-            r.wrong.pct_us(99.0),
-            r.success.per_sec(),
-            r.concurrent.per_sec(),
-        ]
-    };
-    let conc = format!("{clients} clients/s");
-    println!(
-        "{:<22} {:>27} {:>27} {:>11} {:>11}",
-        "", "success (µs)", "wrong code (µs)", "sequential", "concurrent"
-    );
-    println!(
-        "{:<22} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9} {:>11} {:>11}",
-        "module", "p50", "p90", "p99", "p50", "p90", "p99", "auths/s", conc
-    );
-    let (m, g) = (row(mfad), row(gauth));
-    for (label, v) in [(mfad.label, m), (gauth.label, g)] {
-        println!(
-            "{label:<22} {:>8.0} {:>9.0} {:>9.0} {:>8.0} {:>9.0} {:>9.0} {:>11.0} {:>11.0}",
-            v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]
-        );
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
     }
-    let ratio: Vec<f64> = g.iter().zip(m.iter()).map(|(g, m)| g / m).collect();
-    println!(
-        "{:<22} {:>8.2} {:>9.2} {:>9.2} {:>8.2} {:>9.2} {:>9.2} {:>11.2} {:>11.2}",
-        "ratio ga / mfad",
-        ratio[0],
-        ratio[1],
-        ratio[2],
-        ratio[3],
-        ratio[4],
-        ratio[5],
-        ratio[6],
-        ratio[7]
-    );
-    println!(
-        "(latency ratio > 1: google-authenticator is slower; throughput ratio < 1: it does fewer auths/s)"
-    );
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
 
 /// Every call that did not return what it had to, or a line saying none.
 /// Returns the number of mismatches.
-pub fn checks(phases: &[(&str, &Phase)]) -> usize {
+pub fn checks(rounds: &[Round]) -> usize {
+    let phases: Vec<(String, &Phase)> = rounds
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            [
+                ("mfad", &r.mfad.auth),
+                ("google-authenticator", &r.gauth.auth),
+                ("pam_permit", &r.permit.auth),
+                ("mfad, C clients", &r.concurrent),
+                ("mfad with writes", &r.under_load.auth),
+            ]
+            .map(|(name, p)| (format!("run {}: {name}", i + 1), p))
+        })
+        .collect();
     let total: usize = phases.iter().map(|(_, p)| p.mismatches).sum();
     let calls: usize = phases.iter().map(|(_, p)| p.calls()).sum();
     if total == 0 {
-        println!(
-            "all {calls} measured calls returned what they had to \
-             (PAM_SUCCESS for current codes, PAM_AUTH_ERR for wrong ones)"
-        );
+        println!("all {calls} measured logins returned PAM_SUCCESS");
         return 0;
     }
-    println!("{total} of {calls} measured calls did NOT return what they had to:");
+    println!("{total} of {calls} measured logins did NOT return PAM_SUCCESS:");
     for (name, p) in phases.iter().filter(|(_, p)| p.mismatches > 0) {
         println!("  {name}: {} mismatches; first ones:", p.mismatches);
         for e in &p.examples {
@@ -224,4 +236,8 @@ pub fn checks(phases: &[(&str, &Phase)]) -> usize {
         }
     }
     total
+}
+
+pub fn heading(text: &str) {
+    println!("\n{text}\n{}", "-".repeat(text.chars().count()));
 }

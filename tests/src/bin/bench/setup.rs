@@ -2,31 +2,35 @@
 //! directory with N users enrolled over the protocol, and Debian's
 //! pam_google_authenticator.so with a secret file per user.
 
+use crate::measure::Target;
 use crate::users::{self, BenchUser, PERIOD};
-use mfad_protocol::{Request, Response, SecretString};
+use mfad_protocol::{Client, Request, Response, SecretString};
 use mfad_tests::pam::write_stack;
 use mfad_tests::{TestConfig, TestDaemon};
 use std::fs::{OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The PAM service names (files in each system's PAM config directory).
 pub const MFAD_SERVICE: &str = "bench-mfad";
 pub const GAUTH_SERVICE: &str = "bench-gauth";
+pub const PERMIT_SERVICE: &str = "bench-permit";
 
-/// mfad's default deliberate pause before a failure verdict.
-pub const DEFAULT_FAILURE_DELAY_MS: u64 = 250;
-pub const DEFAULT_FAILURE_DELAY_MAX_MS: u64 = 2000;
+/// Where every module and the daemon log: the benchmark's own listener,
+/// bound in its private mount namespace (see scripts/bench).
+pub const DEV_LOG: &str = "/dev/log";
 
-/// The daemon's config for the main runs: the production defaults (two
-/// worker threads, window 1, WAL), except no deliberate failure delay and
-/// lockout thresholds at their maximum, so that N wrong codes lock nobody.
+/// The daemon's config: the production defaults (two worker threads,
+/// window 1, WAL, syslog to /dev/log), except no deliberate failure delay
+/// and lockout thresholds at their maximum, so wrong codes lock nobody.
 pub fn bench_config() -> TestConfig {
     let mut config = TestConfig {
         admin_group: None,
-        syslog: false,
+        syslog: true,
+        syslog_socket: Some(DEV_LOG.into()),
         ..TestConfig::default()
     };
     config.totp.issuer = "mfad-bench".into();
@@ -38,59 +42,74 @@ pub fn bench_config() -> TestConfig {
 }
 
 /// Starts the daemon and writes its PAM service
-/// (`auth required <abs>/libpam_mfa.so socket=<sock>`).
+/// (`auth required <abs>/libpam_mfa.so socket=<sock>`, then
+/// `account required pam_permit.so`) and the same stack with pam_permit.so
+/// in place of pam_mfa.so.
 pub fn start_mfad() -> TestDaemon {
     let daemon = TestDaemon::with_config(bench_config());
     daemon.write_pam_service(MFAD_SERVICE, &[]);
+    daemon.write_pam_stack(
+        PERMIT_SERVICE,
+        "auth required pam_permit.so\naccount required pam_permit.so\n",
+    );
     daemon
 }
 
-/// Switches the daemon to mfad's default failure delay (restart; the
-/// database is kept).
-pub fn restart_with_default_delay(daemon: &mut TestDaemon) {
-    let lockout = &mut daemon.config_mut().lockout;
-    lockout.failure_delay_ms = DEFAULT_FAILURE_DELAY_MS;
-    lockout.failure_delay_max_ms = DEFAULT_FAILURE_DELAY_MAX_MS;
-    daemon.restart();
+/// Enrolls `n` users (`<prefix>-00000`...) over the protocol as root.
+/// Returns them and the time it took.
+pub fn enroll(daemon: &TestDaemon, prefix: &str, n: usize) -> (Vec<BenchUser>, Duration) {
+    let mut client = daemon.client();
+    let started = Instant::now();
+    let users = (0..n)
+        .map(|i| enroll_one(daemon, &mut client, format!("{prefix}-{i:05}")))
+        .collect();
+    (users, started.elapsed())
 }
 
-/// Enrolls `n` users (`bench-00000`...) over the protocol as root: begin,
-/// then confirm with the code of the previous step, which the daemon accepts
-/// (window 1) and consumes, leaving the current step free for a login.
-/// Returns them and the time it took.
-pub fn enroll(daemon: &TestDaemon, n: usize) -> (Vec<BenchUser>, Duration) {
+/// Enrolls users `<prefix>-00000`... one after the other, as `mfactl totp
+/// enroll` does (the same two requests), until `stop` is set: the write
+/// load beside a login run. Returns how many it enrolled.
+pub fn enroll_until(daemon: &TestDaemon, prefix: &str, stop: &AtomicBool) -> usize {
     let mut client = daemon.client();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        enroll_one(daemon, &mut client, format!("{prefix}-{n:05}"));
+        n += 1;
+    }
+    n
+}
+
+/// Begin, then confirm with the code of the previous step, which the daemon
+/// accepts (window 1) and consumes, leaving the current step free for a
+/// login.
+fn enroll_one(daemon: &TestDaemon, client: &mut Client, name: String) -> BenchUser {
     let mut call = |request: Request| {
         client
             .call(&request)
             .unwrap_or_else(|e| panic!("{request:?}: {e}\n{}", daemon.log_text()))
     };
-    let started = Instant::now();
-    let mut enrolled = Vec::with_capacity(n);
-    for i in 0..n {
-        let name = format!("bench-{i:05}");
-        let offer = match call(Request::EnrollTotpBegin {
-            user: Some(name.clone()),
-            replace: false,
-        }) {
-            Response::EnrollmentOffer(offer) => offer,
-            other => panic!("enroll begin for {name}: {other:?}"),
-        };
-        let user = BenchUser::new(name, offer.secret_base32.expose());
-        // The previous step must still be the previous step when it arrives.
-        users::avoid_step_end(Duration::from_millis(300));
-        let code = user.code_at(users::now().as_secs() - PERIOD);
-        match call(Request::EnrollTotpConfirm {
-            user: Some(user.name.clone()),
-            code: SecretString::new(code),
-        }) {
-            // The confirmation issues the user's backup codes.
-            Response::BackupCodes { .. } => {}
-            other => panic!("enroll confirm for {}: {other:?}", user.name),
-        }
-        enrolled.push(user);
+    let offer = match call(Request::EnrollTotpBegin {
+        user: Some(name.clone()),
+        replace: false,
+        // Bench users are names only, not local accounts.
+        force: true,
+    }) {
+        Response::EnrollmentOffer(offer) => offer,
+        other => panic!("enroll begin for {name}: {other:?}"),
+    };
+    let user = BenchUser::new(name, offer.secret_base32.expose());
+    // The previous step must still be the previous step when it arrives.
+    users::avoid_step_end(Duration::from_millis(300));
+    let code = user.code_at(users::now().as_secs() - PERIOD);
+    match call(Request::EnrollTotpConfirm {
+        user: Some(user.name.clone()),
+        code: SecretString::new(code),
+    }) {
+        // The confirmation issues the user's backup codes.
+        Response::BackupCodes { .. } => {}
+        other => panic!("enroll confirm for {}: {other:?}", user.name),
     }
-    (enrolled, started.elapsed())
+    user
 }
 
 /// Where Debian (and others) install PAM modules.
@@ -175,18 +194,6 @@ impl Gauth {
         self.dir().join("pam.d")
     }
 
-    /// The inode of each user's secret file (0 if missing): the module
-    /// replaces the file (temporary file, fsync, rename) whenever it
-    /// updates its state.
-    pub fn inodes(&self, users: &[BenchUser]) -> Vec<u64> {
-        use std::os::unix::fs::MetadataExt;
-        let secrets = self.dir().join("secrets");
-        users
-            .iter()
-            .map(|u| std::fs::metadata(secrets.join(&u.name)).map_or(0, |m| m.ino()))
-            .collect()
-    }
-
     /// The service file's auth line, for the report.
     pub fn auth_line(&self) -> String {
         std::fs::read_to_string(self.pam_confdir().join(GAUTH_SERVICE))
@@ -195,5 +202,29 @@ impl Gauth {
             .next()
             .unwrap_or_default()
             .to_owned()
+    }
+}
+
+pub fn mfad_target(daemon: &TestDaemon) -> Target {
+    Target {
+        label: "mfad",
+        confdir: daemon.pam_confdir(),
+        service: MFAD_SERVICE,
+    }
+}
+
+pub fn gauth_target(gauth: &Gauth) -> Target {
+    Target {
+        label: "google-authenticator",
+        confdir: gauth.pam_confdir(),
+        service: GAUTH_SERVICE,
+    }
+}
+
+pub fn permit_target(daemon: &TestDaemon) -> Target {
+    Target {
+        label: "pam_permit",
+        confdir: daemon.pam_confdir(),
+        service: PERMIT_SERVICE,
     }
 }

@@ -34,14 +34,6 @@ pub fn avoid_step_end(margin: Duration) {
     }
 }
 
-/// Sleeps until a step later than `step` has begun; returns the time slept.
-pub fn wait_for_step_after(step: u64) -> Duration {
-    let target = Duration::from_secs((step + 1) * PERIOD) + Duration::from_millis(50);
-    let wait = target.saturating_sub(now());
-    std::thread::sleep(wait);
-    wait
-}
-
 /// One enrolled account: its name and its TOTP secret.
 pub struct BenchUser {
     pub name: String,

@@ -1,0 +1,99 @@
+//! The start-up fence and the database lock, on a real database file.
+
+use super::*;
+use crate::audit::Decision;
+
+const PARAMS: TotpParams = TotpParams {
+    algorithm: TotpAlgorithm::SHA1,
+    digits: 6,
+    period: 30,
+};
+const COUNTER: Counter<'static> = Counter {
+    factor: "totp",
+    source: "192.0.2.1",
+};
+/// A start time in step 1000 (30-second steps).
+const START: i64 = 30_000 + 5;
+
+fn event() -> Event {
+    Event::admin("alice", "test", Decision::Allow, 0, START)
+}
+
+/// A database in `dir` with alice enrolled, her last step 900.
+fn enrolled(dir: &Path) -> Store {
+    // Everything the daemon creates is private (its main sets this umask).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let store = Store::open(&dir.join("mfad.db")).expect("open");
+    store
+        .activate_totp("alice", &[1, 2, 3], PARAMS, 900, START, &event())
+        .expect("enroll");
+    store
+}
+
+fn reopen(dir: &Path) -> Store {
+    Store::open(&dir.join("mfad.db")).expect("reopen")
+}
+
+#[test]
+fn after_an_unclean_stop_no_step_the_old_run_could_have_accepted_is_taken() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The old run stops without close_clean: a crash, or a power loss.
+    drop(enrolled(dir.path()));
+    let store = reopen(dir.path());
+    assert!(store.fence_after_unclean_stop(START, 1));
+    // Step 1000 is the start's, 1001 the last one window 1 reaches from it.
+    for step in [999, 1000, 1001] {
+        let taken = store.accept_totp_step("alice", COUNTER, step, START, &event());
+        assert!(!taken.expect("accept"), "step {step} is behind the fence");
+    }
+    assert!(
+        store
+            .accept_totp_step("alice", COUNTER, 1002, START + 60, &event())
+            .expect("accept")
+    );
+}
+
+#[test]
+fn after_a_clean_stop_there_is_no_fence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = enrolled(dir.path());
+    store.close_clean().expect("close");
+    drop(store);
+    let store = reopen(dir.path());
+    assert!(!store.fence_after_unclean_stop(START, 1));
+    assert!(
+        store
+            .accept_totp_step("alice", COUNTER, 1000, START, &event())
+            .expect("accept")
+    );
+    // Each step once, fence or not.
+    assert!(
+        !store
+            .accept_totp_step("alice", COUNTER, 1000, START, &event())
+            .expect("accept")
+    );
+}
+
+#[test]
+fn a_second_store_on_the_same_database_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _first = enrolled(dir.path());
+    match Store::open(&dir.path().join("mfad.db")) {
+        Err(StoreError::InUse(path)) => assert_eq!(path, dir.path().join("mfad.db")),
+        Err(e) => panic!("expected InUse, got {e}"),
+        Ok(_) => panic!("a second store opened the same database"),
+    }
+}
+
+#[test]
+fn reads_see_the_last_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = enrolled(dir.path());
+    assert!(
+        store
+            .accept_totp_step("alice", COUNTER, 1000, START, &event())
+            .expect("accept")
+    );
+    let record = store.totp("alice").expect("read").expect("enrolled");
+    assert_eq!(record.last_step, 1000);
+}
