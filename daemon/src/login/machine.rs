@@ -392,10 +392,11 @@ impl Login {
         now: i64,
     ) -> Say {
         let typed = text.expose().trim();
+        // A choice is a short number: "000001" is a code, not choice 1.
         let picked = typed
             .parse::<usize>()
             .ok()
-            .filter(|n| (1..=self.ask.steps.len()).contains(n));
+            .filter(|n| typed.len() <= 2 && (1..=self.ask.steps.len()).contains(n));
         if let Some(n) = picked {
             return self.begin(n - 1, checks, now);
         }

@@ -88,6 +88,16 @@ fn the_menu_takes_a_number_a_code_or_asks_again() {
     assert_eq!(r.outcome(), &Outcome::Allow);
     assert_eq!(fake.accepted, [Totp]);
 
+    // Also one that reads as a small number.
+    let mut fake = Fake::with(&[Totp, Backup]);
+    let r = one(&r2, &mut fake, &["000001"]);
+    assert_eq!(r.shown.len(), 1, "{:?}", r.shown);
+    assert_eq!(
+        fake.checked.len(),
+        1,
+        "checked as a code, not taken as choice 1"
+    );
+
     // So is a backup code.
     let mut fake = Fake::with(&[Totp, Backup]);
     assert_eq!(one(&r2, &mut fake, &[BACKUP]).outcome(), &Outcome::Allow);
