@@ -118,6 +118,11 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
         Requirement::Any(f) => (f.as_slice(), false),
         Requirement::Chain(f) => (f.as_slice(), true),
     };
+    // The parser refuses an empty list; should one ever get here, asking
+    // nothing must not become an allow.
+    if factors.is_empty() {
+        return Plan::Deny(Denial::Policy);
+    }
     let has = |f: &Factor| i.enrolled.contains(f);
     if !factors.iter().any(has) {
         match rule.unenrolled {

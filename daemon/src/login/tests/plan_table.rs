@@ -85,6 +85,8 @@ fn each_rule_shape_plans_what_it_says() {
         ("no rule", None, &[Totp], none, "deny:no-rule"),
         ("require none", Some(rule(Requirement::None)), &[], none, "allow:none"),
         ("require deny", Some(rule(Requirement::Deny)), &[Totp], none, "deny:policy"),
+        ("an empty list fails closed", Some(any(&[])), &[Totp], none, "deny:policy"),
+        ("an empty chain fails closed", Some(chain(&[])), &[Totp], none, "deny:policy"),
         ("one factor", Some(any(&[Totp])), &[Totp], none, "ask:any[totp]"),
         ("one factor, not enrolled", Some(any(&[Totp])), &[], none, "ask:any[totp*]"),
         ("any: the whole menu whatever is enrolled", Some(any(&[Totp, Backup, Sms])), &[Totp], none, "ask:any[totp backup* sms*]"),
