@@ -5,8 +5,9 @@
 
 use crate::login::checks::{self, CheckError};
 use crate::login::plan::{self, Ask, Denial, Grant, Plan};
+use crate::policy::Factor;
 use crate::policy::{Facts, Why};
-use crate::store::Counter;
+use crate::store::ACCOUNT;
 use crate::{Daemon, clock, device, risk};
 use mfad_protocol::{ExplainedRule, Explanation};
 
@@ -91,30 +92,7 @@ pub fn explain(
     let now = clock::now();
     let gathered = checks::gather(d, user, rule, key.as_ref(), session, now)?;
     let plan = plan::plan(&gathered.inputs(rule, now));
-    let source = rhost.filter(|r| !r.is_empty()).unwrap_or("local");
-    let mut locks = Vec::new();
-    if let Plan::Ask(ask) = &plan {
-        for step in ask.steps.iter().filter(|s| !s.decoy) {
-            if let Some(until) = d
-                .store
-                .locked_until(
-                    user,
-                    Counter {
-                        factor: step.factor.name(),
-                        source,
-                    },
-                    now,
-                )
-                .map_err(CheckError::from)?
-            {
-                locks.push(format!(
-                    "{} is locked until {}",
-                    step.factor.name(),
-                    mfad_protocol::time::utc(until)
-                ));
-            }
-        }
-    }
+    let locks = locks_in_the_way(d, user, rhost, &plan, now)?;
     let outcome = describe(&plan);
     let outcome = match locks.is_empty() {
         true => outcome,
@@ -133,6 +111,50 @@ pub fn explain(
         outcome,
         signals: explained,
     })
+}
+
+/// The locks that would stop this login at a factor it asks: of its source
+/// (the remote host; for a local login, any local caller, since su and sudo
+/// count per real uid of who runs them) or of the whole account.
+fn locks_in_the_way(
+    d: &Daemon,
+    user: &str,
+    rhost: Option<&str>,
+    plan: &Plan,
+    now: i64,
+) -> Result<Vec<String>, CheckError> {
+    let asked: Vec<&str> = match plan {
+        Plan::Ask(ask) => ask
+            .steps
+            .iter()
+            .filter(|s| !s.decoy)
+            .map(|s| s.factor.name())
+            .collect(),
+        Plan::Enroll => vec![Factor::Totp.name()],
+        Plan::Deny(_) | Plan::Allow(_) => Vec::new(),
+    };
+    let remote = rhost.filter(|r| !r.is_empty());
+    let applies = |source: &str| match remote {
+        Some(rhost) => source == rhost || source == ACCOUNT,
+        None => source.starts_with("local") || source == ACCOUNT,
+    };
+    Ok(d.store
+        .locks(user, now, &d.config.lockout)?
+        .into_iter()
+        .filter(|l| asked.contains(&l.channel.as_str()) && applies(&l.source))
+        .filter_map(|l| {
+            let until = l.locked_until?;
+            let whom = match l.source.as_str() {
+                ACCOUNT => "from everywhere".to_owned(),
+                source => format!("from {source}"),
+            };
+            Some(format!(
+                "{} is locked {whom} until {}",
+                l.channel,
+                mfad_protocol::time::utc(until)
+            ))
+        })
+        .collect())
 }
 
 /// A plan in words, for admins (who may know what a login does not show:

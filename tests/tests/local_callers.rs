@@ -55,6 +55,21 @@ fn a_local_user_locks_only_their_own_attempts_and_is_named() {
         "{failures:#?}"
     );
 
+    // explain names the lock and whose it is, as a local login meets it.
+    let said = d.mfactl_json(&[
+        "policy",
+        "explain",
+        "--user",
+        &target,
+        "--service",
+        "mfa-su",
+    ]);
+    let outcome = said["outcome"].as_str().unwrap();
+    assert!(
+        outcome.contains(&format!("totp is locked from local uid {NOBODY_UID} until")),
+        "{said}"
+    );
+
     // The lock is nobody's: root's own local login is not locked out, and
     // its success does not lift nobody's lock either.
     let code = d.totp_code(&secret, 0);

@@ -92,11 +92,7 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
             let plan = plan::plan(&gathered.inputs(rule, now));
             converse(&mut att, io, plan, now).await
         }
-        Err(e) => {
-            att.d
-                .record(&att.event("none", Audit::Deny, "internal error"));
-            Ending::internal(e.to_string())
-        }
+        Err(e) => broke(&att, &e),
     };
     finish(&att, io, &place, session_id, ending).await;
 }
@@ -113,11 +109,7 @@ async fn converse(att: &mut Attempt<'_>, io: &mut FrameIo, plan: plan::Plan, now
                 decoy,
             } => match send::deliver(att, io, channel, resend, decoy).await {
                 Ok(sent) => login.sent(sent),
-                Err(e) => {
-                    att.d
-                        .record(&att.event("none", Audit::Deny, "internal error"));
-                    return Ending::internal(e.to_string());
-                }
+                Err(e) => return broke(att, &e),
             },
             Say::Prompt {
                 info,
@@ -147,6 +139,14 @@ async fn converse(att: &mut Attempt<'_>, io: &mut FrameIo, plan: plan::Plan, now
             }
         };
     }
+}
+
+/// Something in mfad failed outside the machine: audited, and the login
+/// fails closed (the log line is written once, in `finish`).
+fn broke(att: &Attempt<'_>, e: &checks::CheckError) -> Ending {
+    att.d
+        .record(&att.event("none", Audit::Deny, "internal error"));
+    Ending::internal(e.to_string())
 }
 
 async fn pause_for(pause: std::time::Duration) {
