@@ -135,6 +135,8 @@ pub struct Daemon {
     pub(crate) dummy: Dummy,
     pub(crate) limits: Arc<limits::Limits>,
     pub(crate) delivery: delivery::Delivery,
+    /// How long real sends of codes take, for decoys to match.
+    pub(crate) latencies: login::latency::Latencies,
     geo: Option<geo::Geo>,
     /// Contacts and groups from LDAP / AD, when `[directory]` is set.
     pub(crate) directory: Option<directory::Directory>,
@@ -201,6 +203,7 @@ impl Daemon {
             dummy: Dummy { sealed, params },
             limits,
             delivery,
+            latencies: Default::default(),
             geo,
             directory,
             boot_id: procs::boot_id(),

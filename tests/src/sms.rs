@@ -5,7 +5,7 @@
 //! as that provider does, and records what it received. Its answers are the
 //! bodies of each provider's API reference: success, a refusal of the
 //! message (inside a 2xx where the provider does that), and an error. It can
-//! also be slow (no answer) or answer a plain 500.
+//! also be slow (no answer), take its time to answer, or answer a plain 500.
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -98,6 +98,8 @@ struct Shared {
     /// Twilio: the API key SID that signs instead of the account.
     key_sid: Mutex<Option<String>>,
     mode: Mutex<Mode>,
+    /// How long each answer waits, as a real provider's round trip does.
+    delay: Mutex<Duration>,
     received: Mutex<Vec<Received>>,
     stop: AtomicBool,
     ids: AtomicUsize,
@@ -134,6 +136,7 @@ impl SmsServer {
             from: from.to_owned(),
             key_sid: Mutex::new(None),
             mode: Mutex::new(Mode::Normal),
+            delay: Mutex::new(Duration::ZERO),
             received: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             ids: AtomicUsize::new(0),
@@ -192,6 +195,11 @@ impl SmsServer {
 
     pub fn set_mode(&self, mode: Mode) {
         *self.inbox.shared.mode.lock().unwrap() = mode;
+    }
+
+    /// Answers every request only after `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.inbox.shared.delay.lock().unwrap() = delay;
     }
 
     /// Twilio: expect requests signed with this API key SID (and the
@@ -311,6 +319,7 @@ fn serve(s: &Shared, stream: TcpStream) {
         _ if !r.problems.is_empty() => (400, r.problems.join("; ")),
         mode => answer(s.provider, mode, &r, id),
     };
+    std::thread::sleep(*s.delay.lock().unwrap());
     let mut stream = stream;
     let _ = write!(
         stream,

@@ -14,6 +14,8 @@ use mfad_tests::smtp::free_port;
 use mfad_tests::users::unique_name;
 use mfad_tests::{TestConfig, TestDaemon};
 use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 const SVC: &str = "mfa-test";
 const PHONE: &str = "+44 7700 900123";
@@ -357,6 +359,46 @@ fn a_slow_provider_never_passes_for_an_unreachable_daemon_under_failmode_open() 
     assert_eq!(rc, PAM_AUTHINFO_UNAVAIL, "{t}\n{}", d.log_text());
     assert!(t.contains(&format!("Sending a code to {MASKED}")), "{t}");
     assert!(t.prompts().is_empty(), "{t}");
+}
+
+/// A user without a phone gets a decoy step: nothing is sent, and it takes
+/// as long as real sends have taken of late, or the wait before the prompt
+/// would tell who has a phone.
+#[test]
+fn a_decoy_send_takes_as_long_as_a_real_one() {
+    const DELAY: Duration = Duration::from_millis(1200);
+    let (d, sms) = sms_daemon(Provider::Twilio, "sms", |_| {});
+    sms.set_delay(DELAY);
+    // The time from the start of a login to its code prompt (which it
+    // leaves unanswered), and the prompt.
+    let to_prompt = |user: &str| {
+        let seen = Arc::new(Mutex::new(None));
+        let s = Arc::clone(&seen);
+        let started = Instant::now();
+        let responder: Responder = Box::new(move |prompt: &str| {
+            *s.lock().unwrap() = Some((started.elapsed(), prompt.to_owned()));
+            None
+        });
+        let (rc, t) = d.login_with(SVC, user, TEST_RHOST, &[], Some(responder));
+        assert_eq!(rc, PAM_CONV_ERR, "{t}");
+        let (took, prompt) = seen.lock().unwrap().take().expect("a prompt");
+        assert!(prompt.starts_with("Code sent to +"), "{prompt}");
+        took
+    };
+    let (real, nobody) = (unique_name("rae"), unique_name("dee"));
+    d.set_contact(&real, "phone", PHONE);
+
+    // Before any real send, a decoy waits a typical provider's time.
+    let first = to_prompt(&nobody);
+    assert!(first >= Duration::from_millis(250), "{first:?}");
+    let took = to_prompt(&real);
+    assert!(took >= DELAY, "{took:?}");
+    let decoy = to_prompt(&nobody);
+    assert!(
+        decoy >= DELAY / 2,
+        "the decoy took {decoy:?}, a real send {took:?}"
+    );
+    assert_eq!(sms.received().len(), 1, "only the real user got a text");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 pub mod checks;
 pub mod ending;
+pub mod latency;
 pub mod machine;
 pub mod plan;
 mod send;

@@ -14,6 +14,7 @@ use crate::store::crypto::Purpose as Sealed;
 use crate::{Daemon, clock};
 use mfad_protocol::{Channel, Response};
 use std::time::Duration;
+use tokio::time::{Instant, sleep};
 
 /// How long a decoy code "lives" when the channel is not configured.
 const DECOY_VALIDITY: Duration = Duration::from_secs(300);
@@ -141,7 +142,8 @@ fn live(
 /// Sends (or keeps) the code of a sent-code step. A first send tells the
 /// user before the provider is asked, which may take seconds: pam_mfa then
 /// knows mfad is alive, so a slow provider never passes for an unreachable
-/// daemon (failmode=open). A decoy says the same and sends nothing.
+/// daemon (failmode=open). A decoy says the same, sends nothing, and takes
+/// as long as a real send of late ([`Latencies`](super::latency::Latencies)).
 pub async fn deliver(
     att: &Attempt<'_>,
     io: &mut FrameIo,
@@ -164,8 +166,18 @@ pub async fn deliver(
                 })
                 .await;
         }
-        let left = profile.map_or(DECOY_VALIDITY, |p| p.validity);
-        return Ok(Sent::Live { masked, left });
+        // An unconfigured channel is a decoy for everyone: nothing to match.
+        if let Some(profile) = profile {
+            sleep(d.latencies.draw(channel, getrandom::u64().unwrap_or(0))).await;
+            return Ok(Sent::Live {
+                masked,
+                left: profile.validity,
+            });
+        }
+        return Ok(Sent::Live {
+            masked,
+            left: DECOY_VALIDITY,
+        });
     };
     let masked = address::mask(channel, &to);
     let now = clock::now();
@@ -207,6 +219,7 @@ async fn send(
 ) -> Result<Sent, CheckError> {
     let (d, user) = (att.d, att.user());
     let what = if resend { "resend" } else { "send" };
+    let began = Instant::now();
     let now = clock::now();
     // A first send of a login is not held back by the cooldown (a second
     // login right after the first needs a code too); the hourly cap holds
@@ -243,6 +256,7 @@ async fn send(
         .await
     {
         Ok(receipt) => {
+            d.latencies.record(channel, began.elapsed());
             let id = receipt.id.map_or(String::new(), |id| format!(" ({id})"));
             let done = if resend { "resent" } else { "sent" };
             att.d.record(&att.event(
