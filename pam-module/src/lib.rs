@@ -59,6 +59,8 @@ fn authenticate(pamh: &Pam, flags: PamFlags, args: &[String]) -> PamError {
             return PamError::AUTH_ERR;
         }
     };
+    #[cfg(feature = "test-panic")]
+    test_panic(&start.user);
     flow::authenticate(
         &Settings::new(&args, silent),
         start,
@@ -66,6 +68,15 @@ fn authenticate(pamh: &Pam, flags: PamFlags, args: &[String]) -> PamError {
         &mut log,
         &mut PamEnv(pamh),
     )
+}
+
+/// The `test-panic` feature's trigger (see pam-module/Cargo.toml).
+#[cfg(feature = "test-panic")]
+#[allow(clippy::panic)]
+fn test_panic(user: &str) {
+    if user == "mfa-test-panic" {
+        panic!("test-panic: a login as {user}");
+    }
 }
 
 fn session(pamh: &Pam, hook: Hook, flags: PamFlags, args: &[String]) -> PamError {
