@@ -68,6 +68,7 @@ unsafe extern "C" {
     fn pam_authenticate(pamh: *mut PamHandle, flags: c_int) -> c_int;
     fn pam_acct_mgmt(pamh: *mut PamHandle, flags: c_int) -> c_int;
     fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
+    fn pam_putenv(pamh: *mut PamHandle, name_value: *const c_char) -> c_int;
     fn pam_strerror(pamh: *mut PamHandle, errnum: c_int) -> *const c_char;
 }
 
@@ -173,6 +174,14 @@ impl PamSession {
         let value = cstring("item", value);
         // SAFETY: pamh is live; libpam copies string items.
         unsafe { pam_set_item(self.pamh, item, value.as_ptr().cast()) }
+    }
+
+    /// Sets `NAME=value` in the PAM environment (as sshd sets
+    /// `SSH_AUTH_INFO_0`); returns rc.
+    pub fn putenv(&mut self, name_value: &str) -> i32 {
+        let name_value = cstring("variable", name_value);
+        // SAFETY: pamh is live; libpam copies the string.
+        unsafe { pam_putenv(self.pamh, name_value.as_ptr()) }
     }
 
     /// Runs `pam_authenticate` and returns its code and what was shown.

@@ -5,10 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use mfad_protocol::Response;
-use mfad_tests::TestDaemon;
 use mfad_tests::daemon::{TEST_RHOST, auth_start_frame, is_permission_denied, ping_frame, show};
-use mfad_tests::pam::PAM_SUCCESS;
+use mfad_tests::pam::{PAM_RHOST, PAM_SUCCESS};
 use mfad_tests::users::{NOBODY_UID, NOGROUP_GID, TempUser};
+use mfad_tests::{TestConfig, TestDaemon, TestPolicy};
 
 #[test]
 fn nobody_cannot_show_another_user_with_mfactl() {
@@ -94,4 +94,54 @@ fn a_local_user_enrolls_itself_but_nobody_else() {
     let code = d.totp_code(&secret, 0);
     let got = d.login("mfa-test", &user.name, TEST_RHOST, &[&code]);
     d.expect_rc(got, PAM_SUCCESS);
+}
+
+/// Only sshd, running as root, vouches for the SSH key of a login: the same
+/// `SSH_AUTH_INFO_0` from a non-root peer, or from root for a service the
+/// policy's `[host] device_services` does not name, is no device, so a
+/// trusted key skips nothing there.
+#[test]
+fn a_trusted_key_counts_only_when_root_sshd_vouches_for_it() {
+    const KEY: &str = "AAAAC3NzaC1lZDI1NTE5AAAAINLRM/3YyYkX004pw5EiYomWcf9U+0bEDvkIz0N8l69Q";
+    let info = format!("publickey ssh-ed25519 {KEY}\n");
+    let d = TestDaemon::with_config(TestConfig {
+        policy: TestPolicy::text(
+            "[[rule]]\nname = \"ssh\"\nservices = [\"sshd\", \"mfa-test\"]\n\
+             require = \"totp\"\ntrusted_devices = { days = 30 }\n",
+        ),
+        ..TestConfig::default()
+    });
+    for service in ["sshd", "mfa-test"] {
+        d.write_pam_service(service, &[]);
+    }
+    // nobody: the one user a non-root peer (uid 65534) may log in.
+    let secret = d.enroll_totp("nobody");
+    let login = |service: &str, answers: Vec<String>| {
+        let mut pam = d.pam(service, "nobody", answers);
+        assert_eq!(pam.set_item(PAM_RHOST, TEST_RHOST), PAM_SUCCESS);
+        assert_eq!(pam.putenv(&format!("SSH_AUTH_INFO_0={info}")), PAM_SUCCESS);
+        pam.authenticate(0)
+    };
+    let code = d.totp_code(&secret, 0);
+    let t = d.expect_rc(login("sshd", vec![code, "y".to_owned()]), PAM_SUCCESS);
+    assert!(t.contains("Trust this device"), "{t}");
+    let t = d.expect_rc(login("sshd", vec![]), PAM_SUCCESS);
+    assert!(
+        t.prompts().is_empty(),
+        "root's sshd vouches for the key: {t}"
+    );
+
+    let (rc, t) = login("mfa-test", vec![]);
+    assert_ne!(rc, PAM_SUCCESS, "{t}");
+    assert_eq!(t.prompts(), ["Verification code: "], "{t}");
+
+    let start = serde_json::json!({"version": 1, "request": {
+        "type": "auth_start", "user": "nobody", "service": "sshd",
+        "rhost": TEST_RHOST, "ssh_auth_info": info}});
+    let resps = d.raw_as(NOBODY_UID, NOGROUP_GID, &[start.to_string()]);
+    assert!(
+        matches!(resps.first(), Some(Response::Prompt { text, .. }) if text == "Verification code: "),
+        "a non-root peer's key skipped the code: {resps:?}\n{}",
+        d.log_text()
+    );
 }
