@@ -202,11 +202,11 @@ fn failmode_open_ignores_only_an_unreachable_daemon() {
     );
 }
 
-/// A daemon that accepted the connection and then never answers (stopped
-/// with SIGSTOP, wedged) is there, not absent: `failmode=open` must not wave
-/// the login through. The "daemon" is a root-owned listener that accepts and
-/// stays silent; the stack ends in pam_permit, so only the module's own
-/// result can refuse the login.
+/// A daemon that accepted the connection is there, not absent, whatever it
+/// does next: never answers (stopped with SIGSTOP, wedged), hangs up, or
+/// answers garbage. `failmode=open` must not wave the login through. The
+/// "daemon" is a root-owned listener; the stack ends in pam_permit, so only
+/// the module's own result can refuse the login.
 #[test]
 fn failmode_open_denies_when_a_silent_daemon_accepted_the_connection() {
     let mut d = daemon();
@@ -216,21 +216,28 @@ fn failmode_open_denies_when_a_silent_daemon_accepted_the_connection() {
     );
     d.write_pam_stack("open-wedged", &open);
     d.stop();
-    let listener = std::os::unix::net::UnixListener::bind(d.socket()).unwrap();
-    let silent = std::thread::spawn(move || {
-        // Holds the accepted connection open, unanswered, until the client
-        // gives up and closes it.
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut sink = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stream, &mut sink);
-    });
-    let t = d.expect_rc(
-        d.login("open-wedged", &unique_name("wedge"), RHOST, &["1"]),
-        PAM_AUTHINFO_UNAVAIL,
-    );
-    assert!(t.prompts().is_empty(), "{t}");
-    silent.join().unwrap();
-    std::fs::remove_file(d.socket()).unwrap();
+    type Behaviour = fn(std::os::unix::net::UnixStream);
+    let behaviours: [(&str, Behaviour); 3] = [
+        // Holds the connection open, unanswered, until the client gives up.
+        ("silent", |mut stream| {
+            let _ = std::io::Read::read_to_end(&mut stream, &mut Vec::new());
+        }),
+        ("hangs up", drop),
+        // A well-formed frame whose body is not a response.
+        ("garbage", |mut stream| {
+            let _ = std::io::Write::write_all(&mut stream, b"\0\0\0\x05hello");
+            let _ = std::io::Read::read_to_end(&mut stream, &mut Vec::new());
+        }),
+    ];
+    for (what, behave) in behaviours {
+        let listener = std::os::unix::net::UnixListener::bind(d.socket()).unwrap();
+        let fake = std::thread::spawn(move || behave(listener.accept().unwrap().0));
+        let (rc, t) = d.login("open-wedged", &unique_name("wedge"), RHOST, &["1"]);
+        assert_eq!(rc, PAM_AUTHINFO_UNAVAIL, "a daemon that {what}: {t}");
+        assert!(t.prompts().is_empty(), "{what}: {t}");
+        fake.join().unwrap();
+        std::fs::remove_file(d.socket()).unwrap();
+    }
 }
 
 #[test]
