@@ -492,3 +492,91 @@ fn a_key_is_created_when_nothing_needs_the_old_one() {
     assert_ne!(std::fs::read(key(&d)).unwrap(), first);
     d.enroll_totp(&unique_name("new"));
 }
+
+/// Ends the traced mfad (and so its strace) however the test ends.
+struct Traced(std::process::Child);
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        // strace's child is mfad: SIGTERM stops it cleanly, then strace ends.
+        let strace = self.0.id();
+        let children = format!("/proc/{strace}/task/{strace}/children");
+        for pid in std::fs::read_to_string(children)
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            if let Ok(pid) = pid.parse() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+        if exit_within(&mut self.0).is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Waits up to 10 s for `child` to exit.
+fn exit_within(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// The socket is born with its mode (bound under a umask): nothing changes
+/// the mode of its path after bind, where a path swapped in meanwhile (a
+/// symlink to /etc/shadow) would be changed instead. Seen under strace.
+#[test]
+fn the_socket_is_born_with_its_mode_and_never_chmoded_by_path() {
+    let d = stopped_daemon();
+    let trace = d.dir().join("strace.out");
+    let traced = Traced(
+        Command::new("strace")
+            .args(["-f", "-qq", "-s", "512"])
+            .args(["-e", "trace=bind,chmod,/^fchmodat"])
+            .arg("-o")
+            .arg(&trace)
+            .arg(bins::mfad())
+            .arg("--config")
+            .arg(d.config_path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run strace (scripts/deps test installs it)"),
+    );
+    let started = std::time::Instant::now();
+    while std::os::unix::net::UnixStream::connect(d.socket()).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "mfad under strace did not answer:\n{}",
+            std::fs::read_to_string(&trace).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ping(&d);
+    assert_eq!(mode(&d.socket()), 0o666, "the socket's mode");
+    drop(traced);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let socket = d.socket().display().to_string();
+    let on_socket: Vec<&str> = text.lines().filter(|l| l.contains(&socket)).collect();
+    assert!(
+        on_socket
+            .iter()
+            .any(|l| l.contains("bind(") && l.ends_with("= 0")),
+        "no bind of {socket} in the trace:\n{text}"
+    );
+    assert!(
+        on_socket.iter().all(|l| l.contains("bind(")),
+        "the socket's path was changed after bind:\n{}",
+        on_socket.join("\n")
+    );
+}
