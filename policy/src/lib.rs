@@ -13,8 +13,8 @@ pub use diagnostic::{Diagnostic, Severity};
 pub use matcher::{Directory, Facts, Miss, Nss, Signals, Why, canonical};
 pub use parse::{parse, parse_duration, parse_net};
 pub use rule::{
-    Conditions, Factor, Host, PRIVILEGED_SERVICES, Requirement, Rule, TrustedDevices, Unenrolled,
-    UserMatch,
+    Conditions, Factor, Host, OnRisk, PRIVILEGED_SERVICES, Requirement, Rule, TrustedDevices,
+    Unenrolled, UserMatch,
 };
 
 use sha2::{Digest, Sha256};
@@ -98,6 +98,7 @@ impl Policy {
             fresh: Vec::new(),
             trusted_devices: TrustedDevices::Forbidden,
             unenrolled: Unenrolled::Deny,
+            on_risk: OnRisk::None,
         };
         Self::new(Host::default(), vec![rule], BUILTIN.to_owned())
     }
