@@ -71,6 +71,12 @@ impl Policy {
             .any(|r| r.when.new_network.is_some() || r.when.new_country.is_some())
     }
 
+    /// Whether a rule says what happens to its live sessions when risk
+    /// rises: only then does a login from a new place look at them.
+    pub fn uses_on_risk(&self) -> bool {
+        self.rules.iter().any(|r| r.on_risk != OnRisk::None)
+    }
+
     pub fn new(host: Host, rules: Vec<Rule>, text: String) -> Self {
         let sha256 = Sha256::digest(text.as_bytes())
             .iter()

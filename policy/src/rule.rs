@@ -125,6 +125,23 @@ impl OnRisk {
             OnRisk::End => "end",
         }
     }
+
+    /// What it does, for `mfactl policy explain`; `None` for nothing.
+    pub fn describe(self) -> Option<&'static str> {
+        match self {
+            OnRisk::None => None,
+            OnRisk::Stepup => Some(
+                "stepup: when risk rises (a login of the user from a new network or country, a lock, \
+                 a revoked trusted device that opened it, a policy asking more), a live session of \
+                 this rule steps up again: its next sudo asks every factor",
+            ),
+            OnRisk::End => Some(
+                "end: when risk rises (a login of the user from a new network or country, a lock, \
+                 a revoked trusted device that opened it, a policy asking more), a live session of \
+                 this rule is ended",
+            ),
+        }
+    }
 }
 
 /// Services where a login must never be the place to set up a factor:
