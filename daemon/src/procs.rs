@@ -71,8 +71,8 @@ pub fn by_session() -> BTreeMap<u32, Vec<i32>> {
 /// Writes `line` to the terminal of audit session `sid`, if one of its
 /// processes has one open (sshd's session has the pty as its standard
 /// streams). Best effort: never blocks, and a session without a terminal
-/// hears nothing.
-pub fn tell_session(sid: u32, line: &str) {
+/// hears nothing. Returns whether the line was written.
+pub fn tell_session(sid: u32, line: &str) -> bool {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let Some(tty) = by_session()
@@ -83,7 +83,7 @@ pub fn tell_session(sid: u32, line: &str) {
         .filter_map(|link| std::fs::read_link(link).ok())
         .find(|path| path.starts_with("/dev/pts/") || path.starts_with("/dev/tty"))
     else {
-        return;
+        return false;
     };
     let flags = nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_NONBLOCK;
     let written = std::fs::OpenOptions::new()
@@ -91,12 +91,13 @@ pub fn tell_session(sid: u32, line: &str) {
         .custom_flags(flags.bits())
         .open(&tty)
         .and_then(|mut t| t.write_all(format!("\r\n{line}\r\n").as_bytes()));
-    if let Err(e) = written {
+    if let Err(e) = &written {
         log::warn!(
             "cannot write to {} of audit session {sid}: {e}",
             tty.display()
         );
     }
+    written.is_ok()
 }
 
 /// Ends every process of audit session `sid`: SIGTERM (sshd then closes

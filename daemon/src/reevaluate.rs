@@ -20,6 +20,9 @@ use crate::store::{Store, StoredSession};
 use crate::{Daemon, clock, procs, sessions};
 use std::sync::Arc;
 
+/// How long a session's terminal has to show the notice before the end.
+const NOTICE_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What changed.
 #[derive(Debug, Clone, Copy)]
 pub enum Trigger<'a> {
@@ -216,10 +219,11 @@ fn end(store: Arc<Store>, ending: Vec<(StoredSession, Event, String)>) {
     };
     runtime.spawn(async move {
         for (s, event, reason) in ending {
-            procs::tell_session(
-                s.info.audit_session,
-                &format!("mfad: this session is being ended: {reason}"),
-            );
+            let notice = format!("mfad: this session is being ended: {reason}");
+            if procs::tell_session(s.info.audit_session, &notice) {
+                // Time for sshd to pass the line on before it is signalled.
+                tokio::time::sleep(NOTICE_PAUSE).await;
+            }
             let _ = sessions::end(&store, &s, event).await;
         }
     });
