@@ -112,7 +112,7 @@ pub fn decide(trigger: &Trigger<'_>, live: &[Live<'_>]) -> Vec<Touch> {
                     (rule.on_risk, Some(rule.name.clone()))
                 }
             };
-            (action != OnRisk::None).then(|| Touch {
+            (action != OnRisk::None).then_some(Touch {
                 session: l.session.info.id,
                 action,
                 rule,
