@@ -65,16 +65,16 @@ impl Trigger<'_> {
     }
 
     fn touches(&self, live: &Live<'_>) -> bool {
-        let info = &live.session.info;
+        let s = live.session;
         match self {
-            Trigger::NewPlace { user, .. } | Trigger::Locked { user, .. } => info.user == *user,
+            Trigger::NewPlace { user, .. } | Trigger::Locked { user, .. } => s.user == *user,
             Trigger::DeviceRevoked { user, device } => {
-                info.user == *user && info.device.as_deref() == Some(*device)
+                s.user == *user && s.proof.device.as_deref() == Some(*device)
             }
             Trigger::Policy { .. } => {
                 satisfies(live.before, live.session) && !satisfies(live.rule, live.session)
             }
-            Trigger::Admin { session } => info.id == *session,
+            Trigger::Admin { session } => s.id == *session,
         }
     }
 }
@@ -113,7 +113,7 @@ pub fn decide(trigger: &Trigger<'_>, live: &[Live<'_>]) -> Vec<Touch> {
                 }
             };
             (action != OnRisk::None).then_some(Touch {
-                session: l.session.info.id,
+                session: l.session.id,
                 action,
                 rule,
             })
@@ -126,8 +126,8 @@ pub fn decide(trigger: &Trigger<'_>, live: &[Live<'_>]) -> Vec<Touch> {
 /// the rule allows devices. No rule means a denial, which nothing meets.
 fn satisfies(rule: Option<&Rule>, s: &StoredSession) -> bool {
     let Some(rule) = rule else { return false };
-    let passed = |f: &crate::policy::Factor| s.info.factors.iter().any(|p| p.factor == f.name());
-    let device = s.info.device.is_some() && rule.trusted_devices != TrustedDevices::Forbidden;
+    let passed = |f: &crate::policy::Factor| s.proof.factors.iter().any(|p| p.factor == f.name());
+    let device = s.proof.device.is_some() && rule.trusted_devices != TrustedDevices::Forbidden;
     match &rule.require {
         Requirement::None => true,
         Requirement::Deny => false,
@@ -141,9 +141,9 @@ fn satisfies(rule: Option<&Rule>, s: &StoredSession) -> bool {
 /// login, not a new one).
 fn rule_of<'p>(d: &Daemon, policy: &'p Policy, s: &StoredSession) -> Option<&'p Rule> {
     let facts = Facts {
-        user: &s.info.user,
-        service: &s.info.service,
-        rhost: s.info.rhost.as_deref(),
+        user: &s.user,
+        service: &s.service,
+        rhost: s.rhost.as_deref(),
         signals: Signals::default(),
     };
     policy.decide(facts, &d.groups())
@@ -174,7 +174,7 @@ pub fn run(d: &Daemon, trigger: &Trigger<'_>, by: u32, before: Option<&Policy>) 
     let reason = trigger.reason();
     let mut ending = Vec::new();
     for t in &touches {
-        let Some(s) = all.iter().find(|s| s.info.id == t.session) else {
+        let Some(s) = all.iter().find(|s| s.id == t.session) else {
             continue;
         };
         let what = match t.action {
@@ -188,17 +188,17 @@ pub fn run(d: &Daemon, trigger: &Trigger<'_>, by: u32, before: Option<&Policy>) 
             ),
             None => format!("{what}: {reason}"),
         };
-        let mut event = Event::admin(&s.info.user, &why, Decision::Done, by, clock::now());
-        event.service = s.info.service.clone();
-        event.rhost = s.info.rhost.clone();
-        event.tty = s.info.tty.clone();
+        let mut event = Event::admin(&s.user, &why, Decision::Done, by, clock::now());
+        event.service = s.service.clone();
+        event.rhost = s.rhost.clone();
+        event.tty = s.tty.clone();
         event.channel = "session";
         event.rule = t.rule.clone();
         event.policy_version = Some(loaded.version);
         match t.action {
-            OnRisk::Stepup => match d.store.clear_session_proof(s.info.id, &event) {
+            OnRisk::Stepup => match d.store.clear_session_proof(s.id, &event) {
                 Ok(()) => event.log(),
-                Err(e) => log::error!("cannot clear session {}: {e}", s.info.id),
+                Err(e) => log::error!("cannot clear session {}: {e}", s.id),
             },
             OnRisk::End => ending.push((s.clone(), event, reason.clone())),
             OnRisk::None => {}
@@ -212,7 +212,7 @@ pub fn run(d: &Daemon, trigger: &Trigger<'_>, by: u32, before: Option<&Policy>) 
 
 /// Ends sessions in a task of their own: a notice to each one's terminal,
 /// then its processes, as `mfactl sessions kill` does.
-fn end(store: Arc<Store>, ending: Vec<(StoredSession, Event, String)>) {
+fn end(store: Arc<dyn Store>, ending: Vec<(StoredSession, Event, String)>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         log::error!("cannot end sessions outside the daemon's runtime");
         return;
@@ -220,11 +220,11 @@ fn end(store: Arc<Store>, ending: Vec<(StoredSession, Event, String)>) {
     runtime.spawn(async move {
         for (s, event, reason) in ending {
             let notice = format!("mfad: this session is being ended: {reason}");
-            if procs::tell_session(s.info.audit_session, &notice) {
+            if procs::tell_session(s.audit_session, &notice) {
                 // Time for sshd to pass the line on before it is signalled.
                 tokio::time::sleep(NOTICE_PAUSE).await;
             }
-            let _ = sessions::end(&store, &s, event).await;
+            let _ = sessions::end(store.as_ref(), &s, event).await;
         }
     });
 }

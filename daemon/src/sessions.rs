@@ -6,7 +6,8 @@ use crate::admin::Refusal;
 use crate::audit::{Decision, Event};
 use crate::peer::{self, Peer, Role};
 use crate::reevaluate::{self, Trigger};
-use crate::store::{NewSession, Store, StoredSession};
+use crate::store::{NewSession, Passed, Store, StoredSession};
+use crate::wire;
 use crate::{Daemon, clock, login, procs, validate};
 use mfad_protocol::{ErrorCode, Response, SessionReport};
 use std::time::Duration;
@@ -106,7 +107,7 @@ pub fn open(d: &Daemon, peer: &Peer, r: &SessionReport) -> Result<Response, Refu
     Ok(done(&format!("session {id} recorded")))
 }
 
-fn names(factors: &[mfad_protocol::PassedFactor]) -> Option<String> {
+fn names(factors: &[Passed]) -> Option<String> {
     (!factors.is_empty()).then(|| {
         factors
             .iter()
@@ -126,8 +127,8 @@ pub fn close(d: &Daemon, peer: &Peer, r: &SessionReport) -> Result<Response, Ref
         .store
         .sessions_of(&d.boot_id, sid)?
         .into_iter()
-        .filter(|s| s.info.user == r.user && s.info.service == r.service)
-        .map(|s| s.info.id)
+        .filter(|s| s.user == r.user && s.service == r.service)
+        .map(|s| s.id)
         .collect();
     let event = session_event(peer, r, "closed");
     for _ in d.store.remove_sessions(&ids, &event)? {
@@ -145,8 +146,8 @@ pub fn forget_ended(d: &Daemon) {
             .store
             .sessions(&d.boot_id)?
             .into_iter()
-            .filter(|s| !alive.contains_key(&s.info.audit_session))
-            .map(|s| s.info.id)
+            .filter(|s| !alive.contains_key(&s.audit_session))
+            .map(|s| s.id)
             .collect();
         if !gone.is_empty() {
             let event = Event::admin(
@@ -184,11 +185,10 @@ pub fn list(d: &Daemon, peer: &Peer) -> Result<Response, Refusal> {
         .into_iter()
         .filter(|s| may_manage(role, peer.uid, s.uid))
         .map(|s| {
-            let mut info = s.info;
-            info.processes = alive
-                .get(&info.audit_session)
+            let processes = alive
+                .get(&s.audit_session)
                 .map_or(0, |p| u32::try_from(p.len()).unwrap_or(u32::MAX));
-            info
+            wire::session(s, processes)
         })
         .collect();
     Ok(Response::Sessions { sessions })
@@ -208,30 +208,24 @@ pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal>
         if !may_manage(role, peer.uid, s.uid) {
             let why =
                 format!("sessions kill: session {id} is not yours; you may end only your own");
-            let mut event = Event::admin(
-                &s.info.user,
-                &why,
-                Decision::Refused,
-                peer.uid,
-                clock::now(),
-            );
-            event.service = s.info.service.clone();
+            let mut event = Event::admin(&s.user, &why, Decision::Refused, peer.uid, clock::now());
+            event.service = s.service.clone();
             d.record(&event);
             return Err(Refusal::new(ErrorCode::PermissionDenied, why));
         }
         let mut event = Event::admin(
-            &s.info.user,
+            &s.user,
             &format!("killed by uid {}", peer.uid),
             Decision::Done,
             peer.uid,
             clock::now(),
         );
-        event.service = s.info.service.clone();
-        event.rhost = s.info.rhost.clone();
-        match end(&d.store, &s, event).await {
+        event.service = s.service.clone();
+        event.rhost = s.rhost.clone();
+        match end(d.store.as_ref(), &s, event).await {
             Ok(n) => Ok(done(&format!(
                 "Session {id} of {} ended ({n} processes terminated).",
-                s.info.user
+                s.user
             ))),
             Err(e) => Err(Refusal::new(
                 ErrorCode::Internal,
@@ -247,17 +241,17 @@ pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal>
 /// `event` (its reason gets the audit session and the process count, or
 /// the failure). Returns how many processes there were.
 pub(crate) async fn end(
-    store: &Store,
+    store: &dyn Store,
     s: &StoredSession,
     mut event: Event,
 ) -> Result<usize, nix::Error> {
-    let (id, sid) = (s.info.id, s.info.audit_session);
+    let (id, sid) = (s.id, s.audit_session);
     let ended = procs::end_session(sid, KILL_GRACE).await;
     event.reason = match &ended {
         Ok(n) => format!("{} (audit session {sid}, {n} processes)", event.reason),
         Err(e) => {
             event.decision = Decision::Deny.as_str();
-            format!("{} failed (audit session {sid}): {e}", event.reason)
+            format!("{}: failed (audit session {sid}): {e}", event.reason)
         }
     };
     // sshd's close hook may have removed it already; the end is audited
@@ -292,21 +286,28 @@ pub fn stepup(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal> {
     reevaluate::run(d, &Trigger::Admin { session: id }, peer.uid, None);
     Ok(done(&format!(
         "Session {id} of {} must step up again: its next sudo asks every factor.",
-        s.info.user
+        s.user
     )))
 }
 
 /// `history`: the logins of `user`, newest first.
 pub fn history(d: &Daemon, user: &str, limit: u32) -> Result<Response, Refusal> {
     let rows = d.store.logins(user, limit.clamp(1, MAX_HISTORY), false)?;
-    Ok(Response::Audit { rows })
+    Ok(Response::Audit {
+        rows: wire::audit_rows(rows),
+    })
 }
 
 /// The most rows one `history` returns.
 const MAX_HISTORY: u32 = 10_000;
 
 pub fn devices(d: &Daemon, user: &str) -> Result<Response, Refusal> {
-    let devices = d.store.devices(user, clock::now())?;
+    let devices = d
+        .store
+        .devices(user, clock::now())?
+        .into_iter()
+        .map(wire::device)
+        .collect();
     Ok(Response::Devices {
         user: user.to_owned(),
         devices,

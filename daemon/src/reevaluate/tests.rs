@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::policy::Nss;
-use mfad_protocol::{PassedFactor, SessionInfo};
+use crate::store::{Passed, Proof};
 
 fn session(
     id: i64,
@@ -13,25 +13,24 @@ fn session(
     device: Option<&str>,
 ) -> StoredSession {
     StoredSession {
-        info: SessionInfo {
-            id,
-            audit_session: 100 + id as u32,
-            user: user.to_owned(),
-            service: service.to_owned(),
-            rhost: Some("192.0.2.1".to_owned()),
-            tty: None,
-            opened_at: 0,
+        id,
+        audit_session: 100 + id as u32,
+        user: user.to_owned(),
+        uid: 1000,
+        service: service.to_owned(),
+        rhost: Some("192.0.2.1".to_owned()),
+        tty: None,
+        opened_at: 0,
+        proof: Proof {
             factors: factors
                 .iter()
-                .map(|f| PassedFactor {
+                .map(|f| Passed {
                     factor: (*f).to_owned(),
                     at: 0,
                 })
                 .collect(),
             device: device.map(str::to_owned),
-            processes: 0,
         },
-        uid: 1000,
     }
 }
 
@@ -42,9 +41,9 @@ fn policy(text: &str) -> Policy {
 fn covering<'p>(p: &'p Policy, s: &StoredSession) -> Option<&'p Rule> {
     p.decide(
         Facts {
-            user: &s.info.user,
-            service: &s.info.service,
-            rhost: s.info.rhost.as_deref(),
+            user: &s.user,
+            service: &s.service,
+            rhost: s.rhost.as_deref(),
             signals: Signals::default(),
         },
         &Nss,
