@@ -153,6 +153,11 @@ fn rule_of<'p>(d: &Daemon, policy: &'p Policy, s: &StoredSession) -> Option<&'p 
 /// the policy a [`Trigger::Policy`] replaced. Returns how many sessions it
 /// touched. Errors are logged: the change that triggered it stands.
 pub fn run(d: &Daemon, trigger: &Trigger<'_>, by: u32, before: Option<&Policy>) -> usize {
+    let loaded = d.policy();
+    // Without an on_risk rule only an admin's step-up does anything.
+    if !matches!(trigger, Trigger::Admin { .. }) && !loaded.policy.uses_on_risk() {
+        return 0;
+    }
     sessions::forget_ended(d);
     let all = match d.store.sessions(&d.boot_id) {
         Ok(all) => all,
@@ -161,7 +166,6 @@ pub fn run(d: &Daemon, trigger: &Trigger<'_>, by: u32, before: Option<&Policy>) 
             return 0;
         }
     };
-    let loaded = d.policy();
     let live: Vec<Live<'_>> = all
         .iter()
         .map(|s| Live {

@@ -9,7 +9,7 @@
 
 use mfad_tests::daemon::{TotpConfig, show};
 use mfad_tests::pty::Pty;
-use mfad_tests::ssh::{SshServer, Stacks};
+use mfad_tests::ssh::{ClientKey, SshServer, Stacks};
 use mfad_tests::users::TempUser;
 use mfad_tests::{TestConfig, TestDaemon, TestPolicy, mmdb};
 
@@ -278,4 +278,135 @@ fn an_admin_step_up_and_a_lock_on_the_account_make_sudo_ask_everything() {
     assert!(!out.status.success(), "{}", show(&out));
     s.ssh.send_line("exit");
     assert!(s.ssh.wait().success(), "{}", s.ssh.transcript());
+}
+
+const TRUSTING: &str = r#"
+[[rule]]
+name = "ssh"
+services = ["sshd"]
+require = "totp"
+trusted_devices = { days = 30 }
+on_risk = "end"
+
+[[rule]]
+name = "default"
+all = true
+require = "deny"
+"#;
+
+/// The next policy asks more of sshd: a chain, and no trusted devices.
+const STRICTER: &str = r#"
+[[rule]]
+name = "ssh-strict"
+services = ["sshd"]
+require = { chain = ["totp", "backup"] }
+on_risk = "end"
+
+[[rule]]
+name = "default"
+all = true
+require = "deny"
+"#;
+
+const TRUST: &str = "Trust this device";
+
+/// A shell for `user` with `key` from 127.0.0.1, at its first prompt: with
+/// the code of TOTP `step` if asked, and the trust question answered with
+/// `trust` if asked.
+fn shell(
+    d: &TestDaemon,
+    server: &SshServer,
+    user: &str,
+    key: &ClientKey,
+    secret: &str,
+    step: i64,
+    trust: &str,
+) -> Pty {
+    let mut ssh = server.ssh(user, key, "127.0.0.1", "");
+    let (which, _) = ssh.expect_any(&[TOTP, "$ "]).unwrap();
+    if which == 0 {
+        ssh.send_line(&d.totp_code(secret, step));
+        let (which, _) = ssh.expect_any(&[TRUST, "$ "]).unwrap();
+        if which == 0 {
+            ssh.send_line(trust);
+            ssh.expect("$ ");
+        }
+    }
+    ssh
+}
+
+fn ids(d: &TestDaemon) -> Vec<i64> {
+    let doc = d.mfactl_json(&["sessions", "list"]);
+    doc["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_revoked_device_ends_the_sessions_it_opened_and_a_stricter_policy_the_others() {
+    let mut d = TestDaemon::with_config(TestConfig {
+        policy: TestPolicy::text(TRUSTING),
+        ..TestConfig::default()
+    });
+    let server = SshServer::start(&Stacks::mfa(&d));
+    let user = TempUser::create_login(server.dir());
+    let (laptop, phone) = (server.new_key("laptop"), server.new_key("phone"));
+    server.authorize(&user.name, &laptop);
+    server.authorize(&user.name, &phone);
+    let secret = d.enroll_totp(&user.name);
+
+    // The laptop becomes trusted (code, then "y"), and a second login with
+    // it asks nothing: that session was opened by the device.
+    let mut first = shell(&d, &server, &user.name, &laptop, &secret, 0, "y");
+    let by_device = shell(&d, &server, &user.name, &laptop, &secret, 99, "n");
+    // The phone logs in with a code and is not trusted.
+    let mut by_code = shell(&d, &server, &user.name, &phone, &secret, 1, "n");
+    let doc = d.mfactl_json(&["sessions", "list"]);
+    let sessions = doc["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 3, "{doc}");
+    let device_session = sessions
+        .iter()
+        .find(|s| s["device"].is_string())
+        .unwrap_or_else(|| panic!("no session opened by a device: {doc}"))["id"]
+        .as_i64()
+        .unwrap();
+
+    let devices = d.mfactl_json(&["devices", "list", "--user", &user.name]);
+    let device = devices["devices"][0]["id"].to_string();
+    let out = d.mfactl(["devices", "revoke", "--user", &user.name, &device]);
+    assert!(out.status.success(), "{}", show(&out));
+    let mut by_device = by_device;
+    by_device.expect("mfad: this session is being ended: trusted device ssh-ed25519 SHA256:");
+    assert!(!by_device.wait().success(), "{}", by_device.transcript());
+    audited(
+        &d,
+        "ended (on_risk end of rule ssh): trusted device ssh-ed25519",
+    );
+    let left = ids(&d);
+    assert!(!left.contains(&device_session), "{left:?}");
+    assert_eq!(left.len(), 2, "the others stay: {left:?}");
+    for ssh in [&mut first, &mut by_code] {
+        ssh.send_line("echo \"ALI\"\"VE\"");
+        ssh.expect("ALIVE");
+    }
+
+    // A reload that asks more of sshd: both remaining sessions passed only
+    // TOTP, which the new chain does not accept alone.
+    d.write_policy(&TestPolicy::text(STRICTER));
+    let out = d.mfactl(["policy", "reload"]);
+    assert!(out.status.success(), "{}", show(&out));
+    for ssh in [&mut first, &mut by_code] {
+        ssh.expect("mfad: this session is being ended: policy version 2 asks more of its service");
+        assert!(!ssh.wait().success(), "{}", ssh.transcript());
+    }
+    let row = audited(
+        &d,
+        "ended (on_risk end of rule ssh-strict): policy version 2",
+    );
+    assert_eq!(row["rule"], "ssh-strict", "{row}");
+    assert_eq!(row["policy_version"], 2, "{row}");
+    assert_eq!(ids(&d), Vec::<i64>::new());
 }
