@@ -85,6 +85,12 @@ pub fn tell_session(sid: u32, line: &str) -> bool {
     else {
         return false;
     };
+    // Names in the line come from the store and the country database: no
+    // control character reaches the terminal.
+    let line: String = line
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     let flags = nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_NONBLOCK;
     let written = std::fs::OpenOptions::new()
         .write(true)
