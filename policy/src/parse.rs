@@ -230,6 +230,18 @@ fn rule(
         .on_risk
         .as_ref()
         .map_or(Some(OnRisk::None), |v| on_risk(cx, v));
+    if let (Some(v), Some(OnRisk::Stepup | OnRisk::End), Some((names, _))) =
+        (&r.on_risk, on_risk, &when.services)
+        && names
+            .iter()
+            .all(|n| PRIVILEGED_SERVICES.contains(&n.as_str()))
+    {
+        cx.warning(
+            v.span(),
+            "`on_risk` has no effect on a rule for privileged services only: sessions are opened by sshd, login and the like, and the rule of that service decides",
+            "put on_risk on the rule of the service that opens the session",
+        );
+    }
     if error_count(cx) > errors_before {
         return None;
     }

@@ -672,6 +672,20 @@ fn on_risk_says_what_happens_to_live_sessions() {
         "unknown `on_risk` \"kill\"",
     );
     assert!(d.hint.unwrap().contains("\"stepup\""));
+    // sudo opens no session: on_risk there would never act.
+    let sudo = format!(
+        "[[rule]]\nname = \"s\"\nservices = [\"sudo\"]\nrequire = \"totp\"\non_risk = \"end\"\n{CATCH_ALL}"
+    );
+    let w = warnings(&sudo);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(
+        (w[0].line, w[0].column),
+        at(&sudo, 5, "\"end\""),
+        "{}",
+        w[0]
+    );
+    assert!(w[0].message.contains("no effect"), "{}", w[0]);
+    assert!(warnings(&rule("on_risk = \"end\"\n")).is_empty());
     // Not a string: the TOML layer names the field and its place.
     let errs = errors(&rule("on_risk = true\n"));
     assert_eq!(errs.len(), 1, "{errs:#?}");
