@@ -27,6 +27,7 @@ pub mod peer;
 pub use mfad_policy as policy;
 pub mod procs;
 mod quiet_log;
+mod reevaluate;
 mod risk;
 mod router;
 mod server;
@@ -283,6 +284,10 @@ impl Daemon {
                     &format!("policy version {version} in force (loaded by {loaded_by})"),
                     version,
                 ));
+                if changed {
+                    let trigger = reevaluate::Trigger::Policy { version };
+                    reevaluate::run(self, &trigger, 0, Some(&current.policy));
+                }
                 Reload {
                     version,
                     changed,

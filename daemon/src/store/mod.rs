@@ -547,6 +547,10 @@ pub trait Sessions {
     /// Records factors passed again inside a session (a step-up), with
     /// their new times.
     fn session_passed(&self, id: i64, passed: &[Passed]) -> Result<(), StoreError>;
+    /// Forgets what session `id` proved (its factors and device), so that
+    /// its next step-up asks every factor; audits it with `event` (its
+    /// reason prefixed with the session id) if there was such a session.
+    fn clear_session_proof(&self, id: i64, event: &Event) -> Result<(), StoreError>;
     /// Removes sessions and audits each removal with `event` (its reason
     /// prefixed with the session id). Returns the ids removed.
     fn remove_sessions(&self, ids: &[i64], event: &Event) -> Result<Vec<i64>, StoreError>;

@@ -184,6 +184,22 @@ impl Sessions for SqliteStore {
         Ok(())
     }
 
+    fn clear_session_proof(&self, id: i64, event: &Event) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if tx.execute(
+            "UPDATE sessions SET factors = '[]', device = NULL WHERE id = ?1",
+            [id],
+        )? == 1
+        {
+            let mut event = event.clone();
+            event.reason = format!("session {id}: {}", event.reason);
+            insert_audit(&tx, &event)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Removes sessions and audits the removal with `event` (whose reason
     /// is prefixed with each session id). Returns the ids removed.
     fn remove_sessions(&self, ids: &[i64], event: &Event) -> Result<Vec<i64>, StoreError> {
