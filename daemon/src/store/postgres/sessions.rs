@@ -302,6 +302,26 @@ impl Sessions for PgStore {
         })
     }
 
+    fn clear_session_proof(&self, id: i64, event: &Event) -> Result<(), StoreError> {
+        self.block(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            let n = tx
+                .execute(
+                    "UPDATE sessions SET factors = '[]', device = NULL WHERE id = $1",
+                    &[&id],
+                )
+                .await?;
+            if n == 1 {
+                let mut event = event.clone();
+                event.reason = format!("session {id}: {}", event.reason);
+                insert(&tx, &self.host, &event).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     fn remove_sessions(&self, ids: &[i64], event: &Event) -> Result<Vec<i64>, StoreError> {
         self.block(async {
             let mut c = self.client().await?;
