@@ -5,6 +5,7 @@ mod admin;
 pub mod args;
 pub mod audit;
 pub mod authz;
+pub mod backend;
 mod clock;
 pub mod config;
 mod contacts;
@@ -26,6 +27,7 @@ pub mod peer;
 pub use mfad_policy as policy;
 pub mod procs;
 mod quiet_log;
+mod reevaluate;
 mod risk;
 mod router;
 mod server;
@@ -33,6 +35,7 @@ mod sessions;
 pub mod store;
 mod systemd;
 mod validate;
+mod wire;
 
 use audit::Event;
 use config::Config;
@@ -52,7 +55,7 @@ use tokio::signal::unix::{SignalKind, signal};
 pub enum StartError {
     #[error(transparent)]
     File(#[from] files::FileError),
-    #[error("database {path}: {source}")]
+    #[error("store {path}: {source}")]
     Store {
         path: String,
         source: store::StoreError,
@@ -72,6 +75,12 @@ pub enum StartError {
         database: String,
         rows: u64,
     },
+    #[error(
+        "the key {key} is missing, and the fleet's database {database} already records the fleet's key. \
+         Copy the key file from another host of the fleet to {key} (root's, mode 0400): every host of a \
+         fleet holds the same key, and a host never creates one of its own once the fleet has one"
+    )]
+    FleetKeyMissing { key: String, database: String },
     #[error(
         "the key {key} is not the key the database {database} was written with. Restore the right key \
          from your backup to {key} (or the database that belongs to this key): with this one every \
@@ -129,7 +138,7 @@ impl Reload {
 
 pub struct Daemon {
     pub(crate) config: Config,
-    pub(crate) store: Arc<Store>,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) vault: Vault,
     policy: RwLock<Arc<LoadedPolicy>>,
     pub(crate) dummy: Dummy,
@@ -146,20 +155,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn open(config: Config) -> Result<Self, StartError> {
+        audit::set_host(&config.host_name);
         // A bad key is refused before a database is created for it.
         let existing = files::read_key_if_present(&config.key_file)?;
-        let store_error = |source| StartError::Store {
-            path: config.database.display().to_string(),
-            source,
-        };
-        let store = Arc::new(Store::open(&config.database).map_err(store_error)?);
-        if store.fence_after_unclean_stop(clock::now(), config.totp.window) {
-            log::warn!(
-                "the last run of mfad did not stop cleanly: TOTP codes valid now are refused \
-                 for up to {} s, in case a lost write had accepted one (see README, Security model)",
-                (u64::from(config.totp.window) + 1) * config.totp.period
-            );
-        }
+        let store = backend::open(&config)?;
+        let store_error = |source| backend::error(&config, source);
         let key = match existing {
             Some(key) => key,
             None => {
@@ -170,7 +170,7 @@ impl Daemon {
         audit::outputs::start(&config.audit)?;
         let vault = Vault::new(&key).map_err(|e| StartError::Dummy(e.to_string()))?;
         drop(key);
-        keys::verify(&config, &store, &vault)?;
+        keys::verify(&config, &*store, &vault)?;
         let delivery = delivery::Delivery::new(&config, Arc::clone(&store))?;
         let geo = match &config.geoip_database {
             Some(path) => Some(geo::Geo::open(path).map_err(StartError::Geo)?),
@@ -181,7 +181,7 @@ impl Daemon {
             .as_ref()
             .map(directory::Directory::open)
             .transpose()?;
-        let policy = startup_policy(&config, &store, &directory::Groups(directory.as_ref()))?;
+        let policy = startup_policy(&config, &*store, &directory::Groups(directory.as_ref()))?;
         let params = TotpParams {
             algorithm: config.totp.algorithm,
             digits: config.totp.digits,
@@ -287,6 +287,10 @@ impl Daemon {
                     &format!("policy version {version} in force (loaded by {loaded_by})"),
                     version,
                 ));
+                if changed {
+                    let trigger = reevaluate::Trigger::Policy { version };
+                    reevaluate::run(self, &trigger, 0, Some(&current.policy));
+                }
                 Reload {
                     version,
                     changed,
@@ -331,10 +335,12 @@ fn policy_event(decision: audit::Decision, reason: &str, version: i64) -> Event 
 /// before a start (the unit's sandbox keeps /etc read-only for the daemon).
 pub fn init(config: &Config) -> Result<(), StartError> {
     keys::init(config)?;
-    store::prepare(&config.database).map_err(|e| StartError::Store {
-        path: config.database.display().to_string(),
-        source: e.into(),
-    })
+    match config.store {
+        config::StoreConfig::Sqlite => {
+            store::prepare(&config.database).map_err(|e| backend::error(config, e.into()))
+        }
+        config::StoreConfig::Postgres(_) => Ok(()),
+    }
 }
 
 /// The policy at start-up: the file if it is valid; if it is not, the last
@@ -342,7 +348,7 @@ pub fn init(config: &Config) -> Result<(), StartError> {
 /// restart), loudly; with neither, the daemon does not start.
 fn startup_policy(
     config: &Config,
-    store: &Store,
+    store: &dyn Store,
     groups: &dyn policy::Directory,
 ) -> Result<LoadedPolicy, StartError> {
     files::check_trusted_if_present(&config.policy_file, files::Reading::Anyone)?;
@@ -550,7 +556,7 @@ async fn purge_periodically(d: Arc<Daemon>) {
             log::error!("purging sessions failed: {e}");
         }
         sessions::forget_ended(&d);
-        match d.store.purge(now, &d.config.lockout) {
+        match d.store.purge(now, d.config.lockout.rule()) {
             Ok(0) => {}
             Ok(n) => log::debug!("purged {n} expired rows"),
             Err(e) => log::error!("purge failed: {e}"),

@@ -14,6 +14,7 @@ use crate::factor::otp::Purpose;
 use crate::factor::totp::{self, Check, TotpError};
 use crate::peer::Peer;
 use crate::policy::{Factor, Rule, TrustedDevices};
+use crate::reevaluate::{self, Trigger};
 use crate::store::crypto::{CryptoError, Purpose as Sealed};
 use crate::store::{Counter, NewDevice, NewTotp, StoreError, StoredSession, TotpParams};
 use crate::{Daemon, clock};
@@ -72,8 +73,8 @@ impl Gathered {
             rule,
             enrolled: &self.enrolled,
             session: self.session.as_ref().map(|s| Session {
-                id: s.info.id,
-                passed: &s.info.factors,
+                id: s.id,
+                passed: &s.proof.factors,
             }),
             device: self.device.as_ref().map(|(label, at)| Device {
                 label,
@@ -118,7 +119,7 @@ pub fn gather(
 /// channel configured and a verified destination.
 pub fn enrolled_in(d: &Daemon, user: &str, factor: Factor) -> Result<bool, CheckError> {
     Ok(match factor {
-        Factor::Totp => d.store.totp_info(user)?.is_some(),
+        Factor::Totp => d.store.totp_summary(user)?.is_some(),
         Factor::Backup => d.store.backup_codes_left(user)? > 0,
         // The same destination a code would go to, from the store or the
         // directory.
@@ -427,10 +428,17 @@ impl Checks for Attempt<'_> {
             self.user(),
             self.counter(factor),
             now,
-            &self.lockout(factor),
+            self.lockout(factor).rule(),
             &event,
         )?;
         event.log();
+        if state.locked_until.is_some() {
+            let trigger = Trigger::Locked {
+                user: self.user(),
+                source: self.source,
+            };
+            reevaluate::run(self.d, &trigger, self.peer.uid, None);
+        }
         let l = &self.d.config.lockout;
         Ok(Failure {
             locked_until: state.locked_until,
@@ -558,7 +566,7 @@ impl Checks for Attempt<'_> {
             step,
             now,
         };
-        d.store.enroll_totp(user, &totp, &stored, &event)?;
+        d.store.enroll_totp(user, &totp, Some(&stored), &event)?;
         event.log();
         self.offered = None;
         Ok(Some(

@@ -11,8 +11,9 @@ use super::ending::{Ending, Outcome};
 use super::machine::{Checks, CodeCheck, Failure, Login, Offer, Say, Sent, Settings};
 use super::plan::{Device, Inputs, Plan, Session, Step, plan};
 use crate::audit::Decision as Audit;
-use crate::policy::{Conditions, Factor, Requirement, Rule, TrustedDevices, Unenrolled};
-use mfad_protocol::{Channel, PassedFactor, SecretString};
+use crate::policy::{Conditions, Factor, OnRisk, Requirement, Rule, TrustedDevices, Unenrolled};
+use crate::store::Passed;
+use mfad_protocol::{Channel, SecretString};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ pub fn rule(require: Requirement) -> Rule {
         fresh: Vec::new(),
         trusted_devices: TrustedDevices::Forbidden,
         unenrolled: Unenrolled::Deny,
+        on_risk: OnRisk::None,
     }
 }
 
@@ -245,8 +247,8 @@ pub struct Extra<'a> {
     pub device: Option<Device<'a>>,
 }
 
-pub fn passed(factor: Factor, age: i64) -> PassedFactor {
-    PassedFactor {
+pub fn passed(factor: Factor, age: i64) -> Passed {
+    Passed {
         factor: factor.name().to_owned(),
         at: NOW - age,
     }
