@@ -46,3 +46,32 @@ fn quick_start_and_tests_need_no_sudo_and_ci_runs_the_readme_command() {
         }
     }
 }
+
+/// One failure hides no other: every stage of scripts/test runs after a
+/// failed one (no `set -e`, each stage through `stage`), and `cargo test`
+/// runs every test binary after a failed one.
+#[test]
+fn the_test_command_runs_everything_after_a_failure() {
+    let script = repo_file("scripts/test");
+    let code: Vec<&str> = script
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    assert!(
+        !code.iter().any(|l| l.starts_with("set -")
+            && l.split_whitespace()
+                .any(|w| w.starts_with('-') && w.contains('e'))),
+        "scripts/test stops at the first failure (set -e)"
+    );
+    let cargo: Vec<&&str> = code.iter().filter(|l| l.contains("cargo ")).collect();
+    assert!(!cargo.is_empty(), "no cargo command in scripts/test");
+    for line in &cargo {
+        assert!(line.starts_with("stage "), "not run as a stage: {line}");
+    }
+    let tests: Vec<&&&str> = cargo.iter().filter(|l| l.contains("cargo test")).collect();
+    assert!(
+        !tests.is_empty() && tests.iter().all(|l| l.contains("--no-fail-fast")),
+        "cargo test stops at the first failing test binary: {tests:?}"
+    );
+}
