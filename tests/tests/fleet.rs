@@ -229,6 +229,68 @@ fn with_the_database_down_logins_are_denied_and_service_comes_back_by_itself() {
 }
 
 #[test]
+fn a_hung_database_costs_a_login_the_statement_timeout_then_a_denial() {
+    let pg = Postgres::start();
+    let (a, _b) = fleet(&pg);
+    let user = unique_name("gus");
+    let secret = a.enroll_totp(&user);
+    pg.freeze();
+    let code = a.totp_code(&secret, 0);
+    let started = std::time::Instant::now();
+    let (rc, t) = login(&a, &user, &[&code]);
+    let waited = started.elapsed();
+    pg.thaw();
+    assert_ne!(
+        rc, PAM_SUCCESS,
+        "a login went through a hung database:\n{t}"
+    );
+    // Not a performance bound: a hung database must end in a verdict, not
+    // in a login that hangs (the timeout is 2 s per store call).
+    assert!(
+        waited < std::time::Duration::from_secs(15),
+        "the login hung for {waited:?}"
+    );
+    let code = a.totp_code(&secret, 0);
+    a.expect_rc(login(&a, &user, &[&code]), PAM_SUCCESS);
+}
+
+#[test]
+fn doctor_reports_the_store_connection_its_tls_and_schema() {
+    let mut pg = Postgres::start();
+    let (a, _b) = fleet(&pg);
+    let findings = |d: &TestDaemon| -> Vec<(String, String)> {
+        let out = d.mfactl(["--json", "doctor"]);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", show(&out)));
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"].as_str().unwrap().starts_with("store"))
+            .map(|f| {
+                (
+                    f["check"].as_str().unwrap().to_owned(),
+                    f["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let found = findings(&a);
+    assert_eq!(
+        found,
+        [
+            ("store connection".to_owned(), "ok".to_owned()),
+            ("store tls".to_owned(), "warn".to_owned()),
+            ("store schema".to_owned(), "ok".to_owned()),
+        ],
+        "{found:?}"
+    );
+    pg.stop_server();
+    let found = findings(&a);
+    assert_eq!(found, [("store connection".to_owned(), "fail".to_owned())]);
+}
+
+#[test]
 fn check_config_names_a_wrong_password() {
     let pg = Postgres::start();
     let d = member(&pg, "web-1", None);
