@@ -291,6 +291,16 @@ mod tests {
     use mfad_protocol::{CheckStep, ErrorCode, Response};
     use serde_json::{Value, json};
 
+    fn store() -> Response {
+        Response::StoreChecked {
+            steps: vec![CheckStep {
+                check: "store".into(),
+                status: "ok".into(),
+                message: "SQLite, schema version 9".into(),
+            }],
+        }
+    }
+
     fn doctor(reply: Response) -> (Vec<Value>, Vec<Value>) {
         let pam = tempfile::tempdir().unwrap();
         let pong = Response::Pong {
@@ -308,7 +318,7 @@ mod tests {
                 "--directory-user",
                 "alice",
             ],
-            vec![pong, reply],
+            vec![pong, store(), reply],
             "",
             false,
         );
@@ -336,8 +346,9 @@ mod tests {
                 step("directory lookup", "warn", "(uid=alice) matched no entry"),
             ],
         });
+        assert_eq!(requests[1], json!({"type": "store_check"}));
         assert_eq!(
-            requests[1],
+            requests[2],
             json!({"type": "directory_check", "user": "alice"})
         );
         let got: Vec<(&str, &str)> = found
