@@ -254,28 +254,36 @@ fn a_hung_database_costs_a_login_the_statement_timeout_then_a_denial() {
     a.expect_rc(login(&a, &user, &[&code]), PAM_SUCCESS);
 }
 
+/// `mfactl doctor`'s findings about the store: (check, status, message).
+fn store_findings_with_messages(d: &TestDaemon) -> Vec<(String, String, String)> {
+    // Other checks (sshd, PAM files) may fail here: only the store matters.
+    let out = d.mfactl(["--json", "doctor", "--service", "none"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", show(&out)));
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"].as_str().unwrap().starts_with("store"))
+        .map(|f| {
+            let field = |k: &str| f[k].as_str().unwrap().to_owned();
+            (field("check"), field("status"), field("message"))
+        })
+        .collect()
+}
+
+fn store_findings(d: &TestDaemon) -> Vec<(String, String)> {
+    store_findings_with_messages(d)
+        .into_iter()
+        .map(|(check, status, _)| (check, status))
+        .collect()
+}
+
 #[test]
 fn doctor_reports_the_store_connection_its_tls_and_schema() {
     let mut pg = Postgres::start();
     let (a, _b) = fleet(&pg);
-    let findings = |d: &TestDaemon| -> Vec<(String, String)> {
-        let out = d.mfactl(["--json", "doctor"]);
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", show(&out)));
-        doc["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["check"].as_str().unwrap().starts_with("store"))
-            .map(|f| {
-                (
-                    f["check"].as_str().unwrap().to_owned(),
-                    f["status"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect()
-    };
-    let found = findings(&a);
+    let found = store_findings(&a);
     assert_eq!(
         found,
         [
@@ -286,8 +294,30 @@ fn doctor_reports_the_store_connection_its_tls_and_schema() {
         "{found:?}"
     );
     pg.stop_server();
-    let found = findings(&a);
+    let found = store_findings(&a);
     assert_eq!(found, [("store connection".to_owned(), "fail".to_owned())]);
+}
+
+#[test]
+fn tls_to_the_database_is_verified_against_the_ca_file() {
+    let pg = Postgres::start_tls();
+    let (a, _b) = fleet(&pg);
+    let found = store_findings_with_messages(&a);
+    let tls = found
+        .iter()
+        .find(|(check, _, _)| check == "store tls")
+        .unwrap_or_else(|| panic!("no store tls finding: {found:?}"));
+    assert_eq!(tls.1, "ok", "{tls:?}");
+    assert!(tls.2.contains("TLS"), "{tls:?}");
+    // A server whose certificate the configured CA did not sign is refused.
+    let mut c = member(&pg, "web-9", Some(&a));
+    c.config_mut().store = Some(pg.store_table_trusting("web-9", Some(&pg.other_ca_file())));
+    let failure = c.start_expecting_failure();
+    assert!(
+        failure.stderr.contains("certificate"),
+        "the untrusted certificate is not named:\n{}",
+        failure.stderr
+    );
 }
 
 #[test]
