@@ -5,6 +5,7 @@
 //! middle of a test. Needs Debian's `postgresql` package; the host's own
 //! clusters are never touched.
 
+use crate::certs::make_certs;
 use crate::smtp::free_port;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -28,6 +29,8 @@ pub struct Postgres {
     gid: u32,
     pub port: u16,
     child: Option<Child>,
+    /// Serving TLS with a certificate from `ca.pem` in its directory.
+    tls: bool,
 }
 
 /// The newest server installed under /usr/lib/postgresql.
@@ -61,6 +64,25 @@ fn account() -> (u32, u32) {
 impl Postgres {
     /// A new cluster, started, with the `mfad` role (password) and database.
     pub fn start() -> Postgres {
+        Self::start_with(false)
+    }
+
+    /// As [`Self::start`], serving TLS only, with a certificate for
+    /// 127.0.0.1 from a test CA ([`Self::ca_file`]); a second CA that signed
+    /// nothing of it is at [`Self::other_ca_file`].
+    pub fn start_tls() -> Postgres {
+        Self::start_with(true)
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn other_ca_file(&self) -> PathBuf {
+        self.dir.path().join("other-ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Postgres {
         let (uid, gid) = account();
         let dir = tempfile::Builder::new()
             .prefix("mfad-postgres-")
@@ -80,7 +102,23 @@ impl Postgres {
             gid,
             port: free_port(),
             child: None,
+            tls,
         };
+        if tls {
+            make_certs(pg.dir.path(), "");
+            make_certs(pg.dir.path(), "other-");
+            // The server reads its key as its own account, private.
+            for name in ["server.pem", "server.key"] {
+                let path = pg.dir.path().join(name);
+                nix::unistd::chown(
+                    &path,
+                    Some(nix::unistd::Uid::from_raw(uid)),
+                    Some(nix::unistd::Gid::from_raw(gid)),
+                )
+                .unwrap();
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+            }
+        }
         let out = pg
             .command("initdb")
             .arg("-D")
@@ -119,8 +157,14 @@ impl Postgres {
     pub fn start_server(&mut self) {
         assert!(self.child.is_none(), "already running");
         let log = fs::File::create(self.dir.path().join("server.log")).unwrap();
-        let child = self
-            .command("postgres")
+        let mut cmd = self.command("postgres");
+        if self.tls {
+            let path = |name: &str| self.dir.path().join(name).display().to_string();
+            cmd.args(["-c", "ssl=on"])
+                .args(["-c", &format!("ssl_cert_file={}", path("server.pem"))])
+                .args(["-c", &format!("ssl_key_file={}", path("server.key"))]);
+        }
+        let child = cmd
             .arg("-D")
             .arg(self.data())
             .arg("-p")
@@ -167,6 +211,40 @@ impl Postgres {
         }
     }
 
+    /// Freezes the server and every backend (SIGSTOP): connections stay
+    /// open and nothing answers, as with a hung host. [`Self::thaw`] undoes it.
+    pub fn freeze(&self) {
+        self.signal_all(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    pub fn thaw(&self) {
+        self.signal_all(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    /// The postmaster and its children (the backends), found by parent pid.
+    fn signal_all(&self, signal: nix::sys::signal::Signal) {
+        let Some(child) = &self.child else { return };
+        let main = child.id() as i32;
+        let mut pids = vec![main];
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: comm may hold spaces, so after ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if ppid == Some(main) {
+                pids.push(pid);
+            }
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        }
+    }
+
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
@@ -208,10 +286,25 @@ impl Postgres {
     /// The `[store]` table for a daemon living in `DIR` (the test config
     /// writes the password to `state/pg.password`).
     pub fn store_table(&self, host_name: &str) -> String {
+        self.store_table_trusting(host_name, self.tls.then(|| self.ca_file()).as_deref())
+    }
+
+    /// As [`Self::store_table`], verifying the server against `ca_file`
+    /// (`None`: no TLS at all).
+    pub fn store_table_trusting(&self, host_name: &str, ca_file: Option<&Path>) -> String {
+        let tls = match ca_file {
+            Some(ca) => format!("ca_file = \"{}\"\n", ca.display()),
+            None => String::new(),
+        };
+        let sslmode = if ca_file.is_some() {
+            ""
+        } else {
+            " sslmode=disable"
+        };
         format!(
             "[store]\nbackend = \"postgres\"\n\
-             url = \"host=127.0.0.1 port={} user={ROLE} dbname={DATABASE} sslmode=disable\"\n\
-             password_file = \"DIR/state/pg.password\"\npool_size = 4\n\
+             url = \"host=127.0.0.1 port={} user={ROLE} dbname={DATABASE}{sslmode}\"\n\
+             password_file = \"DIR/state/pg.password\"\n{tls}pool_size = 4\n\
              statement_timeout_ms = 2000\nhost_name = \"{host_name}\"\n",
             self.port
         )
@@ -220,6 +313,7 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
+        self.thaw();
         self.stop_server();
     }
 }

@@ -229,6 +229,98 @@ fn with_the_database_down_logins_are_denied_and_service_comes_back_by_itself() {
 }
 
 #[test]
+fn a_hung_database_costs_a_login_the_statement_timeout_then_a_denial() {
+    let pg = Postgres::start();
+    let (a, _b) = fleet(&pg);
+    let user = unique_name("gus");
+    let secret = a.enroll_totp(&user);
+    pg.freeze();
+    let code = a.totp_code(&secret, 0);
+    let started = std::time::Instant::now();
+    let (rc, t) = login(&a, &user, &[&code]);
+    let waited = started.elapsed();
+    pg.thaw();
+    assert_ne!(
+        rc, PAM_SUCCESS,
+        "a login went through a hung database:\n{t}"
+    );
+    // Not a performance bound: a hung database must end in a verdict, not
+    // in a login that hangs (the timeout is 2 s per store call).
+    assert!(
+        waited < std::time::Duration::from_secs(15),
+        "the login hung for {waited:?}"
+    );
+    let code = a.totp_code(&secret, 0);
+    a.expect_rc(login(&a, &user, &[&code]), PAM_SUCCESS);
+}
+
+/// `mfactl doctor`'s findings about the store: (check, status, message).
+fn store_findings_with_messages(d: &TestDaemon) -> Vec<(String, String, String)> {
+    // Other checks (sshd, PAM files) may fail here: only the store matters.
+    let out = d.mfactl(["--json", "doctor", "--service", "none"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", show(&out)));
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"].as_str().unwrap().starts_with("store"))
+        .map(|f| {
+            let field = |k: &str| f[k].as_str().unwrap().to_owned();
+            (field("check"), field("status"), field("message"))
+        })
+        .collect()
+}
+
+fn store_findings(d: &TestDaemon) -> Vec<(String, String)> {
+    store_findings_with_messages(d)
+        .into_iter()
+        .map(|(check, status, _)| (check, status))
+        .collect()
+}
+
+#[test]
+fn doctor_reports_the_store_connection_its_tls_and_schema() {
+    let mut pg = Postgres::start();
+    let (a, _b) = fleet(&pg);
+    let found = store_findings(&a);
+    assert_eq!(
+        found,
+        [
+            ("store connection".to_owned(), "ok".to_owned()),
+            ("store tls".to_owned(), "warn".to_owned()),
+            ("store schema".to_owned(), "ok".to_owned()),
+        ],
+        "{found:?}"
+    );
+    pg.stop_server();
+    let found = store_findings(&a);
+    assert_eq!(found, [("store connection".to_owned(), "fail".to_owned())]);
+}
+
+#[test]
+fn tls_to_the_database_is_verified_against_the_ca_file() {
+    let pg = Postgres::start_tls();
+    let (a, _b) = fleet(&pg);
+    let found = store_findings_with_messages(&a);
+    let tls = found
+        .iter()
+        .find(|(check, _, _)| check == "store tls")
+        .unwrap_or_else(|| panic!("no store tls finding: {found:?}"));
+    assert_eq!(tls.1, "ok", "{tls:?}");
+    assert!(tls.2.contains("TLS"), "{tls:?}");
+    // A server whose certificate the configured CA did not sign is refused.
+    let mut c = member(&pg, "web-9", Some(&a));
+    c.config_mut().store = Some(pg.store_table_trusting("web-9", Some(&pg.other_ca_file())));
+    let failure = c.start_expecting_failure();
+    assert!(
+        failure.stderr.contains("certificate"),
+        "the untrusted certificate is not named:\n{}",
+        failure.stderr
+    );
+}
+
+#[test]
 fn check_config_names_a_wrong_password() {
     let pg = Postgres::start();
     let d = member(&pg, "web-1", None);
