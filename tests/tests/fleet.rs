@@ -8,7 +8,7 @@
 
 use mfad_tests::daemon::{TEST_RHOST, show};
 use mfad_tests::pam::*;
-use mfad_tests::postgres::{self, Postgres};
+use mfad_tests::postgres::Postgres;
 use mfad_tests::users::unique_name;
 use mfad_tests::{TestConfig, TestDaemon, bins};
 use std::os::unix::fs::PermissionsExt;
@@ -33,11 +33,6 @@ fn write_private(path: &Path, contents: &[u8], mode: u32) {
 /// password, and (from `keys_from`) the fleet's key.
 fn member(pg: &Postgres, host: &str, keys_from: Option<&TestDaemon>) -> TestDaemon {
     let d = TestDaemon::prepare(config(pg, host));
-    write_private(
-        &d.dir().join("state/pg.password"),
-        postgres::PASSWORD.as_bytes(),
-        0o600,
-    );
     if let Some(first) = keys_from {
         let key = std::fs::read(first.dir().join("state/mfad.key")).unwrap();
         write_private(&d.dir().join("state/mfad.key"), &key, 0o400);
