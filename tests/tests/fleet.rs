@@ -93,6 +93,12 @@ fn enrolled_on_one_host_a_user_logs_in_on_another_and_a_code_counts_once_in_the_
          WHERE username = '{user}' AND channel = 'totp' ORDER BY id"
     ));
     assert_eq!(decided, "web-2 allow\nweb-1 deny", "audit rows");
+    // `mfactl audit` on any host shows the fleet's rows, each with its host.
+    let out = a.mfactl(["audit", "--user", &user]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "audit: {}", show(&out));
+    assert!(text.starts_with("TIME") && text.contains("HOST"), "{text}");
+    assert!(text.contains("web-1") && text.contains("web-2"), "{text}");
     // Each host's chain verifies.
     for d in [&a, &b] {
         let out = d.mfactl(["audit", "verify"]);
