@@ -28,6 +28,7 @@ pub fn audit_row(r: StoredRow) -> AuditRow {
         policy_version: b.policy_version,
         ruser: b.ruser,
         caller_uid: b.caller_uid,
+        host: Some(b.host).filter(|h| !h.is_empty()),
     }
 }
 

@@ -701,6 +701,10 @@ pub struct AuditRow {
     pub ruser: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_uid: Option<u32>,
+    /// The host that wrote the row: in a fleet, rows of every host share
+    /// one database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// What `audit_verify` found.

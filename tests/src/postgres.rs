@@ -260,27 +260,16 @@ impl Postgres {
     }
 
     fn psql(&self, database: &str, query: &str) -> String {
-        let out = self
-            .command("psql")
-            .arg("-h")
-            .arg(self.socket_dir())
-            .arg("-p")
-            .arg(self.port.to_string())
-            .args([
-                "-U",
-                ADMIN,
-                "-d",
-                database,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-At",
-                "-c",
-            ])
-            .arg(query)
-            .output()
-            .expect("run psql");
-        assert!(out.status.success(), "psql {query}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        self.shared().psql(database, query)
+    }
+
+    /// Where this cluster is, for [`Shared`].
+    pub fn shared(&self) -> Shared {
+        Shared {
+            bin: self.bin.clone(),
+            socket_dir: self.socket_dir().to_owned(),
+            port: self.port,
+        }
     }
 
     /// The `[store]` table for a daemon living in `DIR` (the test config
@@ -292,6 +281,80 @@ impl Postgres {
     /// As [`Self::store_table`], verifying the server against `ca_file`
     /// (`None`: no TLS at all).
     pub fn store_table_trusting(&self, host_name: &str, ca_file: Option<&Path>) -> String {
+        self.shared().store_table(DATABASE, host_name, ca_file)
+    }
+}
+
+/// The variable that hands a running cluster ([`Postgres::shared`]) to the
+/// test daemons of another process: `SOCKET_DIR PORT`. With it set (by
+/// `with_postgres`, under which scripts/test runs end-to-end tests a second
+/// time), every [`crate::TestDaemon`] without a `[store]` of its own gets a
+/// database of its own in that cluster instead of a SQLite file.
+pub const SHARED_ENV: &str = "MFAD_TEST_POSTGRES";
+
+/// A running cluster: how to reach it.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    bin: PathBuf,
+    socket_dir: PathBuf,
+    pub port: u16,
+}
+
+impl Shared {
+    /// The cluster named by [`SHARED_ENV`], if it is set.
+    pub fn from_env() -> Option<Shared> {
+        let value = std::env::var(SHARED_ENV).ok()?;
+        let (dir, port) = value.split_once(' ')?;
+        Some(Shared {
+            bin: bin_dir(),
+            socket_dir: dir.into(),
+            port: port.parse().ok()?,
+        })
+    }
+
+    pub fn to_env(&self) -> String {
+        format!("{} {}", self.socket_dir.display(), self.port)
+    }
+
+    /// Runs SQL as the superuser (trusted on the cluster's socket); returns
+    /// the rows as psql prints them unaligned (`a|b` per line).
+    pub fn psql(&self, database: &str, query: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", ADMIN, "-d", database])
+            .args(["-v", "ON_ERROR_STOP=1", "-At", "-c"])
+            .arg(query)
+            .output()
+            .expect("run psql");
+        assert!(out.status.success(), "psql {query}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// A new database owned by the `mfad` role.
+    pub fn create_database(&self, name: &str) {
+        self.psql("postgres", &format!("CREATE DATABASE {name} OWNER {ROLE}"));
+    }
+
+    /// Drops database `name`; quietly, since it runs in `Drop` (a cluster
+    /// that is gone takes its databases with it).
+    pub fn drop_database(&self, name: &str) {
+        let _ = Command::new(self.bin.join("psql"))
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", ADMIN, "-d", "postgres", "-c"])
+            .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .output();
+    }
+
+    /// The `[store]` table for a daemon in `DIR` on database `name` (the
+    /// password goes to `state/pg.password`), verifying the server against
+    /// `ca_file` (`None`: no TLS at all).
+    pub fn store_table(&self, name: &str, host_name: &str, ca_file: Option<&Path>) -> String {
         let tls = match ca_file {
             Some(ca) => format!("ca_file = \"{}\"\n", ca.display()),
             None => String::new(),
@@ -303,7 +366,7 @@ impl Postgres {
         };
         format!(
             "[store]\nbackend = \"postgres\"\n\
-             url = \"host=127.0.0.1 port={} user={ROLE} dbname={DATABASE}{sslmode}\"\n\
+             url = \"host=127.0.0.1 port={} user={ROLE} dbname={name}{sslmode}\"\n\
              password_file = \"DIR/state/pg.password\"\n{tls}pool_size = 4\n\
              statement_timeout_ms = 2000\nhost_name = \"{host_name}\"\n",
             self.port

@@ -8,7 +8,7 @@
 
 use mfad_tests::daemon::{TEST_RHOST, show};
 use mfad_tests::pam::*;
-use mfad_tests::postgres::{self, Postgres};
+use mfad_tests::postgres::Postgres;
 use mfad_tests::users::unique_name;
 use mfad_tests::{TestConfig, TestDaemon, bins};
 use std::os::unix::fs::PermissionsExt;
@@ -33,11 +33,6 @@ fn write_private(path: &Path, contents: &[u8], mode: u32) {
 /// password, and (from `keys_from`) the fleet's key.
 fn member(pg: &Postgres, host: &str, keys_from: Option<&TestDaemon>) -> TestDaemon {
     let d = TestDaemon::prepare(config(pg, host));
-    write_private(
-        &d.dir().join("state/pg.password"),
-        postgres::PASSWORD.as_bytes(),
-        0o600,
-    );
     if let Some(first) = keys_from {
         let key = std::fs::read(first.dir().join("state/mfad.key")).unwrap();
         write_private(&d.dir().join("state/mfad.key"), &key, 0o400);
@@ -98,6 +93,12 @@ fn enrolled_on_one_host_a_user_logs_in_on_another_and_a_code_counts_once_in_the_
          WHERE username = '{user}' AND channel = 'totp' ORDER BY id"
     ));
     assert_eq!(decided, "web-2 allow\nweb-1 deny", "audit rows");
+    // `mfactl audit` on any host shows the fleet's rows, each with its host.
+    let out = a.mfactl(["audit", "--user", &user]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "audit: {}", show(&out));
+    assert!(text.starts_with("TIME") && text.contains("HOST"), "{text}");
+    assert!(text.contains("web-1") && text.contains("web-2"), "{text}");
     // Each host's chain verifies.
     for d in [&a, &b] {
         let out = d.mfactl(["audit", "verify"]);

@@ -27,9 +27,7 @@ impl Policies for PgStore {
         now: i64,
         loaded_by: &str,
     ) -> Result<(i64, bool), StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             tx.execute("SELECT pg_advisory_xact_lock(hashtext('mfad policy'))", &[])
                 .await?;
             let latest = tx
@@ -41,7 +39,7 @@ impl Policies for PgStore {
             if let Some(r) = latest
                 && r.get::<_, &str>(1) == sha256
             {
-                return Ok((r.get(0), false));
+                return Ok(((r.get(0), false), false));
             }
             let version: i64 = tx
                 .query_one(
@@ -51,8 +49,7 @@ impl Policies for PgStore {
                 )
                 .await?
                 .get(0);
-            tx.commit().await?;
-            Ok((version, true))
+            Ok(((version, true), true))
         })
     }
 
@@ -118,9 +115,7 @@ impl Accounts for PgStore {
     }
 
     fn reset_user(&self, user: &str, event: &Event) -> Result<bool, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             let mut n = 0;
             for table in [
                 "totp",
@@ -139,9 +134,8 @@ impl Accounts for PgStore {
                     )
                     .await?;
             }
-            insert(&tx, &self.host, event).await?;
-            tx.commit().await?;
-            Ok(n > 0)
+            insert(tx, &self.host, event).await?;
+            Ok((n > 0, true))
         })
     }
 
