@@ -13,6 +13,7 @@ mod audit;
 mod channels;
 mod delivery;
 mod directory;
+mod store;
 
 pub use audit::{AuditConfig, JsonFileConfig, SyslogConfig, Transport};
 
@@ -22,6 +23,7 @@ pub use delivery::{
     SmtpSecurity,
 };
 pub use directory::{ContactTrust, DirectoryBind, DirectoryConfig, GroupSource, LocalContacts};
+pub use store::{PostgresConfig, StoreConfig};
 
 pub const CONFIG_VERSION: u32 = 1;
 /// NIST SP 800-63B: at most 100 consecutive failures per account.
@@ -72,6 +74,8 @@ struct RawConfig {
     directory: Option<directory::RawDirectory>,
     #[serde(default)]
     audit: audit::RawAudit,
+    #[serde(default)]
+    store: store::RawStore,
     #[serde(default)]
     testing: RawTesting,
 }
@@ -145,6 +149,10 @@ pub struct Config {
     /// Contacts and groups from LDAP / Active Directory; `None`: none.
     pub directory: Option<DirectoryConfig>,
     pub audit: AuditConfig,
+    /// Where state is kept: SQLite in `database`, or PostgreSQL.
+    pub store: StoreConfig,
+    /// This server's name in a fleet (audit rows, sessions).
+    pub host_name: String,
     /// Seconds added to the wall clock (`[testing] clock_offset_secs`), so
     /// tests can move time without sleeping. Zero in production.
     pub clock_offset: i64,
@@ -371,6 +379,7 @@ impl Config {
         }
         let database = raw.database.unwrap_or_else(|| paths::DATABASE.into());
         let audit = audit::check(raw.audit, path, &database)?;
+        let (store, host_name) = store::check(path, raw.store)?;
         Ok(Config {
             socket: raw.socket.unwrap_or_else(|| paths::SOCKET.into()),
             database,
@@ -390,6 +399,8 @@ impl Config {
             login_notification,
             directory,
             audit,
+            store,
+            host_name,
             clock_offset,
         })
     }
@@ -400,13 +411,15 @@ impl Config {
         let l = &self.lockout;
         let m = &self.limits;
         format!(
-            "socket = {:?}\ndatabase = {:?}\nkey_file = {:?}\npolicy_file = {:?}\n\
+            "socket = {:?}\n{}\nhost_name = {:?}\ndatabase = {:?}\nkey_file = {:?}\npolicy_file = {:?}\n\
              admin_group = {}\nsyslog = {} ({:?})\nworker_threads = {}\ngeoip_database = {}\n\
              totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
              lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
              limits: {} connections, {} per non-root uid, idle {} s, frame {} s, conversation {} s\n\
              backup codes: {} of {} characters\n{}{}login notification: {}\n{}{}{}",
             self.socket,
+            self.store.describe(),
+            self.host_name,
             self.database,
             self.key_file,
             self.policy_file,

@@ -105,9 +105,11 @@ pub fn route(request: &Request) -> Route<'_> {
         // sessions unless the caller is root or an admin.
         Request::SessionList => (SelfOrAdmin, Nothing, "sessions list"),
         Request::SessionKill { .. } => (SelfOrAdmin, Nothing, "sessions kill"),
+        Request::SessionStepup { .. } => (Admin, Nothing, "sessions stepup"),
         // A lookup of anyone's directory entry: an admin's diagnosis.
         Request::DirectoryCheck { user } => (Admin, Account(user.as_deref()), "directory check"),
         Request::GroupSources { .. } => (Admin, Nothing, "policy check"),
+        Request::StoreCheck => (Admin, Nothing, "store check"),
         Request::DeviceList { user } => (SelfOrAdmin, Account(user.as_deref()), "devices list"),
         Request::DeviceRevoke { user, .. } => {
             (SelfOrAdmin, Account(user.as_deref()), "devices revoke")
@@ -266,10 +268,12 @@ pub async fn dispatch(
         Request::SessionClose(r) => sessions::close(d, peer, &r),
         Request::SessionList => sessions::list(d, peer),
         Request::SessionKill { id } => sessions::kill(d, peer, id).await,
+        Request::SessionStepup { id } => sessions::stepup(d, peer, id),
         Request::DeviceList { .. } => sessions::devices(d, &user),
         Request::DeviceRevoke { id, .. } => sessions::revoke(d, peer, &user, id),
         Request::DirectoryCheck { .. } => directory::check::run(d, &user),
         Request::GroupSources { groups } => directory::check::group_sources(d, &groups),
+        Request::StoreCheck => Ok(admin::store_check(d)),
     };
     let response = result.unwrap_or_else(Refusal::into_response);
     match io.send(response).await {
@@ -370,6 +374,7 @@ mod tests {
             (Request::SessionClose(report), Root, Nothing),
             (Request::SessionList, SelfOrAdmin, Nothing),
             (Request::SessionKill { id: 1 }, SelfOrAdmin, Nothing),
+            (Request::SessionStepup { id: 1 }, Admin, Nothing),
             (
                 Request::LoginHistory {
                     user: None,
@@ -393,6 +398,7 @@ mod tests {
                 Account(Some("alice")),
             ),
             (Request::GroupSources { groups: vec![] }, Admin, Nothing),
+            (Request::StoreCheck, Admin, Nothing),
             (
                 Request::DirectoryCheck {
                     user: alice.clone(),

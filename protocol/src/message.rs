@@ -168,6 +168,9 @@ pub enum Request {
         #[serde(default)]
         user: Option<String>,
     },
+    /// `mfactl doctor`: mfad's checks of its store (the connection, TLS and
+    /// the schema of a fleet's PostgreSQL; the SQLite file).
+    StoreCheck,
     /// `mfactl policy check`: which of these `%group` names NSS (on mfad's
     /// machine) and mfad's `[directory]` know.
     GroupSources {
@@ -188,6 +191,11 @@ pub enum Request {
     /// Ends a session: its processes are terminated (root and admins; a
     /// user their own).
     SessionKill {
+        id: i64,
+    },
+    /// Clears what a session proved, so that its next step-up asks every
+    /// factor (root and admins).
+    SessionStepup {
         id: i64,
     },
     /// Trusted devices of one account (`None`: the caller's own).
@@ -404,7 +412,10 @@ pub enum Response {
     },
     /// The steps of a `directory_check`, in order.
     DirectoryChecked {
-        steps: Vec<DirectoryStep>,
+        steps: Vec<CheckStep>,
+    },
+    StoreChecked {
+        steps: Vec<CheckStep>,
     },
     GroupSources {
         groups: Vec<GroupSource>,
@@ -423,7 +434,7 @@ pub struct GroupSource {
 
 /// One step of a directory check.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DirectoryStep {
+pub struct CheckStep {
     pub check: String,
     /// `ok`, `warn` or `fail`.
     pub status: String,
@@ -532,6 +543,10 @@ pub struct Explanation {
     /// The risk signals the rules were matched with.
     #[serde(default)]
     pub signals: Vec<RiskSignal>,
+    /// What happens to the live sessions of the matching rule when risk
+    /// rises (its `on_risk`), when it says anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_risk: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -686,6 +701,10 @@ pub struct AuditRow {
     pub ruser: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_uid: Option<u32>,
+    /// The host that wrote the row: in a fleet, rows of every host share
+    /// one database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// What `audit_verify` found.
@@ -818,9 +837,11 @@ impl Request {
             | Request::SessionOpen(_)
             | Request::SessionClose(_)
             | Request::SessionKill { .. }
+            | Request::SessionStepup { .. }
             | Request::DeviceList { .. }
             | Request::DeviceRevoke { .. }
             | Request::DirectoryCheck { .. }
+            | Request::StoreCheck
             | Request::GroupSources { .. } => false,
         }
     }

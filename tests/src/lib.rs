@@ -11,11 +11,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod bins;
+pub mod certs;
 pub mod daemon;
 pub mod ldap;
 pub mod mmdb;
 pub mod otp;
 pub mod pam;
+pub mod postgres;
 pub mod pty;
 pub mod rsyslog;
 pub mod sms;

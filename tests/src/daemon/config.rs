@@ -229,6 +229,9 @@ pub struct TestConfig {
     /// `[audit]` tables, written as given, with `DIR` standing for the
     /// daemon's directory.
     pub audit: String,
+    /// A whole `[store]` table, written as given, with `DIR` standing for
+    /// the daemon's directory ([`crate::postgres::Postgres::store_table`]).
+    pub store: Option<String>,
 }
 
 impl Default for TestConfig {
@@ -238,6 +241,7 @@ impl Default for TestConfig {
             syslog: false,
             syslog_socket: None,
             audit: String::new(),
+            store: None,
             totp: TotpConfig {
                 issuer: "mfad-test".into(),
                 algorithm: "SHA1".into(),
@@ -387,6 +391,9 @@ impl TestConfig {
         }
         if !self.audit.is_empty() {
             let _ = writeln!(s, "\n{}", self.audit.replace("DIR", &dir.to_string_lossy()));
+        }
+        if let Some(store) = &self.store {
+            let _ = writeln!(s, "\n{}", store.replace("DIR", &dir.to_string_lossy()));
         }
         if self.clock_offset_secs != 0 {
             let _ = writeln!(s, "\n[testing]");
