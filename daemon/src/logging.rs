@@ -147,13 +147,19 @@ mod tests {
         let ours = Rfc3164 { pid: 42 };
         for severity in [Severity::LOG_ERR, Severity::LOG_INFO, Severity::LOG_DEBUG] {
             let (mut a, mut b) = (Vec::new(), Vec::new());
-            theirs.format(&mut a, severity, "audit user=\"alice\"").unwrap();
-            ours.format(&mut b, severity, "audit user=\"alice\"").unwrap();
+            theirs
+                .format(&mut a, severity, "audit user=\"alice\"")
+                .unwrap();
+            ours.format(&mut b, severity, "audit user=\"alice\"")
+                .unwrap();
             // The same second, unless the clock ticked between the two.
             let (a, b) = (String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
             assert_eq!(a.len(), b.len(), "{a:?} {b:?}");
             assert_eq!(a.split_once(' ').unwrap().0, b.split_once(' ').unwrap().0);
-            assert_eq!(a.rsplit_once("mfad[").unwrap().1, b.rsplit_once("mfad[").unwrap().1);
+            assert_eq!(
+                a.rsplit_once("mfad[").unwrap().1,
+                b.rsplit_once("mfad[").unwrap().1
+            );
         }
     }
 
