@@ -1,4 +1,5 @@
-//! Links the unwinder into pam_mfa.so instead of depending on libgcc_s.so.1.
+//! Links the unwinder into pam_mfa.so instead of depending on libgcc_s.so.1,
+//! and keeps the module loaded once a process has loaded it (NODELETE).
 //!
 //! Rust's standard library on linux-gnu asks for `-lgcc_s` (unwinding, for
 //! catch_unwind at the PAM hooks). A process that has not loaded libgcc_s
@@ -13,7 +14,18 @@ use std::path::PathBuf;
 fn main() {
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let target_env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
-    if target_os != "linux" || target_env != "gnu" {
+    if target_os != "linux" {
+        return;
+    }
+    // libpam dlopens its modules in pam_start and dlcloses them in pam_end.
+    // Marked NODELETE, pam_mfa.so stays mapped after its first pam_end, so
+    // a process that opens many handles (a display manager, a PAM-backed
+    // service, the benchmark) maps, relocates and unmaps it once instead of
+    // every time: 64 -> 33 µs for pam_start + pam_end (pam_permit: 31). It
+    // keeps no state between handles. sshd opens one handle per process and
+    // pays the first load either way.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
+    if target_env != "gnu" {
         return;
     }
     let Some(out) = std::env::var_os("OUT_DIR").map(PathBuf::from) else {

@@ -4,10 +4,10 @@
 //! of its own (conns.rs).
 //!
 //! Durability is chosen per write: enrollments and resets are synced before
-//! the caller hears success; the last accepted TOTP step, failure counters
-//! and audit rows ride on WAL's normal sync, and a start after an unclean
-//! stop fences the TOTP steps the old process might have accepted
-//! (fence.rs).
+//! the caller hears success (outside the writer's lock: `durable`); the last
+//! accepted TOTP step, failure counters and audit rows ride on WAL's normal
+//! sync, and a start after an unclean stop fences the TOTP steps the old
+//! process might have accepted (fence.rs).
 
 mod accounts;
 mod audit;
@@ -44,6 +44,8 @@ pub struct SqliteStore {
     /// Whether the last run ended without [`Store::close_clean`].
     unclean: bool,
     fence: OnceLock<fence::Fence>,
+    /// The WAL file, which [`Self::durable`] syncs.
+    wal: std::path::PathBuf,
 }
 
 /// Checks that an existing database (and its WAL and SHM files) is private,
@@ -93,6 +95,7 @@ impl SqliteStore {
             marker,
             unclean,
             fence: OnceLock::new(),
+            wal: sidecar(path, "-wal"),
         })
     }
 
@@ -127,20 +130,32 @@ impl SqliteStore {
     }
 
     /// Runs `f` in an immediate transaction that is fsynced before returning.
+    ///
+    /// The fsync runs after the writer's lock is released: with
+    /// `synchronous = FULL` SQLite synced the WAL inside the commit, and every
+    /// login waited behind an enrollment's fsync (milliseconds each on a
+    /// busy disk). Syncing the WAL file afterwards is as durable: our frames
+    /// are in it, or a checkpoint already copied them into the database and
+    /// synced it before the WAL could start again.
     pub(super) fn durable<T>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn();
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let result = (|| {
+        let value = {
+            let mut conn = self.conn();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let value = f(&tx)?;
             tx.commit()?;
-            Ok(value)
-        })();
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        result
+            value
+        };
+        let io = |source| FileError::Io {
+            path: self.wal.clone(),
+            source,
+        };
+        std::fs::File::open(&self.wal)
+            .and_then(|wal| wal.sync_data())
+            .map_err(io)?;
+        Ok(value)
     }
 }
 
