@@ -28,6 +28,7 @@ pub mod procs;
 mod quiet_log;
 mod risk;
 mod router;
+mod selfservice;
 mod server;
 mod sessions;
 pub mod store;

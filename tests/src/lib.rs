@@ -16,6 +16,7 @@ pub mod ldap;
 pub mod mmdb;
 pub mod otp;
 pub mod pam;
+pub mod pamns;
 pub mod pty;
 pub mod rsyslog;
 pub mod sms;

@@ -13,6 +13,7 @@ pub mod import;
 pub mod policy;
 pub mod policy_check;
 pub mod policy_explain;
+pub mod selfchange;
 pub mod sessions;
 pub mod status;
 pub mod user;
@@ -86,6 +87,12 @@ pub enum Command {
     /// Import TOTP factors from Google Authenticator or pam_oath files (root and mfad admins)
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Replace your authenticator (a lost phone) after proving your password and a code
+    #[command(after_long_help = selfchange::REPLACE_HELP)]
+    ReplaceTotp(selfchange::ReplaceArgs),
+    /// Turn multi-factor authentication off for your account, where mfad.toml allows it
+    #[command(after_long_help = selfchange::DISABLE_HELP)]
+    DisableMfa,
     /// Show your own recent logins (or, as an admin, another account's), newest first
     History(history::HistoryArgs),
     /// Show recent authentication attempts from the audit log
@@ -119,6 +126,8 @@ pub struct Ctx<'a> {
     pub stdin_is_tty: bool,
     /// Whether standard output is a terminal.
     pub stdout_is_tty: bool,
+    /// PAM, for the password of `replace-totp` and `disable-mfa`.
+    pub pam: &'a mut dyn crate::pam::Authenticator,
 }
 
 impl Ctx<'_> {
@@ -182,6 +191,8 @@ pub fn run(command: Command, ctx: &mut Ctx) -> Result<(), CliError> {
         Command::User(cmd) => user::run(ctx, cmd),
         Command::BackupCodes(cmd) => backup_codes::run(ctx, cmd),
         Command::History(args) => history::run(ctx, &args),
+        Command::ReplaceTotp(args) => selfchange::replace(ctx, args),
+        Command::DisableMfa => selfchange::disable(ctx),
         Command::Import(cmd) => import::run(ctx, cmd),
         Command::Audit(args) => audit::run(ctx, &args),
         Command::Policy(cmd) => policy::run(ctx, cmd),

@@ -229,6 +229,8 @@ pub struct TestConfig {
     /// `[audit]` tables, written as given, with `DIR` standing for the
     /// daemon's directory.
     pub audit: String,
+    /// The body of `[self_service]` (written only when non-empty).
+    pub self_service: String,
 }
 
 impl Default for TestConfig {
@@ -238,6 +240,7 @@ impl Default for TestConfig {
             syslog: false,
             syslog_socket: None,
             audit: String::new(),
+            self_service: String::new(),
             totp: TotpConfig {
                 issuer: "mfad-test".into(),
                 algorithm: "SHA1".into(),
@@ -387,6 +390,9 @@ impl TestConfig {
         }
         if !self.audit.is_empty() {
             let _ = writeln!(s, "\n{}", self.audit.replace("DIR", &dir.to_string_lossy()));
+        }
+        if !self.self_service.is_empty() {
+            let _ = writeln!(s, "\n[self_service]\n{}", self.self_service);
         }
         if self.clock_offset_secs != 0 {
             let _ = writeln!(s, "\n[testing]");
