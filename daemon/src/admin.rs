@@ -6,8 +6,9 @@ use crate::explain::ExplainError;
 use crate::factor::backup;
 use crate::factor::totp::{self, Check};
 use crate::peer::Peer;
-use crate::store::TotpParams;
 use crate::store::crypto::Purpose;
+use crate::store::{NewTotp, TotpParams};
+use crate::wire;
 use crate::{Daemon, clock, validate};
 use mfad_protocol::{EnrollmentOffer, ErrorCode, Response, SecretString, UserStatus};
 
@@ -91,7 +92,9 @@ pub(crate) fn unlock(d: &Daemon, peer: &Peer, user: &str) -> Result<Response, Re
 
 pub(crate) fn audit(d: &Daemon, user: Option<&str>, limit: u32) -> Result<Response, Refusal> {
     let rows = d.store.audit_rows(user, limit.clamp(1, MAX_AUDIT_ROWS))?;
-    Ok(Response::Audit { rows })
+    Ok(Response::Audit {
+        rows: wire::audit_rows(rows),
+    })
 }
 
 pub(crate) fn reload(d: &Daemon, peer: &Peer) -> Response {
@@ -106,21 +109,23 @@ pub(crate) fn reload(d: &Daemon, peer: &Peer) -> Response {
 
 pub(crate) fn policy_history(d: &Daemon) -> Result<Response, Refusal> {
     let in_force = d.policy().version;
-    let mut versions = d.store.policy_versions()?;
-    for v in &mut versions {
-        v.in_force = v.version == in_force;
-    }
-    Ok(Response::PolicyVersions { versions })
+    let versions = d.store.policy_versions()?;
+    Ok(Response::PolicyVersions {
+        versions: versions
+            .into_iter()
+            .map(|v| wire::policy_version(v, in_force))
+            .collect(),
+    })
 }
 
 pub(crate) fn policy_show(d: &Daemon, version: Option<i64>) -> Result<Response, Refusal> {
     let in_force = d.policy().version;
     let wanted = version.unwrap_or(in_force);
     match d.store.policy_text(Some(wanted))? {
-        Some((mut version, text)) => {
-            version.in_force = version.version == in_force;
-            Ok(Response::PolicyText { version, text })
-        }
+        Some((version, text)) => Ok(Response::PolicyText {
+            version: wire::policy_version(version, in_force),
+            text,
+        }),
         None => Err(Refusal::new(
             ErrorCode::BadRequest,
             format!("there is no policy version {wanted}"),
@@ -152,19 +157,31 @@ pub(crate) fn status(d: &Daemon, user: &str) -> Result<Response, Refusal> {
     let now = clock::now();
     Ok(Response::Status(UserStatus {
         user: user.to_owned(),
-        totp: d.store.totp_info(user)?,
+        totp: d.store.totp_summary(user)?.map(wire::totp),
         totp_pending: d.store.has_pending_totp(user, now)?,
         backup_codes: d.store.backup_codes_left(user)?,
-        locks: d.store.locks(user, now, &d.config.lockout)?,
+        locks: (d.store.failure_counts(user, now, d.config.lockout.rule())?)
+            .into_iter()
+            .map(wire::lock)
+            .collect(),
         contacts: crate::contacts::info(d, user)?,
         trusted_devices: u32::try_from(d.store.devices(user, now)?.len()).unwrap_or(u32::MAX),
-        last_login: d.store.logins(user, 1, true)?.pop().map(Box::new),
+        last_login: d
+            .store
+            .logins(user, 1, true)?
+            .pop()
+            .map(|r| Box::new(wire::audit_row(r))),
     }))
 }
 
 pub(crate) fn list(d: &Daemon) -> Result<Response, Refusal> {
     Ok(Response::Users {
-        users: d.store.users(clock::now())?,
+        users: d
+            .store
+            .users(clock::now())?
+            .into_iter()
+            .map(wire::user)
+            .collect(),
     })
 }
 
@@ -176,7 +193,7 @@ pub(crate) fn enroll_begin(
     force: bool,
 ) -> Result<Response, Refusal> {
     let warning = unknown_account(d, peer, user, "enroll totp", force)?;
-    if !replace && d.store.totp_info(user)?.is_some() {
+    if !replace && d.store.totp_summary(user)?.is_some() {
         return Err(Refusal::new(
             ErrorCode::AlreadyEnrolled,
             format!("{user} already has an active TOTP factor"),
@@ -246,8 +263,13 @@ pub(crate) fn enroll_confirm(
         Check::Match { step, .. } => {
             let sealed = d.vault.seal(user, Purpose::TotpSecret, &secret)?;
             let event = Event::admin(user, "totp enrolled", Decision::Done, peer.uid, now);
-            d.store
-                .activate_totp(user, &sealed, pending.params, step, now, &event)?;
+            let totp = NewTotp {
+                sealed: &sealed,
+                params: pending.params,
+                step,
+                now,
+            };
+            d.store.activate_totp(user, &totp, &event)?;
             event.log();
             issue_backup_codes(d, peer, user, format!("TOTP is now active for {user}."))
         }

@@ -1,6 +1,8 @@
 //! The daemon configuration: a strict, versioned TOML file read into a raw
 //! form, then checked into [`Config`]. Defaults live here and nowhere else.
 
+pub use crate::factor::totp::TotpAlgorithm;
+use crate::store::LockRule;
 use mfad_protocol::paths;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -40,32 +42,6 @@ pub enum ConfigError {
         key: &'static str,
         problem: String,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum TotpAlgorithm {
-    SHA1,
-    SHA256,
-    SHA512,
-}
-
-impl TotpAlgorithm {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TotpAlgorithm::SHA1 => "SHA1",
-            TotpAlgorithm::SHA256 => "SHA256",
-            TotpAlgorithm::SHA512 => "SHA512",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "SHA1" => Some(TotpAlgorithm::SHA1),
-            "SHA256" => Some(TotpAlgorithm::SHA256),
-            "SHA512" => Some(TotpAlgorithm::SHA512),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,6 +202,17 @@ pub struct LockoutConfig {
     /// consecutive failure, up to `failure_delay_max`.
     pub failure_delay: Duration,
     pub failure_delay_max: Duration,
+}
+
+impl LockoutConfig {
+    /// The part of the lockout the store enforces.
+    pub fn rule(&self) -> LockRule {
+        LockRule {
+            threshold: self.threshold,
+            account_threshold: self.account_threshold,
+            duration_secs: i64::try_from(self.duration.as_secs()).unwrap_or(i64::MAX),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

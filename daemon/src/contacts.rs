@@ -116,7 +116,7 @@ pub async fn set(
         )));
     }
     let issued = match otp::issue(
-        &d.store,
+        &*d.store,
         &d.vault,
         &user,
         channel,

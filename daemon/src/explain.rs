@@ -84,7 +84,7 @@ pub fn explain(
             d.store
                 .session(&d.boot_id, id)
                 .map_err(CheckError::from)?
-                .filter(|s| s.info.user == user)
+                .filter(|s| s.user == user)
                 .ok_or(ExplainError::NoSession(id))?,
         ),
         None => None,
@@ -139,9 +139,9 @@ fn locks_in_the_way(
         None => source.starts_with("local") || source == ACCOUNT,
     };
     Ok(d.store
-        .locks(user, now, &d.config.lockout)?
+        .failure_counts(user, now, d.config.lockout.rule())?
         .into_iter()
-        .filter(|l| asked.contains(&l.channel.as_str()) && applies(&l.source))
+        .filter(|l| asked.contains(&l.factor.as_str()) && applies(&l.source))
         .filter_map(|l| {
             let until = l.locked_until?;
             let whom = match l.source.as_str() {
@@ -150,7 +150,7 @@ fn locks_in_the_way(
             };
             Some(format!(
                 "{} is locked {whom} until {}",
-                l.channel,
+                l.factor,
                 mfad_protocol::time::utc(until)
             ))
         })

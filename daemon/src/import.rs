@@ -31,7 +31,7 @@ pub fn totp(d: &Daemon, peer: &Peer, i: &ImportTotp) -> Result<Response, Refusal
         ));
         Refusal::new(ErrorCode::BadRequest, why)
     };
-    if d.store.totp_info(user)?.is_some() {
+    if d.store.totp_summary(user)?.is_some() {
         let why = format!(
             "{user} already has an active TOTP factor; `mfactl user reset {user}` first to replace it"
         );
@@ -87,7 +87,9 @@ pub fn totp(d: &Daemon, peer: &Peer, i: &ImportTotp) -> Result<Response, Refusal
         step: 0,
         now,
     };
-    d.store.import_totp(user, &totp, &codes, &event)?;
+    // An import without scratch codes keeps the backup codes the user has.
+    let backup = (!codes.is_empty()).then_some(codes.as_slice());
+    d.store.enroll_totp(user, &totp, backup, &event)?;
     event.log();
     Ok(done(format!(
         "{user}: TOTP imported ({} digits, {} s){}.",

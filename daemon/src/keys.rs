@@ -25,7 +25,7 @@ pub(crate) fn create_unless_needed(
 /// Refuses a key that does not match the database's check value; records
 /// the value where there is none yet, or where nothing was stored under the
 /// old key (a key deleted before anyone enrolled).
-pub(crate) fn verify(config: &Config, store: &Store, vault: &Vault) -> Result<(), StartError> {
+pub(crate) fn verify(config: &Config, store: &dyn Store, vault: &Vault) -> Result<(), StartError> {
     let value = check_value(vault)?;
     let state = store.key_state().map_err(|e| db_error(config, e))?;
     match &state.check {

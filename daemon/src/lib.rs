@@ -34,6 +34,7 @@ mod sessions;
 pub mod store;
 mod systemd;
 mod validate;
+mod wire;
 
 use audit::Event;
 use config::Config;
@@ -44,7 +45,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use store::crypto::{Purpose, Vault};
-use store::{Store, TotpParams};
+use store::{SqliteStore, Store, TotpParams};
 use thiserror::Error;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -130,7 +131,7 @@ impl Reload {
 
 pub struct Daemon {
     pub(crate) config: Config,
-    pub(crate) store: Arc<Store>,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) vault: Vault,
     policy: RwLock<Arc<LoadedPolicy>>,
     pub(crate) dummy: Dummy,
@@ -151,14 +152,15 @@ impl Daemon {
             path: config.database.display().to_string(),
             source,
         };
-        let store = Arc::new(Store::open(&config.database).map_err(store_error)?);
-        if store.fence_after_unclean_stop(clock::now(), config.totp.window) {
+        let sqlite = SqliteStore::open(&config.database).map_err(store_error)?;
+        if sqlite.fence_after_unclean_stop(clock::now(), config.totp.window) {
             log::warn!(
                 "the last run of mfad did not stop cleanly: TOTP codes valid now are refused \
                  for up to {} s, in case a lost write had accepted one (see README, Security model)",
                 (u64::from(config.totp.window) + 1) * config.totp.period
             );
         }
+        let store: Arc<dyn Store> = Arc::new(sqlite);
         let key = match existing {
             Some(key) => key,
             None => {
@@ -169,7 +171,7 @@ impl Daemon {
         audit::outputs::start(&config.audit)?;
         let vault = Vault::new(&key).map_err(|e| StartError::Dummy(e.to_string()))?;
         drop(key);
-        keys::verify(&config, &store, &vault)?;
+        keys::verify(&config, &*store, &vault)?;
         let delivery = delivery::Delivery::new(&config, Arc::clone(&store))?;
         let geo = match &config.geoip_database {
             Some(path) => Some(geo::Geo::open(path).map_err(StartError::Geo)?),
@@ -180,7 +182,7 @@ impl Daemon {
             .as_ref()
             .map(directory::Directory::open)
             .transpose()?;
-        let policy = startup_policy(&config, &store, &directory::Groups(directory.as_ref()))?;
+        let policy = startup_policy(&config, &*store, &directory::Groups(directory.as_ref()))?;
         let params = TotpParams {
             algorithm: config.totp.algorithm,
             digits: config.totp.digits,
@@ -340,7 +342,7 @@ pub fn init(config: &Config) -> Result<(), StartError> {
 /// restart), loudly; with neither, the daemon does not start.
 fn startup_policy(
     config: &Config,
-    store: &Store,
+    store: &dyn Store,
     groups: &dyn policy::Directory,
 ) -> Result<LoadedPolicy, StartError> {
     files::check_trusted_if_present(&config.policy_file, files::Reading::Anyone)?;
@@ -548,7 +550,7 @@ async fn purge_periodically(d: Arc<Daemon>) {
             log::error!("purging sessions failed: {e}");
         }
         sessions::forget_ended(&d);
-        match d.store.purge(now, &d.config.lockout) {
+        match d.store.purge(now, d.config.lockout.rule()) {
             Ok(0) => {}
             Ok(n) => log::debug!("purged {n} expired rows"),
             Err(e) => log::error!("purge failed: {e}"),

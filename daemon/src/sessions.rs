@@ -5,7 +5,8 @@
 use crate::admin::Refusal;
 use crate::audit::{Decision, Event};
 use crate::peer::{self, Peer, Role};
-use crate::store::NewSession;
+use crate::store::{NewSession, Passed};
+use crate::wire;
 use crate::{Daemon, clock, login, procs, validate};
 use mfad_protocol::{ErrorCode, Response, SessionReport};
 use std::time::Duration;
@@ -105,7 +106,7 @@ pub fn open(d: &Daemon, peer: &Peer, r: &SessionReport) -> Result<Response, Refu
     Ok(done(&format!("session {id} recorded")))
 }
 
-fn names(factors: &[mfad_protocol::PassedFactor]) -> Option<String> {
+fn names(factors: &[Passed]) -> Option<String> {
     (!factors.is_empty()).then(|| {
         factors
             .iter()
@@ -125,8 +126,8 @@ pub fn close(d: &Daemon, peer: &Peer, r: &SessionReport) -> Result<Response, Ref
         .store
         .sessions_of(&d.boot_id, sid)?
         .into_iter()
-        .filter(|s| s.info.user == r.user && s.info.service == r.service)
-        .map(|s| s.info.id)
+        .filter(|s| s.user == r.user && s.service == r.service)
+        .map(|s| s.id)
         .collect();
     let event = session_event(peer, r, "closed");
     for _ in d.store.remove_sessions(&ids, &event)? {
@@ -144,8 +145,8 @@ pub fn forget_ended(d: &Daemon) {
             .store
             .sessions(&d.boot_id)?
             .into_iter()
-            .filter(|s| !alive.contains_key(&s.info.audit_session))
-            .map(|s| s.info.id)
+            .filter(|s| !alive.contains_key(&s.audit_session))
+            .map(|s| s.id)
             .collect();
         if !gone.is_empty() {
             let event = Event::admin(
@@ -183,11 +184,10 @@ pub fn list(d: &Daemon, peer: &Peer) -> Result<Response, Refusal> {
         .into_iter()
         .filter(|s| may_manage(role, peer.uid, s.uid))
         .map(|s| {
-            let mut info = s.info;
-            info.processes = alive
-                .get(&info.audit_session)
+            let processes = alive
+                .get(&s.audit_session)
                 .map_or(0, |p| u32::try_from(p.len()).unwrap_or(u32::MAX));
-            info
+            wire::session(s, processes)
         })
         .collect();
     Ok(Response::Sessions { sessions })
@@ -207,18 +207,12 @@ pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal>
         if !may_manage(role, peer.uid, s.uid) {
             let why =
                 format!("sessions kill: session {id} is not yours; you may end only your own");
-            let mut event = Event::admin(
-                &s.info.user,
-                &why,
-                Decision::Refused,
-                peer.uid,
-                clock::now(),
-            );
-            event.service = s.info.service.clone();
+            let mut event = Event::admin(&s.user, &why, Decision::Refused, peer.uid, clock::now());
+            event.service = s.service.clone();
             d.record(&event);
             return Err(Refusal::new(ErrorCode::PermissionDenied, why));
         }
-        let sid = s.info.audit_session;
+        let sid = s.audit_session;
         let ended = procs::end_session(sid, KILL_GRACE).await;
         let reason = match &ended {
             Ok(n) => format!(
@@ -228,7 +222,7 @@ pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal>
             Err(e) => format!("kill by uid {} failed (audit session {sid}): {e}", peer.uid),
         };
         let mut event = Event::admin(
-            &s.info.user,
+            &s.user,
             &reason,
             if ended.is_ok() {
                 Decision::Done
@@ -238,8 +232,8 @@ pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal>
             peer.uid,
             clock::now(),
         );
-        event.service = s.info.service.clone();
-        event.rhost = s.info.rhost.clone();
+        event.service = s.service.clone();
+        event.rhost = s.rhost.clone();
         match ended {
             Ok(n) => {
                 // sshd's close hook may have removed it already; the kill
@@ -252,7 +246,7 @@ pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal>
                 }
                 Ok(done(&format!(
                     "Session {id} of {} ended ({n} processes terminated).",
-                    s.info.user
+                    s.user
                 )))
             }
             Err(e) => {
@@ -271,14 +265,21 @@ pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal>
 /// `history`: the logins of `user`, newest first.
 pub fn history(d: &Daemon, user: &str, limit: u32) -> Result<Response, Refusal> {
     let rows = d.store.logins(user, limit.clamp(1, MAX_HISTORY), false)?;
-    Ok(Response::Audit { rows })
+    Ok(Response::Audit {
+        rows: wire::audit_rows(rows),
+    })
 }
 
 /// The most rows one `history` returns.
 const MAX_HISTORY: u32 = 10_000;
 
 pub fn devices(d: &Daemon, user: &str) -> Result<Response, Refusal> {
-    let devices = d.store.devices(user, clock::now())?;
+    let devices = d
+        .store
+        .devices(user, clock::now())?
+        .into_iter()
+        .map(wire::device)
+        .collect();
     Ok(Response::Devices {
         user: user.to_owned(),
         devices,

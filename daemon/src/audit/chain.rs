@@ -13,11 +13,15 @@
 use super::record::Body;
 use mfad_protocol::AuditProblem;
 
-/// One stored row as the verifier sees it.
+/// One stored audit row: what the verifier checks and what `mfactl audit`
+/// and `history` show.
+#[derive(Debug, Clone)]
 pub struct StoredRow {
     pub id: i64,
-    /// `None` for a row written before the chain existed.
+    /// Unix time (the body carries it as RFC 3339).
+    pub time: i64,
     pub body: Body,
+    /// `None` for a row written before the chain existed.
     pub hash: Option<String>,
 }
 
@@ -108,6 +112,7 @@ mod tests {
                 prev = hash.clone();
                 StoredRow {
                     id,
+                    time: id,
                     body,
                     hash: Some(hash),
                 }

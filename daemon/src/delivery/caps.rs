@@ -100,13 +100,13 @@ impl Capped {
 pub struct Slot(i64);
 
 pub struct Caps {
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     /// When each cap last warned the admin.
     warned: Mutex<HashMap<(Channel, Scope), i64>>,
 }
 
 impl Caps {
-    pub fn new(store: Arc<Store>) -> Self {
+    pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
             warned: Mutex::new(HashMap::new()),

@@ -94,7 +94,7 @@ enum Purpose {
 
 impl Delivery {
     /// Builds the clients and reads their secrets; the caps count in `store`.
-    pub fn new(config: &Config, store: Arc<Store>) -> Result<Self, SetupError> {
+    pub fn new(config: &Config, store: Arc<dyn Store>) -> Result<Self, SetupError> {
         let (sms, email) = clients(config)?;
         let host = nix::unistd::gethostname()
             .ok()

@@ -76,7 +76,7 @@ pub fn secs(d: Duration) -> i64 {
 /// with `cooldown`, the resend cooldown allow.
 #[allow(clippy::too_many_arguments)]
 pub fn issue(
-    store: &Store,
+    store: &dyn Store,
     vault: &Vault,
     user: &str,
     channel: Channel,

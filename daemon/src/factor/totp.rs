@@ -1,11 +1,38 @@
 //! TOTP (RFC 6238) through totp-rs: code checks that report the matching
 //! time step, so the store can accept each step at most once.
 
-use crate::config::TotpAlgorithm;
 use crate::store::TotpParams;
 use crate::store::crypto::{CryptoError, constant_time_eq, random_bytes};
+use serde::Deserialize;
 use totp_rs::{Algorithm, Builder, Totp};
 use zeroize::Zeroizing;
+
+/// The hash a TOTP factor uses (RFC 6238 allows these three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TotpAlgorithm {
+    SHA1,
+    SHA256,
+    SHA512,
+}
+
+impl TotpAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TotpAlgorithm::SHA1 => "SHA1",
+            TotpAlgorithm::SHA256 => "SHA256",
+            TotpAlgorithm::SHA512 => "SHA512",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "SHA1" => Some(TotpAlgorithm::SHA1),
+            "SHA256" => Some(TotpAlgorithm::SHA256),
+            "SHA512" => Some(TotpAlgorithm::SHA512),
+            _ => None,
+        }
+    }
+}
 
 /// Seed length: 160 bits, as RFC 4226 recommends (NIST: at least 112).
 pub const SECRET_LEN: usize = 20;

@@ -72,8 +72,8 @@ impl Gathered {
             rule,
             enrolled: &self.enrolled,
             session: self.session.as_ref().map(|s| Session {
-                id: s.info.id,
-                passed: &s.info.factors,
+                id: s.id,
+                passed: &s.proof.factors,
             }),
             device: self.device.as_ref().map(|(label, at)| Device {
                 label,
@@ -118,7 +118,7 @@ pub fn gather(
 /// channel configured and a verified destination.
 pub fn enrolled_in(d: &Daemon, user: &str, factor: Factor) -> Result<bool, CheckError> {
     Ok(match factor {
-        Factor::Totp => d.store.totp_info(user)?.is_some(),
+        Factor::Totp => d.store.totp_summary(user)?.is_some(),
         Factor::Backup => d.store.backup_codes_left(user)? > 0,
         // The same destination a code would go to, from the store or the
         // directory.
@@ -427,7 +427,7 @@ impl Checks for Attempt<'_> {
             self.user(),
             self.counter(factor),
             now,
-            &self.lockout(factor),
+            self.lockout(factor).rule(),
             &event,
         )?;
         event.log();
@@ -558,7 +558,7 @@ impl Checks for Attempt<'_> {
             step,
             now,
         };
-        d.store.enroll_totp(user, &totp, &stored, &event)?;
+        d.store.enroll_totp(user, &totp, Some(&stored), &event)?;
         event.log();
         self.offered = None;
         Ok(Some(

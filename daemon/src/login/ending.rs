@@ -2,8 +2,9 @@
 //! in one place ([`Ending::verdict`]); pam_mfa turns that into a PAM code
 //! in one place too (`pam-module/src/flow.rs`).
 
+use crate::store::Passed;
 use crate::store::Proof;
-use mfad_protocol::{Decision, PassedFactor};
+use mfad_protocol::Decision;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +58,7 @@ impl Ending {
         self
     }
 
-    pub fn with_factors(mut self, factors: Vec<PassedFactor>) -> Self {
+    pub fn with_factors(mut self, factors: Vec<Passed>) -> Self {
         self.proof.factors = factors;
         self
     }

@@ -8,7 +8,8 @@ use super::ending::{Ending, Outcome};
 use super::plan::{Ask, Denial, Grant, Plan, Step};
 use crate::audit::Decision as Audit;
 use crate::policy::Factor;
-use mfad_protocol::{Channel, PassedFactor, SecretString};
+use crate::store::Passed;
+use mfad_protocol::{Channel, SecretString};
 use std::time::Duration;
 
 /// What the driver does next.
@@ -152,7 +153,7 @@ pub struct Login {
     ask: Ask,
     settings: Settings,
     phase: Phase,
-    passed: Vec<PassedFactor>,
+    passed: Vec<Passed>,
     /// What accepted factors have to tell once the login is allowed.
     notes: Vec<String>,
 }
@@ -472,7 +473,7 @@ impl Login {
         };
         let (message, reason, retry) = match checked {
             CodeCheck::Accepted(note) => {
-                self.passed.push(PassedFactor {
+                self.passed.push(Passed {
                     factor: step.factor.name().to_owned(),
                     at: now,
                 });
@@ -630,7 +631,7 @@ impl Login {
             }
             Err(e) => return self.fail_internal(checks, e),
         };
-        self.passed.push(PassedFactor {
+        self.passed.push(Passed {
             factor: Factor::Totp.name().to_owned(),
             at: now,
         });

@@ -86,7 +86,7 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
     };
     let now = clock::now();
     let session = stepup::session_of(d, peer, &start);
-    let session_id = session.as_ref().map(|s| s.info.id);
+    let session_id = session.as_ref().map(|s| s.id);
     let ending = match checks::gather(d, &start.user, rule, att.key.as_ref(), session, now) {
         Ok(gathered) => {
             let plan = plan::plan(&gathered.inputs(rule, now));

@@ -10,13 +10,13 @@
 //! decoy that fails like a wrong code.
 
 use crate::policy::{Factor, Requirement, Rule, TrustedDevices, Unenrolled};
-use mfad_protocol::PassedFactor;
+use crate::store::Passed;
 
 /// The session a login comes from (step-up), as far as the plan cares.
 #[derive(Debug, Clone, Copy)]
 pub struct Session<'a> {
     pub id: i64,
-    pub passed: &'a [PassedFactor],
+    pub passed: &'a [Passed],
 }
 
 /// The SSH key that passed sshd's first method.
@@ -190,7 +190,7 @@ pub fn plan(i: &Inputs<'_>) -> Plan {
 /// The factors of `rule` that a session passed recently enough to count
 /// now, with their age in seconds. A factor without a `fresh` entry never
 /// counts; "0s" never does either.
-pub fn covered(rule: &Rule, passed: &[PassedFactor], now: i64) -> Vec<(Factor, i64)> {
+pub fn covered(rule: &Rule, passed: &[Passed], now: i64) -> Vec<(Factor, i64)> {
     rule.fresh
         .iter()
         .filter_map(|&(factor, limit)| {

@@ -212,7 +212,7 @@ async fn send(
     // login right after the first needs a code too); the hourly cap holds
     // every send.
     let issued = otp::issue(
-        &d.store,
+        &*d.store,
         &d.vault,
         user,
         channel,

@@ -27,5 +27,5 @@ pub fn session_of(d: &Daemon, peer: &Peer, start: &AuthStart) -> Option<StoredSe
     };
     sessions
         .into_iter()
-        .find(|s| s.info.user == start.user && s.uid == loginuid && s.info.service != start.service)
+        .find(|s| s.user == start.user && s.uid == loginuid && s.service != start.service)
 }

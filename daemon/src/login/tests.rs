@@ -12,7 +12,8 @@ use super::machine::{Checks, CodeCheck, Failure, Login, Offer, Say, Sent, Settin
 use super::plan::{Device, Inputs, Plan, Session, Step, plan};
 use crate::audit::Decision as Audit;
 use crate::policy::{Conditions, Factor, Requirement, Rule, TrustedDevices, Unenrolled};
-use mfad_protocol::{Channel, PassedFactor, SecretString};
+use crate::store::Passed;
+use mfad_protocol::{Channel, SecretString};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -245,8 +246,8 @@ pub struct Extra<'a> {
     pub device: Option<Device<'a>>,
 }
 
-pub fn passed(factor: Factor, age: i64) -> PassedFactor {
-    PassedFactor {
+pub fn passed(factor: Factor, age: i64) -> Passed {
+    Passed {
         factor: factor.name().to_owned(),
         at: NOW - age,
     }

@@ -1,47 +1,23 @@
-//! SQLite storage. One writer connection behind a mutex: every statement
-//! here takes microseconds, and one writer keeps the "accepted at most once"
-//! rules simple. Reads use connections of their own and checkpoints a thread
-//! of its own (conns.rs).
+//! The store boundary: what the daemon keeps, as traits by area, with
+//! domain types only (no wire types, no configuration types), so a backend
+//! is one implementation of these traits. `sqlite/` is the embedded one.
 //!
-//! Durability is chosen per write: enrollments and resets are synced before
-//! the caller hears success; the last accepted TOTP step, failure counters
-//! and audit rows ride on WAL's normal sync, and a start after an unclean
-//! stop fences the TOTP steps the old process might have accepted
-//! (fence.rs).
+//! Every method is one atomic step: the "accepted at most once" rules
+//! (a TOTP step, a backup code, a sent code, a ticket) are each decided
+//! inside one call, never across two.
 
-mod audit;
-mod backup;
-mod conns;
-mod contacts;
 pub mod crypto;
-mod deliveries;
-mod devices;
-mod fence;
-mod history;
-mod keycheck;
-mod migrate;
-mod otp;
-mod policy;
-mod retention;
-mod sessions;
-
-pub use devices::NewDevice;
-pub use history::Visit;
-pub use keycheck::{KeyState, peek_key_state};
-pub use sessions::{NewSession, NewTicket, Proof, StoredSession};
-
-pub use contacts::ContactRow;
-pub use deliveries::{DeliveryCaps, Over};
-pub use otp::{Issue, SendLimits, SentCode};
+pub mod sqlite;
 
 use crate::audit::Event;
-use crate::config::{LockoutConfig, TotpAlgorithm};
-use crate::files::{FileError, check_private};
-use mfad_protocol::{AuditRow, LockInfo, TotpInfo, UserSummary};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use crate::audit::chain::StoredRow;
+use crate::factor::hashed;
+use crate::factor::otp::Purpose;
+use crate::factor::totp::TotpAlgorithm;
+use crate::files::FileError;
 use thiserror::Error;
+
+pub use sqlite::{SqliteStore, peek_key_state, prepare};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -61,6 +37,46 @@ pub enum StoreError {
     Thread(String),
 }
 
+/// Everything the daemon keeps; one value of it per daemon.
+pub trait Store:
+    Totps
+    + BackupCodes
+    + Failures
+    + Contacts
+    + SentCodes
+    + Deliveries
+    + Devices
+    + Sessions
+    + History
+    + AuditLog
+    + Policies
+    + Accounts
+    + Send
+    + Sync
+{
+}
+
+impl<T> Store for T where
+    T: Totps
+        + BackupCodes
+        + Failures
+        + Contacts
+        + SentCodes
+        + Deliveries
+        + Devices
+        + Sessions
+        + History
+        + AuditLog
+        + Policies
+        + Accounts
+        + Send
+        + Sync
+{
+}
+
+/// The failure-counter source that stands for the whole account.
+pub const ACCOUNT: &str = "*";
+
 /// How a TOTP factor computes its codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TotpParams {
@@ -75,496 +91,6 @@ pub struct TotpRecord {
     pub last_step: i64,
 }
 
-/// Where failures are counted: per factor (not the audit channel, though
-/// both name the factor today) and per source (a remote host, or a local
-/// caller), beside the account-wide counter of the same factor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Counter<'a> {
-    pub factor: &'static str,
-    pub source: &'a str,
-}
-
-/// What a failure did to the counters.
-#[derive(Debug, Clone, Copy)]
-pub struct FailureState {
-    /// Consecutive failures for the account and channel, all sources.
-    pub consecutive: u32,
-    pub locked_until: Option<i64>,
-}
-
-pub struct Store {
-    /// The writer.
-    conn: Mutex<Connection>,
-    readers: conns::Readers,
-    _checkpointer: conns::Checkpointer,
-    marker: fence::Marker,
-    /// Whether the last run ended without [`Store::close_clean`].
-    unclean: bool,
-    fence: OnceLock<fence::Fence>,
-}
-
-/// Checks that an existing database (and its WAL and SHM files) is private,
-/// or creates the directory a new one goes into. Opens nothing, so it is
-/// safe while a running daemon holds the database.
-pub fn prepare(path: &Path) -> Result<(), FileError> {
-    if path.exists() {
-        // The WAL holds the newest rows; after a crash it stays behind.
-        for file in [
-            path.to_owned(),
-            sidecar(path, "-wal"),
-            sidecar(path, "-shm"),
-        ] {
-            if file.exists() {
-                check_private(&file, 0o600)?;
-            }
-        }
-    } else if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| FileError::Io {
-            path: parent.to_owned(),
-            source,
-        })?;
-    }
-    Ok(())
-}
-
-impl Store {
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        prepare(path)?;
-        // Before anything is written: the lock on the marker keeps a second
-        // daemon off this database.
-        let (marker, unclean) = fence::Marker::put(path)?;
-        let mut conn = conns::open(path)?;
-        let found: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if found > migrate::latest() {
-            return Err(StoreError::TooNew {
-                found,
-                latest: migrate::latest(),
-            });
-        }
-        migrate::migrate(&mut conn)?;
-        check_private(path, 0o600)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-            readers: conns::Readers::open(path)?,
-            _checkpointer: conns::Checkpointer::start(path)?,
-            marker,
-            unclean,
-            fence: OnceLock::new(),
-        })
-    }
-
-    /// After an unclean stop, refuses every TOTP step up to the step of
-    /// `now` plus `window` from here on (fence.rs says why). Returns whether
-    /// it did. Call once, at start, before serving.
-    pub fn fence_after_unclean_stop(&self, now: i64, window: u32) -> bool {
-        self.unclean
-            && self
-                .fence
-                .set(fence::Fence {
-                    since: now,
-                    window: i64::from(window),
-                })
-                .is_ok()
-    }
-
-    /// Marks a clean stop (after a last checkpoint): the next start needs no
-    /// fence. Call when nothing else will use the store.
-    pub fn close_clean(&self) -> Result<(), StoreError> {
-        self.conn()
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        self.marker.remove()
-    }
-
-    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a transaction open
-        // (rusqlite rolls back on drop), so a poisoned lock is still usable.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A connection for reads that need no transaction with a write: the
-    /// writer when it is free (its page cache holds what it just wrote),
-    /// else a reader, so a read never waits behind a write.
-    pub(crate) fn reader(&self) -> MutexGuard<'_, Connection> {
-        match self.conn.try_lock() {
-            Ok(writer) => writer,
-            Err(_) => self.readers.get(),
-        }
-    }
-
-    /// Runs `f` in an immediate transaction that is fsynced before returning.
-    pub(crate) fn durable<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self.conn();
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })();
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        result
-    }
-
-    pub fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError> {
-        query_totp(
-            &self.reader(),
-            user,
-            "SELECT secret, algorithm, digits, period, last_step FROM totp WHERE user = ?1",
-            params![user],
-        )
-    }
-
-    /// A pending enrollment that has not expired (its `last_step` is -1).
-    pub fn pending_totp(&self, user: &str, now: i64) -> Result<Option<TotpRecord>, StoreError> {
-        query_totp(
-            &self.reader(),
-            user,
-            "SELECT secret, algorithm, digits, period, -1 FROM totp_pending
-             WHERE user = ?1 AND expires > ?2",
-            params![user, now],
-        )
-    }
-
-    pub fn put_pending_totp(
-        &self,
-        user: &str,
-        sealed: &[u8],
-        p: TotpParams,
-        expires: i64,
-        event: &Event,
-    ) -> Result<(), StoreError> {
-        self.durable(|tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO totp_pending (user, secret, algorithm, digits, period, expires)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![user, sealed, p.algorithm.as_str(), p.digits, p.period, expires],
-            )?;
-            insert_audit(tx, event)
-        })
-    }
-
-    /// Makes a confirmed enrollment the user's active TOTP factor, synced to
-    /// disk before returning. `step` is the step of the confirming code, so
-    /// that code cannot also log in.
-    /// A TOTP factor set up at login: the factor and its backup codes in
-    /// one transaction, so an interrupted enrollment leaves nothing behind.
-    pub fn enroll_totp(
-        &self,
-        user: &str,
-        totp: &NewTotp<'_>,
-        backup: &[crate::factor::hashed::Stored],
-        event: &Event,
-    ) -> Result<(), StoreError> {
-        self.durable(|tx| {
-            activate(tx, user, totp)?;
-            backup::replace(tx, user, backup)?;
-            insert_audit(tx, event)
-        })
-    }
-
-    pub fn activate_totp(
-        &self,
-        user: &str,
-        sealed: &[u8],
-        p: TotpParams,
-        step: i64,
-        now: i64,
-        event: &Event,
-    ) -> Result<(), StoreError> {
-        let totp = NewTotp {
-            sealed,
-            params: p,
-            step,
-            now,
-        };
-        self.durable(|tx| {
-            activate(tx, user, &totp)?;
-            insert_audit(tx, event)
-        })
-    }
-
-    /// Accepts `step` for `user` only if it is strictly later than the last
-    /// accepted one and past the start-up fence, if any, atomically: of concurrent attempts with the same code,
-    /// exactly one succeeds. On success the channel's failure counters are
-    /// cleared and `event` is written in the same transaction.
-    pub fn accept_totp_step(
-        &self,
-        user: &str,
-        counter: Counter<'_>,
-        step: i64,
-        now: i64,
-        event: &Event,
-    ) -> Result<bool, StoreError> {
-        let fence = self.fence.get().copied().unwrap_or_default();
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let updated = tx
-            .prepare_cached(
-                "UPDATE totp SET last_step = ?2, last_used = ?3
-                 WHERE user = ?1 AND last_step < ?2 AND ?2 > ?4 / period + ?5",
-            )?
-            .execute(params![user, step, now, fence.since, fence.window])?;
-        if updated == 1 {
-            clear_failures(&tx, user, counter)?;
-            insert_audit(&tx, event)?;
-            tx.commit()?;
-        }
-        Ok(updated == 1)
-    }
-
-    /// Counts a failure for the source and for the whole account, locking
-    /// either when it reaches its threshold. Counters older than the lockout
-    /// duration start again from zero, so locks release themselves.
-    pub fn record_failure(
-        &self,
-        user: &str,
-        counter: Counter<'_>,
-        now: i64,
-        lockout: &LockoutConfig,
-        event: &Event,
-    ) -> Result<FailureState, StoreError> {
-        let duration = i64::try_from(lockout.duration.as_secs()).unwrap_or(i64::MAX);
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let bump = |src: &str, threshold: u32| -> Result<(u32, Option<i64>), StoreError> {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO failures (user, channel, source, count, last_failure, locked_until)
-                 VALUES (?1, ?2, ?3, 1, ?4, NULL)
-                 ON CONFLICT (user, channel, source) DO UPDATE SET
-                   count = CASE WHEN last_failure <= ?4 - ?5 THEN 1 ELSE count + 1 END,
-                   last_failure = ?4
-                 RETURNING count, locked_until",
-            )?;
-            let (count, mut locked): (u32, Option<i64>) = stmt
-                .query_row(params![user, counter.factor, src, now, duration], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
-            if count >= threshold {
-                let until = now.saturating_add(duration);
-                tx.prepare_cached(
-                    "UPDATE failures SET locked_until = ?4
-                     WHERE user = ?1 AND channel = ?2 AND source = ?3",
-                )?
-                .execute(params![user, counter.factor, src, until])?;
-                locked = Some(until);
-            }
-            Ok((count, locked.filter(|&t| t > now)))
-        };
-        let (_, source_lock) = bump(counter.source, lockout.threshold)?;
-        let (consecutive, account_lock) = bump(ACCOUNT, lockout.account_threshold)?;
-        insert_audit(&tx, event)?;
-        tx.commit()?;
-        Ok(FailureState {
-            consecutive,
-            locked_until: source_lock.max(account_lock),
-        })
-    }
-
-    /// The time until which `source` (or the whole account) is locked out of
-    /// `channel`, if it is.
-    pub fn locked_until(
-        &self,
-        user: &str,
-        counter: Counter<'_>,
-        now: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare_cached(
-            "SELECT MAX(locked_until) FROM failures
-             WHERE user = ?1 AND channel = ?2 AND source IN (?3, ?4) AND locked_until > ?5",
-        )?;
-        Ok(stmt.query_row(
-            params![user, counter.factor, counter.source, ACCOUNT, now],
-            |r| r.get(0),
-        )?)
-    }
-
-    pub fn audit(&self, event: &Event) -> Result<(), StoreError> {
-        let conn = self.conn();
-        insert_audit(&conn, event)
-    }
-
-    /// Removes every factor and counter of `user`; true if there was any.
-    pub fn reset_user(&self, user: &str, event: &Event) -> Result<bool, StoreError> {
-        self.durable(|tx| {
-            let mut n = 0;
-            for table in [
-                "totp",
-                "totp_pending",
-                "failures",
-                "backup_codes",
-                "contacts",
-                "sent_codes",
-                "sends",
-                "trusted_devices",
-            ] {
-                n += tx.execute(&format!("DELETE FROM {table} WHERE user = ?1"), [user])?;
-            }
-            insert_audit(tx, event)?;
-            Ok(n > 0)
-        })
-    }
-
-    /// Lifts every lock of `user`; returns how many counters were cleared.
-    pub fn unlock_user(&self, user: &str, event: &Event) -> Result<usize, StoreError> {
-        self.durable(|tx| {
-            let n = tx.execute("DELETE FROM failures WHERE user = ?1", [user])?;
-            insert_audit(tx, event)?;
-            Ok(n)
-        })
-    }
-
-    pub fn totp_info(&self, user: &str) -> Result<Option<TotpInfo>, StoreError> {
-        Ok(self
-            .reader()
-            .prepare_cached(
-                "SELECT algorithm, digits, period, enrolled_at, last_used FROM totp WHERE user = ?1",
-            )?
-            .query_row([user], |r| {
-                    Ok(TotpInfo {
-                        algorithm: r.get(0)?,
-                        digits: r.get(1)?,
-                        period: r.get(2)?,
-                        enrolled_at: r.get(3)?,
-                        last_used: r.get(4)?,
-                    })
-            })
-            .optional()?)
-    }
-
-    pub fn has_pending_totp(&self, user: &str, now: i64) -> Result<bool, StoreError> {
-        let conn = self.reader();
-        Ok(conn
-            .query_row(
-                "SELECT 1 FROM totp_pending WHERE user = ?1 AND expires > ?2",
-                params![user, now],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
-    }
-
-    /// Failure counters that still matter: recent ones and active locks.
-    pub fn locks(
-        &self,
-        user: &str,
-        now: i64,
-        lockout: &LockoutConfig,
-    ) -> Result<Vec<LockInfo>, StoreError> {
-        let since =
-            now.saturating_sub(i64::try_from(lockout.duration.as_secs()).unwrap_or(i64::MAX));
-        let conn = self.reader();
-        let mut stmt = conn.prepare(
-            "SELECT channel, source, count, locked_until FROM failures
-             WHERE user = ?1 AND (last_failure > ?2 OR locked_until > ?3)
-             ORDER BY channel, source",
-        )?;
-        let rows = stmt.query_map(params![user, since, now], |r| {
-            Ok(LockInfo {
-                channel: r.get(0)?,
-                source: r.get(1)?,
-                failures: r.get(2)?,
-                locked_until: r.get::<_, Option<i64>>(3)?.filter(|&t| t > now),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Every user with a factor, a pending enrollment or a counter.
-    pub fn users(&self, now: i64) -> Result<Vec<UserSummary>, StoreError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare(
-            "WITH names AS (SELECT user FROM totp UNION SELECT user FROM totp_pending
-                            UNION SELECT user FROM failures UNION SELECT user FROM contacts)
-             SELECT n.user, t.user IS NOT NULL, t.last_used,
-                    EXISTS (SELECT 1 FROM failures f WHERE f.user = n.user AND f.locked_until > ?1)
-             FROM names n LEFT JOIN totp t ON t.user = n.user ORDER BY n.user",
-        )?;
-        let rows = stmt.query_map([now], |r| {
-            Ok(UserSummary {
-                user: r.get(0)?,
-                totp_enrolled: r.get(1)?,
-                last_used: r.get(2)?,
-                locked: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    pub fn audit_rows(&self, user: Option<&str>, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![user, limit], audit_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Drops expired pending enrollments and counters that no longer count,
-    /// so guessed user names cannot grow the database without bound.
-    pub fn purge(&self, now: i64, lockout: &LockoutConfig) -> Result<usize, StoreError> {
-        let since =
-            now.saturating_sub(i64::try_from(lockout.duration.as_secs()).unwrap_or(i64::MAX));
-        let conn = self.conn();
-        let mut n = conn.execute("DELETE FROM totp_pending WHERE expires <= ?1", [now])?;
-        n += conn.execute("DELETE FROM sent_codes WHERE expires <= ?1", [now])?;
-        n += conn.execute("DELETE FROM sends WHERE time <= ?1 - 3600", [now])?;
-        n += conn.execute(
-            "DELETE FROM failures WHERE last_failure <= ?1 AND (locked_until IS NULL OR locked_until <= ?2)",
-            params![since, now],
-        )?;
-        Ok(n)
-    }
-}
-
-/// `mfad.db` -> `mfad.db-wal`, the names SQLite gives its side files.
-fn sidecar(path: &Path, suffix: &str) -> std::path::PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    name.into()
-}
-
-/// Reads one TOTP row: secret, algorithm, digits, period, last step.
-fn query_totp(
-    conn: &Connection,
-    user: &str,
-    sql: &str,
-    args: impl rusqlite::Params,
-) -> Result<Option<TotpRecord>, StoreError> {
-    let row = conn
-        .prepare_cached(sql)?
-        .query_row(args, |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, String>(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-            ))
-        })
-        .optional()?;
-    let Some((sealed_secret, algorithm, digits, period, last_step)) = row else {
-        return Ok(None);
-    };
-    let algorithm =
-        TotpAlgorithm::parse(&algorithm).ok_or_else(|| StoreError::Corrupt(user.to_owned()))?;
-    Ok(Some(TotpRecord {
-        sealed_secret,
-        params: TotpParams {
-            algorithm,
-            digits,
-            period,
-        },
-        last_step,
-    }))
-}
-
-/// The failure-counter source that stands for the whole account.
-pub const ACCOUNT: &str = "*";
-
 /// An active TOTP factor to store.
 pub struct NewTotp<'a> {
     pub sealed: &'a [u8],
@@ -574,70 +100,531 @@ pub struct NewTotp<'a> {
     pub now: i64,
 }
 
-fn activate(tx: &rusqlite::Transaction<'_>, user: &str, t: &NewTotp<'_>) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT OR REPLACE INTO totp
-           (user, secret, algorithm, digits, period, last_step, enrolled_at, last_used)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
-        params![
-            user,
-            t.sealed,
-            t.params.algorithm.as_str(),
-            t.params.digits,
-            t.params.period,
-            t.step,
-            t.now
-        ],
-    )?;
-    tx.execute("DELETE FROM totp_pending WHERE user = ?1", [user])?;
-    tx.execute(
-        "DELETE FROM failures WHERE user = ?1 AND channel = 'totp'",
-        [user],
-    )?;
-    Ok(())
+/// What an admin may see of a TOTP factor: never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpSummary {
+    pub params: TotpParams,
+    pub enrolled_at: i64,
+    pub last_used: Option<i64>,
 }
 
-/// After a success: the counters of this source and of the whole account
-/// start again. Other sources keep theirs: a login that succeeds from one
-/// place does not lift a lock another place earned.
-pub(crate) fn clear_failures(
-    conn: &Connection,
-    user: &str,
-    counter: Counter<'_>,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "DELETE FROM failures WHERE user = ?1 AND channel = ?2 AND source IN (?3, ?4)",
-    )?
-    .execute(params![user, counter.factor, counter.source, ACCOUNT])?;
-    Ok(())
+pub trait Totps {
+    fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError>;
+    /// A pending enrollment that has not expired (its `last_step` is -1).
+    fn pending_totp(&self, user: &str, now: i64) -> Result<Option<TotpRecord>, StoreError>;
+    fn has_pending_totp(&self, user: &str, now: i64) -> Result<bool, StoreError>;
+    fn put_pending_totp(
+        &self,
+        user: &str,
+        sealed: &[u8],
+        p: TotpParams,
+        expires: i64,
+        event: &Event,
+    ) -> Result<(), StoreError>;
+    /// Makes a confirmed enrollment the user's active TOTP factor, durable
+    /// before returning. `step` is the step of the confirming code, so that
+    /// code cannot also log in.
+    fn activate_totp(
+        &self,
+        user: &str,
+        totp: &NewTotp<'_>,
+        event: &Event,
+    ) -> Result<(), StoreError>;
+    /// A TOTP factor set up at login or imported, with its backup codes (an
+    /// empty list keeps the old ones on import), in one durable step: an
+    /// interrupted enrollment leaves nothing behind.
+    fn enroll_totp(
+        &self,
+        user: &str,
+        totp: &NewTotp<'_>,
+        backup: Option<&[hashed::Stored]>,
+        event: &Event,
+    ) -> Result<(), StoreError>;
+    /// Accepts `step` for `user` only if it is strictly later than the last
+    /// accepted one (and past a start-up fence), atomically: of concurrent
+    /// attempts with the same code, exactly one succeeds. On success the
+    /// counters of `counter` are cleared and `event` is written with it.
+    fn accept_totp_step(
+        &self,
+        user: &str,
+        counter: Counter<'_>,
+        step: i64,
+        now: i64,
+        event: &Event,
+    ) -> Result<bool, StoreError>;
+    fn totp_summary(&self, user: &str) -> Result<Option<TotpSummary>, StoreError>;
 }
 
-/// Appends an audit row to the hash chain, in the caller's transaction.
-pub(crate) fn insert_audit(conn: &Connection, e: &Event) -> Result<(), StoreError> {
-    audit::insert(conn, e)
+pub trait BackupCodes {
+    fn replace_backup_codes(
+        &self,
+        user: &str,
+        codes: &[hashed::Stored],
+        event: &Event,
+    ) -> Result<(), StoreError>;
+    /// The unused codes, by id.
+    fn unused_backup_codes(&self, user: &str) -> Result<Vec<(i64, hashed::Stored)>, StoreError>;
+    fn backup_codes_left(&self, user: &str) -> Result<u32, StoreError>;
+    /// Uses code `id` once; false if it was used already.
+    fn consume_backup_code(
+        &self,
+        user: &str,
+        id: i64,
+        now: i64,
+        counter: Counter<'_>,
+        event: &Event,
+    ) -> Result<bool, StoreError>;
 }
 
-/// The columns [`audit_row`] reads, in its order.
-const AUDIT_COLUMNS: &str = "id, time, user, service, rhost, tty, channel, decision, reason, peer_uid, rule, policy_version, ruser, caller_uid";
-
-fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
-    Ok(AuditRow {
-        id: r.get(0)?,
-        time: r.get(1)?,
-        user: r.get(2)?,
-        service: r.get(3)?,
-        rhost: r.get(4)?,
-        tty: r.get(5)?,
-        channel: r.get(6)?,
-        decision: r.get(7)?,
-        reason: r.get(8)?,
-        peer_uid: r.get(9)?,
-        rule: r.get(10)?,
-        policy_version: r.get(11)?,
-        ruser: r.get(12)?,
-        caller_uid: r.get(13)?,
-    })
+/// Where failures are counted: per factor (not the audit channel, though
+/// both name the factor today) and per source (a remote host, or a local
+/// caller), beside the account-wide counter of the same factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter<'a> {
+    pub factor: &'static str,
+    pub source: &'a str,
 }
 
-#[cfg(test)]
-mod tests;
+/// When failures lock, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockRule {
+    /// Failures from one source before that source is locked out.
+    pub threshold: u32,
+    /// Failures from all sources before the factor is locked for everyone.
+    pub account_threshold: u32,
+    /// How long a lock lasts, and after how long counters start again.
+    pub duration_secs: i64,
+}
+
+/// What a failure did to the counters.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureState {
+    /// Consecutive failures for the account and factor, all sources.
+    pub consecutive: u32,
+    pub locked_until: Option<i64>,
+}
+
+/// One failure counter that still matters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureCount {
+    pub factor: String,
+    /// The source counted ([`ACCOUNT`] for the whole account).
+    pub source: String,
+    pub failures: u32,
+    pub locked_until: Option<i64>,
+}
+
+pub trait Failures {
+    /// Counts a failure for the source and for the whole account, locking
+    /// either when it reaches its threshold. Counters older than the lock
+    /// duration start again from zero, so locks release themselves.
+    fn record_failure(
+        &self,
+        user: &str,
+        counter: Counter<'_>,
+        now: i64,
+        rule: LockRule,
+        event: &Event,
+    ) -> Result<FailureState, StoreError>;
+    /// The time until which the source (or the whole account) is locked out
+    /// of the factor, if it is.
+    fn locked_until(
+        &self,
+        user: &str,
+        counter: Counter<'_>,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Recent counters and active locks.
+    fn failure_counts(
+        &self,
+        user: &str,
+        now: i64,
+        rule: LockRule,
+    ) -> Result<Vec<FailureCount>, StoreError>;
+    /// Lifts every lock of `user`; returns how many counters were cleared.
+    fn unlock_user(&self, user: &str, event: &Event) -> Result<usize, StoreError>;
+}
+
+/// A stored contact: the verified address and a pending one, both sealed.
+#[derive(Debug, Clone, Default)]
+pub struct ContactRow {
+    pub address: Option<Vec<u8>>,
+    pub verified_at: Option<i64>,
+    pub pending: Option<Vec<u8>>,
+}
+
+pub trait Contacts {
+    fn contact(&self, user: &str, channel: &str) -> Result<Option<ContactRow>, StoreError>;
+    /// Stores an address, verified (set by an admin) or pending.
+    fn put_contact(
+        &self,
+        user: &str,
+        channel: &str,
+        sealed: &[u8],
+        verified: bool,
+        now: i64,
+        event: &Event,
+    ) -> Result<(), StoreError>;
+    /// Uses the verification code with `salt` once and makes `sealed` the
+    /// verified address; false if the code was used or expired.
+    fn verify_contact(
+        &self,
+        user: &str,
+        channel: &str,
+        salt: &[u8],
+        sealed: &[u8],
+        now: i64,
+        event: &Event,
+    ) -> Result<bool, StoreError>;
+    fn clear_contact(&self, user: &str, channel: &str, event: &Event) -> Result<bool, StoreError>;
+}
+
+/// A code sent by SMS or email, as stored.
+pub struct SentCode {
+    pub stored: hashed::Stored,
+    pub sent_at: i64,
+    pub expires: i64,
+    pub failures: u32,
+}
+
+/// Whether a new code may be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issue {
+    Issued,
+    /// Too soon after the last one: wait this many seconds.
+    Cooldown {
+        wait: i64,
+    },
+    /// The hourly cap is reached until then.
+    Capped {
+        until: i64,
+    },
+}
+
+pub struct SendLimits {
+    pub cooldown_secs: i64,
+    pub hourly_cap: u32,
+}
+
+pub trait SentCodes {
+    /// Stores a new code (replacing an older one) if the limits allow.
+    #[allow(clippy::too_many_arguments)]
+    fn issue_code(
+        &self,
+        user: &str,
+        channel: &str,
+        purpose: Purpose,
+        code: &hashed::Stored,
+        now: i64,
+        expires: i64,
+        limits: &SendLimits,
+    ) -> Result<Issue, StoreError>;
+    fn sent_code(
+        &self,
+        user: &str,
+        channel: &str,
+        purpose: Purpose,
+    ) -> Result<Option<SentCode>, StoreError>;
+    /// Counts a wrong try at the code with `salt`; returns the count
+    /// (`u32::MAX` if the code is gone).
+    fn code_failed(
+        &self,
+        user: &str,
+        channel: &str,
+        purpose: Purpose,
+        salt: &[u8],
+    ) -> Result<u32, StoreError>;
+    fn void_code(
+        &self,
+        user: &str,
+        channel: &str,
+        purpose: Purpose,
+        salt: &[u8],
+    ) -> Result<(), StoreError>;
+    /// Uses the login code with `salt` once; false if used or expired.
+    fn consume_login_code(
+        &self,
+        user: &str,
+        channel: &str,
+        counter: Counter<'_>,
+        salt: &[u8],
+        now: i64,
+        event: &Event,
+    ) -> Result<bool, StoreError>;
+}
+
+/// The caps on messages sent, across all users.
+pub struct DeliveryCaps {
+    /// Messages per hour on the channel.
+    pub hourly: u32,
+    /// Messages per hour to one destination prefix (country code).
+    pub prefix: u32,
+    /// (uid, cap): verification messages per day for one uid.
+    pub verify: Option<(u32, u32)>,
+}
+
+/// Which cap a delivery would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    Hourly,
+    Prefix,
+    Verify,
+}
+
+pub trait Deliveries {
+    /// Reserves a delivery under the caps: its id, or the cap it would pass
+    /// and when that cap frees up.
+    fn reserve_delivery(
+        &self,
+        channel: &str,
+        prefix: &str,
+        caps: &DeliveryCaps,
+        now: i64,
+    ) -> Result<Result<i64, (Over, i64)>, StoreError>;
+    /// Gives back a reservation whose message was never sent.
+    fn release_delivery(&self, id: i64) -> Result<(), StoreError>;
+}
+
+/// A device to trust.
+pub struct NewDevice<'a> {
+    pub user: &'a str,
+    pub key_hash: &'a [u8],
+    pub key_type: &'a str,
+    pub fingerprint: &'a str,
+    pub first_ip: Option<&'a str>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A trusted device as stored (its key only as a keyed hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub id: i64,
+    pub key_type: String,
+    pub fingerprint: String,
+    pub first_ip: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_used: Option<i64>,
+}
+
+pub trait Devices {
+    /// When the newest active trust of `key_hash` for `user` was given.
+    fn device_trusted_at(
+        &self,
+        user: &str,
+        key_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    /// The id of the active trust of `key_hash` for `user` given after
+    /// `trusted_since`, marking it used and writing `event` (with the id).
+    fn use_trusted_device(
+        &self,
+        user: &str,
+        key_hash: &[u8],
+        now: i64,
+        trusted_since: i64,
+        event: &Event,
+    ) -> Result<Option<i64>, StoreError>;
+    fn trust_device(&self, d: &NewDevice<'_>, event: &Event) -> Result<i64, StoreError>;
+    /// The devices of `user` still trusted at `now`.
+    fn devices(&self, user: &str, now: i64) -> Result<Vec<DeviceRecord>, StoreError>;
+    /// Revokes device `id` of `user`; false if there is no such active one.
+    fn revoke_device(
+        &self,
+        user: &str,
+        id: i64,
+        now: i64,
+        event: &Event,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A factor passed, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passed {
+    pub factor: String,
+    pub at: i64,
+}
+
+/// What a ticket or a session records about the authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Proof {
+    pub factors: Vec<Passed>,
+    /// The trusted device that stood in for the factors, if one did.
+    pub device: Option<String>,
+}
+
+/// A session as stored.
+#[derive(Debug, Clone)]
+pub struct StoredSession {
+    pub id: i64,
+    /// The kernel's audit session id.
+    pub audit_session: u32,
+    pub user: String,
+    /// The owner's uid, which the login uid of a step-up caller must match.
+    pub uid: u32,
+    pub service: String,
+    pub rhost: Option<String>,
+    pub tty: Option<String>,
+    pub opened_at: i64,
+    pub proof: Proof,
+}
+
+/// Where a new session lives and who owns it.
+pub struct NewSession<'a> {
+    pub boot_id: &'a str,
+    pub audit_session: u32,
+    pub user: &'a str,
+    pub uid: u32,
+    pub service: &'a str,
+    pub rhost: Option<&'a str>,
+    pub tty: Option<&'a str>,
+    pub opened_at: i64,
+}
+
+/// A session ticket, stored as its keyed hash with what the login proved.
+pub struct NewTicket<'a> {
+    pub hash: &'a [u8],
+    pub service: &'a str,
+    pub proof: &'a Proof,
+    pub expires: i64,
+}
+
+pub trait Sessions {
+    /// Consumes a ticket issued for `user` and `service`: it works once,
+    /// and not after it expired.
+    fn take_ticket(
+        &self,
+        hash: &[u8],
+        user: &str,
+        service: &str,
+        now: i64,
+    ) -> Result<Option<Proof>, StoreError>;
+    fn open_session(
+        &self,
+        s: &NewSession<'_>,
+        proof: &Proof,
+        event: &Event,
+    ) -> Result<i64, StoreError>;
+    /// The sessions of one audit session id in this boot.
+    fn sessions_of(&self, boot_id: &str, sid: u32) -> Result<Vec<StoredSession>, StoreError>;
+    fn session(&self, boot_id: &str, id: i64) -> Result<Option<StoredSession>, StoreError>;
+    /// Every session of this boot.
+    fn sessions(&self, boot_id: &str) -> Result<Vec<StoredSession>, StoreError>;
+    /// Records factors passed again inside a session (a step-up), with
+    /// their new times.
+    fn session_passed(&self, id: i64, passed: &[Passed]) -> Result<(), StoreError>;
+    /// Removes sessions and audits each removal with `event` (its reason
+    /// prefixed with the session id). Returns the ids removed.
+    fn remove_sessions(&self, ids: &[i64], event: &Event) -> Result<Vec<i64>, StoreError>;
+    /// Drops sessions of earlier boots and expired tickets.
+    fn purge_sessions(&self, boot_id: &str, now: i64) -> Result<usize, StoreError>;
+}
+
+/// Where a successful remote login came from.
+#[derive(Debug, Clone)]
+pub struct Visit {
+    pub rhost: String,
+    /// Its /24 or /64.
+    pub network: String,
+    pub country: Option<String>,
+}
+
+pub trait History {
+    /// The authentication rows of `user` (each a factor checked, a device
+    /// or session that stood in, or a verdict without a prompt), newest
+    /// first; only those that let the login in with `allowed_only`.
+    fn logins(
+        &self,
+        user: &str,
+        limit: u32,
+        allowed_only: bool,
+    ) -> Result<Vec<StoredRow>, StoreError>;
+    fn network_known(&self, user: &str, network: &str) -> Result<bool, StoreError>;
+    /// The source and country of the user's last successful remote login.
+    fn last_login(&self, user: &str) -> Result<Option<(String, Option<String>)>, StoreError>;
+    /// What a successful login leaves behind, in one step: where it came
+    /// from, and the ticket its session hook will redeem.
+    fn login_succeeded(
+        &self,
+        user: &str,
+        now: i64,
+        visit: Option<&Visit>,
+        ticket: Option<&NewTicket<'_>>,
+    ) -> Result<(), StoreError>;
+}
+
+pub trait AuditLog {
+    /// Appends `event` to the chain.
+    fn audit(&self, event: &Event) -> Result<(), StoreError>;
+    /// The newest rows, of one user or all.
+    fn audit_rows(&self, user: Option<&str>, limit: u32) -> Result<Vec<StoredRow>, StoreError>;
+    /// Calls `each` with every row in id order, a chunk at a time, so
+    /// verification never holds logins up for long.
+    fn each_audit_row(&self, each: &mut dyn FnMut(StoredRow)) -> Result<(), StoreError>;
+    /// Deletes rows older than `before` (oldest first, in batches).
+    fn purge_audit(&self, before: i64) -> Result<usize, StoreError>;
+}
+
+/// A stored policy version (without its text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRecord {
+    pub version: i64,
+    pub sha256: String,
+    pub loaded_at: i64,
+    /// "startup", "SIGHUP", or "uid N" for `mfactl policy reload`.
+    pub loaded_by: String,
+}
+
+pub trait Policies {
+    /// Records a loaded policy and returns its version number and whether
+    /// it is new: the same text as the latest version reuses that version.
+    fn record_policy(
+        &self,
+        sha256: &str,
+        text: &str,
+        now: i64,
+        loaded_by: &str,
+    ) -> Result<(i64, bool), StoreError>;
+    fn policy_versions(&self) -> Result<Vec<PolicyRecord>, StoreError>;
+    /// One version and its text (`None`: the latest).
+    fn policy_text(
+        &self,
+        version: Option<i64>,
+    ) -> Result<Option<(PolicyRecord, String)>, StoreError>;
+}
+
+/// One account the store knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub user: String,
+    pub totp_enrolled: bool,
+    pub last_used: Option<i64>,
+    pub locked: bool,
+}
+
+/// What a database holds under its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyState {
+    /// The recorded check value; `None` in a new database, or in one written
+    /// before check values were recorded.
+    pub check: Option<Vec<u8>>,
+    /// Rows sealed or keyed under the key.
+    pub keyed_rows: u64,
+}
+
+/// Accounts as a whole, and the store's own upkeep.
+pub trait Accounts {
+    /// Every user with a factor, a pending enrollment or a counter.
+    fn users(&self, now: i64) -> Result<Vec<UserRecord>, StoreError>;
+    /// Removes every factor and counter of `user`; true if there was any.
+    fn reset_user(&self, user: &str, event: &Event) -> Result<bool, StoreError>;
+    /// Drops expired pending enrollments and counters that no longer count,
+    /// so guessed user names cannot grow the store without bound.
+    fn purge(&self, now: i64, rule: LockRule) -> Result<usize, StoreError>;
+    fn key_state(&self) -> Result<KeyState, StoreError>;
+    fn record_key_check(&self, value: &[u8], now: i64) -> Result<(), StoreError>;
+    /// Marks a clean stop: the next start needs no fence. Call when nothing
+    /// else will use the store.
+    fn close_clean(&self) -> Result<(), StoreError>;
+}

@@ -52,12 +52,12 @@ fn each_rule_shape_plans_what_it_says() {
     let trust = |r: &mut Rule| r.trusted_devices = TrustedDevices::Days(30);
     let session_passed = [passed(Totp, 60)];
     let stale = [passed(Totp, 7200)];
-    let in_session = |p: &'static [PassedFactor]| Extra {
+    let in_session = |p: &'static [Passed]| Extra {
         session: Some(Session { id: 7, passed: p }),
         device: None,
     };
-    let session_ok: &'static [PassedFactor] = Box::leak(Box::new(session_passed));
-    let session_stale: &'static [PassedFactor] = Box::leak(Box::new(stale));
+    let session_ok: &'static [Passed] = Box::leak(Box::new(session_passed));
+    let session_stale: &'static [Passed] = Box::leak(Box::new(stale));
     let trusted = Extra {
         session: None,
         device: Some(Device {

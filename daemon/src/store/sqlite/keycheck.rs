@@ -2,8 +2,8 @@
 //! sealed with (a keyed hash of a constant, which reveals nothing of the
 //! key), so mfad never serves with a lost or wrong key.
 
-use super::{Store, StoreError};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use crate::store::{KeyState, StoreError};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 
 /// Tables whose rows are sealed or keyed under the key: without the key
@@ -17,34 +17,6 @@ const KEYED_TABLES: [&str; 5] = [
     "backup_codes",
     "trusted_devices",
 ];
-
-/// What a database holds under its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyState {
-    /// The recorded check value; `None` in a new database, or in one written
-    /// before check values were recorded.
-    pub check: Option<Vec<u8>>,
-    /// Rows sealed or keyed under the key.
-    pub keyed_rows: u64,
-}
-
-impl Store {
-    pub fn key_state(&self) -> Result<KeyState, StoreError> {
-        key_state(&self.conn())
-    }
-
-    /// Records the check value of the key in use (first start, or the first
-    /// start of a database written before check values existed).
-    pub fn record_key_check(&self, value: &[u8], now: i64) -> Result<(), StoreError> {
-        self.durable(|tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO key_check (id, value, recorded_at) VALUES (1, ?1, ?2)",
-                params![value, now],
-            )?;
-            Ok(())
-        })
-    }
-}
 
 /// Reads the key state of the database at `path` without changing it (no
 /// migration, no lock kept): for `--init` and `--check-config`. Opened
@@ -63,7 +35,7 @@ pub fn peek_key_state(path: &Path) -> Result<Option<KeyState>, StoreError> {
     key_state(&conn).map(Some)
 }
 
-fn key_state(conn: &Connection) -> Result<KeyState, StoreError> {
+pub(super) fn key_state(conn: &Connection) -> Result<KeyState, StoreError> {
     let exists = |table: &str| -> Result<bool, StoreError> {
         Ok(conn
             .query_row(

@@ -3,47 +3,19 @@
 //! are checked and the send recorded in one immediate transaction, so
 //! concurrent logins cannot slip past either.
 
-use super::{Counter, Store, StoreError, clear_failures, insert_audit};
+use super::{SqliteStore, clear_failures, insert_audit};
 use crate::audit::Event;
 use crate::factor::hashed::Stored;
 use crate::factor::otp::Purpose;
+use crate::store::{Counter, Issue, SendLimits, SentCode, SentCodes, StoreError};
 use rusqlite::{OptionalExtension, params};
 
-/// The code of a user, channel and purpose that was neither used nor
-/// replaced; it may have expired or been voided by wrong answers.
-pub struct SentCode {
-    pub stored: Stored,
-    pub sent_at: i64,
-    pub expires: i64,
-    pub failures: u32,
-}
-
-/// Whether a new code may be sent now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Issue {
-    Issued,
-    /// The last send was too recent: wait this many seconds.
-    Cooldown {
-        wait: i64,
-    },
-    /// The hourly cap is reached: the next send is possible at this time.
-    Capped {
-        until: i64,
-    },
-}
-
-/// The limits a send must pass.
-pub struct SendLimits {
-    pub cooldown_secs: i64,
-    pub hourly_cap: u32,
-}
-
-impl Store {
+impl SentCodes for SqliteStore {
     /// Stores `code` as the code of `user` for `channel` and `purpose`
     /// (voiding the previous one) and counts the send, if the cooldown and
     /// the hourly cap allow.
     #[allow(clippy::too_many_arguments)]
-    pub fn issue_code(
+    fn issue_code(
         &self,
         user: &str,
         channel: &str,
@@ -96,7 +68,7 @@ impl Store {
 
     /// The code of `user` for `channel` and `purpose`, if one was sent
     /// and is neither used nor replaced.
-    pub fn sent_code(
+    fn sent_code(
         &self,
         user: &str,
         channel: &str,
@@ -124,7 +96,7 @@ impl Store {
 
     /// Counts a wrong answer against the code with this salt; returns the
     /// failures so far (the code is void once they reach the profile's limit).
-    pub fn code_failed(
+    fn code_failed(
         &self,
         user: &str,
         channel: &str,
@@ -144,7 +116,7 @@ impl Store {
     }
 
     /// Voids the code with this salt (its delivery failed).
-    pub fn void_code(
+    fn void_code(
         &self,
         user: &str,
         channel: &str,
@@ -162,7 +134,7 @@ impl Store {
     /// concurrent attempts with the same code, exactly one succeeds. Clears
     /// the channel's failure counters and writes `event` in the same
     /// transaction.
-    pub fn consume_login_code(
+    fn consume_login_code(
         &self,
         user: &str,
         channel: &str,

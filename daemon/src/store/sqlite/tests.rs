@@ -1,7 +1,9 @@
 //! The start-up fence and the database lock, on a real database file.
 
 use super::*;
-use crate::audit::Decision;
+use crate::audit::{Decision, Event};
+use crate::factor::totp::TotpAlgorithm;
+use crate::store::{Accounts, Counter, NewTotp, TotpParams, Totps};
 
 const PARAMS: TotpParams = TotpParams {
     algorithm: TotpAlgorithm::SHA1,
@@ -20,18 +22,27 @@ fn event() -> Event {
 }
 
 /// A database in `dir` with alice enrolled, her last step 900.
-fn enrolled(dir: &Path) -> Store {
+fn enrolled(dir: &Path) -> SqliteStore {
     // Everything the daemon creates is private (its main sets this umask).
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    let store = Store::open(&dir.join("mfad.db")).expect("open");
+    let store = SqliteStore::open(&dir.join("mfad.db")).expect("open");
     store
-        .activate_totp("alice", &[1, 2, 3], PARAMS, 900, START, &event())
+        .activate_totp(
+            "alice",
+            &NewTotp {
+                sealed: &[1, 2, 3],
+                params: PARAMS,
+                step: 900,
+                now: START,
+            },
+            &event(),
+        )
         .expect("enroll");
     store
 }
 
-fn reopen(dir: &Path) -> Store {
-    Store::open(&dir.join("mfad.db")).expect("reopen")
+fn reopen(dir: &Path) -> SqliteStore {
+    SqliteStore::open(&dir.join("mfad.db")).expect("reopen")
 }
 
 #[test]
@@ -78,7 +89,7 @@ fn after_a_clean_stop_there_is_no_fence() {
 fn a_second_store_on_the_same_database_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _first = enrolled(dir.path());
-    match Store::open(&dir.path().join("mfad.db")) {
+    match SqliteStore::open(&dir.path().join("mfad.db")) {
         Err(StoreError::InUse(path)) => assert_eq!(path, dir.path().join("mfad.db")),
         Err(e) => panic!("expected InUse, got {e}"),
         Ok(_) => panic!("a second store opened the same database"),

@@ -2,43 +2,30 @@
 //! /64) and the country of the last one, for the risk signals; and the
 //! logins themselves, from the audit log, for `mfactl history`.
 
-use super::{AUDIT_COLUMNS, NewTicket, Store, StoreError, audit_row};
-use mfad_protocol::AuditRow;
-
-/// Where a successful remote login came from.
-#[derive(Debug, Clone)]
-pub struct Visit {
-    pub rhost: String,
-    /// Its /24 or /64.
-    pub network: String,
-    pub country: Option<String>,
-}
+use super::SqliteStore;
+use crate::audit::chain::StoredRow;
+use crate::store::{History, NewTicket, StoreError, Visit};
 use rusqlite::{OptionalExtension, params};
 
-impl Store {
-    /// The authentication rows of `user` (each a factor checked, a device
-    /// or session that stood in, or a verdict without a prompt), newest
-    /// first; only those that let the login in with `allowed_only`. A login
-    /// row is one the policy decided (it names the policy version); code
-    /// deliveries and notices are left out.
-    pub fn logins(
+impl History for SqliteStore {
+    /// A login row is one the policy decided (it names the policy
+    /// version); code deliveries and notices are left out.
+    fn logins(
         &self,
         user: &str,
         limit: u32,
         allowed_only: bool,
-    ) -> Result<Vec<AuditRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit
-             WHERE user = ?1 AND policy_version IS NOT NULL
+    ) -> Result<Vec<StoredRow>, StoreError> {
+        super::audit::rows_where(
+            &self.reader(),
+            "user = ?1 AND policy_version IS NOT NULL
                AND decision IN ('allow', 'deny', 'locked') AND (NOT ?3 OR decision = 'allow')
-             ORDER BY id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![user, limit, allowed_only], audit_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+             ORDER BY id DESC LIMIT ?2",
+            params![user, limit, allowed_only],
+        )
     }
 
-    pub fn network_known(&self, user: &str, network: &str) -> Result<bool, StoreError> {
+    fn network_known(&self, user: &str, network: &str) -> Result<bool, StoreError> {
         Ok(self
             .reader()
             .prepare_cached("SELECT 1 FROM login_networks WHERE user = ?1 AND network = ?2")?
@@ -47,8 +34,7 @@ impl Store {
             .is_some())
     }
 
-    /// The source and country of the user's last successful remote login.
-    pub fn last_login(&self, user: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+    fn last_login(&self, user: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
         Ok(self
             .reader()
             .prepare_cached("SELECT rhost, country FROM last_login WHERE user = ?1")?
@@ -56,10 +42,7 @@ impl Store {
             .optional()?)
     }
 
-    /// Remembers a successful login from `rhost` in `network`.
-    /// What a successful login leaves behind, in one transaction: where it
-    /// came from, and the ticket its session hook will redeem.
-    pub fn login_succeeded(
+    fn login_succeeded(
         &self,
         user: &str,
         now: i64,

@@ -3,21 +3,14 @@
 //! until its code confirms it; only a verified one receives login codes.
 
 use super::otp::consume;
-use super::{Store, StoreError, insert_audit};
+use super::{SqliteStore, insert_audit};
 use crate::audit::Event;
 use crate::factor::otp::Purpose;
+use crate::store::{ContactRow, Contacts, StoreError};
 use rusqlite::{OptionalExtension, params};
 
-/// One destination row, still sealed.
-#[derive(Debug, Clone, Default)]
-pub struct ContactRow {
-    pub address: Option<Vec<u8>>,
-    pub verified_at: Option<i64>,
-    pub pending: Option<Vec<u8>>,
-}
-
-impl Store {
-    pub fn contact(&self, user: &str, channel: &str) -> Result<Option<ContactRow>, StoreError> {
+impl Contacts for SqliteStore {
+    fn contact(&self, user: &str, channel: &str) -> Result<Option<ContactRow>, StoreError> {
         let conn = self.conn();
         Ok(conn
             .prepare_cached(
@@ -36,7 +29,7 @@ impl Store {
     /// Stores a destination: verified (an admin's `--verified`), replacing
     /// the verified one and dropping any pending one; or pending, beside the
     /// verified one until its code confirms it.
-    pub fn put_contact(
+    fn put_contact(
         &self,
         user: &str,
         channel: &str,
@@ -61,7 +54,7 @@ impl Store {
 
     /// Confirms the pending destination with the verification code whose
     /// salt this is, atomically: the code is used once, and only while live.
-    pub fn verify_contact(
+    fn verify_contact(
         &self,
         user: &str,
         channel: &str,
@@ -82,12 +75,7 @@ impl Store {
 
     /// Removes both destinations of `channel` and its codes; true if there
     /// was anything.
-    pub fn clear_contact(
-        &self,
-        user: &str,
-        channel: &str,
-        event: &Event,
-    ) -> Result<bool, StoreError> {
+    fn clear_contact(&self, user: &str, channel: &str, event: &Event) -> Result<bool, StoreError> {
         self.durable(|tx| {
             let n = tx.execute(
                 "DELETE FROM contacts WHERE user = ?1 AND channel = ?2",

@@ -1,14 +1,15 @@
 //! Stored backup codes. A consumed code and a new set are synced to disk
 //! before the user hears success.
 
-use super::{Counter, Store, StoreError, clear_failures, insert_audit};
+use super::{SqliteStore, clear_failures, insert_audit};
 use crate::audit::Event;
-use crate::factor::backup::Stored;
+use crate::factor::hashed::Stored;
+use crate::store::{BackupCodes, Counter, StoreError};
 use rusqlite::params;
 
-impl Store {
+impl BackupCodes for SqliteStore {
     /// Replaces every backup code of `user` with `codes`.
-    pub fn replace_backup_codes(
+    fn replace_backup_codes(
         &self,
         user: &str,
         codes: &[Stored],
@@ -21,7 +22,7 @@ impl Store {
     }
 
     /// The unused codes of `user`, with their ids.
-    pub fn unused_backup_codes(&self, user: &str) -> Result<Vec<(i64, Stored)>, StoreError> {
+    fn unused_backup_codes(&self, user: &str) -> Result<Vec<(i64, Stored)>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT id, salt, hash FROM backup_codes WHERE user = ?1 AND used_at IS NULL",
@@ -38,7 +39,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn backup_codes_left(&self, user: &str) -> Result<u32, StoreError> {
+    fn backup_codes_left(&self, user: &str) -> Result<u32, StoreError> {
         Ok(self
             .reader()
             .prepare_cached(
@@ -50,7 +51,7 @@ impl Store {
     /// Marks code `id` used, if it still is unused: of concurrent attempts
     /// with the same code, exactly one succeeds. Clears the channel's
     /// failure counters and writes `event` in the same transaction.
-    pub fn consume_backup_code(
+    fn consume_backup_code(
         &self,
         user: &str,
         id: i64,
@@ -68,26 +69,6 @@ impl Store {
                 insert_audit(tx, event)?;
             }
             Ok(used == 1)
-        })
-    }
-}
-
-impl Store {
-    /// Activates an imported TOTP factor and, when there are any, makes
-    /// `codes` the backup codes of `user`, with one audit row.
-    pub fn import_totp(
-        &self,
-        user: &str,
-        totp: &super::NewTotp<'_>,
-        codes: &[Stored],
-        event: &Event,
-    ) -> Result<(), StoreError> {
-        self.durable(|tx| {
-            super::activate(tx, user, totp)?;
-            if !codes.is_empty() {
-                replace(tx, user, codes)?;
-            }
-            insert_audit(tx, event)
         })
     }
 }

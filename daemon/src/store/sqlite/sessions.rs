@@ -2,46 +2,11 @@
 //! the session it opens. Both live in SQLite so a daemon restart keeps them
 //! (step-up keeps working, `mfactl sessions` still lists them).
 
-use super::{Store, StoreError, insert_audit};
+use super::{SqliteStore, insert_audit};
 use crate::audit::Event;
-use mfad_protocol::{PassedFactor, SessionInfo};
+use crate::store::{NewSession, NewTicket, Passed, Proof, Sessions, StoreError, StoredSession};
+
 use rusqlite::{OptionalExtension, Row, params};
-
-/// What a ticket or a session records about the authentication.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Proof {
-    pub factors: Vec<PassedFactor>,
-    /// The trusted device that stood in for the factors, if one did.
-    pub device: Option<String>,
-}
-
-/// A session as stored: what `mfactl sessions` shows, plus the owner's uid
-/// (which the login uid of a step-up caller must match).
-#[derive(Debug, Clone)]
-pub struct StoredSession {
-    pub info: SessionInfo,
-    pub uid: u32,
-}
-
-/// Where a new session lives and who owns it.
-pub struct NewSession<'a> {
-    pub boot_id: &'a str,
-    pub audit_session: u32,
-    pub user: &'a str,
-    pub uid: u32,
-    pub service: &'a str,
-    pub rhost: Option<&'a str>,
-    pub tty: Option<&'a str>,
-    pub opened_at: i64,
-}
-
-/// A session ticket, stored as its keyed hash with what the login proved.
-pub struct NewTicket<'a> {
-    pub hash: &'a [u8],
-    pub service: &'a str,
-    pub proof: &'a Proof,
-    pub expires: i64,
-}
 
 pub(super) fn insert_ticket(
     tx: &rusqlite::Transaction<'_>,
@@ -63,26 +28,27 @@ pub(super) fn insert_ticket(
     Ok(())
 }
 
-fn encode(factors: &[PassedFactor]) -> String {
+fn encode(factors: &[Passed]) -> String {
     let pairs: Vec<(&str, i64)> = factors.iter().map(|f| (f.factor.as_str(), f.at)).collect();
     serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".to_owned())
 }
 
-fn decode(text: &str) -> Result<Vec<PassedFactor>, StoreError> {
+fn decode(text: &str) -> Result<Vec<Passed>, StoreError> {
     let pairs: Vec<(String, i64)> =
         serde_json::from_str(text).map_err(|_| StoreError::Corrupt("a session".to_owned()))?;
     Ok(pairs
         .into_iter()
-        .map(|(factor, at)| PassedFactor { factor, at })
+        .map(|(factor, at)| Passed { factor, at })
         .collect())
 }
 
 const SESSION_COLUMNS: &str =
     "id, audit_session, user, service, rhost, tty, opened_at, factors, device, uid";
 
-fn session_row(r: &Row<'_>) -> rusqlite::Result<(SessionInfo, String, u32)> {
+/// A session row, with its factors still encoded.
+fn session_row(r: &Row<'_>) -> rusqlite::Result<(StoredSession, String)> {
     Ok((
-        SessionInfo {
+        StoredSession {
             id: r.get(0)?,
             audit_session: r.get(1)?,
             user: r.get(2)?,
@@ -90,12 +56,13 @@ fn session_row(r: &Row<'_>) -> rusqlite::Result<(SessionInfo, String, u32)> {
             rhost: r.get(4)?,
             tty: r.get(5)?,
             opened_at: r.get(6)?,
-            factors: Vec::new(),
-            device: r.get(8)?,
-            processes: 0,
+            proof: Proof {
+                factors: Vec::new(),
+                device: r.get(8)?,
+            },
+            uid: r.get(9)?,
         },
         r.get(7)?,
-        r.get(9)?,
     ))
 }
 
@@ -109,17 +76,17 @@ fn sessions_where(
     let rows = stmt.query_map(args, session_row)?;
     let mut out = Vec::new();
     for row in rows {
-        let (mut info, factors, uid) = row?;
-        info.factors = decode(&factors)?;
-        out.push(StoredSession { info, uid });
+        let (mut session, factors) = row?;
+        session.proof.factors = decode(&factors)?;
+        out.push(session);
     }
     Ok(out)
 }
 
-impl Store {
+impl Sessions for SqliteStore {
     /// Consumes a ticket issued for `user` and `service`: it works once,
     /// and not after it expired.
-    pub fn take_ticket(
+    fn take_ticket(
         &self,
         hash: &[u8],
         user: &str,
@@ -148,7 +115,7 @@ impl Store {
         }
     }
 
-    pub fn open_session(
+    fn open_session(
         &self,
         s: &NewSession<'_>,
         proof: &Proof,
@@ -182,7 +149,7 @@ impl Store {
     }
 
     /// The sessions of one audit session id in this boot.
-    pub fn sessions_of(&self, boot_id: &str, sid: u32) -> Result<Vec<StoredSession>, StoreError> {
+    fn sessions_of(&self, boot_id: &str, sid: u32) -> Result<Vec<StoredSession>, StoreError> {
         sessions_where(
             &self.reader(),
             "boot_id = ?1 AND audit_session = ?2",
@@ -190,7 +157,7 @@ impl Store {
         )
     }
 
-    pub fn session(&self, boot_id: &str, id: i64) -> Result<Option<StoredSession>, StoreError> {
+    fn session(&self, boot_id: &str, id: i64) -> Result<Option<StoredSession>, StoreError> {
         Ok(sessions_where(
             &self.reader(),
             "boot_id = ?1 AND id = ?2",
@@ -200,13 +167,13 @@ impl Store {
     }
 
     /// Every session of this boot.
-    pub fn sessions(&self, boot_id: &str) -> Result<Vec<StoredSession>, StoreError> {
+    fn sessions(&self, boot_id: &str) -> Result<Vec<StoredSession>, StoreError> {
         sessions_where(&self.reader(), "boot_id = ?1", [boot_id])
     }
 
     /// Records factors passed again inside a session (a step-up), with
     /// their new times.
-    pub fn session_passed(&self, id: i64, passed: &[PassedFactor]) -> Result<(), StoreError> {
+    fn session_passed(&self, id: i64, passed: &[Passed]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let text: Option<String> = tx
@@ -230,7 +197,7 @@ impl Store {
 
     /// Removes sessions and audits the removal with `event` (whose reason
     /// is prefixed with each session id). Returns the ids removed.
-    pub fn remove_sessions(&self, ids: &[i64], event: &Event) -> Result<Vec<i64>, StoreError> {
+    fn remove_sessions(&self, ids: &[i64], event: &Event) -> Result<Vec<i64>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut removed = Vec::new();
@@ -247,7 +214,7 @@ impl Store {
     }
 
     /// Drops sessions of earlier boots and expired tickets.
-    pub fn purge_sessions(&self, boot_id: &str, now: i64) -> Result<usize, StoreError> {
+    fn purge_sessions(&self, boot_id: &str, now: i64) -> Result<usize, StoreError> {
         let conn = self.conn();
         let n = conn.execute("DELETE FROM sessions WHERE boot_id != ?1", [boot_id])?;
         Ok(n + conn.execute("DELETE FROM tickets WHERE expires <= ?1", [now])?)

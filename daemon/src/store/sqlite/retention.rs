@@ -1,25 +1,24 @@
 //! Audit retention (`[audit] retention_days`): the periodic maintenance
 //! deletes the audit rows older than that.
 
-use super::{Store, StoreError};
+use super::SqliteStore;
+use crate::store::StoreError;
 use rusqlite::{Connection, params};
 
 /// Rows deleted per statement: a first purge of a large table must not hold
 /// the database (and so the logins waiting on it) for long.
 const BATCH: i64 = 10_000;
 
-impl Store {
-    /// Deletes the audit rows written before `before` (unix time); returns
-    /// how many.
-    pub fn purge_audit(&self, before: i64) -> Result<usize, StoreError> {
-        let mut total = 0;
-        loop {
-            // The lock is released between batches.
-            let n = prune(&self.conn(), before, BATCH)?;
-            total += n;
-            if n == 0 {
-                return Ok(total);
-            }
+/// Deletes the audit rows written before `before` (unix time); returns how
+/// many.
+pub(super) fn purge(store: &SqliteStore, before: i64) -> Result<usize, StoreError> {
+    let mut total = 0;
+    loop {
+        // The lock is released between batches.
+        let n = prune(&store.conn(), before, BATCH)?;
+        total += n;
+        if n == 0 {
+            return Ok(total);
         }
     }
 }
@@ -43,7 +42,7 @@ fn prune(conn: &Connection, before: i64, batch: i64) -> Result<usize, StoreError
 mod tests {
     use super::*;
     use crate::audit::{Decision, Event};
-    use crate::store::{insert_audit, migrate};
+    use crate::store::sqlite::{insert_audit, migrate};
 
     fn table(times: &[i64]) -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();

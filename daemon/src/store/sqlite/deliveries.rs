@@ -4,34 +4,19 @@
 //! as new ones come; kept in the database so a restart does not reset the
 //! caps.
 
-use super::{Store, StoreError};
+use super::SqliteStore;
+use crate::store::{Deliveries, DeliveryCaps, Over, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
 
-/// The caps one send must pass.
-pub struct DeliveryCaps {
-    pub hourly: u32,
-    pub prefix: u32,
-    /// The uid that asked for a verification message, and its daily cap.
-    pub verify: Option<(u32, u32)>,
-}
-
-/// The cap that holds a send back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Over {
-    Hourly,
-    Prefix,
-    Verify,
-}
-
-impl Store {
+impl Deliveries for SqliteStore {
     /// Counts one send of `channel` to `prefix` if every cap allows it and
     /// returns its row id (to release it if the provider never saw it);
     /// otherwise the cap that is full and when it next has room.
-    pub fn reserve_delivery(
+    fn reserve_delivery(
         &self,
         channel: &str,
         prefix: &str,
@@ -78,7 +63,7 @@ impl Store {
     }
 
     /// Uncounts a send the provider never received.
-    pub fn release_delivery(&self, id: i64) -> Result<(), StoreError> {
+    fn release_delivery(&self, id: i64) -> Result<(), StoreError> {
         self.conn()
             .execute("DELETE FROM deliveries WHERE id = ?1", [id])?;
         Ok(())

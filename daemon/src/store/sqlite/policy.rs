@@ -1,14 +1,15 @@
 //! Stored policy versions: every policy the daemon loads, with its hash,
 //! text, time and origin, so an audit row's version can be shown later.
 
-use super::{Store, StoreError};
-use mfad_protocol::PolicyVersion;
+use super::SqliteStore;
+use crate::store::{Policies, PolicyRecord, StoreError};
+
 use rusqlite::{OptionalExtension, params};
 
-impl Store {
+impl Policies for SqliteStore {
     /// Records a loaded policy and returns its version number. Loading the
     /// same text as the latest version again reuses that version.
-    pub fn record_policy(
+    fn record_policy(
         &self,
         sha256: &str,
         text: &str,
@@ -34,28 +35,27 @@ impl Store {
         })
     }
 
-    pub fn policy_versions(&self) -> Result<Vec<PolicyVersion>, StoreError> {
+    fn policy_versions(&self) -> Result<Vec<PolicyRecord>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT version, sha256, loaded_at, loaded_by FROM policy_versions ORDER BY version",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok(PolicyVersion {
+            Ok(PolicyRecord {
                 version: r.get(0)?,
                 sha256: r.get(1)?,
                 loaded_at: r.get(2)?,
                 loaded_by: r.get(3)?,
-                in_force: false,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// One version and its text (`None`: the latest).
-    pub fn policy_text(
+    fn policy_text(
         &self,
         version: Option<i64>,
-    ) -> Result<Option<(PolicyVersion, String)>, StoreError> {
+    ) -> Result<Option<(PolicyRecord, String)>, StoreError> {
         let conn = self.reader();
         Ok(conn
             .query_row(
@@ -64,12 +64,11 @@ impl Store {
                 params![version],
                 |r| {
                     Ok((
-                        PolicyVersion {
+                        PolicyRecord {
                             version: r.get(0)?,
                             sha256: r.get(1)?,
                             loaded_at: r.get(2)?,
                             loaded_by: r.get(3)?,
-                            in_force: false,
                         },
                         r.get(4)?,
                     ))

@@ -2,25 +2,15 @@
 //! stored as keyed hashes beside a readable label. Trust and revocation
 //! are synced to disk before the user hears of them.
 
-use super::{Store, StoreError, insert_audit};
+use super::{SqliteStore, insert_audit};
 use crate::audit::Event;
-use mfad_protocol::DeviceInfo;
+use crate::store::{DeviceRecord, Devices, NewDevice, StoreError};
+
 use rusqlite::{OptionalExtension, params};
 
-/// A device to trust.
-pub struct NewDevice<'a> {
-    pub user: &'a str,
-    pub key_hash: &'a [u8],
-    pub key_type: &'a str,
-    pub fingerprint: &'a str,
-    pub first_ip: Option<&'a str>,
-    pub created_at: i64,
-    pub expires_at: i64,
-}
-
-impl Store {
+impl Devices for SqliteStore {
     /// When the newest active trust of `key_hash` for `user` was given.
-    pub fn device_trusted_at(
+    fn device_trusted_at(
         &self,
         user: &str,
         key_hash: &[u8],
@@ -37,7 +27,7 @@ impl Store {
     /// The id of the active trust of `key_hash` for `user` given after
     /// `trusted_since`, marking it used and writing `event` (with the id) in
     /// the same transaction.
-    pub fn use_trusted_device(
+    fn use_trusted_device(
         &self,
         user: &str,
         key_hash: &[u8],
@@ -68,7 +58,7 @@ impl Store {
         Ok(id)
     }
 
-    pub fn trust_device(&self, d: &NewDevice<'_>, event: &Event) -> Result<i64, StoreError> {
+    fn trust_device(&self, d: &NewDevice<'_>, event: &Event) -> Result<i64, StoreError> {
         self.durable(|tx| {
             tx.execute(
                 "INSERT INTO trusted_devices (user, key_hash, key_type, fingerprint, first_ip,
@@ -93,7 +83,7 @@ impl Store {
     }
 
     /// The devices of `user` still trusted at `now`.
-    pub fn devices(&self, user: &str, now: i64) -> Result<Vec<DeviceInfo>, StoreError> {
+    fn devices(&self, user: &str, now: i64) -> Result<Vec<DeviceRecord>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT id, key_type, fingerprint, first_ip, created_at, expires_at, last_used
@@ -101,7 +91,7 @@ impl Store {
              WHERE user = ?1 AND revoked_at IS NULL AND expires_at > ?2 ORDER BY id",
         )?;
         let rows = stmt.query_map(params![user, now], |r| {
-            Ok(DeviceInfo {
+            Ok(DeviceRecord {
                 id: r.get(0)?,
                 key_type: r.get(1)?,
                 fingerprint: r.get(2)?,
@@ -115,7 +105,7 @@ impl Store {
     }
 
     /// Revokes device `id` of `user`; false if there is no such active one.
-    pub fn revoke_device(
+    fn revoke_device(
         &self,
         user: &str,
         id: i64,

@@ -1,0 +1,200 @@
+//! TOTP factors: the active one, a pending enrollment, and the last
+//! accepted step that makes each code good once.
+
+use super::{SqliteStore, clear_failures, insert_audit};
+use crate::audit::Event;
+use crate::factor::hashed;
+use crate::factor::totp::TotpAlgorithm;
+use crate::store::{Counter, NewTotp, StoreError, TotpParams, TotpRecord, TotpSummary, Totps};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+impl Totps for SqliteStore {
+    fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError> {
+        query_totp(
+            &self.reader(),
+            user,
+            "SELECT secret, algorithm, digits, period, last_step FROM totp WHERE user = ?1",
+            params![user],
+        )
+    }
+
+    fn pending_totp(&self, user: &str, now: i64) -> Result<Option<TotpRecord>, StoreError> {
+        query_totp(
+            &self.reader(),
+            user,
+            "SELECT secret, algorithm, digits, period, -1 FROM totp_pending
+             WHERE user = ?1 AND expires > ?2",
+            params![user, now],
+        )
+    }
+
+    fn has_pending_totp(&self, user: &str, now: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .reader()
+            .query_row(
+                "SELECT 1 FROM totp_pending WHERE user = ?1 AND expires > ?2",
+                params![user, now],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    fn put_pending_totp(
+        &self,
+        user: &str,
+        sealed: &[u8],
+        p: TotpParams,
+        expires: i64,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.durable(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO totp_pending (user, secret, algorithm, digits, period, expires)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![user, sealed, p.algorithm.as_str(), p.digits, p.period, expires],
+            )?;
+            insert_audit(tx, event)
+        })
+    }
+
+    fn activate_totp(
+        &self,
+        user: &str,
+        totp: &NewTotp<'_>,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.enroll_totp(user, totp, None, event)
+    }
+
+    fn enroll_totp(
+        &self,
+        user: &str,
+        totp: &NewTotp<'_>,
+        backup: Option<&[hashed::Stored]>,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.durable(|tx| {
+            activate(tx, user, totp)?;
+            if let Some(codes) = backup {
+                super::backup::replace(tx, user, codes)?;
+            }
+            insert_audit(tx, event)
+        })
+    }
+
+    fn accept_totp_step(
+        &self,
+        user: &str,
+        counter: Counter<'_>,
+        step: i64,
+        now: i64,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
+        let fence = self.fence.get().copied().unwrap_or_default();
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let updated = tx
+            .prepare_cached(
+                "UPDATE totp SET last_step = ?2, last_used = ?3
+                 WHERE user = ?1 AND last_step < ?2 AND ?2 > ?4 / period + ?5",
+            )?
+            .execute(params![user, step, now, fence.since, fence.window])?;
+        if updated == 1 {
+            clear_failures(&tx, user, counter)?;
+            insert_audit(&tx, event)?;
+            tx.commit()?;
+        }
+        Ok(updated == 1)
+    }
+
+    fn totp_summary(&self, user: &str) -> Result<Option<TotpSummary>, StoreError> {
+        let row = self
+            .reader()
+            .prepare_cached(
+                "SELECT algorithm, digits, period, enrolled_at, last_used FROM totp WHERE user = ?1",
+            )?
+            .query_row([user], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
+            })
+            .optional()?;
+        let Some((algorithm, digits, period, enrolled_at, last_used)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(TotpSummary {
+            params: TotpParams {
+                algorithm: algorithm_of(user, &algorithm)?,
+                digits,
+                period,
+            },
+            enrolled_at,
+            last_used,
+        }))
+    }
+}
+
+fn algorithm_of(user: &str, name: &str) -> Result<TotpAlgorithm, StoreError> {
+    TotpAlgorithm::parse(name).ok_or_else(|| StoreError::Corrupt(user.to_owned()))
+}
+
+/// Reads one TOTP row: secret, algorithm, digits, period, last step.
+fn query_totp(
+    conn: &Connection,
+    user: &str,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Option<TotpRecord>, StoreError> {
+    let row = conn
+        .prepare_cached(sql)?
+        .query_row(args, |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((sealed_secret, algorithm, digits, period, last_step)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(TotpRecord {
+        sealed_secret,
+        params: TotpParams {
+            algorithm: algorithm_of(user, &algorithm)?,
+            digits,
+            period,
+        },
+        last_step,
+    }))
+}
+
+fn activate(tx: &rusqlite::Transaction<'_>, user: &str, t: &NewTotp<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR REPLACE INTO totp
+           (user, secret, algorithm, digits, period, last_step, enrolled_at, last_used)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+        params![
+            user,
+            t.sealed,
+            t.params.algorithm.as_str(),
+            t.params.digits,
+            t.params.period,
+            t.step,
+            t.now
+        ],
+    )?;
+    tx.execute("DELETE FROM totp_pending WHERE user = ?1", [user])?;
+    tx.execute(
+        "DELETE FROM failures WHERE user = ?1 AND channel = 'totp'",
+        [user],
+    )?;
+    Ok(())
+}
