@@ -51,7 +51,7 @@ pub(crate) async fn change(
             format!("{why}; an administrator can do it for you"),
         ));
     }
-    if change == SelfChange::ReplaceTotp && d.store.totp_info(user)?.is_none() {
+    if change == SelfChange::ReplaceTotp && d.store.totp_summary(user)?.is_none() {
         return Err(Refusal::new(
             ErrorCode::NotEnrolled,
             format!("{what}: {user} has no active TOTP factor to replace"),
