@@ -34,6 +34,8 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Pam(#[from] crate::pam::PamError),
+    #[error("cannot run {program}: {}", io_text(.source))]
+    Exec { program: String, source: io::Error },
     #[error("aborted; nothing was changed")]
     Aborted,
     #[error("cannot read {path}: {}", io_text(.source))]
@@ -55,6 +57,9 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
+            // As a shell says it: not found, or found and not runnable.
+            CliError::Exec { source, .. } if source.kind() == io::ErrorKind::NotFound => 127,
+            CliError::Exec { .. } => 126,
             _ => 1,
         }
     }
@@ -79,6 +84,7 @@ impl CliError {
             CliError::Output(_) | CliError::Json(_) => "output",
             CliError::Usage(_) => "usage",
             CliError::Pam(_) => "pam",
+            CliError::Exec { .. } => "exec",
             CliError::Aborted => "aborted",
             CliError::ReadFile { .. } => "input",
             CliError::CreateFile { .. } => "output",

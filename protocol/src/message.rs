@@ -338,6 +338,9 @@ pub struct AuthStart {
     /// key) that passed before this one.
     #[serde(default)]
     pub ssh_auth_info: Option<String>,
+    /// Why the application asks ([`REASON_ENV`]), for the audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

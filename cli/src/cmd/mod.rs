@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod backup_codes;
+pub mod confirm;
 pub mod contact;
 pub mod devices;
 pub mod doctor;
@@ -39,7 +40,8 @@ only their own sessions); root and members of the mfad admin group may name anot
 with --user, see and end every session, and use the `user`, `audit`, `import` and `policy` commands \
 (`policy check` works without mfad).\n\n\
 Exit status: 0 on success, 1 when mfad refused the request or could not be reached or a \
-policy is not valid, 2 when the command line is wrong."
+policy is not valid, 2 when the command line is wrong. `confirm` exits with its COMMAND's status \
+once PAM succeeded (126 or 127 when COMMAND cannot be run), and with 1 when PAM failed."
 )]
 pub struct Cli {
     /// Path of the mfad socket
@@ -93,6 +95,9 @@ pub enum Command {
     /// Turn multi-factor authentication off for your account, where mfad.toml allows it
     #[command(after_long_help = selfchange::DISABLE_HELP)]
     DisableMfa,
+    /// Authenticate through a PAM service, then run a command (a step-up at an operation)
+    #[command(after_long_help = confirm::HELP)]
+    Confirm(confirm::ConfirmArgs),
     /// Show your own recent logins (or, as an admin, another account's), newest first
     History(history::HistoryArgs),
     /// Show recent authentication attempts from the audit log
@@ -193,6 +198,7 @@ pub fn run(command: Command, ctx: &mut Ctx) -> Result<(), CliError> {
         Command::History(args) => history::run(ctx, &args),
         Command::ReplaceTotp(args) => selfchange::replace(ctx, args),
         Command::DisableMfa => selfchange::disable(ctx),
+        Command::Confirm(args) => confirm::run(ctx, args),
         Command::Import(cmd) => import::run(ctx, cmd),
         Command::Audit(args) => audit::run(ctx, &args),
         Command::Policy(cmd) => policy::run(ctx, cmd),

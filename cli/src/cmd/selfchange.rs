@@ -113,7 +113,7 @@ fn prove(ctx: &mut Ctx) -> Result<mfad_protocol::SecretString, CliError> {
 
 /// The caller's account name (mfad takes the account from the socket peer;
 /// PAM needs the name).
-fn own_name() -> Result<String, CliError> {
+pub(crate) fn own_name() -> Result<String, CliError> {
     let uid = nix::unistd::getuid();
     match nix::unistd::User::from_uid(uid) {
         Ok(Some(user)) => Ok(user.name),
