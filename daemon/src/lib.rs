@@ -15,6 +15,7 @@ mod explain;
 pub mod factor;
 pub mod files;
 pub mod geo;
+mod history;
 mod import;
 mod io;
 pub mod keys;
