@@ -3,7 +3,7 @@
 //! (/dev/tty), then `pam_authenticate` and `pam_acct_mgmt`, through the
 //! system libpam and the stack the admin wrote in /etc/pam.d/SERVICE.
 
-use nix::sys::termios::{self, LocalFlags, SetArg};
+use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices};
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -184,32 +184,44 @@ impl Terminal {
         writeln!(self.tty, "{text}")
     }
 
-    /// Shows `prompt` and reads one line, with echo off if `hidden`. Echo
-    /// goes off before the prompt shows, and typed input is never flushed:
-    /// an answer typed as soon as the prompt appears is neither echoed nor
-    /// lost.
+    /// Shows `prompt` and reads one line. A hidden answer is read with
+    /// echo, line editing and signals off (see [`hidden_line`]); they go
+    /// off before the prompt shows, and typed input is never flushed, so an
+    /// answer typed as soon as the prompt appears is neither echoed nor lost.
     fn ask(&mut self, prompt: &str, hidden: bool) -> io::Result<Zeroizing<Vec<u8>>> {
-        let saved = match hidden {
-            true => Some(termios::tcgetattr(&self.tty)?),
-            false => None,
-        };
-        if let Some(saved) = &saved {
-            let mut quiet = saved.clone();
-            quiet.local_flags.remove(LocalFlags::ECHO);
-            quiet.local_flags.insert(LocalFlags::ECHONL);
-            termios::tcsetattr(&self.tty, SetArg::TCSANOW, &quiet)?;
-        }
         let prompt = crate::output::clean_line(prompt);
-        let line = write!(self.tty, "{}{prompt}", self.prefix)
-            .and_then(|()| self.tty.flush())
-            .and_then(|()| self.read_line());
-        if let Some(saved) = &saved {
-            termios::tcsetattr(&self.tty, SetArg::TCSANOW, saved)?;
+        if !hidden {
+            write!(self.tty, "{}{prompt}", self.prefix)?;
+            self.tty.flush()?;
+            return self.visible_line();
         }
+        let saved = termios::tcgetattr(&self.tty)?;
+        let mut quiet = saved.clone();
+        quiet
+            .local_flags
+            .remove(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::ISIG);
+        quiet.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
+        quiet.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+        termios::tcsetattr(&self.tty, SetArg::TCSANOW, &quiet)?;
+        let tty = &mut self.tty;
+        let line = write!(tty, "{}{prompt}", self.prefix)
+            .and_then(|()| tty.flush())
+            .and_then(|()| {
+                hidden_line(&mut || {
+                    let mut byte = [0u8; 1];
+                    match tty.read(&mut byte)? {
+                        0 => Err(io::ErrorKind::UnexpectedEof.into()),
+                        _ => Ok(byte[0]),
+                    }
+                })
+            });
+        let _ = writeln!(tty);
+        termios::tcsetattr(&self.tty, SetArg::TCSANOW, &saved)?;
         line
     }
 
-    fn read_line(&mut self) -> io::Result<Zeroizing<Vec<u8>>> {
+    /// A line as the terminal's own line editing delivers it.
+    fn visible_line(&mut self) -> io::Result<Zeroizing<Vec<u8>>> {
         let mut line = Zeroizing::new(Vec::with_capacity(MAX_ANSWER + 1));
         let mut byte = [0u8; 1];
         loop {
@@ -247,6 +259,27 @@ impl Terminal {
             }
             std::ptr::copy_nonoverlapping(line.as_ptr().cast(), out, line.len());
             Ok(out)
+        }
+    }
+}
+
+/// A hidden answer from raw terminal bytes: Enter ends it, Backspace and
+/// Ctrl-U edit it, Ctrl-C and Ctrl-D on an empty line abandon it. With
+/// signals off Ctrl-C arrives here as a byte, so mfactl restores the
+/// terminal and fails the conversation instead of dying with echo off.
+fn hidden_line(next: &mut dyn FnMut() -> io::Result<u8>) -> io::Result<Zeroizing<Vec<u8>>> {
+    let mut line = Zeroizing::new(Vec::with_capacity(MAX_ANSWER + 1));
+    loop {
+        match next()? {
+            b'\n' | b'\r' => return Ok(line),
+            0x03 => return Err(io::ErrorKind::Interrupted.into()),
+            0x04 if line.is_empty() => return Err(io::ErrorKind::UnexpectedEof.into()),
+            0x7f | 0x08 => {
+                line.pop();
+            }
+            0x15 => line.clear(),
+            b if line.len() < MAX_ANSWER => line.push(b),
+            _ => {}
         }
     }
 }
@@ -323,5 +356,39 @@ unsafe fn free_wiped(p: *mut c_char) {
         let len = libc::strlen(p);
         std::ptr::write_bytes(p, 0, len);
         libc::free(p.cast());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(bytes: &[u8]) -> io::Result<Vec<u8>> {
+        let mut it = bytes.iter().copied();
+        hidden_line(&mut || it.next().ok_or_else(|| io::ErrorKind::UnexpectedEof.into()))
+            .map(|l| l.to_vec())
+    }
+
+    #[test]
+    fn hidden_answers_are_edited_and_abandoned_like_a_terminal_line() {
+        assert_eq!(typed(b"secret\r").unwrap(), b"secret");
+        assert_eq!(typed(b"secrex\x7ft\n").unwrap(), b"secret");
+        assert_eq!(typed(b"wrong\x15right\r").unwrap(), b"right");
+        assert_eq!(typed(b"\x7f\r").unwrap(), b"");
+        assert_eq!(
+            typed(b"half\x03more\r").unwrap_err().kind(),
+            io::ErrorKind::Interrupted
+        );
+        assert_eq!(
+            typed(b"\x04").unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        assert_eq!(typed(b"a\x04\r").unwrap(), b"a\x04");
+        assert_eq!(
+            typed(&[b'x'; 600]).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        let long = [&[b'x'; 600][..], b"\r"].concat();
+        assert_eq!(typed(&long).unwrap().len(), MAX_ANSWER);
     }
 }

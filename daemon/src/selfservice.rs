@@ -58,7 +58,8 @@ pub(crate) async fn change(
         ));
     }
     let proved = prove(d, peer, user, what, proof).await?;
-    let note = format!("{what}: proved with a {proved} (password asked by mfactl, unverified)");
+    // Only what mfad checked: a password step, if any, was the client's.
+    let note = format!("{what}: proved with a {proved}");
     match change {
         SelfChange::ReplaceTotp => {
             d.record(&Event::admin(

@@ -89,6 +89,14 @@ fn a_user_replaces_a_lost_authenticator_with_password_and_backup_code() {
     );
     assert_eq!(rows_of(&d, &user).len(), before);
 
+    // Ctrl-C at the password: the conversation ends, nothing is asked.
+    let mut t = mfactl(&d, &pamd, &user, &["replace-totp"]);
+    t.expect("Password: ");
+    t.send_line("\x03");
+    assert!(!t.wait().success(), "{}", t.transcript());
+    assert!(t.transcript().contains("failed"), "{}", t.transcript());
+    assert_eq!(rows_of(&d, &user).len(), before);
+
     // A wrong backup code: counted against the account like a login's.
     let mut t = mfactl(&d, &pamd, &user, &["replace-totp"]);
     t.expect("Password: ");
