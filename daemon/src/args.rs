@@ -44,6 +44,9 @@ pub struct Args {
     /// Create the key if it is absent and the database's directory, check that both are private, and exit (the package scripts and the systemd unit run this before a start).
     #[arg(long)]
     pub init: bool,
+    /// Bring the PostgreSQL schema (`[store] backend = "postgres"`) to this version's, and exit. Run it once for the fleet, before the daemons of the new version start; they refuse to start on an older schema.
+    #[arg(long, conflicts_with_all = ["init", "check_config"])]
+    pub migrate: bool,
     /// Log debug messages.
     #[arg(long)]
     pub debug: bool,

@@ -185,13 +185,20 @@ impl Event {
 
 /// This machine's name, as every record names it.
 pub fn host() -> &'static str {
-    static HOST: OnceLock<String> = OnceLock::new();
     HOST.get_or_init(|| {
         nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".to_owned())
     })
+}
+
+static HOST: OnceLock<String> = OnceLock::new();
+
+/// Names this host in every record (`[store] host_name`): once, at start,
+/// before the first event.
+pub fn set_host(name: &str) {
+    let _ = HOST.set(name.to_owned());
 }
 
 /// Whether the caller `peer_uid` is the account `user` (uids compared).

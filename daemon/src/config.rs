@@ -13,6 +13,7 @@ mod audit;
 mod channels;
 mod delivery;
 mod directory;
+mod store;
 
 pub use audit::{AuditConfig, JsonFileConfig, SyslogConfig, Transport};
 
@@ -22,6 +23,7 @@ pub use delivery::{
     SmtpSecurity,
 };
 pub use directory::{ContactTrust, DirectoryBind, DirectoryConfig, GroupSource, LocalContacts};
+pub use store::{PostgresConfig, StoreConfig};
 
 pub const CONFIG_VERSION: u32 = 1;
 /// NIST SP 800-63B: at most 100 consecutive failures per account.
@@ -74,6 +76,8 @@ struct RawConfig {
     audit: audit::RawAudit,
     #[serde(default)]
     self_service: RawSelfService,
+    #[serde(default)]
+    store: store::RawStore,
     #[serde(default)]
     testing: RawTesting,
 }
@@ -155,6 +159,10 @@ pub struct Config {
     pub directory: Option<DirectoryConfig>,
     pub audit: AuditConfig,
     pub self_service: SelfServiceConfig,
+    /// Where state is kept: SQLite in `database`, or PostgreSQL.
+    pub store: StoreConfig,
+    /// This server's name in a fleet (audit rows, sessions).
+    pub host_name: String,
     /// Seconds added to the wall clock (`[testing] clock_offset_secs`), so
     /// tests can move time without sleeping. Zero in production.
     pub clock_offset: i64,
@@ -391,6 +399,7 @@ impl Config {
         }
         let database = raw.database.unwrap_or_else(|| paths::DATABASE.into());
         let audit = audit::check(raw.audit, path, &database)?;
+        let (store, host_name) = store::check(path, raw.store)?;
         Ok(Config {
             socket: raw.socket.unwrap_or_else(|| paths::SOCKET.into()),
             database,
@@ -414,6 +423,8 @@ impl Config {
                 replace_totp: raw.self_service.replace_totp.unwrap_or(true),
                 disable: raw.self_service.disable.unwrap_or(false),
             },
+            store,
+            host_name,
             clock_offset,
         })
     }
@@ -424,7 +435,7 @@ impl Config {
         let l = &self.lockout;
         let m = &self.limits;
         format!(
-            "socket = {:?}\ndatabase = {:?}\nkey_file = {:?}\npolicy_file = {:?}\n\
+            "socket = {:?}\n{}\nhost_name = {:?}\ndatabase = {:?}\nkey_file = {:?}\npolicy_file = {:?}\n\
              admin_group = {}\nsyslog = {} ({:?})\nworker_threads = {}\ngeoip_database = {}\n\
              totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
              lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
@@ -432,6 +443,8 @@ impl Config {
              backup codes: {} of {} characters\n{}{}login notification: {}\n{}{}\
              self service: replace_totp {}, disable {}\n{}",
             self.socket,
+            self.store.describe(),
+            self.host_name,
             self.database,
             self.key_file,
             self.policy_file,

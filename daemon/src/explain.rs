@@ -110,6 +110,7 @@ pub fn explain(
             .collect(),
         outcome,
         signals: explained,
+        on_risk: rule.and_then(|r| r.on_risk.describe()).map(str::to_owned),
     })
 }
 

@@ -4,9 +4,10 @@
 //! a lost key meant a fresh one over a database of useless secrets: every
 //! enrolled user refused with "internal error" while still shown enrolled.
 
+use crate::backend;
 use crate::config::Config;
 use crate::store::crypto::{KEY_LEN, Vault, constant_time_eq};
-use crate::store::{KeyState, Store, StoreError, peek_key_state};
+use crate::store::{KeyState, Store, StoreError};
 use crate::{StartError, clock, files};
 use zeroize::Zeroizing;
 
@@ -17,6 +18,12 @@ pub(crate) fn create_unless_needed(
     state: Option<&KeyState>,
 ) -> Result<Zeroizing<[u8; KEY_LEN]>, StartError> {
     match state {
+        // A fleet has one key: once a host recorded it, every other host
+        // gets a copy of it, never a key of its own.
+        Some(state) if state.check.is_some() && fleet(config) => Err(StartError::FleetKeyMissing {
+            key: config.key_file.display().to_string(),
+            database: backend::location(config),
+        }),
         Some(state) if state.keyed_rows > 0 => Err(missing(config, state)),
         _ => Ok(files::create_key(&config.key_file)?),
     }
@@ -50,7 +57,7 @@ pub(crate) fn verify(config: &Config, store: &dyn Store, vault: &Vault) -> Resul
 /// daemon may hold it).
 pub(crate) fn init(config: &Config) -> Result<(), StartError> {
     if files::read_key_if_present(&config.key_file)?.is_none() {
-        let state = peek_key_state(&config.database).map_err(|e| db_error(config, e))?;
+        let state = backend::peek(config).map_err(|e| db_error(config, e))?;
         create_unless_needed(config, state.as_ref())?;
     }
     Ok(())
@@ -60,7 +67,7 @@ pub(crate) fn init(config: &Config) -> Result<(), StartError> {
 /// refuse to start with.
 pub fn describe(config: &Config) -> Result<String, StartError> {
     let key = config.key_file.display();
-    let state = match peek_key_state(&config.database) {
+    let state = match backend::peek(config) {
         Ok(state) => state,
         Err(StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)))
             if matches!(
@@ -97,6 +104,10 @@ pub fn describe(config: &Config) -> Result<String, StartError> {
     })
 }
 
+fn fleet(config: &Config) -> bool {
+    matches!(config.store, crate::config::StoreConfig::Postgres(_))
+}
+
 fn check_value(vault: &Vault) -> Result<[u8; 32], StartError> {
     vault
         .check_value()
@@ -106,7 +117,7 @@ fn check_value(vault: &Vault) -> Result<[u8; 32], StartError> {
 fn missing(config: &Config, state: &KeyState) -> StartError {
     StartError::KeyMissing {
         key: config.key_file.display().to_string(),
-        database: config.database.display().to_string(),
+        database: backend::location(config),
         rows: state.keyed_rows,
     }
 }
@@ -114,13 +125,10 @@ fn missing(config: &Config, state: &KeyState) -> StartError {
 fn mismatch(config: &Config) -> StartError {
     StartError::KeyMismatch {
         key: config.key_file.display().to_string(),
-        database: config.database.display().to_string(),
+        database: backend::location(config),
     }
 }
 
 fn db_error(config: &Config, source: StoreError) -> StartError {
-    StartError::Store {
-        path: config.database.display().to_string(),
-        source,
-    }
+    backend::error(config, source)
 }

@@ -5,6 +5,7 @@ mod admin;
 pub mod args;
 pub mod audit;
 pub mod authz;
+pub mod backend;
 mod clock;
 pub mod config;
 mod contacts;
@@ -27,6 +28,7 @@ pub mod peer;
 pub use mfad_policy as policy;
 pub mod procs;
 mod quiet_log;
+mod reevaluate;
 mod risk;
 mod router;
 mod selfservice;
@@ -46,7 +48,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use store::crypto::{Purpose, Vault};
-use store::{SqliteStore, Store, TotpParams};
+use store::{Store, TotpParams};
 use thiserror::Error;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -55,7 +57,7 @@ use tokio::signal::unix::{SignalKind, signal};
 pub enum StartError {
     #[error(transparent)]
     File(#[from] files::FileError),
-    #[error("database {path}: {source}")]
+    #[error("store {path}: {source}")]
     Store {
         path: String,
         source: store::StoreError,
@@ -75,6 +77,12 @@ pub enum StartError {
         database: String,
         rows: u64,
     },
+    #[error(
+        "the key {key} is missing, and the fleet's database {database} already records the fleet's key. \
+         Copy the key file from another host of the fleet to {key} (root's, mode 0400): every host of a \
+         fleet holds the same key, and a host never creates one of its own once the fleet has one"
+    )]
+    FleetKeyMissing { key: String, database: String },
     #[error(
         "the key {key} is not the key the database {database} was written with. Restore the right key \
          from your backup to {key} (or the database that belongs to this key): with this one every \
@@ -147,21 +155,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn open(config: Config) -> Result<Self, StartError> {
+        audit::set_host(&config.host_name);
         // A bad key is refused before a database is created for it.
         let existing = files::read_key_if_present(&config.key_file)?;
-        let store_error = |source| StartError::Store {
-            path: config.database.display().to_string(),
-            source,
-        };
-        let sqlite = SqliteStore::open(&config.database).map_err(store_error)?;
-        if sqlite.fence_after_unclean_stop(clock::now(), config.totp.window) {
-            log::warn!(
-                "the last run of mfad did not stop cleanly: TOTP codes valid now are refused \
-                 for up to {} s, in case a lost write had accepted one (see README, Security model)",
-                (u64::from(config.totp.window) + 1) * config.totp.period
-            );
-        }
-        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let store = backend::open(&config)?;
+        let store_error = |source| backend::error(&config, source);
         let key = match existing {
             Some(key) => key,
             None => {
@@ -288,6 +286,10 @@ impl Daemon {
                     &format!("policy version {version} in force (loaded by {loaded_by})"),
                     version,
                 ));
+                if changed {
+                    let trigger = reevaluate::Trigger::Policy { version };
+                    reevaluate::run(self, &trigger, 0, Some(&current.policy));
+                }
                 Reload {
                     version,
                     changed,
@@ -332,10 +334,12 @@ fn policy_event(decision: audit::Decision, reason: &str, version: i64) -> Event 
 /// before a start (the unit's sandbox keeps /etc read-only for the daemon).
 pub fn init(config: &Config) -> Result<(), StartError> {
     keys::init(config)?;
-    store::prepare(&config.database).map_err(|e| StartError::Store {
-        path: config.database.display().to_string(),
-        source: e.into(),
-    })
+    match config.store {
+        config::StoreConfig::Sqlite => {
+            store::prepare(&config.database).map_err(|e| backend::error(config, e.into()))
+        }
+        config::StoreConfig::Postgres(_) => Ok(()),
+    }
 }
 
 /// The policy at start-up: the file if it is valid; if it is not, the last

@@ -33,6 +33,18 @@ fn main() -> ExitCode {
         config.syslog.then_some(config.syslog_socket.as_path()),
         args.debug,
     );
+    if args.migrate {
+        return match mfad::backend::migrate(&config) {
+            Ok(done) => {
+                println!("{done}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                log::error!("cannot migrate: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.init {
         return match mfad::init(&config) {
             Ok(()) => ExitCode::SUCCESS,

@@ -68,6 +68,44 @@ pub fn by_session() -> BTreeMap<u32, Vec<i32>> {
     out
 }
 
+/// Writes `line` to the terminal of audit session `sid`, if one of its
+/// processes has one open (sshd's session has the pty as its standard
+/// streams). Best effort: never blocks, and a session without a terminal
+/// hears nothing. Returns whether the line was written.
+pub fn tell_session(sid: u32, line: &str) -> bool {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(tty) = by_session()
+        .remove(&sid)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|pid| (0..3).map(move |fd| format!("/proc/{pid}/fd/{fd}")))
+        .filter_map(|link| std::fs::read_link(link).ok())
+        .find(|path| path.starts_with("/dev/pts/") || path.starts_with("/dev/tty"))
+    else {
+        return false;
+    };
+    // Names in the line come from the store and the country database: no
+    // control character reaches the terminal.
+    let line: String = line
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    let flags = nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_NONBLOCK;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(flags.bits())
+        .open(&tty)
+        .and_then(|mut t| t.write_all(format!("\r\n{line}\r\n").as_bytes()));
+    if let Err(e) = &written {
+        log::warn!(
+            "cannot write to {} of audit session {sid}: {e}",
+            tty.display()
+        );
+    }
+    written.is_ok()
+}
+
 /// Ends every process of audit session `sid`: SIGTERM (sshd then closes
 /// the connection and its PAM session), and SIGKILL for whatever is still
 /// there after `grace`. Never signals this process. Returns how many

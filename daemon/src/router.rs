@@ -107,6 +107,7 @@ pub fn route(request: &Request) -> Route<'_> {
         // sessions unless the caller is root or an admin.
         Request::SessionList => (SelfOrAdmin, Nothing, "sessions list"),
         Request::SessionKill { .. } => (SelfOrAdmin, Nothing, "sessions kill"),
+        Request::SessionStepup { .. } => (Admin, Nothing, "sessions stepup"),
         // A lookup of anyone's directory entry: an admin's diagnosis.
         Request::DirectoryCheck { user } => (Admin, Account(user.as_deref()), "directory check"),
         Request::GroupSources { .. } => (Admin, Nothing, "policy check"),
@@ -264,6 +265,7 @@ pub async fn dispatch(
         Request::SessionClose(r) => sessions::close(d, peer, &r),
         Request::SessionList => sessions::list(d, peer),
         Request::SessionKill { id } => sessions::kill(d, peer, id).await,
+        Request::SessionStepup { id } => sessions::stepup(d, peer, id),
         Request::DeviceList { .. } => sessions::devices(d, &user),
         Request::DeviceRevoke { id, .. } => sessions::revoke(d, peer, &user, id),
         Request::DirectoryCheck { .. } => directory::check::run(d, &user),
@@ -371,6 +373,7 @@ mod tests {
             (Request::SessionClose(report), Root, Nothing),
             (Request::SessionList, SelfOrAdmin, Nothing),
             (Request::SessionKill { id: 1 }, SelfOrAdmin, Nothing),
+            (Request::SessionStepup { id: 1 }, Admin, Nothing),
             (
                 Request::LoginHistory {
                     user: None,

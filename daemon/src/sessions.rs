@@ -5,7 +5,8 @@
 use crate::admin::Refusal;
 use crate::audit::{Decision, Event};
 use crate::peer::{self, Peer, Role};
-use crate::store::{NewSession, Passed};
+use crate::reevaluate::{self, Trigger};
+use crate::store::{NewSession, Passed, Store, StoredSession};
 use crate::wire;
 use crate::{Daemon, clock, history, login, procs, validate};
 use mfad_protocol::{ErrorCode, Response, SessionReport};
@@ -212,54 +213,81 @@ pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal>
             d.record(&event);
             return Err(Refusal::new(ErrorCode::PermissionDenied, why));
         }
-        let sid = s.audit_session;
-        let ended = procs::end_session(sid, KILL_GRACE).await;
-        let reason = match &ended {
-            Ok(n) => format!(
-                "killed by uid {} (audit session {sid}, {n} processes)",
-                peer.uid
-            ),
-            Err(e) => format!("kill by uid {} failed (audit session {sid}): {e}", peer.uid),
-        };
         let mut event = Event::admin(
             &s.user,
-            &reason,
-            if ended.is_ok() {
-                Decision::Done
-            } else {
-                Decision::Deny
-            },
+            &format!("killed by uid {}", peer.uid),
+            Decision::Done,
             peer.uid,
             clock::now(),
         );
         event.service = s.service.clone();
         event.rhost = s.rhost.clone();
-        match ended {
-            Ok(n) => {
-                // sshd's close hook may have removed it already; the kill
-                // is audited either way.
-                if d.store.remove_sessions(&[id], &event)?.is_empty() {
-                    event.reason = format!("session {id}: {}", event.reason);
-                    d.record(&event);
-                } else {
-                    event.log();
-                }
-                Ok(done(&format!(
-                    "Session {id} of {} ended ({n} processes terminated).",
-                    s.user
-                )))
-            }
-            Err(e) => {
-                d.record(&event);
-                Err(Refusal::new(
-                    ErrorCode::Internal,
-                    format!(
-                        "cannot end session {id}: {e} (mfad needs the CAP_KILL capability to signal other users' processes)"
-                    ),
-                ))
-            }
+        match end(d.store.as_ref(), &s, event).await {
+            Ok(n) => Ok(done(&format!(
+                "Session {id} of {} ended ({n} processes terminated).",
+                s.user
+            ))),
+            Err(e) => Err(Refusal::new(
+                ErrorCode::Internal,
+                format!(
+                    "cannot end session {id}: {e} (mfad needs the CAP_KILL capability to signal other users' processes)"
+                ),
+            )),
         }
     }
+}
+
+/// Terminates every process of session `s` and forgets it, audited with
+/// `event` (its reason gets the audit session and the process count, or
+/// the failure). Returns how many processes there were.
+pub(crate) async fn end(
+    store: &dyn Store,
+    s: &StoredSession,
+    mut event: Event,
+) -> Result<usize, nix::Error> {
+    let (id, sid) = (s.id, s.audit_session);
+    let ended = procs::end_session(sid, KILL_GRACE).await;
+    event.reason = match &ended {
+        Ok(n) => format!("{} (audit session {sid}, {n} processes)", event.reason),
+        Err(e) => {
+            event.decision = Decision::Deny.as_str();
+            format!("{}: failed (audit session {sid}): {e}", event.reason)
+        }
+    };
+    // sshd's close hook may have removed it already; the end is audited
+    // either way.
+    let removed = match &ended {
+        Ok(_) => store.remove_sessions(&[id], &event),
+        Err(_) => Ok(Vec::new()),
+    };
+    match removed {
+        Ok(ids) if !ids.is_empty() => event.log(),
+        Ok(_) => {
+            event.reason = format!("session {id}: {}", event.reason);
+            if let Err(e) = store.audit(&event) {
+                log::error!("cannot write an audit row: {e}");
+            }
+            event.log();
+        }
+        Err(e) => log::error!("cannot forget session {id}: {e}"),
+    }
+    ended
+}
+
+/// `sessions stepup ID` (root and admins): the session's next step-up asks
+/// every factor, whatever its rule's `on_risk` says.
+pub fn stepup(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal> {
+    let Some(s) = d.store.session(&d.boot_id, id)? else {
+        return Err(Refusal::new(
+            ErrorCode::NotFound,
+            format!("there is no session {id}; see `mfactl sessions list`"),
+        ));
+    };
+    reevaluate::run(d, &Trigger::Admin { session: id }, peer.uid, None);
+    Ok(done(&format!(
+        "Session {id} of {} must step up again: its next sudo asks every factor.",
+        s.user
+    )))
 }
 
 /// `history`: the logins of `user`, newest first.
@@ -292,6 +320,13 @@ pub fn devices(d: &Daemon, user: &str) -> Result<Response, Refusal> {
 
 pub fn revoke(d: &Daemon, peer: &Peer, user: &str, id: i64) -> Result<Response, Refusal> {
     let now = clock::now();
+    // Its label, as the sessions it opened recorded it.
+    let label = d
+        .store
+        .devices(user, now)?
+        .into_iter()
+        .find(|dev| dev.id == id)
+        .map(|dev| format!("{} {}", dev.key_type, dev.fingerprint));
     let event = Event::admin(
         user,
         &format!("trusted device {id} revoked"),
@@ -306,8 +341,23 @@ pub fn revoke(d: &Daemon, peer: &Peer, user: &str, id: i64) -> Result<Response, 
         ));
     }
     event.log();
+    let touched = label.map_or(0, |device| {
+        reevaluate::run(
+            d,
+            &Trigger::DeviceRevoked {
+                user,
+                device: &device,
+            },
+            peer.uid,
+            None,
+        )
+    });
+    let sessions = match touched {
+        0 => String::new(),
+        n => format!(" Live sessions it opened, handled as their rules' on_risk says: {n}."),
+    };
     Ok(done(&format!(
-        "Device {id} of {user} is no longer trusted; its next login asks for the code."
+        "Device {id} of {user} is no longer trusted; its next login asks for the code.{sessions}"
     )))
 }
 

@@ -13,8 +13,8 @@ pub use diagnostic::{Diagnostic, Severity};
 pub use matcher::{Directory, Facts, Miss, Nss, Signals, Why, canonical};
 pub use parse::{parse, parse_duration, parse_net};
 pub use rule::{
-    Conditions, Factor, Host, PRIVILEGED_SERVICES, Requirement, Rule, TrustedDevices, Unenrolled,
-    UserMatch,
+    Conditions, Factor, Host, OnRisk, PRIVILEGED_SERVICES, Requirement, Rule, TrustedDevices,
+    Unenrolled, UserMatch,
 };
 
 use sha2::{Digest, Sha256};
@@ -71,6 +71,12 @@ impl Policy {
             .any(|r| r.when.new_network.is_some() || r.when.new_country.is_some())
     }
 
+    /// Whether a rule says what happens to its live sessions when risk
+    /// rises: only then does a login from a new place look at them.
+    pub fn uses_on_risk(&self) -> bool {
+        self.rules.iter().any(|r| r.on_risk != OnRisk::None)
+    }
+
     pub fn new(host: Host, rules: Vec<Rule>, text: String) -> Self {
         let sha256 = Sha256::digest(text.as_bytes())
             .iter()
@@ -98,6 +104,7 @@ impl Policy {
             fresh: Vec::new(),
             trusted_devices: TrustedDevices::Forbidden,
             unenrolled: Unenrolled::Deny,
+            on_risk: OnRisk::None,
         };
         Self::new(Host::default(), vec![rule], BUILTIN.to_owned())
     }

@@ -5,8 +5,8 @@ use super::Policy;
 use super::diagnostic::{Diagnostic, Severity};
 use super::matcher::Directory;
 use super::rule::{
-    Conditions, Factor, Host, PRIVILEGED_SERVICES, Requirement, Rule, TrustedDevices, Unenrolled,
-    UserMatch,
+    Conditions, Factor, Host, OnRisk, PRIVILEGED_SERVICES, Requirement, Rule, TrustedDevices,
+    Unenrolled, UserMatch,
 };
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -50,6 +50,7 @@ struct RawRule {
     fresh: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     trusted_devices: Option<Spanned<Value>>,
     unenrolled: Option<Spanned<Value>>,
+    on_risk: Option<Spanned<String>>,
 }
 
 /// Everything found wrong, errors and warnings alike.
@@ -225,6 +226,22 @@ fn rule(
     if let (Some(Unenrolled::Enroll), Some(v)) = (unenrolled, &r.unenrolled) {
         enroll_only_where_safe(cx, v.span(), &when, require.as_ref());
     }
+    let on_risk = r
+        .on_risk
+        .as_ref()
+        .map_or(Some(OnRisk::None), |v| on_risk(cx, v));
+    if let (Some(v), Some(OnRisk::Stepup | OnRisk::End), Some((names, _))) =
+        (&r.on_risk, on_risk, &when.services)
+        && names
+            .iter()
+            .all(|n| PRIVILEGED_SERVICES.contains(&n.as_str()))
+    {
+        cx.warning(
+            v.span(),
+            "`on_risk` has no effect on a rule for privileged services only: sessions are opened by sshd, login and the like, and the rule of that service decides",
+            "put on_risk on the rule of the service that opens the session",
+        );
+    }
     if error_count(cx) > errors_before {
         return None;
     }
@@ -237,6 +254,7 @@ fn rule(
         fresh,
         trusted_devices: trusted_devices?,
         unenrolled: unenrolled?,
+        on_risk: on_risk?,
     })
 }
 
@@ -674,6 +692,20 @@ fn unenrolled(cx: &mut Cx<'_>, v: &Spanned<Value>) -> Option<Unenrolled> {
             v.span(),
             "`unenrolled` must be \"deny\", \"allow\", \"enroll\" or { grace_until = \"YYYY-MM-DD\" }",
             "",
+        );
+    }
+    parsed
+}
+
+fn on_risk(cx: &mut Cx<'_>, v: &Spanned<String>) -> Option<OnRisk> {
+    let parsed = [OnRisk::None, OnRisk::Stepup, OnRisk::End]
+        .into_iter()
+        .find(|o| o.name() == v.get_ref());
+    if parsed.is_none() {
+        cx.error(
+            v.span(),
+            format!("unknown `on_risk` {:?}", v.get_ref()),
+            "use \"none\" (the default), \"stepup\" (the session's next step-up asks every factor) or \"end\" (the session is ended)",
         );
     }
     parsed

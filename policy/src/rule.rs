@@ -102,6 +102,48 @@ pub enum Unenrolled {
     Enroll,
 }
 
+/// What happens to the live sessions a rule covers when something about
+/// them changes for the worse (a login of the same user from a new network
+/// or country, a lock on the account, a revoked trusted device, a policy
+/// that asks more, an admin's `mfactl sessions stepup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnRisk {
+    /// Nothing: the session keeps what it proved.
+    #[default]
+    None,
+    /// The session's freshness is cleared: its next step-up asks every factor.
+    Stepup,
+    /// The session is ended.
+    End,
+}
+
+impl OnRisk {
+    pub fn name(self) -> &'static str {
+        match self {
+            OnRisk::None => "none",
+            OnRisk::Stepup => "stepup",
+            OnRisk::End => "end",
+        }
+    }
+
+    /// What it does, for `mfactl policy explain`; `None` for nothing.
+    pub fn describe(self) -> Option<&'static str> {
+        match self {
+            OnRisk::None => None,
+            OnRisk::Stepup => Some(
+                "stepup: when risk rises (a login of the user from a new network or country, a lock, \
+                 a revoked trusted device that opened it, a policy asking more), a live session of \
+                 this rule steps up again: its next sudo asks every factor",
+            ),
+            OnRisk::End => Some(
+                "end: when risk rises (a login of the user from a new network or country, a lock, \
+                 a revoked trusted device that opened it, a policy asking more), a live session of \
+                 this rule is ended",
+            ),
+        }
+    }
+}
+
 /// Services where a login must never be the place to set up a factor:
 /// whoever reaches them is already someone else's session.
 pub const PRIVILEGED_SERVICES: [&str; 7] =
@@ -148,6 +190,8 @@ pub struct Rule {
     pub fresh: Vec<(Factor, Duration)>,
     pub trusted_devices: TrustedDevices,
     pub unenrolled: Unenrolled,
+    /// What happens to its live sessions when risk rises.
+    pub on_risk: OnRisk,
 }
 
 /// Facts about this host, from the policy's `[host]` table.

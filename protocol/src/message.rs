@@ -190,6 +190,11 @@ pub enum Request {
     SessionKill {
         id: i64,
     },
+    /// Clears what a session proved, so that its next step-up asks every
+    /// factor (root and admins).
+    SessionStepup {
+        id: i64,
+    },
     /// Trusted devices of one account (`None`: the caller's own).
     DeviceList {
         #[serde(default)]
@@ -559,6 +564,10 @@ pub struct Explanation {
     /// The risk signals the rules were matched with.
     #[serde(default)]
     pub signals: Vec<RiskSignal>,
+    /// What happens to the live sessions of the matching rule when risk
+    /// rises (its `on_risk`), when it says anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_risk: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -845,6 +854,7 @@ impl Request {
             | Request::SessionOpen(_)
             | Request::SessionClose(_)
             | Request::SessionKill { .. }
+            | Request::SessionStepup { .. }
             | Request::DeviceList { .. }
             | Request::DeviceRevoke { .. }
             | Request::DirectoryCheck { .. }

@@ -103,6 +103,9 @@ pub fn render(e: &Explanation) -> String {
         clean_line(&e.requirement),
         clean_line(&e.outcome)
     ));
+    if let Some(on_risk) = &e.on_risk {
+        text.push_str(&format!("on risk: {}\n", clean_line(on_risk)));
+    }
     for s in &e.signals {
         text.push_str(&format!(
             "signal {} = {}: {}\n",
@@ -142,6 +145,7 @@ mod tests {
             enrolled: vec!["totp".into(), "backup".into()],
             outcome: "asked to choose one of: TOTP, backup code".into(),
             signals: Vec::new(),
+            on_risk: None,
         }
     }
 
@@ -199,6 +203,20 @@ mod tests {
             ),
             "{}",
             out.stdout
+        );
+    }
+
+    #[test]
+    fn a_rules_on_risk_is_shown_after_the_outcome() {
+        let mut e = explanation();
+        e.on_risk = Some("end: when risk rises, a live session of this rule is ended".into());
+        assert!(
+            render(&e).ends_with(
+                "outcome: asked to choose one of: TOTP, backup code\n\
+                 on risk: end: when risk rises, a live session of this rule is ended\n"
+            ),
+            "{}",
+            render(&e)
         );
     }
 

@@ -23,12 +23,19 @@ uid; root and mfad admins see every session."
         #[arg(value_name = "ID")]
         id: i64,
     },
+    /// Make a session step up again (root and mfad admins): its next sudo asks every factor; audited
+    Stepup {
+        /// The session id from `mfactl sessions list`
+        #[arg(value_name = "ID")]
+        id: i64,
+    },
 }
 
 pub fn request(cmd: &SessionsCommand) -> Request {
     match cmd {
         SessionsCommand::List => Request::SessionList,
         SessionsCommand::Kill { id } => Request::SessionKill { id: *id },
+        SessionsCommand::Stepup { id } => Request::SessionStepup { id: *id },
     }
 }
 
@@ -42,7 +49,7 @@ pub fn run(ctx: &mut Ctx, cmd: SessionsCommand) -> Result<(), CliError> {
             }
             other => Err(unexpected(other)),
         },
-        SessionsCommand::Kill { .. } => show_done(ctx, &resp),
+        SessionsCommand::Kill { .. } | SessionsCommand::Stepup { .. } => show_done(ctx, &resp),
     }
 }
 
@@ -139,6 +146,17 @@ mod tests {
         assert!(out.result.is_ok());
         assert_eq!(out.requests, vec![json!({"type": "session_kill", "id": 4})]);
         assert_eq!(out.stdout, "Session 4 ended.\n");
+        let out = mfactl(
+            &["sessions", "stepup", "4"],
+            vec![done("Session 4 of alice must step up again.")],
+            "",
+            false,
+        );
+        assert!(out.result.is_ok());
+        assert_eq!(
+            out.requests,
+            vec![json!({"type": "session_stepup", "id": 4})]
+        );
         let out = mfactl(
             &["--json", "sessions", "list"],
             vec![Response::Sessions {

@@ -14,6 +14,7 @@ use crate::factor::otp::Purpose;
 use crate::factor::totp::{self, Check, TotpError};
 use crate::peer::Peer;
 use crate::policy::{Factor, Rule, TrustedDevices};
+use crate::reevaluate::{self, Trigger};
 use crate::store::crypto::{CryptoError, Purpose as Sealed};
 use crate::store::{Counter, NewDevice, NewTotp, StoreError, StoredSession, TotpParams};
 use crate::{Daemon, clock};
@@ -431,6 +432,13 @@ impl Checks for Attempt<'_> {
             &event,
         )?;
         event.log();
+        if state.locked_until.is_some() {
+            let trigger = Trigger::Locked {
+                user: self.user(),
+                source: self.source,
+            };
+            reevaluate::run(self.d, &trigger, self.peer.uid, None);
+        }
         let l = &self.d.config.lockout;
         Ok(Failure {
             locked_until: state.locked_until,

@@ -22,7 +22,8 @@ use crate::audit::Decision as Audit;
 use crate::device;
 use crate::io::{FrameIo, ReadError};
 use crate::peer::Peer;
-use crate::policy::Facts;
+use crate::policy::{Facts, Signals};
+use crate::reevaluate::{self, Trigger};
 use crate::store::{NewTicket, crypto::CryptoError};
 use crate::{Daemon, clock, risk, validate};
 use checks::Attempt;
@@ -50,7 +51,7 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
     }
     let loaded = d.policy();
     let place = risk::place(d, start.rhost.as_deref());
-    let signals = match loaded.policy.uses_signals() {
+    let signals = match loaded.policy.uses_signals() || loaded.policy.uses_on_risk() {
         true => risk::signals(d, &start.user, &place).0,
         false => Default::default(),
     };
@@ -94,7 +95,30 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
         }
         Err(e) => broke(&att, &e),
     };
+    let allow = matches!(ending.outcome, Outcome::Allow | Outcome::Pass);
     finish(&att, io, &place, session_id, ending).await;
+    // A new login (not a step-up inside a session) from a new place.
+    if allow && session_id.is_none() {
+        new_place(d, peer, &start.user, &place, signals);
+    }
+}
+
+/// After a login from a network or country new for the user: their live
+/// sessions are looked at again, as their rules' `on_risk` says.
+fn new_place(d: &Daemon, peer: &Peer, user: &str, place: &risk::Place, signals: Signals) {
+    let Some(ip) = place.ip else { return };
+    let what = match (&place.country, place.network) {
+        (Some(country), _) if signals.new_country => format!("a new country ({country})"),
+        (_, Some(network)) if signals.new_network => format!("a new network ({network})"),
+        _ => return,
+    };
+    let rhost = ip.to_string();
+    let trigger = Trigger::NewPlace {
+        user,
+        rhost: &rhost,
+        what: &what,
+    };
+    reevaluate::run(d, &trigger, peer.uid, None);
 }
 
 /// The conversation: the machine says, the driver does.

@@ -11,7 +11,7 @@ use super::ending::{Ending, Outcome};
 use super::machine::{Checks, CodeCheck, Failure, Login, Offer, Say, Sent, Settings};
 use super::plan::{Device, Inputs, Plan, Session, Step, plan};
 use crate::audit::Decision as Audit;
-use crate::policy::{Conditions, Factor, Requirement, Rule, TrustedDevices, Unenrolled};
+use crate::policy::{Conditions, Factor, OnRisk, Requirement, Rule, TrustedDevices, Unenrolled};
 use crate::store::Passed;
 use mfad_protocol::{Channel, SecretString};
 use std::collections::HashMap;
@@ -38,6 +38,7 @@ pub fn rule(require: Requirement) -> Rule {
         fresh: Vec::new(),
         trusted_devices: TrustedDevices::Forbidden,
         unenrolled: Unenrolled::Deny,
+        on_risk: OnRisk::None,
     }
 }
 

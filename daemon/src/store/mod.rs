@@ -7,6 +7,7 @@
 //! inside one call, never across two.
 
 pub mod crypto;
+pub mod postgres;
 pub mod sqlite;
 
 use crate::audit::Event;
@@ -17,6 +18,7 @@ use crate::factor::totp::TotpAlgorithm;
 use crate::files::FileError;
 use thiserror::Error;
 
+pub use postgres::PgStore;
 pub use sqlite::{SqliteStore, peek_key_state, prepare};
 
 #[derive(Debug, Error)]
@@ -33,8 +35,24 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0} is in use by another mfad; stop it first")]
     InUse(std::path::PathBuf),
-    #[error("cannot start the WAL checkpoint thread: {0}")]
+    #[error("cannot start the store's thread: {0}")]
     Thread(String),
+    #[error("PostgreSQL: {}", postgres::describe(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("no PostgreSQL connection: {0}")]
+    Pool(String),
+    #[error("PostgreSQL did not answer within {0:?} (store.statement_timeout_ms)")]
+    Timeout(std::time::Duration),
+    #[error(
+        "the PostgreSQL schema is at version {found}, this mfad needs {needed}: run `mfad --migrate` (once, for the whole fleet)"
+    )]
+    Behind { found: i64, needed: i64 },
+    #[error(
+        "the PostgreSQL schema is at version {found}, newer than this mfad understands ({needed}); upgrade mfad"
+    )]
+    Ahead { found: i64, needed: i64 },
+    #[error(transparent)]
+    Connect(#[from] postgres::ConnectError),
 }
 
 /// Everything the daemon keeps; one value of it per daemon.
@@ -446,6 +464,21 @@ pub struct Passed {
     pub at: i64,
 }
 
+/// Factors as stored, the same in every backend: `[["totp", 1700000000]]`.
+fn encode_factors(factors: &[Passed]) -> String {
+    let pairs: Vec<(&str, i64)> = factors.iter().map(|f| (f.factor.as_str(), f.at)).collect();
+    serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn decode_factors(text: &str) -> Result<Vec<Passed>, StoreError> {
+    let pairs: Vec<(String, i64)> =
+        serde_json::from_str(text).map_err(|_| StoreError::Corrupt("a session".to_owned()))?;
+    Ok(pairs
+        .into_iter()
+        .map(|(factor, at)| Passed { factor, at })
+        .collect())
+}
+
 /// What a ticket or a session records about the authentication.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Proof {
@@ -514,6 +547,10 @@ pub trait Sessions {
     /// Records factors passed again inside a session (a step-up), with
     /// their new times.
     fn session_passed(&self, id: i64, passed: &[Passed]) -> Result<(), StoreError>;
+    /// Forgets what session `id` proved (its factors and device), so that
+    /// its next step-up asks every factor; audits it with `event` (its
+    /// reason prefixed with the session id) if there was such a session.
+    fn clear_session_proof(&self, id: i64, event: &Event) -> Result<(), StoreError>;
     /// Removes sessions and audits each removal with `event` (its reason
     /// prefixed with the session id). Returns the ids removed.
     fn remove_sessions(&self, ids: &[i64], event: &Event) -> Result<Vec<i64>, StoreError>;
@@ -602,6 +639,18 @@ pub struct UserRecord {
     pub last_used: Option<i64>,
     pub locked: bool,
 }
+
+/// Tables whose rows are sealed or keyed under the key: without the key
+/// they are useless, and under another key every check fails. Sent codes
+/// and session tickets are keyed too, but expire within minutes: losing
+/// them costs a new code or a step-up, so they do not keep a key alive.
+const KEYED_TABLES: [&str; 5] = [
+    "totp",
+    "totp_pending",
+    "contacts",
+    "backup_codes",
+    "trusted_devices",
+];
 
 /// What a database holds under its key.
 #[derive(Debug, Clone, PartialEq, Eq)]

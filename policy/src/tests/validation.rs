@@ -2,7 +2,7 @@
 //! the offending token and a hint; warnings do not stop the policy.
 
 use super::FakeDir;
-use crate::{BUILTIN, Diagnostic, Policy, Severity, parse};
+use crate::{BUILTIN, Diagnostic, OnRisk, Policy, Severity, parse};
 
 fn errors(text: &str) -> Vec<Diagnostic> {
     match Policy::from_text(text, &FakeDir::standard()) {
@@ -646,4 +646,48 @@ fn only_the_services_the_host_names_vouch_for_devices() {
     let (policy, _) = Policy::from_text(&text, &FakeDir::standard()).unwrap();
     assert!(policy.host.vouches_for_devices("sshd-alt"));
     assert!(!policy.host.vouches_for_devices("su"));
+}
+
+#[test]
+fn on_risk_says_what_happens_to_live_sessions() {
+    let rule = |on_risk: &str| {
+        format!(
+            "[[rule]]\nname = \"ssh\"\nservices = [\"sshd\"]\nrequire = \"totp\"\n{on_risk}{CATCH_ALL}"
+        )
+    };
+    for (line, want) in [
+        ("", OnRisk::None),
+        ("on_risk = \"none\"\n", OnRisk::None),
+        ("on_risk = \"stepup\"\n", OnRisk::Stepup),
+        ("on_risk = \"end\"\n", OnRisk::End),
+    ] {
+        let (policy, _) = Policy::from_text(&rule(line), &FakeDir::standard()).unwrap();
+        assert_eq!(policy.rules[0].on_risk, want, "{line}");
+        assert_eq!(policy.rules[1].on_risk, OnRisk::None);
+    }
+    let d = one_error(
+        &rule("on_risk = \"kill\"\n"),
+        5,
+        "\"kill\"",
+        "unknown `on_risk` \"kill\"",
+    );
+    assert!(d.hint.unwrap().contains("\"stepup\""));
+    // sudo opens no session: on_risk there would never act.
+    let sudo = format!(
+        "[[rule]]\nname = \"s\"\nservices = [\"sudo\"]\nrequire = \"totp\"\non_risk = \"end\"\n{CATCH_ALL}"
+    );
+    let w = warnings(&sudo);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(
+        (w[0].line, w[0].column),
+        at(&sudo, 5, "\"end\""),
+        "{}",
+        w[0]
+    );
+    assert!(w[0].message.contains("no effect"), "{}", w[0]);
+    assert!(warnings(&rule("on_risk = \"end\"\n")).is_empty());
+    // Not a string: the TOML layer names the field and its place.
+    let errs = errors(&rule("on_risk = true\n"));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].line, 5, "{}", errs[0]);
 }

@@ -231,6 +231,9 @@ pub struct TestConfig {
     pub audit: String,
     /// The body of `[self_service]` (written only when non-empty).
     pub self_service: String,
+    /// A whole `[store]` table, written as given, with `DIR` standing for
+    /// the daemon's directory ([`crate::postgres::Postgres::store_table`]).
+    pub store: Option<String>,
 }
 
 impl Default for TestConfig {
@@ -241,6 +244,7 @@ impl Default for TestConfig {
             syslog_socket: None,
             audit: String::new(),
             self_service: String::new(),
+            store: None,
             totp: TotpConfig {
                 issuer: "mfad-test".into(),
                 algorithm: "SHA1".into(),
@@ -393,6 +397,9 @@ impl TestConfig {
         }
         if !self.self_service.is_empty() {
             let _ = writeln!(s, "\n[self_service]\n{}", self.self_service);
+        }
+        if let Some(store) = &self.store {
+            let _ = writeln!(s, "\n{}", store.replace("DIR", &dir.to_string_lossy()));
         }
         if self.clock_offset_secs != 0 {
             let _ = writeln!(s, "\n[testing]");

@@ -2,21 +2,9 @@
 //! sealed with (a keyed hash of a constant, which reveals nothing of the
 //! key), so mfad never serves with a lost or wrong key.
 
-use crate::store::{KeyState, StoreError};
+use crate::store::{KEYED_TABLES, KeyState, StoreError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
-
-/// Tables whose rows are sealed or keyed under the key: without the key
-/// they are useless, and under another key every check fails. Sent codes
-/// and session tickets are keyed too, but expire within minutes: losing
-/// them costs a new code or a step-up, so they do not keep a key alive.
-const KEYED_TABLES: [&str; 5] = [
-    "totp",
-    "totp_pending",
-    "contacts",
-    "backup_codes",
-    "trusted_devices",
-];
 
 /// Reads the key state of the database at `path` without changing it (no
 /// migration, no lock kept): for `--init` and `--check-config`. Opened

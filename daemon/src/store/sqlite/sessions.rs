@@ -4,7 +4,10 @@
 
 use super::{SqliteStore, insert_audit};
 use crate::audit::Event;
-use crate::store::{NewSession, NewTicket, Passed, Proof, Sessions, StoreError, StoredSession};
+use crate::store::{
+    NewSession, NewTicket, Passed, Proof, Sessions, StoreError, StoredSession, decode_factors,
+    encode_factors,
+};
 
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -21,25 +24,11 @@ pub(super) fn insert_ticket(
         t.hash,
         user,
         t.service,
-        encode(&t.proof.factors),
+        encode_factors(&t.proof.factors),
         t.proof.device,
         t.expires
     ])?;
     Ok(())
-}
-
-fn encode(factors: &[Passed]) -> String {
-    let pairs: Vec<(&str, i64)> = factors.iter().map(|f| (f.factor.as_str(), f.at)).collect();
-    serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".to_owned())
-}
-
-fn decode(text: &str) -> Result<Vec<Passed>, StoreError> {
-    let pairs: Vec<(String, i64)> =
-        serde_json::from_str(text).map_err(|_| StoreError::Corrupt("a session".to_owned()))?;
-    Ok(pairs
-        .into_iter()
-        .map(|(factor, at)| Passed { factor, at })
-        .collect())
 }
 
 const SESSION_COLUMNS: &str =
@@ -77,7 +66,7 @@ fn sessions_where(
     let mut out = Vec::new();
     for row in rows {
         let (mut session, factors) = row?;
-        session.proof.factors = decode(&factors)?;
+        session.proof.factors = decode_factors(&factors)?;
         out.push(session);
     }
     Ok(out)
@@ -107,7 +96,7 @@ impl Sessions for SqliteStore {
                 if expires > now && u == user && s == service =>
             {
                 Ok(Some(Proof {
-                    factors: decode(&factors)?,
+                    factors: decode_factors(&factors)?,
                     device,
                 }))
             }
@@ -136,7 +125,7 @@ impl Sessions for SqliteStore {
                 s.rhost,
                 s.tty,
                 s.opened_at,
-                encode(&proof.factors),
+                encode_factors(&proof.factors),
                 proof.device
             ],
         )?;
@@ -182,15 +171,31 @@ impl Sessions for SqliteStore {
             })
             .optional()?;
         let Some(text) = text else { return Ok(()) };
-        let mut factors = decode(&text)?;
+        let mut factors = decode_factors(&text)?;
         for p in passed {
             factors.retain(|f| f.factor != p.factor);
             factors.push(p.clone());
         }
         tx.execute(
             "UPDATE sessions SET factors = ?2 WHERE id = ?1",
-            params![id, encode(&factors)],
+            params![id, encode_factors(&factors)],
         )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn clear_session_proof(&self, id: i64, event: &Event) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if tx.execute(
+            "UPDATE sessions SET factors = '[]', device = NULL WHERE id = ?1",
+            [id],
+        )? == 1
+        {
+            let mut event = event.clone();
+            event.reason = format!("session {id}: {}", event.reason);
+            insert_audit(&tx, &event)?;
+        }
         tx.commit()?;
         Ok(())
     }

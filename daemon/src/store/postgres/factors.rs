@@ -1,0 +1,448 @@
+//! TOTP factors, backup codes and failure counters, fleet-wide.
+
+use super::audit::insert;
+use super::{PgStore, u32_of};
+use crate::audit::Event;
+use crate::factor::hashed;
+use crate::factor::totp::TotpAlgorithm;
+use crate::store::{
+    ACCOUNT, BackupCodes, Counter, FailureCount, FailureState, Failures, LockRule, NewTotp,
+    StoreError, TotpParams, TotpRecord, TotpSummary, Totps,
+};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+
+fn params_of(user: &str, r: &Row, at: usize) -> Result<TotpParams, StoreError> {
+    let name: String = r.get(at);
+    Ok(TotpParams {
+        algorithm: TotpAlgorithm::parse(&name)
+            .ok_or_else(|| StoreError::Corrupt(user.to_owned()))?,
+        digits: u32_of(r.get(at + 1)),
+        period: u64::try_from(r.get::<_, i64>(at + 2))
+            .map_err(|_| StoreError::Corrupt(user.to_owned()))?,
+    })
+}
+
+fn record_of(user: &str, r: &Row) -> Result<TotpRecord, StoreError> {
+    Ok(TotpRecord {
+        sealed_secret: r.get(0),
+        params: params_of(user, r, 1)?,
+        last_step: r.get(4),
+    })
+}
+
+fn period(p: TotpParams) -> i64 {
+    i64::try_from(p.period).unwrap_or(i64::MAX)
+}
+
+impl Totps for PgStore {
+    fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let row = c
+                .query_opt(
+                    &c.prepare_cached(
+                        "SELECT secret, algorithm, digits, period, last_step FROM totp
+                         WHERE username = $1",
+                    )
+                    .await?,
+                    &[&user],
+                )
+                .await?;
+            row.map(|r| record_of(user, &r)).transpose()
+        })
+    }
+
+    fn pending_totp(&self, user: &str, now: i64) -> Result<Option<TotpRecord>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let row = c
+                .query_opt(
+                    "SELECT secret, algorithm, digits, period, -1::BIGINT FROM totp_pending
+                     WHERE username = $1 AND expires > $2",
+                    &[&user, &now],
+                )
+                .await?;
+            row.map(|r| record_of(user, &r)).transpose()
+        })
+    }
+
+    fn has_pending_totp(&self, user: &str, now: i64) -> Result<bool, StoreError> {
+        Ok(self.pending_totp(user, now)?.is_some())
+    }
+
+    fn put_pending_totp(
+        &self,
+        user: &str,
+        sealed: &[u8],
+        p: TotpParams,
+        expires: i64,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.block(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            tx.execute(
+                "INSERT INTO totp_pending (username, secret, algorithm, digits, period, expires)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (username) DO UPDATE SET secret = $2, algorithm = $3,
+                   digits = $4, period = $5, expires = $6",
+                &[
+                    &user,
+                    &sealed,
+                    &p.algorithm.as_str(),
+                    &i64::from(p.digits),
+                    &period(p),
+                    &expires,
+                ],
+            )
+            .await?;
+            insert(&tx, &self.host, event).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn activate_totp(
+        &self,
+        user: &str,
+        totp: &NewTotp<'_>,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.enroll_totp(user, totp, None, event)
+    }
+
+    fn enroll_totp(
+        &self,
+        user: &str,
+        t: &NewTotp<'_>,
+        backup: Option<&[hashed::Stored]>,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.block(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            tx.execute(
+                "INSERT INTO totp (username, secret, algorithm, digits, period, last_step,
+                                   enrolled_at, last_used)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)
+                 ON CONFLICT (username) DO UPDATE SET secret = $2, algorithm = $3,
+                   digits = $4, period = $5, last_step = $6, enrolled_at = $7, last_used = NULL",
+                &[
+                    &user,
+                    &t.sealed,
+                    &t.params.algorithm.as_str(),
+                    &i64::from(t.params.digits),
+                    &period(t.params),
+                    &t.step,
+                    &t.now,
+                ],
+            )
+            .await?;
+            tx.execute("DELETE FROM totp_pending WHERE username = $1", &[&user])
+                .await?;
+            tx.execute(
+                "DELETE FROM failures WHERE username = $1 AND factor = 'totp'",
+                &[&user],
+            )
+            .await?;
+            if let Some(codes) = backup {
+                replace_codes(&tx, user, codes).await?;
+            }
+            insert(&tx, &self.host, event).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn accept_totp_step(
+        &self,
+        user: &str,
+        counter: Counter<'_>,
+        step: i64,
+        now: i64,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
+        self.block(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            // The row lock makes a racing host wait, then re-check
+            // `last_step < $2` against the winner's step: one wins.
+            let updated = tx
+                .execute(
+                    &tx.prepare_cached(
+                        "UPDATE totp SET last_step = $2, last_used = $3
+                         WHERE username = $1 AND last_step < $2",
+                    )
+                    .await?,
+                    &[&user, &step, &now],
+                )
+                .await?;
+            if updated == 1 {
+                clear_failures(&tx, user, counter).await?;
+                insert(&tx, &self.host, event).await?;
+                tx.commit().await?;
+            }
+            Ok(updated == 1)
+        })
+    }
+
+    fn totp_summary(&self, user: &str) -> Result<Option<TotpSummary>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let row = c
+                .query_opt(
+                    "SELECT enrolled_at, algorithm, digits, period, last_used FROM totp
+                     WHERE username = $1",
+                    &[&user],
+                )
+                .await?;
+            row.map(|r| {
+                Ok(TotpSummary {
+                    params: params_of(user, &r, 1)?,
+                    enrolled_at: r.get(0),
+                    last_used: r.get(4),
+                })
+            })
+            .transpose()
+        })
+    }
+}
+
+async fn replace_codes(
+    tx: &impl GenericClient,
+    user: &str,
+    codes: &[hashed::Stored],
+) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM backup_codes WHERE username = $1", &[&user])
+        .await?;
+    for (id, code) in codes.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO backup_codes (username, id, salt, hash) VALUES ($1, $2, $3, $4)",
+            &[&user, &(id as i64), &code.salt, &code.hash],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+impl BackupCodes for PgStore {
+    fn replace_backup_codes(
+        &self,
+        user: &str,
+        codes: &[hashed::Stored],
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        self.block(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            replace_codes(&tx, user, codes).await?;
+            insert(&tx, &self.host, event).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn unused_backup_codes(&self, user: &str) -> Result<Vec<(i64, hashed::Stored)>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    &c.prepare_cached(
+                        "SELECT id, salt, hash FROM backup_codes
+                         WHERE username = $1 AND used_at IS NULL",
+                    )
+                    .await?,
+                    &[&user],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get(0),
+                        hashed::Stored {
+                            salt: r.get(1),
+                            hash: r.get(2),
+                        },
+                    )
+                })
+                .collect())
+        })
+    }
+
+    fn backup_codes_left(&self, user: &str) -> Result<u32, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let n: i64 = c
+                .query_one(
+                    "SELECT COUNT(*) FROM backup_codes WHERE username = $1 AND used_at IS NULL",
+                    &[&user],
+                )
+                .await?
+                .get(0);
+            Ok(u32_of(n))
+        })
+    }
+
+    fn consume_backup_code(
+        &self,
+        user: &str,
+        id: i64,
+        now: i64,
+        counter: Counter<'_>,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
+        self.block(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            let used = tx
+                .execute(
+                    "UPDATE backup_codes SET used_at = $3
+                     WHERE username = $1 AND id = $2 AND used_at IS NULL",
+                    &[&user, &id, &now],
+                )
+                .await?;
+            if used == 1 {
+                clear_failures(&tx, user, counter).await?;
+                insert(&tx, &self.host, event).await?;
+                tx.commit().await?;
+            }
+            Ok(used == 1)
+        })
+    }
+}
+
+/// After a success: the counters of this source and of the whole account
+/// start again; other sources keep theirs.
+pub(super) async fn clear_failures(
+    tx: &impl GenericClient,
+    user: &str,
+    counter: Counter<'_>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM failures WHERE username = $1 AND factor = $2 AND source IN ($3, $4)",
+        &[&user, &counter.factor, &counter.source, &ACCOUNT],
+    )
+    .await?;
+    Ok(())
+}
+
+impl Failures for PgStore {
+    fn record_failure(
+        &self,
+        user: &str,
+        counter: Counter<'_>,
+        now: i64,
+        rule: LockRule,
+        event: &Event,
+    ) -> Result<FailureState, StoreError> {
+        self.block(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            let duration = rule.duration_secs;
+            let bump = async |source: &str, threshold: u32| -> Result<_, StoreError> {
+                // One statement: count (starting again after a quiet
+                // period) and lock at the threshold, atomically per row.
+                let row = tx
+                    .query_one(
+                        "INSERT INTO failures AS f
+                           (username, factor, source, count, last_failure, locked_until)
+                         VALUES ($1, $2, $3, 1, $4::BIGINT,
+                                 CASE WHEN 1 >= $6::BIGINT THEN $4::BIGINT + $5::BIGINT END)
+                         ON CONFLICT (username, factor, source) DO UPDATE SET
+                           count = CASE WHEN f.last_failure <= $4 - $5 THEN 1 ELSE f.count + 1 END,
+                           last_failure = $4,
+                           locked_until = CASE
+                             WHEN (CASE WHEN f.last_failure <= $4 - $5 THEN 1 ELSE f.count + 1 END) >= $6
+                             THEN $4 + $5 ELSE f.locked_until END
+                         RETURNING count, locked_until",
+                        &[
+                            &user,
+                            &counter.factor,
+                            &source,
+                            &now,
+                            &duration,
+                            &i64::from(threshold),
+                        ],
+                    )
+                    .await?;
+                let count: i64 = row.get(0);
+                let locked: Option<i64> = row.get(1);
+                Ok((u32_of(count), locked.filter(|&t| t > now)))
+            };
+            let (_, source_lock) = bump(counter.source, rule.threshold).await?;
+            let (consecutive, account_lock) = bump(ACCOUNT, rule.account_threshold).await?;
+            insert(&tx, &self.host, event).await?;
+            tx.commit().await?;
+            Ok(FailureState {
+                consecutive,
+                locked_until: source_lock.max(account_lock),
+            })
+        })
+    }
+
+    fn locked_until(
+        &self,
+        user: &str,
+        counter: Counter<'_>,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            Ok(c.query_one(
+                &c.prepare_cached(
+                    "SELECT MAX(locked_until) FROM failures
+                     WHERE username = $1 AND factor = $2 AND source IN ($3, $4)
+                       AND locked_until > $5",
+                )
+                .await?,
+                &[&user, &counter.factor, &counter.source, &ACCOUNT, &now],
+            )
+            .await?
+            .get(0))
+        })
+    }
+
+    fn failure_counts(
+        &self,
+        user: &str,
+        now: i64,
+        rule: LockRule,
+    ) -> Result<Vec<FailureCount>, StoreError> {
+        let since = now.saturating_sub(rule.duration_secs);
+        self.block(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "SELECT factor, source, count, locked_until FROM failures
+                     WHERE username = $1 AND (last_failure > $2 OR locked_until > $3)
+                     ORDER BY factor, source",
+                    &[&user, &since, &now],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| FailureCount {
+                    factor: r.get(0),
+                    source: r.get(1),
+                    failures: u32_of(r.get(2)),
+                    locked_until: r.get::<_, Option<i64>>(3).filter(|&t| t > now),
+                })
+                .collect())
+        })
+    }
+
+    fn unlock_user(&self, user: &str, event: &Event) -> Result<usize, StoreError> {
+        self.block(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            let n = tx
+                .execute("DELETE FROM failures WHERE username = $1", &[&user])
+                .await?;
+            insert(&tx, &self.host, event).await?;
+            tx.commit().await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+}

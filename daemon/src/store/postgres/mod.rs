@@ -1,0 +1,108 @@
+//! PostgreSQL storage: one database for a fleet of servers, so a user
+//! enrolls once, a code is good once across the fleet, and locks, trusted
+//! devices, contacts and the audit log are shared.
+//!
+//! The store traits are synchronous (the login core calls them between
+//! answers); each call here runs its statements on a small runtime of its
+//! own, with a pooled connection, under one deadline: a hung database costs
+//! a login at most `statement_timeout_ms`, then an error, never a wait.
+//!
+//! Once-only rules hold across hosts through row locks: an accepted TOTP
+//! step, a used backup code, a consumed sent code or ticket is one UPDATE or
+//! DELETE whose WHERE clause the loser of a race re-checks after the winner
+//! commits (READ COMMITTED), so exactly one sees its row change.
+
+mod accounts;
+mod audit;
+mod codes;
+mod connect;
+mod factors;
+mod migrate;
+mod sessions;
+
+pub use connect::ConnectError;
+pub use migrate::{latest as latest_migration, migrate};
+
+use crate::config::PostgresConfig;
+use crate::store::StoreError;
+use deadpool_postgres::Pool;
+use std::future::Future;
+use std::time::Duration;
+
+pub struct PgStore {
+    pool: Pool,
+    runtime: tokio::runtime::Runtime,
+    /// This server's name: audit rows and sessions carry it.
+    host: String,
+    deadline: Duration,
+}
+
+impl PgStore {
+    /// Connects and checks that the schema is at this build's version. Run
+    /// with `migrate = true` (`mfad --migrate`) to bring it there first.
+    pub fn open(config: &PostgresConfig, host: &str, migrate: bool) -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mfad-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Thread(e.to_string()))?;
+        let pool = connect::pool(config, &runtime)?;
+        let store = Self {
+            pool,
+            runtime,
+            host: host.to_owned(),
+            deadline: config.statement_timeout,
+        };
+        store.block(async {
+            let mut client = store.client().await?;
+            if migrate {
+                migrate::migrate(&mut client).await
+            } else {
+                migrate::check(&client).await
+            }
+        })?;
+        Ok(store)
+    }
+
+    /// Runs `f` to completion on the store's runtime, within the deadline.
+    /// From a worker of the daemon's runtime, the worker's other tasks move
+    /// to another thread meanwhile.
+    fn block<T>(&self, f: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        let run = || {
+            self.runtime.block_on(async {
+                tokio::time::timeout(self.deadline, f)
+                    .await
+                    .unwrap_or(Err(StoreError::Timeout(self.deadline)))
+            })
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::block_in_place(run),
+            Err(_) => run(),
+        }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => StoreError::Postgres(e),
+            e => StoreError::Pool(e.to_string()),
+        })
+    }
+}
+
+/// What went wrong, with the server's own words when it said something
+/// (tokio-postgres alone says only "db error").
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({}: {})", db.message(), db.severity(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// A stored u32 (PostgreSQL has no unsigned types).
+fn u32_of(v: i64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}

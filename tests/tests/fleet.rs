@@ -1,0 +1,248 @@
+//! A fleet: two real mfad daemons ("web-1" and "web-2", each with its own
+//! socket and config) sharing one real PostgreSQL, started by the test in a
+//! temporary directory; logins through the real libpam and pam_mfa.so.
+//!
+//! Needs root, Debian's `postgresql` and `cargo build --workspace` first.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use mfad_tests::daemon::{TEST_RHOST, show};
+use mfad_tests::pam::*;
+use mfad_tests::postgres::{self, Postgres};
+use mfad_tests::users::unique_name;
+use mfad_tests::{TestConfig, TestDaemon, bins};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const SVC: &str = "mfa-test";
+
+fn config(pg: &Postgres, host: &str) -> TestConfig {
+    TestConfig {
+        store: Some(pg.store_table(host)),
+        ..TestConfig::default()
+    }
+}
+
+fn write_private(path: &Path, contents: &[u8], mode: u32) {
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A daemon of the fleet, ready to launch: its config, the database
+/// password, and (from `keys_from`) the fleet's key.
+fn member(pg: &Postgres, host: &str, keys_from: Option<&TestDaemon>) -> TestDaemon {
+    let d = TestDaemon::prepare(config(pg, host));
+    write_private(
+        &d.dir().join("state/pg.password"),
+        postgres::PASSWORD.as_bytes(),
+        0o600,
+    );
+    if let Some(first) = keys_from {
+        let key = std::fs::read(first.dir().join("state/mfad.key")).unwrap();
+        write_private(&d.dir().join("state/mfad.key"), &key, 0o400);
+    }
+    d
+}
+
+fn mfad(d: &TestDaemon, args: &[&str]) -> Output {
+    Command::new(bins::mfad())
+        .arg("--config")
+        .arg(d.config_path())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A migrated database and two daemons serving [`SVC`] on it.
+fn fleet(pg: &Postgres) -> (TestDaemon, TestDaemon) {
+    fleet_with(pg, |_| {})
+}
+
+fn fleet_with(pg: &Postgres, adjust: impl Fn(&mut TestConfig)) -> (TestDaemon, TestDaemon) {
+    let mut a = member(pg, "web-1", None);
+    adjust(a.config_mut());
+    let out = mfad(&a, &["--migrate"]);
+    assert!(out.status.success(), "mfad --migrate: {}", show(&out));
+    a.launch();
+    a.write_pam_service(SVC, &[]);
+    let mut b = member(pg, "web-2", Some(&a));
+    adjust(b.config_mut());
+    b.launch();
+    b.write_pam_service(SVC, &[]);
+    (a, b)
+}
+
+fn login(d: &TestDaemon, user: &str, answers: &[&str]) -> (i32, Transcript) {
+    d.login(SVC, user, TEST_RHOST, answers)
+}
+
+#[test]
+fn enrolled_on_one_host_a_user_logs_in_on_another_and_a_code_counts_once_in_the_fleet() {
+    let pg = Postgres::start();
+    let (a, b) = fleet(&pg);
+    let user = unique_name("alice");
+    let secret = a.enroll_totp(&user);
+    let code = b.totp_code(&secret, 0);
+    b.expect_rc(login(&b, &user, &[&code]), PAM_SUCCESS);
+    // The same code on the other host is a replay.
+    let t = a.expect_rc(login(&a, &user, &[&code]), PAM_AUTH_ERR);
+    assert!(t.contains("next code"), "{t}");
+    // Each host's audit rows land in the shared database under its name.
+    let hosts = pg.sql(&format!(
+        "SELECT DISTINCT host FROM audit WHERE username = '{user}' ORDER BY host"
+    ));
+    assert_eq!(hosts, "web-1\nweb-2", "audit hosts");
+    let decided = pg.sql(&format!(
+        "SELECT host || ' ' || decision FROM audit
+         WHERE username = '{user}' AND channel = 'totp' ORDER BY id"
+    ));
+    assert_eq!(decided, "web-2 allow\nweb-1 deny", "audit rows");
+    // Each host's chain verifies.
+    for d in [&a, &b] {
+        let out = d.mfactl(["audit", "verify"]);
+        assert!(out.status.success(), "audit verify: {}", show(&out));
+    }
+}
+
+#[test]
+fn one_code_submitted_64_times_across_two_hosts_is_accepted_once() {
+    let pg = Postgres::start();
+    let (a, b) = fleet_with(&pg, |c| {
+        // The lockout would end the race early: this test is about single use.
+        c.lockout.threshold = 100;
+        c.lockout.account_threshold = 100;
+    });
+    let user = unique_name("bob");
+    let secret = a.enroll_totp(&user);
+    let code = a.totp_code(&secret, 0);
+    let barrier = std::sync::Barrier::new(64);
+    let rcs: Vec<i32> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..64)
+            .map(|i| {
+                let d = if i % 2 == 0 { &a } else { &b };
+                let (code, user, barrier) = (&code, &user, &barrier);
+                s.spawn(move || {
+                    let mut pam = d.pam(SVC, user, vec![code.clone()]);
+                    pam.set_item(PAM_RHOST, TEST_RHOST);
+                    barrier.wait();
+                    pam.authenticate(0).0
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = rcs.iter().filter(|&&rc| rc == PAM_SUCCESS).count();
+    assert_eq!(ok, 1, "results {rcs:?}\n{}\n{}", a.log_text(), b.log_text());
+    assert!(
+        rcs.iter()
+            .all(|&rc| rc == PAM_SUCCESS || rc == PAM_AUTH_ERR),
+        "results {rcs:?}"
+    );
+}
+
+#[test]
+fn a_lock_earned_on_one_host_holds_on_the_other_until_an_admin_anywhere_lifts_it() {
+    let pg = Postgres::start();
+    let (a, b) = fleet(&pg);
+    let user = unique_name("carol");
+    let secret = a.enroll_totp(&user);
+    let wrong = a.wrong_code(&secret);
+    a.fail_to_threshold(SVC, &user, TEST_RHOST, &wrong);
+    let code = b.totp_code(&secret, 0);
+    let t = b.expect_rc(login(&b, &user, &[&code]), PAM_MAXTRIES);
+    assert!(t.contains("lock"), "{t}");
+    let out = b.mfactl(["user", "unlock", &user]);
+    assert!(out.status.success(), "unlock: {}", show(&out));
+    a.expect_rc(login(&a, &user, &[&code]), PAM_SUCCESS);
+}
+
+#[test]
+fn a_backup_code_issued_on_one_host_is_good_once_anywhere() {
+    let pg = Postgres::start();
+    let (a, b) = fleet_with(&pg, |c| {
+        c.policy.default = r#"{ any = ["totp", "backup"] }"#.into();
+    });
+    let user = unique_name("fay");
+    a.enroll_totp(&user);
+    let doc = a.mfactl_json(&["backup-codes", "regenerate", "--user", &user]);
+    let code = doc["codes"][0].as_str().unwrap().to_owned();
+    let t = b.expect_rc(login(&b, &user, &["2", &code]), PAM_SUCCESS);
+    assert!(t.contains("9 backup codes left."), "{t}");
+    let t = a.expect_rc(login(&a, &user, &["2", &code]), PAM_AUTH_ERR);
+    assert!(t.contains("Wrong backup code."), "{t}");
+    assert_eq!(
+        a.mfactl_json(&["status", "--user", &user])["backup_codes"],
+        9
+    );
+}
+
+#[test]
+fn a_daemon_refuses_to_start_on_an_old_schema_or_with_another_key() {
+    let pg = Postgres::start();
+    let mut early = member(&pg, "web-0", None);
+    let failure = early.start_expecting_failure();
+    assert!(
+        failure.stderr.contains("mfad --migrate"),
+        "no hint to migrate:\n{}",
+        failure.stderr
+    );
+    let (a, _b) = fleet(&pg);
+    a.enroll_totp(&unique_name("dave"));
+    let mut stranger = member(&pg, "web-3", None);
+    write_private(&stranger.dir().join("state/mfad.key"), &[7u8; 32], 0o400);
+    let failure = stranger.start_expecting_failure();
+    assert!(
+        failure.stderr.contains("is not the key"),
+        "wrong key not named:\n{}",
+        failure.stderr
+    );
+    // Without a key, a new host is told to copy the fleet's, not given one.
+    let mut keyless = member(&pg, "web-4", None);
+    let failure = keyless.start_expecting_failure();
+    assert!(
+        failure
+            .stderr
+            .contains("Copy the key file from another host"),
+        "{}",
+        failure.stderr
+    );
+    assert!(!keyless.dir().join("state/mfad.key").exists());
+}
+
+#[test]
+fn with_the_database_down_logins_are_denied_and_service_comes_back_by_itself() {
+    let mut pg = Postgres::start();
+    let (a, _b) = fleet(&pg);
+    let user = unique_name("erin");
+    let secret = a.enroll_totp(&user);
+    pg.stop_server();
+    let code = a.totp_code(&secret, 0);
+    let (rc, t) = login(&a, &user, &[&code]);
+    assert_ne!(
+        rc, PAM_SUCCESS,
+        "a login went through without the database:\n{t}"
+    );
+    pg.start_server();
+    let code = a.totp_code(&secret, 0);
+    a.expect_rc(login(&a, &user, &[&code]), PAM_SUCCESS);
+}
+
+#[test]
+fn check_config_names_a_wrong_password() {
+    let pg = Postgres::start();
+    let d = member(&pg, "web-1", None);
+    write_private(
+        &d.dir().join("state/pg.password"),
+        b"not-the-password",
+        0o600,
+    );
+    let out = mfad(&d, &["--check-config"]);
+    assert!(!out.status.success());
+    let text = show(&out);
+    assert!(text.contains("password authentication failed"), "{text}");
+    assert!(
+        !text.contains("not-the-password"),
+        "the password leaked: {text}"
+    );
+}
