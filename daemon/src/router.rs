@@ -111,6 +111,7 @@ pub fn route(request: &Request) -> Route<'_> {
         // A lookup of anyone's directory entry: an admin's diagnosis.
         Request::DirectoryCheck { user } => (Admin, Account(user.as_deref()), "directory check"),
         Request::GroupSources { .. } => (Admin, Nothing, "policy check"),
+        Request::StoreCheck => (Admin, Nothing, "store check"),
         Request::DeviceList { user } => (SelfOrAdmin, Account(user.as_deref()), "devices list"),
         Request::DeviceRevoke { user, .. } => {
             (SelfOrAdmin, Account(user.as_deref()), "devices revoke")
@@ -273,6 +274,7 @@ pub async fn dispatch(
         Request::SelfChange { change, proof } => {
             selfservice::change(d, peer, &user, change, &proof).await
         }
+        Request::StoreCheck => Ok(admin::store_check(d)),
     };
     let response = result.unwrap_or_else(Refusal::into_response);
     match io.send(response).await {
@@ -397,6 +399,7 @@ mod tests {
                 Account(Some("alice")),
             ),
             (Request::GroupSources { groups: vec![] }, Admin, Nothing),
+            (Request::StoreCheck, Admin, Nothing),
             (
                 Request::SelfChange {
                     change: mfad_protocol::SelfChange::Disable,
