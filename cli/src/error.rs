@@ -32,6 +32,10 @@ pub enum CliError {
     Json(serde_json::Error),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Pam(#[from] crate::pam::PamError),
+    #[error("cannot run {program}: {}", io_text(.source))]
+    Exec { program: String, source: io::Error },
     #[error("aborted; nothing was changed")]
     Aborted,
     #[error("cannot read {path}: {}", io_text(.source))]
@@ -53,6 +57,9 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
+            // As a shell says it: not found, or found and not runnable.
+            CliError::Exec { source, .. } if source.kind() == io::ErrorKind::NotFound => 127,
+            CliError::Exec { .. } => 126,
             _ => 1,
         }
     }
@@ -76,6 +83,8 @@ impl CliError {
             CliError::NoCode { .. } | CliError::Input(_) => "input",
             CliError::Output(_) | CliError::Json(_) => "output",
             CliError::Usage(_) => "usage",
+            CliError::Pam(_) => "pam",
+            CliError::Exec { .. } => "exec",
             CliError::Aborted => "aborted",
             CliError::ReadFile { .. } => "input",
             CliError::CreateFile { .. } => "output",
@@ -105,6 +114,14 @@ impl CliError {
                 "Rerun `mfactl enroll totp{user_flag}` on a terminal, or confirm the pending enrollment with `mfactl enroll totp{user_flag} --confirm-code -`."
             ),
             CliError::Rejected { hint, .. } => hint.clone(),
+            CliError::Pam(crate::pam::PamError::NoTerminal(_)) => {
+                "Run it on a terminal: PAM asks for your password there.".to_owned()
+            }
+            CliError::Pam(_) => {
+                "Nothing was changed or run. The PAM stack is the admin's (/etc/pam.d/SERVICE); \
+                 check the password or code and try again."
+                    .to_owned()
+            }
             CliError::CreateFile { source, .. } if source.kind() == io::ErrorKind::AlreadyExists => {
                 "Name a file that does not exist yet: mfactl never overwrites one (no codes were issued).".to_owned()
             }

@@ -6,6 +6,7 @@ mod cmd;
 mod conn;
 mod error;
 mod output;
+mod pam;
 
 use clap::{CommandFactory, Parser};
 use cmd::{Cli, Ctx};
@@ -39,6 +40,7 @@ pub fn main() -> ExitCode {
         input: &mut stdin.lock(),
         stdin_is_tty: io::stdin().is_terminal(),
         stdout_is_tty: io::stdout().is_terminal(),
+        pam: &mut pam::SystemPam,
     };
     match cmd::run(cli.command, &mut ctx) {
         Ok(()) => ExitCode::SUCCESS,

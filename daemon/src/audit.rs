@@ -95,7 +95,12 @@ impl Event {
             tty: start.tty.clone(),
             channel,
             decision: decision.as_str(),
-            reason: reason.to_owned(),
+            // The application's own words (`mfactl confirm --reason`), on
+            // every row of its login.
+            reason: match &start.reason {
+                Some(why) => format!("{reason} (for: {why})"),
+                None => reason.to_owned(),
+            },
             peer_uid,
             rule: None,
             policy_version: None,

@@ -75,9 +75,18 @@ struct RawConfig {
     #[serde(default)]
     audit: audit::RawAudit,
     #[serde(default)]
+    self_service: RawSelfService,
+    #[serde(default)]
     store: store::RawStore,
     #[serde(default)]
     testing: RawTesting,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSelfService {
+    replace_totp: Option<bool>,
+    disable: Option<bool>,
 }
 
 /// Settings for the end-to-end tests only; never set them in production.
@@ -149,6 +158,7 @@ pub struct Config {
     /// Contacts and groups from LDAP / Active Directory; `None`: none.
     pub directory: Option<DirectoryConfig>,
     pub audit: AuditConfig,
+    pub self_service: SelfServiceConfig,
     /// Where state is kept: SQLite in `database`, or PostgreSQL.
     pub store: StoreConfig,
     /// This server's name in a fleet (audit rows, sessions).
@@ -156,6 +166,16 @@ pub struct Config {
     /// Seconds added to the wall clock (`[testing] clock_offset_secs`), so
     /// tests can move time without sleeping. Zero in production.
     pub clock_offset: i64,
+}
+
+/// What users may change on their own account with a fresh proof
+/// (`mfactl replace-totp`, `mfactl disable-mfa`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelfServiceConfig {
+    /// Replace one's own TOTP secret (a lost phone).
+    pub replace_totp: bool,
+    /// Remove one's own factors: off unless the admin allows it.
+    pub disable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -399,6 +419,10 @@ impl Config {
             login_notification,
             directory,
             audit,
+            self_service: SelfServiceConfig {
+                replace_totp: raw.self_service.replace_totp.unwrap_or(true),
+                disable: raw.self_service.disable.unwrap_or(false),
+            },
             store,
             host_name,
             clock_offset,
@@ -416,7 +440,8 @@ impl Config {
              totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
              lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
              limits: {} connections, {} per non-root uid, idle {} s, frame {} s, conversation {} s\n\
-             backup codes: {} of {} characters\n{}{}login notification: {}\n{}{}{}",
+             backup codes: {} of {} characters\n{}{}login notification: {}\n{}{}\
+             self service: replace_totp {}, disable {}\n{}",
             self.socket,
             self.store.describe(),
             self.host_name,
@@ -467,6 +492,8 @@ impl Config {
                 DirectoryConfig::describe
             ),
             self.audit.describe(),
+            self.self_service.replace_totp,
+            self.self_service.disable,
             match self.clock_offset {
                 0 => String::new(),
                 n => format!(
@@ -494,6 +521,17 @@ mod tests {
         assert_eq!(c.lockout.threshold, 5);
         assert!(c.syslog);
         assert_eq!(c.audit.retention, Some(Duration::from_secs(365 * 86_400)));
+        assert_eq!(
+            c.self_service,
+            SelfServiceConfig {
+                replace_totp: true,
+                disable: false
+            }
+        );
+        assert!(
+            c.describe()
+                .contains("self service: replace_totp true, disable false")
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ use crate::audit::{Decision, Event};
 use crate::authz::{Access, Target, authorize};
 use crate::io::FrameIo;
 use crate::peer::{self, Peer};
-use crate::{Daemon, audit, clock, contacts, directory, import, login, sessions, validate};
+use crate::{
+    Daemon, audit, clock, contacts, directory, import, login, selfservice, sessions, validate,
+};
 use mfad_protocol::{Channel, ErrorCode, Request, Response};
 
 /// Who may make a request, and about whom.
@@ -114,6 +116,8 @@ pub fn route(request: &Request) -> Route<'_> {
         Request::DeviceRevoke { user, .. } => {
             (SelfOrAdmin, Account(user.as_deref()), "devices revoke")
         }
+        // Always the caller's own account, and only with a fresh proof.
+        Request::SelfChange { .. } => (SelfOrAdmin, Account(None), "self change"),
     };
     Route {
         access,
@@ -273,6 +277,9 @@ pub async fn dispatch(
         Request::DeviceRevoke { id, .. } => sessions::revoke(d, peer, &user, id),
         Request::DirectoryCheck { .. } => directory::check::run(d, &user),
         Request::GroupSources { groups } => directory::check::group_sources(d, &groups),
+        Request::SelfChange { change, proof } => {
+            selfservice::change(d, peer, &user, change, &proof).await
+        }
         Request::StoreCheck => Ok(admin::store_check(d)),
     };
     let response = result.unwrap_or_else(Refusal::into_response);
@@ -399,6 +406,14 @@ mod tests {
             ),
             (Request::GroupSources { groups: vec![] }, Admin, Nothing),
             (Request::StoreCheck, Admin, Nothing),
+            (
+                Request::SelfChange {
+                    change: mfad_protocol::SelfChange::Disable,
+                    proof: SecretString::new("1"),
+                },
+                SelfOrAdmin,
+                Account(None),
+            ),
             (
                 Request::DirectoryCheck {
                     user: alice.clone(),

@@ -8,7 +8,7 @@ use crate::peer::{self, Peer, Role};
 use crate::reevaluate::{self, Trigger};
 use crate::store::{NewSession, Passed, Store, StoredSession};
 use crate::wire;
-use crate::{Daemon, clock, login, procs, validate};
+use crate::{Daemon, clock, history, login, procs, validate};
 use mfad_protocol::{ErrorCode, Response, SessionReport};
 use std::time::Duration;
 
@@ -291,14 +291,18 @@ pub fn stepup(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal> {
 }
 
 /// `history`: the logins of `user`, newest first.
+/// The user's logins, newest first, one row each (see `crate::history`).
 pub fn history(d: &Daemon, user: &str, limit: u32) -> Result<Response, Refusal> {
-    let rows = d.store.logins(user, limit.clamp(1, MAX_HISTORY), false)?;
+    let limit = limit.clamp(1, MAX_HISTORY);
+    let fetch = limit.saturating_mul(history::ROWS_PER_LOGIN);
+    let rows = d.store.logins(user, fetch, false)?;
+    let complete = rows.len() < usize::try_from(fetch).unwrap_or(usize::MAX);
     Ok(Response::Audit {
-        rows: wire::audit_rows(rows),
+        rows: history::logins(rows, usize::try_from(limit).unwrap_or(usize::MAX), complete),
     })
 }
 
-/// The most rows one `history` returns.
+/// The most logins one `history` returns.
 const MAX_HISTORY: u32 = 10_000;
 
 pub fn devices(d: &Daemon, user: &str) -> Result<Response, Refusal> {

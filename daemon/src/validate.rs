@@ -27,6 +27,7 @@ pub fn auth_start(s: &AuthStart) -> Result<(), String> {
         ("rhost", s.rhost.as_deref()),
         ("tty", s.tty.as_deref()),
         ("ruser", s.ruser.as_deref()),
+        ("reason", s.reason.as_deref()),
     ] {
         let Some(value) = value else { continue };
         if value.len() > MAX_NAME || value.chars().any(char::is_control) {

@@ -1,7 +1,7 @@
 //! The PAM items the daemon needs to choose a policy rule.
 
 use crate::pamio;
-use mfad_protocol::AuthStart;
+use mfad_protocol::{AuthStart, REASON_ENV};
 use pamsm::{Pam, PamLibExt, PamResult};
 use std::ffi::CStr;
 
@@ -9,7 +9,8 @@ use std::ffi::CStr;
 /// (OpenSSH 7.8+, `ExposeAuthInfo` not needed for the PAM copy).
 const SSH_AUTH_INFO: &str = "SSH_AUTH_INFO_0";
 
-/// Reads user, service, rhost, tty, ruser and sshd's `SSH_AUTH_INFO_0`
+/// Reads user, service, rhost, tty, ruser, sshd's `SSH_AUTH_INFO_0` and
+/// the application's `MFAD_REASON`
 /// (from the PAM environment: pam_getenv, never getenv). The `Err` text is
 /// for the log.
 pub fn auth_start(pamh: &Pam) -> Result<AuthStart, String> {
@@ -26,6 +27,8 @@ pub fn auth_start(pamh: &Pam) -> Result<AuthStart, String> {
         },
         ruser: optional(pamh.get_ruser(), "ruser")?,
         ssh_auth_info: optional(pamh.getenv(SSH_AUTH_INFO), SSH_AUTH_INFO)?,
+        // Passed on as the application set it; mfad checks it.
+        reason: optional(pamh.getenv(REASON_ENV), REASON_ENV)?,
     })
 }
 

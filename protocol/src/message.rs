@@ -209,6 +209,25 @@ pub enum Request {
         user: Option<String>,
         id: i64,
     },
+    /// A change to the caller's own factors that needs a fresh proof: the
+    /// current code of a factor still held (TOTP) or a backup code, checked
+    /// and counted like a login. `replace_totp` answers with an
+    /// `enrollment_offer` (confirmed with `enroll_totp_confirm`), `disable`
+    /// with `done`.
+    SelfChange {
+        change: SelfChange,
+        proof: SecretString,
+    },
+}
+
+/// What `self_change` changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelfChange {
+    /// A new TOTP secret; the old one works until the new one is confirmed.
+    ReplaceTotp,
+    /// Every factor removed (only where mfad.toml allows it).
+    Disable,
 }
 
 /// A TOTP factor read from another tool's file.
@@ -306,6 +325,11 @@ pub struct ContactInfo {
     pub from_directory: bool,
 }
 
+/// The PAM environment variable in which an application (`mfactl
+/// confirm`) names why it asks: pam_mfa.so passes it on as
+/// [`AuthStart::reason`], for the audit log.
+pub const REASON_ENV: &str = "MFAD_REASON";
+
 /// What the PAM module knows about the login being attempted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -322,6 +346,9 @@ pub struct AuthStart {
     /// key) that passed before this one.
     #[serde(default)]
     pub ssh_auth_info: Option<String>,
+    /// Why the application asks ([`REASON_ENV`]), for the audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -842,7 +869,8 @@ impl Request {
             | Request::DeviceRevoke { .. }
             | Request::DirectoryCheck { .. }
             | Request::StoreCheck
-            | Request::GroupSources { .. } => false,
+            | Request::GroupSources { .. }
+            | Request::SelfChange { .. } => false,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod ldap;
 pub mod mmdb;
 pub mod otp;
 pub mod pam;
+pub mod pamns;
 pub mod postgres;
 pub mod pty;
 pub mod rsyslog;

@@ -111,6 +111,20 @@ impl Drop for TempUser {
 }
 
 impl TempUser {
+    /// Sets the user's password (`chpasswd`), for PAM stacks with pam_unix.
+    pub fn set_password(&self, password: &str) {
+        let out = crate::daemon::run_with_stdin(
+            &mut Command::new("chpasswd"),
+            &format!("{}:{password}\n", self.name),
+        );
+        assert!(
+            out.status.success(),
+            "chpasswd for {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Adds this user to `group` as a supplementary member.
     pub fn join(&self, group: &TempGroup) {
         shadow_tool("usermod", &["-aG", &group.name, &self.name]).unwrap_or_else(|e| panic!("{e}"));

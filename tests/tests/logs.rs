@@ -201,6 +201,7 @@ fn a_user_name_with_a_newline_cannot_forge_a_log_line() {
         tty: Some("ssh".into()),
         ruser: None,
         ssh_auth_info: None,
+        reason: None,
     };
     // The forged text in every field that reaches an audit line.
     let mut attempts = Vec::new();

@@ -200,6 +200,7 @@ fn a_daemon_killed_mid_conversation_fails_closed_and_keeps_its_state() {
         tty: Some("ssh".into()),
         ruser: None,
         ssh_auth_info: None,
+        reason: None,
     };
     let resp = client.call(&Request::AuthStart(start)).unwrap();
     assert!(matches!(resp, Response::Prompt { .. }), "{resp:?}");

@@ -284,3 +284,59 @@ fn an_admin_is_warned_and_refused_for_an_account_that_does_not_exist() {
         "{rows:#?}"
     );
 }
+
+#[test]
+fn history_shows_one_line_per_login_with_its_factors_and_result() {
+    let d = TestDaemon::with_config(TestConfig {
+        policy: TestPolicy {
+            default: r#"{ chain = ["totp", "backup"] }"#.into(),
+            ..TestPolicy::default()
+        },
+        ..TestConfig::default()
+    });
+    d.write_pam_service(SVC, &[]);
+    let user = TempUser::create();
+    let enrolled = d.enroll_totp_details(&user.name);
+    mfad_tests::otp::wait_for_fresh_step(30, 5);
+    d.expect_rc(
+        d.login(SVC, &user.name, TEST_RHOST, &["000000"]),
+        PAM_AUTH_ERR,
+    );
+    let code = d.totp_code(&enrolled.secret, 0);
+    d.expect_rc(
+        d.login(
+            SVC,
+            &user.name,
+            TEST_RHOST,
+            &[&code, &enrolled.backup_codes[0]],
+        ),
+        PAM_SUCCESS,
+    );
+    // Three rows in the audit log (a wrong code, two factors passed) ...
+    let steps = d
+        .audit_rows()
+        .into_iter()
+        .filter(|r| r["user"] == user.name.as_str() && r["service"] == SVC)
+        .count();
+    assert_eq!(steps, 3);
+    // ... are two logins in the history: the factors joined, the result.
+    let (ok, doc) = json_as(&d, &user, &["history"]);
+    assert!(ok, "{doc}");
+    let rows = doc["rows"].as_array().unwrap();
+    let seen: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["channel"].as_str().unwrap(),
+                r["decision"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, [("totp+backup", "allow"), ("totp", "deny")], "{doc}");
+    let (_, one) = json_as(&d, &user, &["history", "--limit", "1"]);
+    assert_eq!(one["rows"].as_array().unwrap().len(), 1, "{one}");
+    let out = d.mfactl_as(user.uid, user.gid, ["history"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("totp + backup  allow"), "{text}");
+    assert_eq!(text.lines().count(), 3, "{text}");
+}

@@ -42,20 +42,31 @@ with --output it is {\"type\":\"backup_codes_written\",\"user\":...,\"path\":...
 
 pub fn run(ctx: &mut Ctx, cmd: BackupCodesCommand) -> Result<(), CliError> {
     let BackupCodesCommand::Regenerate { user, output } = cmd;
-    let Some(path) = output else {
-        let resp = ctx.call(&Request::BackupCodesRegenerate { user })?;
-        return show_codes(ctx, &resp);
-    };
-    // Created before mfad is asked, so that a file that exists (or a
-    // directory that cannot be written) costs no codes.
-    let file = create_private(&path)?;
-    let written = ctx
-        .call(&Request::BackupCodesRegenerate { user })
-        .and_then(|resp| write_page(file, &path, &resp));
+    let request = Request::BackupCodesRegenerate { user };
+    match output {
+        Some(path) => to_file(ctx, &path, |ctx| ctx.call(&request)),
+        None => {
+            let resp = ctx.call(&request)?;
+            show_codes(ctx, &resp)
+        }
+    }
+}
+
+/// Writes the backup codes `issue` obtains to the new file `path` as a
+/// printable page and says so. The file is created before `issue` runs, so
+/// that a file that exists (or a directory that cannot be written) costs
+/// no codes; it is removed again if `issue` fails.
+pub fn to_file(
+    ctx: &mut Ctx,
+    path: &Path,
+    issue: impl FnOnce(&mut Ctx) -> Result<Response, CliError>,
+) -> Result<(), CliError> {
+    let file = create_private(path)?;
+    let written = issue(ctx).and_then(|resp| write_page(file, path, &resp));
     let (user, count) = match written {
         Ok(done) => done,
         Err(e) => {
-            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(path);
             return Err(e);
         }
     };

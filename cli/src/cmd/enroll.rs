@@ -114,6 +114,25 @@ fn confirm_interactively(
     user: Option<String>,
     flag: &str,
 ) -> Result<(), CliError> {
+    match confirm_loop(ctx, offer, user, flag)? {
+        Response::BackupCodes { message, codes, .. } => {
+            let mut text = zeroize::Zeroizing::new(activated(&offer.user, &message));
+            text.push_str(&render_codes(&codes));
+            ctx.write(&text)
+        }
+        Response::Done { message } => ctx.write(&activated(&offer.user, &message)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Asks for a code from the new authenticator until mfad takes one (3
+/// tries); mfad's reply: the backup codes it issues with the factor.
+pub fn confirm_loop(
+    ctx: &mut Ctx,
+    offer: &EnrollmentOffer,
+    user: Option<String>,
+    flag: &str,
+) -> Result<Response, CliError> {
     let mut tries = 0;
     loop {
         let code = read_code(ctx, PROMPT, flag)?;
@@ -123,14 +142,7 @@ fn confirm_interactively(
             code,
         };
         match ctx.call(&request) {
-            Ok(Response::Done { message }) => {
-                return ctx.write(&activated(&offer.user, &message));
-            }
-            Ok(Response::BackupCodes { message, codes, .. }) => {
-                let mut text = zeroize::Zeroizing::new(activated(&offer.user, &message));
-                text.push_str(&render_codes(&codes));
-                return ctx.write(&text);
-            }
+            Ok(resp @ (Response::Done { .. } | Response::BackupCodes { .. })) => return Ok(resp),
             Ok(other) => return Err(unexpected(&other)),
             Err(CliError::Daemon {
                 code: ErrorCode::WrongCode,
@@ -167,7 +179,7 @@ fn show_confirmation(ctx: &mut Ctx, resp: &Response) -> Result<(), CliError> {
 }
 
 /// "TOTP is now active", and mfad's message when it says more.
-fn activated(user: &str, message: &str) -> String {
+pub fn activated(user: &str, message: &str) -> String {
     let mut text = format!("TOTP is now active for {}.\n", clean_line(user));
     let message = message.trim();
     if !message.is_empty() && !text.contains(message) {
@@ -178,7 +190,7 @@ fn activated(user: &str, message: &str) -> String {
 }
 
 /// Asks until a non-empty line comes; the end of input is an error.
-fn read_code(ctx: &mut Ctx, question: &str, flag: &str) -> Result<SecretString, CliError> {
+pub fn read_code(ctx: &mut Ctx, question: &str, flag: &str) -> Result<SecretString, CliError> {
     loop {
         let Some(line) = ctx.ask(question)? else {
             return Err(CliError::NoCode {

@@ -9,18 +9,21 @@ use mfad_protocol::{AuditRow, Request, Response};
 
 #[derive(Debug, Args)]
 #[command(
-    after_long_help = "Each line is one step of a login as mfad audited it: a factor checked \
-(totp, backup, sms, email), a trusted device or the factors of the session (step-up) standing \
-in, or a verdict without a prompt (none). A login that asked for two factors shows two lines. \
-FROM is the remote host, or the terminal of a local login.\n\n\
-With --json the reply is {\"type\":\"audit\",\"rows\":[...]}, as `mfactl audit` prints it."
+    after_long_help = "Each line is one login: when it ended, the service, where it came from \
+(the remote host, or the terminal of a local login), the factors it used joined with + (totp, \
+backup, sms, email; a trusted device or the factors of the session (step-up) standing in; - for \
+a verdict without a prompt), and its result, with mfad's reason for it (and how many tries \
+failed before a success). Rows mfad wrote before it gave each login an id (schema 8) show one \
+step each.\n\n\
+With --json the reply is {\"type\":\"audit\",\"rows\":[...]}, one row per login in the \
+shape `mfactl audit` prints: `channel` holds the factors joined with +, `decision` the result."
 )]
 pub struct HistoryArgs {
     /// Show this account's logins instead of your own (root and mfad admins only)
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
 
-    /// Show at most N lines (1 to 10000), the most recent first
+    /// Show at most N logins (1 to 10000), the most recent first
     #[arg(long, value_name = "N", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub limit: u32,
@@ -37,21 +40,25 @@ pub fn run(ctx: &mut Ctx, args: &HistoryArgs) -> Result<(), CliError> {
     }
 }
 
-/// What stood for the login in a row: the factor, or what replaced it.
-fn factor(channel: &str) -> String {
-    match channel {
-        "none" => "-".to_owned(),
-        "device" => "trusted device".to_owned(),
-        "session" => "session (step-up)".to_owned(),
-        other => other.to_owned(),
-    }
+/// What stood for the login: the factors, or what replaced them.
+fn factors(channel: &str) -> String {
+    let names: Vec<&str> = channel
+        .split('+')
+        .map(|f| match f {
+            "none" => "-",
+            "device" => "trusted device",
+            "session" => "session (step-up)",
+            other => other,
+        })
+        .collect();
+    names.join(" + ")
 }
 
 pub fn render(rows: &[AuditRow]) -> String {
     if rows.is_empty() {
         return "No logins recorded.\n".to_owned();
     }
-    let mut table = Table::new(&["TIME", "SERVICE", "FROM", "FACTOR", "RESULT", "DETAIL"]);
+    let mut table = Table::new(&["TIME", "SERVICE", "FROM", "FACTORS", "RESULT", "DETAIL"]);
     for row in rows {
         let from = match (&row.rhost, &row.tty) {
             (Some(rhost), _) if !rhost.is_empty() => rhost.clone(),
@@ -62,7 +69,7 @@ pub fn render(rows: &[AuditRow]) -> String {
             utc(row.time),
             row.service.clone(),
             from,
-            factor(&row.channel),
+            factors(&row.channel),
             row.decision.clone(),
             row.reason.clone(),
         ]);
@@ -97,9 +104,9 @@ mod tests {
     }
 
     #[test]
-    fn history_asks_for_the_own_account_and_shows_each_step() {
+    fn history_asks_for_the_own_account_and_shows_each_login() {
         let rows = vec![
-            row(2, Some("192.0.2.7"), "totp", "allow"),
+            row(2, Some("192.0.2.7"), "totp+device", "allow"),
             row(1, None, "device", "allow"),
         ];
         let out = mfactl(
@@ -115,9 +122,9 @@ mod tests {
         );
         assert_eq!(
             out.stdout,
-            "TIME                  SERVICE  FROM         FACTOR          RESULT  DETAIL\n\
-             1970-01-02 00:00:02Z  sshd     192.0.2.7    totp            allow   ok\n\
-             1970-01-02 00:00:01Z  sshd     local (ssh)  trusted device  allow   ok\n"
+            "TIME                  SERVICE  FROM         FACTORS                RESULT  DETAIL\n\
+             1970-01-02 00:00:02Z  sshd     192.0.2.7    totp + trusted device  allow   ok\n\
+             1970-01-02 00:00:01Z  sshd     local (ssh)  trusted device         allow   ok\n"
         );
         assert_eq!(render(&[]), "No logins recorded.\n");
     }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod backup_codes;
+pub mod confirm;
 pub mod contact;
 pub mod devices;
 pub mod doctor;
@@ -13,6 +14,7 @@ pub mod import;
 pub mod policy;
 pub mod policy_check;
 pub mod policy_explain;
+pub mod selfchange;
 pub mod sessions;
 pub mod status;
 pub mod user;
@@ -38,7 +40,8 @@ only their own sessions); root and members of the mfad admin group may name anot
 with --user, see and end every session, and use the `user`, `audit`, `import` and `policy` commands \
 (`policy check` works without mfad).\n\n\
 Exit status: 0 on success, 1 when mfad refused the request or could not be reached or a \
-policy is not valid, 2 when the command line is wrong."
+policy is not valid, 2 when the command line is wrong. `confirm` exits with its COMMAND's status \
+once PAM succeeded (126 or 127 when COMMAND cannot be run), and with 1 when PAM failed."
 )]
 pub struct Cli {
     /// Path of the mfad socket
@@ -86,6 +89,15 @@ pub enum Command {
     /// Import TOTP factors from Google Authenticator or pam_oath files (root and mfad admins)
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Replace your authenticator (a lost phone) after proving your password and a code
+    #[command(after_long_help = selfchange::REPLACE_HELP)]
+    ReplaceTotp(selfchange::ReplaceArgs),
+    /// Turn multi-factor authentication off for your account, where mfad.toml allows it
+    #[command(after_long_help = selfchange::DISABLE_HELP)]
+    DisableMfa,
+    /// Authenticate through a PAM service, then run a command (a step-up at an operation)
+    #[command(after_long_help = confirm::HELP)]
+    Confirm(confirm::ConfirmArgs),
     /// Show your own recent logins (or, as an admin, another account's), newest first
     History(history::HistoryArgs),
     /// Show recent authentication attempts from the audit log
@@ -119,6 +131,8 @@ pub struct Ctx<'a> {
     pub stdin_is_tty: bool,
     /// Whether standard output is a terminal.
     pub stdout_is_tty: bool,
+    /// PAM, for the password of `replace-totp` and `disable-mfa`.
+    pub pam: &'a mut dyn crate::pam::Authenticator,
 }
 
 impl Ctx<'_> {
@@ -182,6 +196,9 @@ pub fn run(command: Command, ctx: &mut Ctx) -> Result<(), CliError> {
         Command::User(cmd) => user::run(ctx, cmd),
         Command::BackupCodes(cmd) => backup_codes::run(ctx, cmd),
         Command::History(args) => history::run(ctx, &args),
+        Command::ReplaceTotp(args) => selfchange::replace(ctx, args),
+        Command::DisableMfa => selfchange::disable(ctx),
+        Command::Confirm(args) => confirm::run(ctx, args),
         Command::Import(cmd) => import::run(ctx, cmd),
         Command::Audit(args) => audit::run(ctx, &args),
         Command::Policy(cmd) => policy::run(ctx, cmd),

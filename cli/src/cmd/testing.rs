@@ -4,6 +4,7 @@ use super::{Cli, Ctx, run};
 use crate::conn::Daemon;
 use crate::error::CliError;
 use crate::output::Format;
+use crate::pam::{Authenticator, PamError};
 use clap::Parser;
 use mfad_protocol::{Request, Response};
 use std::collections::VecDeque;
@@ -44,9 +45,42 @@ pub struct Outcome {
     pub requests: Vec<serde_json::Value>,
 }
 
+/// PAM that answers every conversation the same way.
+pub struct ScriptedPam(pub Result<(), &'static str>);
+
+impl Authenticator for ScriptedPam {
+    fn authenticate(&mut self, service: &str, _: &str, _: Option<&str>) -> Result<(), PamError> {
+        self.0.map_err(|text| PamError::Failed {
+            service: service.to_owned(),
+            step: "authentication",
+            text: text.to_owned(),
+        })
+    }
+}
+
 /// Parses `args` like the real binary and runs the command against
 /// `replies`, with `stdin` as standard input.
 pub fn mfactl(args: &[&str], replies: Vec<Response>, stdin: &str, tty: bool) -> Outcome {
+    run_with(args, replies, stdin, tty, Ok(()))
+}
+
+/// As [`mfactl`], with PAM answering `pam` and no terminal.
+pub fn mfactl_with_pam(
+    args: &[&str],
+    replies: Vec<Response>,
+    stdin: &str,
+    pam: Result<(), &'static str>,
+) -> Outcome {
+    run_with(args, replies, stdin, false, pam)
+}
+
+fn run_with(
+    args: &[&str],
+    replies: Vec<Response>,
+    stdin: &str,
+    tty: bool,
+    pam: Result<(), &'static str>,
+) -> Outcome {
     let cli = Cli::try_parse_from(std::iter::once("mfactl").chain(args.iter().copied()))
         .unwrap_or_else(|e| panic!("{args:?}: {e}"));
     let mut script = Script {
@@ -67,6 +101,7 @@ pub fn mfactl(args: &[&str], replies: Vec<Response>, stdin: &str, tty: bool) -> 
         input: &mut input,
         stdin_is_tty: tty,
         stdout_is_tty: false,
+        pam: &mut ScriptedPam(pam),
     };
     let result = run(cli.command, &mut ctx);
     assert!(

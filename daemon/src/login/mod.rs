@@ -285,7 +285,7 @@ pub(crate) fn ticket_hash(d: &Daemon, ticket: &str) -> Result<[u8; 32], CryptoEr
 /// host, or for a local login the real uid of the program asking (su and
 /// sudo run as root for whoever started them), so that one local user
 /// cannot lock another out of every local login.
-fn failure_source(start: &AuthStart, peer: &Peer) -> String {
+pub(crate) fn failure_source(start: &AuthStart, peer: &Peer) -> String {
     match (
         start.rhost.as_deref().filter(|r| !r.is_empty()),
         peer.real_uid,

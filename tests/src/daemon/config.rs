@@ -229,6 +229,8 @@ pub struct TestConfig {
     /// `[audit]` tables, written as given, with `DIR` standing for the
     /// daemon's directory.
     pub audit: String,
+    /// The body of `[self_service]` (written only when non-empty).
+    pub self_service: String,
     /// A whole `[store]` table, written as given, with `DIR` standing for
     /// the daemon's directory ([`crate::postgres::Postgres::store_table`]).
     pub store: Option<String>,
@@ -241,6 +243,7 @@ impl Default for TestConfig {
             syslog: false,
             syslog_socket: None,
             audit: String::new(),
+            self_service: String::new(),
             store: None,
             totp: TotpConfig {
                 issuer: "mfad-test".into(),
@@ -391,6 +394,9 @@ impl TestConfig {
         }
         if !self.audit.is_empty() {
             let _ = writeln!(s, "\n{}", self.audit.replace("DIR", &dir.to_string_lossy()));
+        }
+        if !self.self_service.is_empty() {
+            let _ = writeln!(s, "\n[self_service]\n{}", self.self_service);
         }
         if let Some(store) = &self.store {
             let _ = writeln!(s, "\n{}", store.replace("DIR", &dir.to_string_lossy()));

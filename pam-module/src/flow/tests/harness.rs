@@ -184,6 +184,7 @@ pub fn alice() -> AuthStart {
         tty: Some("ssh".into()),
         ruser: None,
         ssh_auth_info: None,
+        reason: None,
     }
 }
 
