@@ -11,7 +11,9 @@ use crate::audit::{Decision, Event};
 use crate::authz::{Access, Target, authorize};
 use crate::io::FrameIo;
 use crate::peer::{self, Peer};
-use crate::{Daemon, audit, clock, contacts, directory, import, login, sessions, validate};
+use crate::{
+    Daemon, audit, clock, contacts, directory, fleet, import, login, sessions, validate,
+};
 use mfad_protocol::{Channel, ErrorCode, Request, Response};
 
 /// Who may make a request, and about whom.
@@ -95,6 +97,8 @@ pub fn route(request: &Request) -> Route<'_> {
         ),
         Request::ImportTotp(i) => (Admin, Account(Some(&i.user)), "import"),
         Request::PolicyReload => (Admin, Nothing, "policy reload"),
+        Request::PolicyPush { .. } => (Admin, Nothing, "policy push"),
+        Request::PolicyStatus => (Admin, Nothing, "policy status"),
         Request::PolicyHistory => (Admin, Nothing, "policy history"),
         Request::PolicyShow { .. } => (Admin, Nothing, "policy show"),
         Request::PolicyExplain { .. } => (Admin, Nothing, "policy explain"),
@@ -240,6 +244,8 @@ pub async fn dispatch(
         Request::ContactClear { channel, .. } => contacts::clear(d, peer, &user, channel),
         Request::ImportTotp(i) => import::totp(d, peer, &i),
         Request::PolicyReload => Ok(admin::reload(d, peer)),
+        Request::PolicyPush { text } => fleet::push(d, peer, &text),
+        Request::PolicyStatus => fleet::status(d),
         Request::PolicyHistory => admin::policy_history(d),
         Request::PolicyShow { version } => admin::policy_show(d, version),
         Request::PolicyExplain {
@@ -381,6 +387,14 @@ mod tests {
                 Account(None),
             ),
             (Request::PolicyReload, Admin, Nothing),
+            (
+                Request::PolicyPush {
+                    text: String::new(),
+                },
+                Admin,
+                Nothing,
+            ),
+            (Request::PolicyStatus, Admin, Nothing),
             (
                 Request::ImportTotp(mfad_protocol::ImportTotp {
                     user: "alice".into(),
