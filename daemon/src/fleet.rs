@@ -136,10 +136,7 @@ pub(crate) async fn end_remote(
     fleet.request_session_end(host, &request)?;
     let mut event = Event::admin(
         &s.user,
-        &format!(
-            "session {}: end asked of {host} by uid {}",
-            s.id, peer.uid
-        ),
+        &format!("session {}: end asked of {host} by uid {}", s.id, peer.uid),
         Decision::Done,
         peer.uid,
         request.requested_at,
@@ -341,7 +338,8 @@ fn pick_up(d: &Daemon, by: &str, force: bool) -> Option<i64> {
     *d.policy.write().unwrap_or_else(|p| p.into_inner()) =
         Arc::new(LoadedPolicy { policy, version });
     in_force(d.store.as_ref(), version);
-    let reason = format!("policy version {version} in force (pushed to the fleet; picked up on {by})");
+    let reason =
+        format!("policy version {version} in force (pushed to the fleet; picked up on {by})");
     log::info!("{reason}");
     d.record(&policy_event(Decision::Done, &reason, version));
     if version != current.version {
@@ -410,8 +408,12 @@ pub(crate) fn push(d: &Daemon, peer: &Peer, text: &str) -> Result<Response, Refu
     {
         diagnostics.push(HOST_IGNORED.to_owned());
     }
-    let (version, new) =
-        fleet.push_policy(&policy.sha256, &policy.text, clock::now(), &format!("push by {by}"))?;
+    let (version, new) = fleet.push_policy(
+        &policy.sha256,
+        &policy.text,
+        clock::now(),
+        &format!("push by {by}"),
+    )?;
     if new {
         d.record(&policy_event(
             Decision::Done,

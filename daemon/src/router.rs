@@ -11,9 +11,7 @@ use crate::audit::{Decision, Event};
 use crate::authz::{Access, Target, authorize};
 use crate::io::FrameIo;
 use crate::peer::{self, Peer};
-use crate::{
-    Daemon, audit, clock, contacts, directory, fleet, import, login, sessions, validate,
-};
+use crate::{Daemon, audit, clock, contacts, directory, fleet, import, login, sessions, validate};
 use mfad_protocol::{Channel, ErrorCode, Request, Response};
 
 /// Who may make a request, and about whom.

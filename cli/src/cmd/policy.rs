@@ -26,7 +26,8 @@ Loading the same text again keeps the version number.", paths::POLICY
     ))]
     Reload,
     /// Store a policy file as the fleet's policy: every mfad of the fleet puts it in force within seconds (root and mfad admins)
-    #[command(after_long_help = "Needs the fleet store ([store] backend = \"postgres\" in \
+    #[command(
+        after_long_help = "Needs the fleet store ([store] backend = \"postgres\" in \
 mfad.toml); a daemon with its own SQLite store refuses it (edit its policy file and reload \
 instead). The file is read here and checked by mfad exactly as a reload checks its policy \
 file: a file with errors is refused with every problem (line and column), nothing changes, \
@@ -36,7 +37,8 @@ pushed version again keeps its number), and every host of the fleet is told at o
 Once a version has been pushed, the rules of each host's own policy file are no longer used; \
 its [host] table still says what that host is (class, tags, device_services), so host_class \
 and host_tags in the pushed rules decide where each rule applies. `mfactl policy status` \
-shows the version in force on each host.")]
+shows the version in force on each host."
+    )]
     Push {
         /// The policy file to push
         #[arg(value_name = "FILE")]

@@ -150,8 +150,8 @@ mod tests {
         remote.processes = 0;
         assert_eq!(
             render(&[remote], 1000 + 60),
-            "ID  HOST   USER   SERVICE  SOURCE     TTY  AGE  FACTORS            PROCS\n\
-             3   web-2  alice  sshd     192.0.2.7  -    1m   totp (1m ago)      0\n"
+            "ID  HOST   USER   SERVICE  SOURCE     TTY  AGE  FACTORS        PROCS\n\
+             3   web-2  alice  sshd     192.0.2.7  -    1m   totp (1m ago)  0\n"
         );
     }
 

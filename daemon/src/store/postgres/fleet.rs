@@ -6,9 +6,7 @@
 
 use super::sessions::session_of;
 use super::{PgStore, u32_of};
-use crate::store::{
-    Fleet, HostPolicy, HostSession, PolicyRecord, SessionRequest, StoreError,
-};
+use crate::store::{Fleet, HostPolicy, HostSession, PolicyRecord, SessionRequest, StoreError};
 use deadpool_postgres::GenericClient;
 
 /// The channel on which a host is told of requests to end its sessions

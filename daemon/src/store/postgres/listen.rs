@@ -94,7 +94,9 @@ async fn listen(
     let result = async {
         tokio::time::timeout(
             deadline,
-            client.batch_execute(&format!("LISTEN {SESSIONS_CHANNEL}; LISTEN {POLICY_CHANNEL}")),
+            client.batch_execute(&format!(
+                "LISTEN {SESSIONS_CHANNEL}; LISTEN {POLICY_CHANNEL}"
+            )),
         )
         .await
         .map_err(|_| Lost::Before(format!("no answer within {deadline:?}")))?
