@@ -5,6 +5,7 @@
 //! middle of a test. Needs Debian's `postgresql` package; the host's own
 //! clusters are never touched.
 
+use crate::certs::make_certs;
 use crate::smtp::free_port;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -28,6 +29,8 @@ pub struct Postgres {
     gid: u32,
     pub port: u16,
     child: Option<Child>,
+    /// Serving TLS with a certificate from `ca.pem` in its directory.
+    tls: bool,
 }
 
 /// The newest server installed under /usr/lib/postgresql.
@@ -61,6 +64,25 @@ fn account() -> (u32, u32) {
 impl Postgres {
     /// A new cluster, started, with the `mfad` role (password) and database.
     pub fn start() -> Postgres {
+        Self::start_with(false)
+    }
+
+    /// As [`Self::start`], serving TLS only, with a certificate for
+    /// 127.0.0.1 from a test CA ([`Self::ca_file`]); a second CA that signed
+    /// nothing of it is at [`Self::other_ca_file`].
+    pub fn start_tls() -> Postgres {
+        Self::start_with(true)
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn other_ca_file(&self) -> PathBuf {
+        self.dir.path().join("other-ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Postgres {
         let (uid, gid) = account();
         let dir = tempfile::Builder::new()
             .prefix("mfad-postgres-")
@@ -80,7 +102,23 @@ impl Postgres {
             gid,
             port: free_port(),
             child: None,
+            tls,
         };
+        if tls {
+            make_certs(pg.dir.path(), "");
+            make_certs(pg.dir.path(), "other-");
+            // The server reads its key as its own account, private.
+            for name in ["server.pem", "server.key"] {
+                let path = pg.dir.path().join(name);
+                nix::unistd::chown(
+                    &path,
+                    Some(nix::unistd::Uid::from_raw(uid)),
+                    Some(nix::unistd::Gid::from_raw(gid)),
+                )
+                .unwrap();
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+            }
+        }
         let out = pg
             .command("initdb")
             .arg("-D")
@@ -119,8 +157,14 @@ impl Postgres {
     pub fn start_server(&mut self) {
         assert!(self.child.is_none(), "already running");
         let log = fs::File::create(self.dir.path().join("server.log")).unwrap();
-        let child = self
-            .command("postgres")
+        let mut cmd = self.command("postgres");
+        if self.tls {
+            let path = |name: &str| self.dir.path().join(name).display().to_string();
+            cmd.args(["-c", "ssl=on"])
+                .args(["-c", &format!("ssl_cert_file={}", path("server.pem"))])
+                .args(["-c", &format!("ssl_key_file={}", path("server.key"))]);
+        }
+        let child = cmd
             .arg("-D")
             .arg(self.data())
             .arg("-p")
@@ -167,6 +211,40 @@ impl Postgres {
         }
     }
 
+    /// Freezes the server and every backend (SIGSTOP): connections stay
+    /// open and nothing answers, as with a hung host. [`Self::thaw`] undoes it.
+    pub fn freeze(&self) {
+        self.signal_all(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    pub fn thaw(&self) {
+        self.signal_all(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    /// The postmaster and its children (the backends), found by parent pid.
+    fn signal_all(&self, signal: nix::sys::signal::Signal) {
+        let Some(child) = &self.child else { return };
+        let main = child.id() as i32;
+        let mut pids = vec![main];
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: comm may hold spaces, so after ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if ppid == Some(main) {
+                pids.push(pid);
+            }
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        }
+    }
+
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
@@ -182,22 +260,72 @@ impl Postgres {
     }
 
     fn psql(&self, database: &str, query: &str) -> String {
-        let out = self
-            .command("psql")
+        self.shared().psql(database, query)
+    }
+
+    /// Where this cluster is, for [`Shared`].
+    pub fn shared(&self) -> Shared {
+        Shared {
+            bin: self.bin.clone(),
+            socket_dir: self.socket_dir().to_owned(),
+            port: self.port,
+        }
+    }
+
+    /// The `[store]` table for a daemon living in `DIR` (the test config
+    /// writes the password to `state/pg.password`).
+    pub fn store_table(&self, host_name: &str) -> String {
+        self.store_table_trusting(host_name, self.tls.then(|| self.ca_file()).as_deref())
+    }
+
+    /// As [`Self::store_table`], verifying the server against `ca_file`
+    /// (`None`: no TLS at all).
+    pub fn store_table_trusting(&self, host_name: &str, ca_file: Option<&Path>) -> String {
+        self.shared().store_table(DATABASE, host_name, ca_file)
+    }
+}
+
+/// The variable that hands a running cluster ([`Postgres::shared`]) to the
+/// test daemons of another process: `SOCKET_DIR PORT`. With it set (by
+/// `with_postgres`, under which scripts/test runs end-to-end tests a second
+/// time), every [`crate::TestDaemon`] without a `[store]` of its own gets a
+/// database of its own in that cluster instead of a SQLite file.
+pub const SHARED_ENV: &str = "MFAD_TEST_POSTGRES";
+
+/// A running cluster: how to reach it.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    bin: PathBuf,
+    socket_dir: PathBuf,
+    pub port: u16,
+}
+
+impl Shared {
+    /// The cluster named by [`SHARED_ENV`], if it is set.
+    pub fn from_env() -> Option<Shared> {
+        let value = std::env::var(SHARED_ENV).ok()?;
+        let (dir, port) = value.split_once(' ')?;
+        Some(Shared {
+            bin: bin_dir(),
+            socket_dir: dir.into(),
+            port: port.parse().ok()?,
+        })
+    }
+
+    pub fn to_env(&self) -> String {
+        format!("{} {}", self.socket_dir.display(), self.port)
+    }
+
+    /// Runs SQL as the superuser (trusted on the cluster's socket); returns
+    /// the rows as psql prints them unaligned (`a|b` per line).
+    pub fn psql(&self, database: &str, query: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
             .arg("-h")
-            .arg(self.socket_dir())
+            .arg(&self.socket_dir)
             .arg("-p")
             .arg(self.port.to_string())
-            .args([
-                "-U",
-                ADMIN,
-                "-d",
-                database,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-At",
-                "-c",
-            ])
+            .args(["-U", ADMIN, "-d", database])
+            .args(["-v", "ON_ERROR_STOP=1", "-At", "-c"])
             .arg(query)
             .output()
             .expect("run psql");
@@ -205,13 +333,41 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
-    /// The `[store]` table for a daemon living in `DIR` (the test config
-    /// writes the password to `state/pg.password`).
-    pub fn store_table(&self, host_name: &str) -> String {
+    /// A new database owned by the `mfad` role.
+    pub fn create_database(&self, name: &str) {
+        self.psql("postgres", &format!("CREATE DATABASE {name} OWNER {ROLE}"));
+    }
+
+    /// Drops database `name`; quietly, since it runs in `Drop` (a cluster
+    /// that is gone takes its databases with it).
+    pub fn drop_database(&self, name: &str) {
+        let _ = Command::new(self.bin.join("psql"))
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", ADMIN, "-d", "postgres", "-c"])
+            .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .output();
+    }
+
+    /// The `[store]` table for a daemon in `DIR` on database `name` (the
+    /// password goes to `state/pg.password`), verifying the server against
+    /// `ca_file` (`None`: no TLS at all).
+    pub fn store_table(&self, name: &str, host_name: &str, ca_file: Option<&Path>) -> String {
+        let tls = match ca_file {
+            Some(ca) => format!("ca_file = \"{}\"\n", ca.display()),
+            None => String::new(),
+        };
+        let sslmode = if ca_file.is_some() {
+            ""
+        } else {
+            " sslmode=disable"
+        };
         format!(
             "[store]\nbackend = \"postgres\"\n\
-             url = \"host=127.0.0.1 port={} user={ROLE} dbname={DATABASE} sslmode=disable\"\n\
-             password_file = \"DIR/state/pg.password\"\npool_size = 4\n\
+             url = \"host=127.0.0.1 port={} user={ROLE} dbname={name}{sslmode}\"\n\
+             password_file = \"DIR/state/pg.password\"\n{tls}pool_size = 4\n\
              statement_timeout_ms = 2000\nhost_name = \"{host_name}\"\n",
             self.port
         )
@@ -220,6 +376,7 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
+        self.thaw();
         self.stop_server();
     }
 }
