@@ -597,3 +597,48 @@ fn a_daemon_of_one_host_refuses_a_push() {
         show(&out)
     );
 }
+
+#[test]
+fn after_the_database_comes_back_a_host_hears_of_pushes_again() {
+    let mut pg = Postgres::start();
+    let (a, b) = fleet(&pg);
+    let listening = |d: &TestDaemon| {
+        d.log_text()
+            .matches("fleet: listening for other hosts' notices")
+            .count()
+    };
+    let wait_for = |n: usize| {
+        let since = Instant::now();
+        while listening(&b) < n {
+            assert!(
+                since.elapsed() < Duration::from_secs(15),
+                "web-2 did not listen ({n})\n{}",
+                b.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(1);
+    pg.stop_server();
+    pg.start_server();
+    // web-2's listening connection comes back by itself.
+    wait_for(2);
+    let dir = tempfile::tempdir().unwrap();
+    let out = push(
+        &a,
+        dir.path(),
+        "p.toml",
+        "[[rule]]\nname = \"after\"\nall = true\nrequire = \"totp\"\n",
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let version = status(&a)["pushed"].as_i64().unwrap();
+    let pushed = Instant::now();
+    while version_on(&status(&a), "web-2") != Some(version) {
+        assert!(
+            pushed.elapsed() < Duration::from_secs(2),
+            "web-2 did not hear of version {version}\n{}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -64,9 +64,7 @@ impl Fleet for PgStore {
     }
 
     fn request_session_end(&self, host: &str, r: &SessionRequest) -> Result<(), StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             tx.execute(
                 "INSERT INTO session_requests (host, session_id, by_uid, by_host, requested_at)
                  VALUES ($1, $2, $3, $4, $5)",
@@ -81,8 +79,7 @@ impl Fleet for PgStore {
             .await?;
             tx.execute("SELECT pg_notify($1, $2)", &[&SESSIONS_CHANNEL, &host])
                 .await?;
-            tx.commit().await?;
-            Ok(())
+            Ok(((), true))
         })
     }
 
@@ -117,9 +114,7 @@ impl Fleet for PgStore {
         now: i64,
         pushed_by: &str,
     ) -> Result<(i64, bool), StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             // The same lock as a local load's record_policy.
             tx.execute("SELECT pg_advisory_xact_lock(hashtext('mfad policy'))", &[])
                 .await?;
@@ -133,7 +128,7 @@ impl Fleet for PgStore {
             if let Some(r) = latest
                 && r.get::<_, &str>(1) == sha256
             {
-                return Ok((r.get(0), false));
+                return Ok(((r.get(0), false), false));
             }
             let version: i64 = tx
                 .query_one(
@@ -148,8 +143,7 @@ impl Fleet for PgStore {
                 &[&POLICY_CHANNEL, &version.to_string()],
             )
             .await?;
-            tx.commit().await?;
-            Ok((version, true))
+            Ok(((version, true), true))
         })
     }
 
