@@ -14,10 +14,18 @@ pub enum SessionsCommand {
 `session optional pam_mfa.so` after pam_loginuid.so). FACTORS lists what the login passed and \
 when; a later sudo in the session counts those within its rule's `fresh` limits. Sessions none \
 of whose processes are left are dropped from the list. A user sees only sessions of their own \
-uid; root and mfad admins see every session."
+uid; root and mfad admins see every session.\n\n\
+With the fleet store ([store] backend = \"postgres\"), the list holds every host's sessions \
+with a HOST column (for root and mfad admins; a user sees their own on this host). PROCS is \
+counted on this host only: another host's sessions show 0."
     )]
     List,
     /// End a session (your own; root and mfad admins: any): terminate all its processes; audited
+    #[command(
+        after_long_help = "A session on another host of the fleet is ended by that host's mfad, \
+which is told at once through the database; mfactl waits up to 3 s for it, and says so if that \
+host has not done it (its mfad carries the request out when it next checks)."
+    )]
     Kill {
         /// The session id from `mfactl sessions list`
         #[arg(value_name = "ID")]
