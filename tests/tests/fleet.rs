@@ -404,6 +404,16 @@ fn a_session_on_one_host_is_listed_stepped_up_and_ended_from_the_other() {
     assert!(table.starts_with("ID  HOST "), "{table}");
     assert!(table.contains("web-2"), "{table}");
 
+    // Its owner, asking web-1, sees none of it: a uid is someone only on
+    // its own host.
+    let mine = a.mfactl_as(user.uid, user.gid, ["--json", "sessions", "list"]);
+    let mine: Value = serde_json::from_slice(&mine.stdout).unwrap();
+    assert_eq!(mine["sessions"], json!([]), "{mine}");
+    let out = a.mfactl_as(user.uid, user.gid, ["--json", "sessions", "kill", &id]);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(show(&out).contains("permission_denied"), "{}", show(&out));
+    assert_eq!(processes_of(user.uid, "sleep"), sleeping);
+
     // A step-up asked on web-1 clears what the session proved, for web-2.
     let out = a.mfactl(["sessions", "stepup", &id]);
     assert!(out.status.success(), "{}", show(&out));
@@ -641,4 +651,44 @@ fn after_the_database_comes_back_a_host_hears_of_pushes_again() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_kill_asked_while_the_other_host_is_down_is_carried_out_when_it_is_back() {
+    let pg = Postgres::start();
+    let (a, mut b) = fleet(&pg);
+    let server = SshServer::start(&Stacks::mfa(&b));
+    let user = TempUser::create_login(server.dir());
+    let secret = a.enroll_totp(&user.name);
+    let mut ssh = server.shell(&b, &user.name, &secret);
+    ssh.send_line("sleep 600 & echo \"SLE\"\"EPING\"");
+    ssh.expect("SLEEPING");
+    let doc = a.mfactl_json(&["sessions", "list"]);
+    let id = session_on(&doc, &user.name)["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    b.stop();
+    // web-1 records the request and says web-2 has not acted on it.
+    let out = a.mfactl(["--json", "sessions", "kill", &id]);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(show(&out).contains("\"timeout\""), "{}", show(&out));
+    assert!(
+        show(&out).contains("web-2 was asked to end session"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(processes_of(user.uid, "sleep").len(), 1);
+    // Back, web-2 ends it at once.
+    b.launch();
+    let back = Instant::now();
+    while !processes_of(user.uid, "sleep").is_empty() {
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "web-2 did not carry out the request\n{}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!ssh.wait().success(), "{}", ssh.transcript());
 }
