@@ -1,211 +1,22 @@
-//! A fleet of hosts on one PostgreSQL store: what one host does for
-//! another. A session on another host is ended by that host (only it can
-//! signal its processes): the asking host records a request, the holding
-//! host is told at once and ends it as a local kill does. A policy pushed
-//! on any host is put in force on every host, each with its own `[host]`
-//! table (class, tags) from its own policy file, which is otherwise not
-//! used once a version has been pushed.
-//!
-//! Hosts are told through `LISTEN`/`NOTIFY` (`store/postgres/listen.rs`);
-//! a notice lost while the listening connection was down is made up for
-//! after it reconnects, and by periodic checks.
+//! One policy for the fleet: pushed, picked up by every host with its own
+//! `[host]` table, and which version each host has in force.
 
 use crate::admin::Refusal;
-use crate::audit::{Decision, Event};
+use crate::audit::Decision;
 use crate::config::{Config, StoreConfig};
 use crate::peer::Peer;
 use crate::policy::{Diagnostic, Host, Policy};
 use crate::reevaluate::{self, Trigger};
-use crate::store::postgres::listen::{self, Notice};
-use crate::store::{SessionRequest, Store, StoredSession};
-use crate::{Daemon, LoadedPolicy, Reload, clock, files, policy_event, sessions};
+use crate::store::Store;
+use crate::{Daemon, LoadedPolicy, Reload, clock, files, policy_event};
 use mfad_protocol::{ErrorCode, Response};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-/// How often pending requests to end this host's sessions, and the pushed
-/// policy, are looked at in case a notice was missed (notices are lost
-/// only while the listening connection is down, and it looks on every
-/// reconnection): rare enough that a fleet of thousands of hosts costs the
-/// database little.
-const CHECK: Duration = Duration::from_secs(30);
-/// How long `sessions kill` waits for another host to end its session.
-const REMOTE_WAIT: Duration = Duration::from_secs(3);
-
-pub(crate) const NO_FLEET: &str = "policy push needs the fleet store ([store] backend = \"postgres\"); \
+const NO_FLEET: &str = "policy push needs the fleet store ([store] backend = \"postgres\"); \
      this mfad keeps its own policy: edit its policy file and run `mfactl policy reload`";
 
 const HOST_IGNORED: &str = "warning: the [host] table of a pushed policy is not used: each host's \
      class, tags and device_services come from the [host] table of its own policy file";
-
-/// Starts acting on what other hosts tell this one (a fleet store only).
-pub(crate) fn start(d: &Arc<Daemon>) -> Option<tokio::task::JoinHandle<()>> {
-    let StoreConfig::Postgres(p) = &d.config.store else {
-        return None;
-    };
-    let notices = listen::spawn(p, &d.config.host_name)
-        .inspect_err(|e| {
-            log::error!(
-                "fleet: cannot listen for other hosts' notices ({e}); checking every 30 s instead"
-            );
-        })
-        .ok();
-    Some(tokio::spawn(serve(Arc::clone(d), notices)))
-}
-
-async fn serve(d: Arc<Daemon>, mut notices: Option<tokio::sync::mpsc::UnboundedReceiver<Notice>>) {
-    let mut tick = tokio::time::interval(CHECK);
-    loop {
-        tokio::select! {
-            notice = async { match notices.as_mut() {
-                Some(rx) => rx.recv().await,
-                None => std::future::pending().await,
-            } } => match notice {
-                Some(Notice::Sessions) => end_requested(&d),
-                Some(Notice::Policy) => {
-                    pick_up(&d, "a push", false);
-                }
-                Some(Notice::Connected) => {
-                    end_requested(&d);
-                    pick_up(&d, "a reconnection", false);
-                }
-                None => notices = None,
-            },
-            _ = tick.tick() => {
-                end_requested(&d);
-                pick_up(&d, "a periodic check", false);
-            }
-        }
-    }
-}
-
-/// Ends the sessions other hosts asked this one to end, each in a task of
-/// its own (a kill may wait out its grace period), as a local kill does.
-fn end_requested(d: &Arc<Daemon>) {
-    let Some(fleet) = d.store.fleet() else { return };
-    let requests = match fleet.take_session_requests() {
-        Ok(requests) => requests,
-        Err(e) => {
-            log::error!("fleet: cannot read the requests to end sessions: {e}");
-            return;
-        }
-    };
-    for r in requests {
-        match d.store.session(&d.boot_id, r.session) {
-            Ok(Some(s)) => {
-                let mut event = Event::admin(
-                    &s.user,
-                    &format!("killed by uid {} on {}", r.by_uid, r.by_host),
-                    Decision::Done,
-                    r.by_uid,
-                    clock::now(),
-                );
-                event.service = s.service.clone();
-                event.rhost = s.rhost.clone();
-                let store = Arc::clone(&d.store);
-                tokio::spawn(async move {
-                    let _ = sessions::end(store.as_ref(), &s, event).await;
-                });
-            }
-            Ok(None) => log::info!(
-                "fleet: session {} (end asked by uid {} on {}) has ended already",
-                r.session,
-                r.by_uid,
-                r.by_host
-            ),
-            Err(e) => log::error!("fleet: cannot read session {}: {e}", r.session),
-        }
-    }
-}
-
-/// `sessions kill` of a session on another host: asks that host to end it
-/// and waits (briefly) until it has.
-pub(crate) async fn end_remote(
-    d: &Daemon,
-    peer: &Peer,
-    host: &str,
-    s: &StoredSession,
-) -> Result<Response, Refusal> {
-    let Some(fleet) = d.store.fleet() else {
-        return Err(Refusal::new(ErrorCode::Internal, "no fleet store"));
-    };
-    let request = SessionRequest {
-        session: s.id,
-        by_uid: peer.uid,
-        by_host: fleet.host().to_owned(),
-        requested_at: clock::now(),
-    };
-    fleet.request_session_end(host, &request)?;
-    let mut event = Event::admin(
-        &s.user,
-        &format!("session {}: end asked of {host} by uid {}", s.id, peer.uid),
-        Decision::Done,
-        peer.uid,
-        request.requested_at,
-    );
-    event.service = s.service.clone();
-    event.rhost = s.rhost.clone();
-    d.record(&event);
-    let waited = tokio::time::timeout(REMOTE_WAIT, async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            match fleet.fleet_session(&d.boot_id, s.id) {
-                Ok(Some(_)) => {}
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
-    })
-    .await;
-    match waited {
-        Ok(Ok(())) => Ok(Response::Done {
-            message: format!("Session {} of {} on {host} ended.", s.id, s.user),
-        }),
-        Ok(Err(e)) => Err(e.into()),
-        Err(_) => Err(Refusal::new(
-            ErrorCode::Timeout,
-            format!(
-                "{host} was asked to end session {} but has not within {} s: is mfad running there? \
-                 The request stays recorded; {host} carries it out when its mfad next checks",
-                s.id,
-                REMOTE_WAIT.as_secs()
-            ),
-        )),
-    }
-}
-
-/// `sessions stepup` of a session on another host: the session's proof
-/// lives in the shared database, so it is cleared there at once, as the
-/// holding host would; its next sudo asks every factor.
-pub(crate) fn stepup_remote(
-    d: &Daemon,
-    peer: &Peer,
-    host: &str,
-    s: &StoredSession,
-) -> Result<Response, Refusal> {
-    let mut event = Event::admin(
-        &s.user,
-        &format!(
-            "freshness cleared on {host}: {}",
-            Trigger::Admin { session: s.id }.reason()
-        ),
-        Decision::Done,
-        peer.uid,
-        clock::now(),
-    );
-    event.service = s.service.clone();
-    event.rhost = s.rhost.clone();
-    event.tty = s.tty.clone();
-    event.channel = "session";
-    d.store.clear_session_proof(s.id, &event)?;
-    event.log();
-    Ok(Response::Done {
-        message: format!(
-            "Session {} of {} on {host} must step up again: its next sudo asks every factor.",
-            s.id, s.user
-        ),
-    })
-}
 
 /// This host's own `[host]` table (class, tags, device services), from its
 /// policy file, which a pushed policy does not replace. A file that is
@@ -302,7 +113,7 @@ static PICKING_UP: Mutex<()> = Mutex::new(());
 /// Puts the latest pushed version in force here if it is not already (or
 /// again with `force`, to read this host's `[host]` table again). Returns
 /// the version in force after it, or `None` when nothing was pushed.
-fn pick_up(d: &Daemon, by: &str, force: bool) -> Option<i64> {
+pub(super) fn pick_up(d: &Daemon, by: &str, force: bool) -> Option<i64> {
     let fleet = d.store.fleet()?;
     let _one = PICKING_UP.lock().unwrap_or_else(|p| p.into_inner());
     let (record, text) = match fleet.pushed_policy() {
