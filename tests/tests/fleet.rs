@@ -365,6 +365,24 @@ fn processes_of(uid: u32, comm: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Starts a long-running process in the shell and waits until it runs
+/// (the shell echoes before its child has exec'd); returns its pid.
+fn start_sleeping(ssh: &mut mfad_tests::pty::Pty, uid: u32) -> u32 {
+    ssh.send_line("sleep 600 & echo \"SLE\"\"EPING\"");
+    ssh.expect("SLEEPING");
+    let since = Instant::now();
+    loop {
+        let sleeping = processes_of(uid, "sleep");
+        match sleeping[..] {
+            [pid] => return pid,
+            [] if since.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => panic!("sleep processes of uid {uid}: {sleeping:?}"),
+        }
+    }
+}
+
 fn session_on<'a>(doc: &'a Value, user: &str) -> &'a Value {
     doc["sessions"]
         .as_array()
@@ -383,10 +401,7 @@ fn a_session_on_one_host_is_listed_stepped_up_and_ended_from_the_other() {
     let user = TempUser::create_login(server.dir());
     let secret = a.enroll_totp(&user.name);
     let mut ssh = server.shell(&b, &user.name, &secret);
-    ssh.send_line("sleep 600 & echo \"SLE\"\"EPING\"");
-    ssh.expect("SLEEPING");
-    let sleeping = processes_of(user.uid, "sleep");
-    assert_eq!(sleeping.len(), 1, "{sleeping:?}");
+    let sleeping = vec![start_sleeping(&mut ssh, user.uid)];
 
     // Listed on web-1 with its host; web-2 counts its processes.
     let doc = a.mfactl_json(&["sessions", "list"]);
@@ -661,8 +676,7 @@ fn a_kill_asked_while_the_other_host_is_down_is_carried_out_when_it_is_back() {
     let user = TempUser::create_login(server.dir());
     let secret = a.enroll_totp(&user.name);
     let mut ssh = server.shell(&b, &user.name, &secret);
-    ssh.send_line("sleep 600 & echo \"SLE\"\"EPING\"");
-    ssh.expect("SLEEPING");
+    start_sleeping(&mut ssh, user.uid);
     let doc = a.mfactl_json(&["sessions", "list"]);
     let id = session_on(&doc, &user.name)["id"]
         .as_i64()
