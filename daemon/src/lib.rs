@@ -236,7 +236,8 @@ impl Daemon {
     }
 
     /// Loads the policy file again and records the new version. An invalid
-    /// file never replaces the policy in force.
+    /// file never replaces the policy in force. In a fleet with a pushed
+    /// policy, the pushed version stays (see `fleet`).
     pub fn reload_policy(&self, loaded_by: &str) -> Reload {
         if let Some(pushed) = fleet::reload(self) {
             return pushed;
