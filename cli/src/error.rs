@@ -255,6 +255,7 @@ pub fn response_kind(resp: &Response) -> &'static str {
         Response::BackupCodes { .. } => "backup_codes",
         Response::PolicyLoaded { .. } => "policy_loaded",
         Response::PolicyVersions { .. } => "policy_versions",
+        Response::PolicyStatus { .. } => "policy_status",
         Response::PolicyText { .. } => "policy_text",
         Response::Explanation(_) => "explanation",
         Response::Sessions { .. } => "sessions",

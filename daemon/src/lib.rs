@@ -15,6 +15,7 @@ pub mod directory;
 mod explain;
 pub mod factor;
 pub mod files;
+pub mod fleet;
 pub mod geo;
 mod history;
 mod import;
@@ -240,8 +241,12 @@ impl Daemon {
     }
 
     /// Loads the policy file again and records the new version. An invalid
-    /// file never replaces the policy in force.
+    /// file never replaces the policy in force. In a fleet with a pushed
+    /// policy, the pushed version stays (see `fleet`).
     pub fn reload_policy(&self, loaded_by: &str) -> Reload {
+        if let Some(pushed) = fleet::reload(self) {
+            return pushed;
+        }
         let current = self.policy();
         if let Err(e) =
             files::check_trusted_if_present(&self.config.policy_file, files::Reading::Anyone)
@@ -284,6 +289,7 @@ impl Daemon {
                 *self.policy.write().unwrap_or_else(|p| p.into_inner()) =
                     Arc::new(LoadedPolicy { policy, version });
                 log::info!("policy version {version} in force (loaded by {loaded_by})");
+                fleet::in_force(self.store.as_ref(), version);
                 self.record(&policy_event(
                     audit::Decision::Done,
                     &format!("policy version {version} in force (loaded by {loaded_by})"),
@@ -345,10 +351,25 @@ pub fn init(config: &Config) -> Result<(), StartError> {
     }
 }
 
-/// The policy at start-up: the file if it is valid; if it is not, the last
-/// stored version (so a bad edit cannot lock everyone out at the next
-/// restart), loudly; with neither, the daemon does not start.
+/// The policy at start-up: in a fleet, the version pushed to it; otherwise
+/// the policy file.
 fn startup_policy(
+    config: &Config,
+    store: &dyn Store,
+    groups: &dyn policy::Directory,
+) -> Result<LoadedPolicy, StartError> {
+    let loaded = match fleet::startup_policy(config, store, groups) {
+        Some(pushed) => pushed,
+        None => file_policy(config, store, groups)?,
+    };
+    fleet::in_force(store, loaded.version);
+    Ok(loaded)
+}
+
+/// The file if it is valid; if it is not, the last stored version (so a
+/// bad edit cannot lock everyone out at the next restart), loudly; with
+/// neither, the daemon does not start.
+fn file_policy(
     config: &Config,
     store: &dyn Store,
     groups: &dyn policy::Directory,
@@ -502,6 +523,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         let server = tokio::spawn(server::serve(listener, Arc::clone(&daemon)));
         let maintenance = tokio::spawn(purge_periodically(Arc::clone(&daemon)));
         let dropped = tokio::spawn(audit_dropped(Arc::clone(&daemon)));
+        let fleet = fleet::start(&daemon);
         systemd::ready();
         loop {
             tokio::select! {
@@ -517,6 +539,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
         server.abort();
         maintenance.abort();
         dropped.abort();
+        if let Some(fleet) = fleet {
+            fleet.abort();
+        }
         Ok(())
     });
     // No connection may still be accepting a step when the store is marked

@@ -119,8 +119,16 @@ fn check_config(config: &Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // In a fleet, a pushed policy outranks the file: say which is in force.
+    let fleet = match mfad::fleet::describe(config) {
+        Ok(line) => line,
+        Err(e) => {
+            eprintln!("mfad: store: {e}");
+            return ExitCode::from(2);
+        }
+    };
     print!("{}", config.describe());
-    for line in policy {
+    for line in policy.into_iter().chain(fleet) {
         println!("{line}");
     }
     println!("{key}");

@@ -12,7 +12,8 @@ use crate::authz::{Access, Target, authorize};
 use crate::io::FrameIo;
 use crate::peer::{self, Peer};
 use crate::{
-    Daemon, audit, clock, contacts, directory, import, login, selfservice, sessions, validate,
+    Daemon, audit, clock, contacts, directory, fleet, import, login, selfservice, sessions,
+    validate,
 };
 use mfad_protocol::{Channel, ErrorCode, Request, Response};
 
@@ -97,6 +98,8 @@ pub fn route(request: &Request) -> Route<'_> {
         ),
         Request::ImportTotp(i) => (Admin, Account(Some(&i.user)), "import"),
         Request::PolicyReload => (Admin, Nothing, "policy reload"),
+        Request::PolicyPush { .. } => (Admin, Nothing, "policy push"),
+        Request::PolicyStatus => (Admin, Nothing, "policy status"),
         Request::PolicyHistory => (Admin, Nothing, "policy history"),
         Request::PolicyShow { .. } => (Admin, Nothing, "policy show"),
         Request::PolicyExplain { .. } => (Admin, Nothing, "policy explain"),
@@ -251,6 +254,8 @@ pub async fn dispatch(
         Request::ContactClear { channel, .. } => contacts::clear(d, peer, &user, channel),
         Request::ImportTotp(i) => import::totp(d, peer, &i),
         Request::PolicyReload => Ok(admin::reload(d, peer)),
+        Request::PolicyPush { text } => fleet::push(d, peer, &text),
+        Request::PolicyStatus => fleet::status(d),
         Request::PolicyHistory => admin::policy_history(d),
         Request::PolicyShow { version } => admin::policy_show(d, version),
         Request::PolicyExplain {
@@ -396,6 +401,14 @@ mod tests {
                 Account(None),
             ),
             (Request::PolicyReload, Admin, Nothing),
+            (
+                Request::PolicyPush {
+                    text: String::new(),
+                },
+                Admin,
+                Nothing,
+            ),
+            (Request::PolicyStatus, Admin, Nothing),
             (
                 Request::ImportTotp(mfad_protocol::ImportTotp {
                     user: "alice".into(),

@@ -166,29 +166,75 @@ pub fn forget_ended(d: &Daemon) {
     }
 }
 
-/// Whether the caller may see and end a session owned by `owner`.
+/// Whether the caller may see and end a session owned by `owner`, on this
+/// host (`here`) or another host of the fleet.
 ///
 /// Threat: any local user may ask for `sessions list` and `sessions kill`;
 /// without this a user could learn where others log in from, or end their
-/// sessions. Uids are compared, never names (two names may share a uid).
-pub fn may_manage(role: Role, peer_uid: u32, owner: u32) -> bool {
-    role != Role::User || peer_uid == owner
+/// sessions. Uids are compared, never names (two names may share a uid);
+/// and a uid means someone only on its own host (uid 1000 here may be
+/// someone else on another host), so only root and admins reach sessions
+/// on other hosts.
+pub fn may_manage(role: Role, peer_uid: u32, owner: u32, here: bool) -> bool {
+    role != Role::User || (here && peer_uid == owner)
+}
+
+/// Every session this daemon can name: in a fleet each host's, with the
+/// host name; otherwise this host's, unnamed.
+fn all(d: &Daemon) -> Result<Vec<(Option<String>, StoredSession)>, crate::store::StoreError> {
+    match d.store.fleet() {
+        Some(fleet) => Ok(fleet
+            .fleet_sessions(&d.boot_id)?
+            .into_iter()
+            .map(|h| (Some(h.host), h.session))
+            .collect()),
+        None => Ok(d
+            .store
+            .sessions(&d.boot_id)?
+            .into_iter()
+            .map(|s| (None, s))
+            .collect()),
+    }
+}
+
+/// Session `id`, and the host that holds it when that is another host.
+fn find(
+    d: &Daemon,
+    id: i64,
+) -> Result<Option<(Option<String>, StoredSession)>, crate::store::StoreError> {
+    match d.store.fleet() {
+        Some(fleet) => Ok(fleet.fleet_session(&d.boot_id, id)?.map(|h| {
+            let other = (h.host != fleet.host()).then_some(h.host);
+            (other, h.session)
+        })),
+        None => Ok(d.store.session(&d.boot_id, id)?.map(|s| (None, s))),
+    }
+}
+
+fn no_session(id: i64) -> Refusal {
+    Refusal::new(
+        ErrorCode::NotFound,
+        format!("there is no session {id}; see `mfactl sessions list`"),
+    )
 }
 
 pub fn list(d: &Daemon, peer: &Peer) -> Result<Response, Refusal> {
     forget_ended(d);
     let role = peer::role(peer, d.config.admin_group.as_deref());
     let alive = procs::by_session();
-    let sessions = d
-        .store
-        .sessions(&d.boot_id)?
+    let here = d.store.fleet().map(|f| f.host().to_owned());
+    let sessions = all(d)?
         .into_iter()
-        .filter(|s| may_manage(role, peer.uid, s.uid))
-        .map(|s| {
-            let processes = alive
-                .get(&s.audit_session)
-                .map_or(0, |p| u32::try_from(p.len()).unwrap_or(u32::MAX));
-            wire::session(s, processes)
+        .filter(|(host, s)| may_manage(role, peer.uid, s.uid, *host == here))
+        .map(|(host, s)| {
+            // Processes are counted only here; another host's are unknown.
+            let processes = match host == here {
+                true => alive
+                    .get(&s.audit_session)
+                    .map_or(0, |p| u32::try_from(p.len()).unwrap_or(u32::MAX)),
+                false => 0,
+            };
+            wire::session(s, host, processes)
         })
         .collect();
     Ok(Response::Sessions { sessions })
@@ -198,20 +244,20 @@ pub fn list(d: &Daemon, peer: &Peer) -> Result<Response, Refusal> {
 /// forgets it. Needs CAP_KILL to signal other users' processes.
 pub async fn kill(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal> {
     {
-        let Some(s) = d.store.session(&d.boot_id, id)? else {
-            return Err(Refusal::new(
-                ErrorCode::NotFound,
-                format!("there is no session {id}; see `mfactl sessions list`"),
-            ));
+        let Some((other, s)) = find(d, id)? else {
+            return Err(no_session(id));
         };
         let role = peer::role(peer, d.config.admin_group.as_deref());
-        if !may_manage(role, peer.uid, s.uid) {
+        if !may_manage(role, peer.uid, s.uid, other.is_none()) {
             let why =
                 format!("sessions kill: session {id} is not yours; you may end only your own");
             let mut event = Event::admin(&s.user, &why, Decision::Refused, peer.uid, clock::now());
             event.service = s.service.clone();
             d.record(&event);
             return Err(Refusal::new(ErrorCode::PermissionDenied, why));
+        }
+        if let Some(host) = other {
+            return crate::fleet::end_remote(d, peer, &host, &s).await;
         }
         let mut event = Event::admin(
             &s.user,
@@ -277,12 +323,12 @@ pub(crate) async fn end(
 /// `sessions stepup ID` (root and admins): the session's next step-up asks
 /// every factor, whatever its rule's `on_risk` says.
 pub fn stepup(d: &Daemon, peer: &Peer, id: i64) -> Result<Response, Refusal> {
-    let Some(s) = d.store.session(&d.boot_id, id)? else {
-        return Err(Refusal::new(
-            ErrorCode::NotFound,
-            format!("there is no session {id}; see `mfactl sessions list`"),
-        ));
+    let Some((other, s)) = find(d, id)? else {
+        return Err(no_session(id));
     };
+    if let Some(host) = other {
+        return crate::fleet::stepup_remote(d, peer, &host, &s);
+    }
     reevaluate::run(d, &Trigger::Admin { session: id }, peer.uid, None);
     Ok(done(&format!(
         "Session {id} of {} must step up again: its next sudo asks every factor.",
@@ -375,14 +421,22 @@ mod tests {
     fn users_manage_only_their_own_sessions() {
         let (me, other) = (1000, 1001);
         let cases = [
-            (Role::User, me, true),
-            (Role::User, other, false),
-            (Role::User, 0, false),
-            (Role::Admin, other, true),
-            (Role::Root, other, true),
+            (Role::User, me, true, true),
+            (Role::User, other, true, false),
+            (Role::User, 0, true, false),
+            (Role::Admin, other, true, true),
+            (Role::Root, other, true, true),
+            // Another host's uid 1000 need not be the same person.
+            (Role::User, me, false, false),
+            (Role::Admin, other, false, true),
+            (Role::Root, me, false, true),
         ];
-        for (role, owner, allowed) in cases {
-            assert_eq!(may_manage(role, me, owner), allowed, "{role:?} {owner}");
+        for (role, owner, here, allowed) in cases {
+            assert_eq!(
+                may_manage(role, me, owner, here),
+                allowed,
+                "{role:?} {owner} {here}"
+            );
         }
     }
 }

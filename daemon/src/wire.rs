@@ -107,9 +107,10 @@ pub fn passed(p: &Passed) -> PassedFactor {
 }
 
 /// A session, with the number of its processes still alive.
-pub fn session(s: StoredSession, processes: u32) -> SessionInfo {
+pub fn session(s: StoredSession, host: Option<String>, processes: u32) -> SessionInfo {
     SessionInfo {
         id: s.id,
+        host,
         audit_session: s.audit_session,
         user: s.user,
         service: s.service,

@@ -140,6 +140,14 @@ pub enum Request {
     /// Loads the policy file again (as SIGHUP does); an invalid file keeps
     /// the policy in force and the reply lists its problems.
     PolicyReload,
+    /// Stores `text` as the fleet's policy (checked as a reload checks a
+    /// file) and has every host of the fleet put it in force. Answered
+    /// with `policy_loaded`.
+    PolicyPush {
+        text: String,
+    },
+    /// Which policy version each host of the fleet has in force.
+    PolicyStatus,
     PolicyHistory,
     /// One stored version (`None`: the one in force).
     PolicyShow {
@@ -425,6 +433,14 @@ pub enum Response {
     PolicyVersions {
         versions: Vec<PolicyVersion>,
     },
+    /// Each host and the policy version in force there.
+    PolicyStatus {
+        hosts: Vec<HostPolicy>,
+        /// The latest version pushed to the fleet (`None`: nothing pushed,
+        /// or a daemon with no fleet).
+        #[serde(default)]
+        pushed: Option<i64>,
+    },
     PolicyText {
         version: PolicyVersion,
         text: String,
@@ -476,11 +492,24 @@ pub struct PassedFactor {
     pub at: i64,
 }
 
+/// The policy version in force on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostPolicy {
+    pub host: String,
+    pub version: i64,
+    /// Since when.
+    pub since: i64,
+}
+
 /// One active login session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionInfo {
     pub id: i64,
+    /// The host it runs on, in a fleet (`None` from a daemon of one host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// The kernel's audit session id.
     pub audit_session: u32,
     pub user: String,
@@ -840,6 +869,7 @@ impl Request {
             Request::Ping
             | Request::UserList
             | Request::PolicyReload
+            | Request::PolicyStatus
             | Request::PolicyHistory
             | Request::AuditVerify
             | Request::AuditFollow
@@ -859,6 +889,7 @@ impl Request {
             | Request::ContactVerify { .. }
             | Request::ContactClear { .. }
             | Request::PolicyShow { .. }
+            | Request::PolicyPush { .. }
             | Request::PolicyExplain { .. }
             | Request::ImportTotp(_)
             | Request::SessionOpen(_)

@@ -9,11 +9,15 @@
 use mfad_tests::daemon::{TEST_RHOST, show};
 use mfad_tests::pam::*;
 use mfad_tests::postgres::Postgres;
-use mfad_tests::users::unique_name;
-use mfad_tests::{TestConfig, TestDaemon, bins};
+use mfad_tests::ssh::{SshServer, Stacks};
+use mfad_tests::users::{TempUser, unique_name};
+use mfad_tests::{TestConfig, TestDaemon, TestPolicy, bins};
+use serde_json::{Value, json};
+use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 const SVC: &str = "mfa-test";
 
@@ -338,4 +342,367 @@ fn check_config_names_a_wrong_password() {
         !text.contains("not-the-password"),
         "the password leaked: {text}"
     );
+}
+
+/// Pids of `uid`'s live processes named `comm`.
+fn processes_of(uid: u32, comm: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.split_whitespace().next().unwrap_or("").to_owned())
+            };
+            // A zombie has ended; only its parent's wait() is missing.
+            field("Name:").as_deref() == Some(comm)
+                && field("Uid:") == Some(uid.to_string())
+                && field("State:").as_deref() != Some("Z")
+        })
+        .collect()
+}
+
+/// Starts a long-running process in the shell and waits until it runs
+/// (the shell echoes before its child has exec'd); returns its pid.
+fn start_sleeping(ssh: &mut mfad_tests::pty::Pty, uid: u32) -> u32 {
+    ssh.send_line("sleep 600 & echo \"SLE\"\"EPING\"");
+    ssh.expect("SLEEPING");
+    let since = Instant::now();
+    loop {
+        let sleeping = processes_of(uid, "sleep");
+        match sleeping[..] {
+            [pid] => return pid,
+            [] if since.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => panic!("sleep processes of uid {uid}: {sleeping:?}"),
+        }
+    }
+}
+
+fn session_on<'a>(doc: &'a Value, user: &str) -> &'a Value {
+    doc["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["user"] == user)
+        .unwrap_or_else(|| panic!("no session of {user} in {doc}"))
+}
+
+#[test]
+fn a_session_on_one_host_is_listed_stepped_up_and_ended_from_the_other() {
+    let pg = Postgres::start();
+    let (a, b) = fleet(&pg);
+    // A real login on web-2, through its sshd, running a long process.
+    let server = SshServer::start(&Stacks::mfa(&b));
+    let user = TempUser::create_login(server.dir());
+    let secret = a.enroll_totp(&user.name);
+    let mut ssh = server.shell(&b, &user.name, &secret);
+    let sleeping = vec![start_sleeping(&mut ssh, user.uid)];
+
+    // Listed on web-1 with its host; web-2 counts its processes.
+    let doc = a.mfactl_json(&["sessions", "list"]);
+    let listed = session_on(&doc, &user.name);
+    assert_eq!(listed["host"], "web-2", "{doc}");
+    assert_eq!(listed["factors"][0]["factor"], "totp", "{doc}");
+    let id = listed["id"].as_i64().unwrap().to_string();
+    let doc = b.mfactl_json(&["sessions", "list"]);
+    assert!(
+        session_on(&doc, &user.name)["processes"].as_u64().unwrap() >= 2,
+        "{doc}"
+    );
+    let out = a.mfactl(["sessions", "list"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("ID  HOST "), "{table}");
+    assert!(table.contains("web-2"), "{table}");
+
+    // Its owner, asking web-1, sees none of it: a uid is someone only on
+    // its own host.
+    let mine = a.mfactl_as(user.uid, user.gid, ["--json", "sessions", "list"]);
+    let mine: Value = serde_json::from_slice(&mine.stdout).unwrap();
+    assert_eq!(mine["sessions"], json!([]), "{mine}");
+    let out = a.mfactl_as(user.uid, user.gid, ["--json", "sessions", "kill", &id]);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(show(&out).contains("permission_denied"), "{}", show(&out));
+    assert_eq!(processes_of(user.uid, "sleep"), sleeping);
+
+    // A step-up asked on web-1 clears what the session proved, for web-2.
+    let out = a.mfactl(["sessions", "stepup", &id]);
+    assert!(out.status.success(), "{}", show(&out));
+    let doc = b.mfactl_json(&["sessions", "list"]);
+    assert_eq!(session_on(&doc, &user.name)["factors"], json!([]), "{doc}");
+
+    // Killed from web-1: web-2 ends it, its processes die within 2 s.
+    let asked = Instant::now();
+    let out = a.mfactl(["sessions", "kill", &id]);
+    assert!(out.status.success(), "{}\n{}", show(&out), b.log_text());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("on web-2 ended"),
+        "{}",
+        show(&out)
+    );
+    while !processes_of(user.uid, "sleep").is_empty() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "the session's process outlived the kill by 2 s\n{}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!ssh.wait().success(), "{}", ssh.transcript());
+    let doc = a.mfactl_json(&["sessions", "list"]);
+    assert!(
+        !doc["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["user"] == user.name.as_str()),
+        "{doc}"
+    );
+    // Audited by web-2, in its chain, naming who asked from where (once
+    // its kill has counted the processes: sshd's close hook may forget the
+    // session first).
+    let audited = || {
+        pg.sql(&format!(
+            "SELECT host FROM audit WHERE username = '{}' AND reason LIKE '%killed by uid 0 on web-1%'",
+            user.name
+        ))
+    };
+    while audited().is_empty() && asked.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(audited(), "web-2", "{}", b.log_text());
+    let out = b.mfactl(["audit", "verify"]);
+    assert!(out.status.success(), "audit verify: {}", show(&out));
+}
+
+/// A user's login on `d` up to its first prompt (no answer is given).
+fn prompts(d: &TestDaemon, user: &str) -> (i32, Transcript) {
+    login(d, user, &[])
+}
+
+fn push(d: &TestDaemon, dir: &Path, name: &str, text: &str) -> Output {
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    d.mfactl([OsStr::new("policy"), OsStr::new("push"), file.as_os_str()])
+}
+
+fn status(d: &TestDaemon) -> Value {
+    d.mfactl_json(&["policy", "status"])
+}
+
+fn version_on(doc: &Value, host: &str) -> Option<i64> {
+    doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == host)
+        .and_then(|h| h["version"].as_i64())
+}
+
+#[test]
+fn a_policy_pushed_on_one_host_is_enforced_on_every_host_with_its_own_class() {
+    let pg = Postgres::start();
+    let (a, mut b) = fleet_with(&pg, |c| {
+        c.lockout.threshold = 100;
+        c.lockout.account_threshold = 100;
+    });
+    let user = unique_name("gil");
+    a.enroll_totp(&user);
+    a.mfactl_json(&["backup-codes", "regenerate", "--user", &user]);
+    let (_, t) = prompts(&b, &user);
+    assert!(!t.contains("Choose how to verify"), "{t}");
+    // web-2 says in its own policy file that it is a database server.
+    b.write_policy(&TestPolicy::text("[host]\nclass = \"db\"\n"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let pushed = format!(
+        "[[rule]]\nname = \"db-servers\"\nhost_class = [\"db\"]\nservices = [\"{SVC}\"]\nrequire = \"deny\"\n\n\
+         [[rule]]\nname = \"everyone\"\nall = true\nrequire = {{ any = [\"totp\", \"backup\"] }}\n"
+    );
+    let out = push(&a, dir.path(), "fleet.toml", &pushed);
+    assert!(out.status.success(), "{}", show(&out));
+    let version = status(&a)["pushed"].as_i64().unwrap();
+    let since = Instant::now();
+    // web-2 puts it in force within 2 s, as its login shows.
+    while version_on(&status(&a), "web-2") != Some(version) {
+        assert!(
+            since.elapsed() < Duration::from_secs(2),
+            "web-2 did not pick up version {version}\n{}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (rc, t) = prompts(&b, &user);
+    assert_eq!(rc, PAM_AUTH_ERR, "{t}");
+    assert!(t.prompts().is_empty(), "web-2 is of class db, denied: {t}");
+    let (_, t) = prompts(&a, &user);
+    assert!(t.contains("Choose how to verify"), "{t}");
+
+    // Both hosts, both at the latest pushed version.
+    let doc = status(&b);
+    assert_eq!(version_on(&doc, "web-1"), Some(version), "{doc}");
+    assert_eq!(version_on(&doc, "web-2"), Some(version), "{doc}");
+    let out = b.mfactl(["policy", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("latest pushed version: {version}")),
+        "{text}"
+    );
+    assert_eq!(text.matches(" yes").count(), 2, "{text}");
+
+    // A bad file is refused with line and column; nothing changes.
+    let history = a.mfactl_json(&["policy", "history"]);
+    let out = push(
+        &b,
+        dir.path(),
+        "bad.toml",
+        "[[rule]]\nname = \"x\"\nrequire = \"totpp\"\nall = true\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(show(&out).contains("line 3, column"), "{}", show(&out));
+    assert_eq!(a.mfactl_json(&["policy", "history"]), history);
+    assert_eq!(status(&a)["pushed"].as_i64(), Some(version));
+    let (_, t) = prompts(&a, &user);
+    assert!(t.contains("Choose how to verify"), "{t}");
+
+    // History, diff, show and explain work on the central versions.
+    let out = b.mfactl(["policy", "diff", "1", &version.to_string()]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("+name = \"db-servers\""),
+        "{}",
+        show(&out)
+    );
+    let shown = b.mfactl(["policy", "show"]);
+    assert_eq!(String::from_utf8_lossy(&shown.stdout), pushed);
+    let explained = b.mfactl_json(&["policy", "explain", "--user", &user, "--service", SVC]);
+    assert_eq!(explained["policy_version"], version, "{explained}");
+    assert_eq!(explained["rule"], "db-servers", "{explained}");
+    let explained = a.mfactl_json(&["policy", "explain", "--user", &user, "--service", SVC]);
+    assert_eq!(explained["rule"], "everyone", "{explained}");
+
+    // A reload on web-2 keeps the pushed version and says why.
+    let out = b.mfactl(["policy", "reload"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(show(&out).contains("mfactl policy push"), "{}", show(&out));
+    assert_eq!(version_on(&status(&a), "web-2"), Some(version));
+    // So does a restart; --check-config says what the file is used for.
+    b.restart();
+    assert_eq!(
+        b.mfactl_json(&["policy", "show"])["version"]["version"],
+        version
+    );
+    let out = mfad(&b, &["--check-config"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        show(&out).contains(&format!("pushed version {version} is in force")),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn a_daemon_of_one_host_refuses_a_push() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = push(
+        &d,
+        dir.path(),
+        "p.toml",
+        "[[rule]]\nname = \"a\"\nall = true\nrequire = \"totp\"\n",
+    );
+    assert!(!out.status.success());
+    assert!(
+        show(&out).contains("needs the fleet store"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn after_the_database_comes_back_a_host_hears_of_pushes_again() {
+    let mut pg = Postgres::start();
+    let (a, b) = fleet(&pg);
+    let listening = |d: &TestDaemon| {
+        d.log_text()
+            .matches("fleet: listening for other hosts' notices")
+            .count()
+    };
+    let wait_for = |n: usize| {
+        let since = Instant::now();
+        while listening(&b) < n {
+            assert!(
+                since.elapsed() < Duration::from_secs(15),
+                "web-2 did not listen ({n})\n{}",
+                b.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(1);
+    pg.stop_server();
+    pg.start_server();
+    // web-2's listening connection comes back by itself.
+    wait_for(2);
+    let dir = tempfile::tempdir().unwrap();
+    let out = push(
+        &a,
+        dir.path(),
+        "p.toml",
+        "[[rule]]\nname = \"after\"\nall = true\nrequire = \"totp\"\n",
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let version = status(&a)["pushed"].as_i64().unwrap();
+    let pushed = Instant::now();
+    while version_on(&status(&a), "web-2") != Some(version) {
+        assert!(
+            pushed.elapsed() < Duration::from_secs(2),
+            "web-2 did not hear of version {version}\n{}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_kill_asked_while_the_other_host_is_down_is_carried_out_when_it_is_back() {
+    let pg = Postgres::start();
+    let (a, mut b) = fleet(&pg);
+    let server = SshServer::start(&Stacks::mfa(&b));
+    let user = TempUser::create_login(server.dir());
+    let secret = a.enroll_totp(&user.name);
+    let mut ssh = server.shell(&b, &user.name, &secret);
+    start_sleeping(&mut ssh, user.uid);
+    let doc = a.mfactl_json(&["sessions", "list"]);
+    let id = session_on(&doc, &user.name)["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    b.stop();
+    // web-1 records the request and says web-2 has not acted on it.
+    let out = a.mfactl(["--json", "sessions", "kill", &id]);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(show(&out).contains("\"timeout\""), "{}", show(&out));
+    assert!(
+        show(&out).contains("web-2 was asked to end session"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(processes_of(user.uid, "sleep").len(), 1);
+    // Back, web-2 ends it at once.
+    b.launch();
+    let back = Instant::now();
+    while !processes_of(user.uid, "sleep").is_empty() {
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "web-2 did not carry out the request\n{}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!ssh.wait().success(), "{}", ssh.transcript());
 }

@@ -8,7 +8,7 @@ use crate::error::{CliError, unexpected};
 use crate::output::{Format, Table, clean_line, clean_text};
 use clap::Subcommand;
 use mfad_protocol::time::utc;
-use mfad_protocol::{PolicyVersion, Request, Response, paths};
+use mfad_protocol::{HostPolicy, PolicyVersion, Request, Response, paths};
 use serde::Serialize;
 use similar::TextDiff;
 
@@ -25,6 +25,27 @@ not loaded: the version in force stays, the errors are listed and mfactl exits w
 Loading the same text again keeps the version number.", paths::POLICY
     ))]
     Reload,
+    /// Store a policy file as the fleet's policy: every mfad of the fleet puts it in force within seconds (root and mfad admins)
+    #[command(
+        after_long_help = "Needs the fleet store ([store] backend = \"postgres\" in \
+mfad.toml); a daemon with its own SQLite store refuses it (edit its policy file and reload \
+instead). The file is read here and checked by mfad exactly as a reload checks its policy \
+file: a file with errors is refused with every problem (line and column), nothing changes, \
+and mfactl exits with 1. Otherwise it becomes a new version (pushing the text of the latest \
+pushed version again keeps its number), and every host of the fleet is told at once \
+(PostgreSQL NOTIFY, with a check every 30 s in case a notice is lost).\n\n\
+Once a version has been pushed, the rules of each host's own policy file are no longer used; \
+its [host] table still says what that host is (class, tags, device_services), so host_class \
+and host_tags in the pushed rules decide where each rule applies. `mfactl policy status` \
+shows the version in force on each host."
+    )]
+    Push {
+        /// The policy file to push
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
+    /// Show the policy version in force on each host of the fleet, and the latest pushed one (root and mfad admins)
+    Status,
     /// List every policy version mfad has loaded; `*` marks the one in force (root and mfad admins)
     History,
     /// Print a stored policy version, as loaded (root and mfad admins)
@@ -60,6 +81,8 @@ pub fn run(ctx: &mut Ctx, cmd: PolicyCommand) -> Result<(), CliError> {
         PolicyCommand::Check(args) => policy_check::run(ctx, &args),
         PolicyCommand::Explain(args) => policy_explain::run(ctx, args),
         PolicyCommand::Reload => reload(ctx),
+        PolicyCommand::Push { file } => push(ctx, &file),
+        PolicyCommand::Status => status(ctx),
         PolicyCommand::History => history(ctx),
         PolicyCommand::Show { number } => show(ctx, number),
         PolicyCommand::Diff { from, to } => diff(ctx, from, to),
@@ -87,6 +110,67 @@ fn reload(ctx: &mut Ctx) -> Result<(), CliError> {
         });
     }
     Ok(())
+}
+
+fn push(ctx: &mut Ctx, file: &std::path::Path) -> Result<(), CliError> {
+    let name = clean_line(&file.display().to_string());
+    let text = std::fs::read_to_string(file).map_err(|source| CliError::ReadFile {
+        path: name.clone(),
+        source,
+    })?;
+    let resp = ctx.call(&Request::PolicyPush { text })?;
+    let Response::PolicyLoaded {
+        version,
+        changed,
+        rejected,
+        diagnostics,
+    } = &resp
+    else {
+        return Err(unexpected(&resp));
+    };
+    ctx.show(&resp, || render_loaded(*version, *changed, diagnostics))?;
+    if *rejected {
+        return Err(CliError::Rejected {
+            code: "invalid_policy",
+            message: format!("{name} was not pushed; version {version} stays in force"),
+            hint: "Fix the file (`mfactl policy check FILE` lists every problem) and push again."
+                .to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn status(ctx: &mut Ctx) -> Result<(), CliError> {
+    let resp = ctx.call(&Request::PolicyStatus)?;
+    match &resp {
+        Response::PolicyStatus { hosts, pushed } => {
+            ctx.show(&resp, || render_status(hosts, *pushed))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+pub fn render_status(hosts: &[HostPolicy], pushed: Option<i64>) -> String {
+    let mut text = match pushed {
+        Some(v) => format!("latest pushed version: {v}\n"),
+        None => "no version pushed: each host enforces its own policy file\n".to_owned(),
+    };
+    let mut table = Table::new(&["HOST", "VERSION", "SINCE", "LATEST"]);
+    for h in hosts {
+        let latest = match pushed {
+            Some(v) if v == h.version => "yes",
+            Some(_) => "NO",
+            None => "-",
+        };
+        table.row(vec![
+            clean_line(&h.host),
+            h.version.to_string(),
+            utc(h.since),
+            latest.to_owned(),
+        ]);
+    }
+    text.push_str(&table.render());
+    text
 }
 
 pub fn render_loaded(version: i64, changed: bool, diagnostics: &[String]) -> String {

@@ -181,11 +181,96 @@ fn help_texts_say_what_each_command_does() {
     assert!(check.contains("without asking mfad"), "{check}");
     assert!(check.contains("Exit status: 0 when the file is valid (even with warnings)"));
     let policy = help(&["policy", "--help"]);
-    for sub in ["check", "explain", "reload", "history", "show", "diff"] {
+    for sub in [
+        "check", "explain", "reload", "push", "status", "history", "show", "diff",
+    ] {
         assert!(policy.contains(&format!("\n  {sub} ")), "{sub}: {policy}");
     }
     assert!(help(&["policy", "reload", "--help"]).contains(paths::POLICY));
     assert!(help(&["policy", "explain", "--help"]).contains("--rhost <IP>"));
     let codes = help(&["backup-codes", "regenerate", "--help"]);
     assert!(codes.contains("voids every code"), "{codes}");
+}
+
+#[test]
+fn push_sends_the_file_and_fails_on_a_rejected_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fleet.toml");
+    std::fs::write(&file, "[[rule]]\n").unwrap();
+    let path = file.to_str().unwrap();
+    let out = mfactl(
+        &["policy", "push", path],
+        vec![loaded(7, true, &[])],
+        "",
+        false,
+    );
+    assert!(out.result.is_ok());
+    assert_eq!(
+        out.requests,
+        vec![json!({"type": "policy_push", "text": "[[rule]]\n"})]
+    );
+    assert_eq!(out.stdout, "policy version 7 in force (changed)\n");
+    let out = mfactl(
+        &["policy", "push", path],
+        vec![rejected(7, &[ERROR])],
+        "",
+        false,
+    );
+    let err = out.result.unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(err.to_string().contains("was not pushed"), "{err}");
+    assert!(out.stdout.contains("line 4, column 11"), "{}", out.stdout);
+    // A file that cannot be read is not sent.
+    let out = mfactl(
+        &["policy", "push", "/nonexistent/p.toml"],
+        vec![],
+        "",
+        false,
+    );
+    assert!(out.result.is_err());
+    assert!(out.requests.is_empty());
+}
+
+#[test]
+fn status_lists_each_host_and_whether_it_has_the_latest_push() {
+    let host = |name: &str, version| mfad_protocol::HostPolicy {
+        host: name.into(),
+        version,
+        since: 1_795_460_645,
+    };
+    let reply = Response::PolicyStatus {
+        hosts: vec![host("web-1", 3), host("web-2", 2)],
+        pushed: Some(3),
+    };
+    let out = mfactl(&["policy", "status"], vec![reply], "", false);
+    assert!(out.result.is_ok());
+    assert_eq!(out.requests, vec![json!({"type": "policy_status"})]);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "latest pushed version: 3");
+    assert!(
+        lines[1].starts_with("HOST   VERSION  SINCE"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[2].starts_with("web-1  3 ") && lines[2].ends_with("yes"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[3].starts_with("web-2  2 ") && lines[3].ends_with("NO"),
+        "{}",
+        out.stdout
+    );
+    let none = Response::PolicyStatus {
+        hosts: vec![host("solo", 1)],
+        pushed: None,
+    };
+    let out = mfactl(&["policy", "status"], vec![none], "", false);
+    assert!(
+        out.stdout.starts_with("no version pushed"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("solo"), "{}", out.stdout);
 }

@@ -14,10 +14,18 @@ pub enum SessionsCommand {
 `session optional pam_mfa.so` after pam_loginuid.so). FACTORS lists what the login passed and \
 when; a later sudo in the session counts those within its rule's `fresh` limits. Sessions none \
 of whose processes are left are dropped from the list. A user sees only sessions of their own \
-uid; root and mfad admins see every session."
+uid; root and mfad admins see every session.\n\n\
+With the fleet store ([store] backend = \"postgres\"), the list holds every host's sessions \
+with a HOST column (for root and mfad admins; a user sees their own on this host). PROCS is \
+counted on this host only: another host's sessions show 0."
     )]
     List,
     /// End a session (your own; root and mfad admins: any): terminate all its processes; audited
+    #[command(
+        after_long_help = "A session on another host of the fleet is ended by that host's mfad, \
+which is told at once through the database; mfactl waits up to 3 s for it, and says so if that \
+host has not done it (its mfad carries the request out when it next checks)."
+    )]
     Kill {
         /// The session id from `mfactl sessions list`
         #[arg(value_name = "ID")]
@@ -68,9 +76,16 @@ pub fn render(sessions: &[SessionInfo], now: i64) -> String {
     if sessions.is_empty() {
         return "No active sessions.\n".to_owned();
     }
-    let mut table = Table::new(&[
-        "ID", "USER", "SERVICE", "SOURCE", "TTY", "AGE", "FACTORS", "PROCS",
+    // A fleet's sessions name their host; a single host's do not.
+    let fleet = sessions.iter().any(|s| s.host.is_some());
+    let mut headers = vec!["ID"];
+    if fleet {
+        headers.push("HOST");
+    }
+    headers.extend([
+        "USER", "SERVICE", "SOURCE", "TTY", "AGE", "FACTORS", "PROCS",
     ]);
+    let mut table = Table::new(&headers);
     for s in sessions {
         let factors = match (&s.device, s.factors.is_empty()) {
             (Some(device), _) => format!("trusted device {device}"),
@@ -82,8 +97,11 @@ pub fn render(sessions: &[SessionInfo], now: i64) -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
         };
-        table.row(vec![
-            s.id.to_string(),
+        let mut row = vec![s.id.to_string()];
+        if fleet {
+            row.push(or_dash(s.host.as_deref()));
+        }
+        row.extend([
             s.user.clone(),
             s.service.clone(),
             or_dash(s.rhost.as_deref()),
@@ -92,6 +110,7 @@ pub fn render(sessions: &[SessionInfo], now: i64) -> String {
             factors,
             s.processes.to_string(),
         ]);
+        table.row(row);
     }
     table.render()
 }
@@ -106,6 +125,7 @@ mod tests {
     fn session(id: i64) -> SessionInfo {
         SessionInfo {
             id,
+            host: None,
             audit_session: 7,
             user: "alice".into(),
             service: "sshd".into(),
@@ -133,6 +153,14 @@ mod tests {
              2   alice  sshd     192.0.2.7  -    1h 2m  trusted device ssh-ed25519 SHA256:abc  3\n"
         );
         assert_eq!(render(&[], 0), "No active sessions.\n");
+        let mut remote = session(3);
+        remote.host = Some("web-2".into());
+        remote.processes = 0;
+        assert_eq!(
+            render(&[remote], 1000 + 60),
+            "ID  HOST   USER   SERVICE  SOURCE     TTY  AGE  FACTORS        PROCS\n\
+             3   web-2  alice  sshd     192.0.2.7  -    1m   totp (1m ago)  0\n"
+        );
     }
 
     #[test]

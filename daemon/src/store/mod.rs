@@ -556,6 +556,70 @@ pub trait Sessions {
     fn remove_sessions(&self, ids: &[i64], event: &Event) -> Result<Vec<i64>, StoreError>;
     /// Drops sessions of earlier boots and expired tickets.
     fn purge_sessions(&self, boot_id: &str, now: i64) -> Result<usize, StoreError>;
+    /// What this store shares with other hosts: `None` for a store of
+    /// one host (SQLite), whose sessions and policy are all local.
+    fn fleet(&self) -> Option<&dyn Fleet> {
+        None
+    }
+}
+
+/// A session of some host of a fleet.
+#[derive(Debug, Clone)]
+pub struct HostSession {
+    pub host: String,
+    pub session: StoredSession,
+}
+
+/// A request to end a session, recorded for the host that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRequest {
+    pub session: i64,
+    /// Who asked, on which host.
+    pub by_uid: u32,
+    pub by_host: String,
+    pub requested_at: i64,
+}
+
+/// The policy version in force on one host, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPolicy {
+    pub host: String,
+    pub version: i64,
+    pub since: i64,
+}
+
+/// One store for many hosts (PostgreSQL): every host's sessions, requests
+/// to end them on the host that holds them, and one pushed policy. Each
+/// change another host must act on is announced (`NOTIFY`) in the same
+/// transaction that records it, so a host told of it finds it recorded.
+pub trait Fleet: Send + Sync {
+    /// This host's name in the fleet.
+    fn host(&self) -> &str;
+    /// Every host's sessions (this host's of this boot only).
+    fn fleet_sessions(&self, boot_id: &str) -> Result<Vec<HostSession>, StoreError>;
+    /// Session `id` on whichever host holds it.
+    fn fleet_session(&self, boot_id: &str, id: i64) -> Result<Option<HostSession>, StoreError>;
+    /// Records a request for `host` to end one of its sessions and tells it.
+    fn request_session_end(&self, host: &str, r: &SessionRequest) -> Result<(), StoreError>;
+    /// Takes (removes) the requests to end this host's sessions.
+    fn take_session_requests(&self) -> Result<Vec<SessionRequest>, StoreError>;
+    /// Stores `text` as the fleet's policy and tells every host; the same
+    /// text as the latest pushed version reuses that version. Returns the
+    /// version and whether it is new.
+    fn push_policy(
+        &self,
+        sha256: &str,
+        text: &str,
+        now: i64,
+        pushed_by: &str,
+    ) -> Result<(i64, bool), StoreError>;
+    /// The latest pushed version and its text.
+    fn pushed_policy(&self) -> Result<Option<(PolicyRecord, String)>, StoreError>;
+    /// Records that this host has `version` in force (since `now`, unless
+    /// it had it already).
+    fn policy_in_force(&self, version: i64, now: i64) -> Result<(), StoreError>;
+    /// Each host and the version it has in force.
+    fn policy_hosts(&self) -> Result<Vec<HostPolicy>, StoreError>;
 }
 
 /// Where a successful remote login came from.

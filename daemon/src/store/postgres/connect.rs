@@ -32,22 +32,7 @@ pub(super) fn pool(
     config: &PostgresConfig,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Pool, StoreError> {
-    let mut pg: tokio_postgres::Config = config.url.parse().map_err(ConnectError::Url)?;
-    if let Some(source) = &config.password {
-        let password = read_secret(source).map_err(ConnectError::Password)?;
-        pg.password(password.expose());
-    }
-    let timeout_ms = config.statement_timeout.as_millis();
-    pg.application_name("mfad")
-        .connect_timeout(config.statement_timeout)
-        .options(format!(
-            "-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}"
-        ));
-    if config.ca_file.is_some() {
-        // With a CA named, nothing but verified TLS will do.
-        pg.ssl_mode(SslMode::Require);
-    }
-    let tls = MakeRustlsConnect::new(tls_config(config)?);
+    let (pg, tls) = settings(config)?;
     let manager = Manager::from_config(
         pg,
         tls,
@@ -64,6 +49,28 @@ pub(super) fn pool(
         .create_timeout(Some(config.statement_timeout))
         .build()
         .map_err(|e| ConnectError::Pool(e.to_string()).into())
+}
+
+/// How to connect: the pool's connections and the listening one alike.
+pub(super) fn settings(
+    config: &PostgresConfig,
+) -> Result<(tokio_postgres::Config, MakeRustlsConnect), StoreError> {
+    let mut pg: tokio_postgres::Config = config.url.parse().map_err(ConnectError::Url)?;
+    if let Some(source) = &config.password {
+        let password = read_secret(source).map_err(ConnectError::Password)?;
+        pg.password(password.expose());
+    }
+    let timeout_ms = config.statement_timeout.as_millis();
+    pg.application_name("mfad")
+        .connect_timeout(config.statement_timeout)
+        .options(format!(
+            "-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}"
+        ));
+    if config.ca_file.is_some() {
+        // With a CA named, nothing but verified TLS will do.
+        pg.ssl_mode(SslMode::Require);
+    }
+    Ok((pg, MakeRustlsConnect::new(tls_config(config)?)))
 }
 
 fn tls_config(config: &PostgresConfig) -> Result<rustls::ClientConfig, ConnectError> {

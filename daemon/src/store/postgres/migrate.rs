@@ -166,6 +166,24 @@ const MIGRATIONS: &[&str] = &[
         value BYTEA NOT NULL,
         recorded_at BIGINT NOT NULL
      );",
+    // 2: the fleet's own traffic: requests to end a session on another
+    // host, which versions were pushed to every host, and which version
+    // each host has in force.
+    "CREATE TABLE session_requests (
+        id BIGSERIAL PRIMARY KEY,
+        host TEXT NOT NULL,
+        session_id BIGINT NOT NULL,
+        by_uid BIGINT NOT NULL,
+        by_host TEXT NOT NULL,
+        requested_at BIGINT NOT NULL
+     );
+     CREATE INDEX session_requests_by_host ON session_requests (host);
+     ALTER TABLE policy_versions ADD COLUMN pushed BOOLEAN NOT NULL DEFAULT FALSE;
+     CREATE TABLE policy_hosts (
+        host TEXT PRIMARY KEY,
+        version BIGINT NOT NULL,
+        since BIGINT NOT NULL
+     );",
 ];
 
 /// The schema version this build needs.

@@ -17,6 +17,8 @@ mod audit;
 mod codes;
 mod connect;
 mod factors;
+mod fleet;
+pub mod listen;
 mod migrate;
 mod sessions;
 

@@ -138,7 +138,7 @@ impl Devices for PgStore {
     }
 }
 
-fn session_of(r: &Row) -> Result<StoredSession, StoreError> {
+pub(super) fn session_of(r: &Row) -> Result<StoredSession, StoreError> {
     Ok(StoredSession {
         id: r.get(0),
         audit_session: u32_of(r.get(1)),
@@ -337,6 +337,10 @@ impl Sessions for PgStore {
                 .await?;
             Ok(usize::try_from(n + m).unwrap_or(usize::MAX))
         })
+    }
+
+    fn fleet(&self) -> Option<&dyn crate::store::Fleet> {
+        Some(self)
     }
 }
 
