@@ -6,6 +6,7 @@
 //! clusters are never touched.
 
 use crate::smtp::free_port;
+use crate::{TestConfig, TestDaemon};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -27,6 +28,8 @@ pub struct Postgres {
     uid: u32,
     gid: u32,
     pub port: u16,
+    /// `name=value` settings, each passed as `-c` at every start.
+    settings: Vec<String>,
     child: Option<Child>,
 }
 
@@ -59,8 +62,15 @@ fn account() -> (u32, u32) {
 }
 
 impl Postgres {
-    /// A new cluster, started, with the `mfad` role (password) and database.
+    /// A new cluster for the tests, started, with the `mfad` role
+    /// (password) and database; fsync off (what is tested is the semantics).
     pub fn start() -> Postgres {
+        Self::start_with(&["fsync=off"])
+    }
+
+    /// As [`Self::start`], with the server settings `settings` (`name=value`,
+    /// each passed as `-c`) instead of the tests' fsync off.
+    pub fn start_with(settings: &[&str]) -> Postgres {
         let (uid, gid) = account();
         let dir = tempfile::Builder::new()
             .prefix("mfad-postgres-")
@@ -79,6 +89,7 @@ impl Postgres {
             uid,
             gid,
             port: free_port(),
+            settings: settings.iter().map(|s| (*s).to_owned()).collect(),
             child: None,
         };
         let out = pg
@@ -127,8 +138,9 @@ impl Postgres {
             .arg(self.port.to_string())
             .arg("-k")
             .arg(self.socket_dir())
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(["-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "max_connections=200"])
+            .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -165,6 +177,42 @@ impl Postgres {
             );
             let _ = child.wait();
         }
+    }
+
+    /// The CPU time (user + system) the server has spent: the postmaster,
+    /// its live processes, and the ones that have exited (reaped by the
+    /// postmaster, so in its children's times). Clock ticks of
+    /// /proc/<pid>/stat.
+    pub fn cpu(&self) -> Duration {
+        let Some(postmaster) = self.child.as_ref().map(Child::id) else {
+            return Duration::ZERO;
+        };
+        // Fields after the command name: 2 is the parent, 12-15 utime,
+        // stime, cutime, cstime.
+        let stat = |pid: &str| -> Option<Vec<u64>> {
+            let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (_, rest) = text.rsplit_once(") ")?;
+            Some(
+                rest.split_whitespace()
+                    .map(|f| f.parse().unwrap_or(0))
+                    .collect(),
+            )
+        };
+        let mut ticks = 0;
+        for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(fields) = name.to_str().and_then(stat) else {
+                continue;
+            };
+            if name.to_str() == Some(&postmaster.to_string()) {
+                ticks += fields[11..15].iter().sum::<u64>();
+            } else if fields[1] == u64::from(postmaster) {
+                ticks += fields[11] + fields[12];
+            }
+        }
+        // SAFETY: sysconf reads a constant.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_nanos(ticks * 1_000_000_000 / hz)
     }
 
     pub fn log(&self) -> String {
@@ -215,6 +263,37 @@ impl Postgres {
              statement_timeout_ms = 2000\nhost_name = \"{host_name}\"\n",
             self.port
         )
+    }
+}
+
+/// Writes `path` with `contents`, then sets its mode.
+pub fn write_private(path: &Path, contents: &[u8], mode: u32) {
+    fs::write(path, contents).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+impl Postgres {
+    /// A daemon of the fleet named `host`, ready to launch: `config` with
+    /// this database as its store, the database password, and (from
+    /// `keys_from`) the fleet's key.
+    pub fn member(
+        &self,
+        mut config: TestConfig,
+        host: &str,
+        keys_from: Option<&TestDaemon>,
+    ) -> TestDaemon {
+        config.store = Some(self.store_table(host));
+        let d = TestDaemon::prepare(config);
+        write_private(
+            &d.dir().join("state/pg.password"),
+            PASSWORD.as_bytes(),
+            0o600,
+        );
+        if let Some(first) = keys_from {
+            let key = fs::read(first.dir().join("state/mfad.key")).unwrap();
+            write_private(&d.dir().join("state/mfad.key"), &key, 0o400);
+        }
+        d
     }
 }
 

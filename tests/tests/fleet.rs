@@ -8,7 +8,7 @@
 
 use mfad_tests::daemon::{TEST_RHOST, show};
 use mfad_tests::pam::*;
-use mfad_tests::postgres::{self, Postgres};
+use mfad_tests::postgres::{self, Postgres, write_private};
 use mfad_tests::users::unique_name;
 use mfad_tests::{TestConfig, TestDaemon, bins};
 use std::os::unix::fs::PermissionsExt;
@@ -17,32 +17,9 @@ use std::process::{Command, Output};
 
 const SVC: &str = "mfa-test";
 
-fn config(pg: &Postgres, host: &str) -> TestConfig {
-    TestConfig {
-        store: Some(pg.store_table(host)),
-        ..TestConfig::default()
-    }
-}
-
-fn write_private(path: &Path, contents: &[u8], mode: u32) {
-    std::fs::write(path, contents).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// A daemon of the fleet, ready to launch: its config, the database
-/// password, and (from `keys_from`) the fleet's key.
+/// A daemon of the fleet with the tests' config.
 fn member(pg: &Postgres, host: &str, keys_from: Option<&TestDaemon>) -> TestDaemon {
-    let d = TestDaemon::prepare(config(pg, host));
-    write_private(
-        &d.dir().join("state/pg.password"),
-        postgres::PASSWORD.as_bytes(),
-        0o600,
-    );
-    if let Some(first) = keys_from {
-        let key = std::fs::read(first.dir().join("state/mfad.key")).unwrap();
-        write_private(&d.dir().join("state/mfad.key"), &key, 0o400);
-    }
-    d
+    pg.member(TestConfig::default(), host, keys_from)
 }
 
 fn mfad(d: &TestDaemon, args: &[&str]) -> Output {
