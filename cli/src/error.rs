@@ -243,6 +243,7 @@ pub fn response_kind(resp: &Response) -> &'static str {
         Response::Sessions { .. } => "sessions",
         Response::Devices { .. } => "devices",
         Response::DirectoryChecked { .. } => "directory check",
+        Response::StoreChecked { .. } => "store check",
         Response::GroupSources { .. } => "group sources",
     }
 }

@@ -174,6 +174,13 @@ pub(crate) fn status(d: &Daemon, user: &str) -> Result<Response, Refusal> {
     }))
 }
 
+/// `mfactl doctor`: the store's checks of itself.
+pub(crate) fn store_check(d: &Daemon) -> Response {
+    Response::StoreChecked {
+        steps: d.store.self_check().into_iter().map(wire::health).collect(),
+    }
+}
+
 pub(crate) fn list(d: &Daemon) -> Result<Response, Refusal> {
     Ok(Response::Users {
         users: d

@@ -109,6 +109,7 @@ pub fn route(request: &Request) -> Route<'_> {
         // A lookup of anyone's directory entry: an admin's diagnosis.
         Request::DirectoryCheck { user } => (Admin, Account(user.as_deref()), "directory check"),
         Request::GroupSources { .. } => (Admin, Nothing, "policy check"),
+        Request::StoreCheck => (Admin, Nothing, "store check"),
         Request::DeviceList { user } => (SelfOrAdmin, Account(user.as_deref()), "devices list"),
         Request::DeviceRevoke { user, .. } => {
             (SelfOrAdmin, Account(user.as_deref()), "devices revoke")
@@ -266,6 +267,7 @@ pub async fn dispatch(
         Request::DeviceRevoke { id, .. } => sessions::revoke(d, peer, &user, id),
         Request::DirectoryCheck { .. } => directory::check::run(d, &user),
         Request::GroupSources { groups } => directory::check::group_sources(d, &groups),
+        Request::StoreCheck => Ok(admin::store_check(d)),
     };
     let response = result.unwrap_or_else(Refusal::into_response);
     match io.send(response).await {
@@ -390,6 +392,7 @@ mod tests {
                 Account(Some("alice")),
             ),
             (Request::GroupSources { groups: vec![] }, Admin, Nothing),
+            (Request::StoreCheck, Admin, Nothing),
             (
                 Request::DirectoryCheck {
                     user: alice.clone(),

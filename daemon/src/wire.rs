@@ -3,10 +3,12 @@
 
 use crate::audit::chain::StoredRow;
 use crate::store::{
-    DeviceRecord, FailureCount, Passed, PolicyRecord, StoredSession, TotpSummary, UserRecord,
+    DeviceRecord, FailureCount, Health, HealthStatus, Passed, PolicyRecord, StoredSession,
+    TotpSummary, UserRecord,
 };
 use mfad_protocol::{
-    AuditRow, DeviceInfo, LockInfo, PassedFactor, PolicyVersion, SessionInfo, TotpInfo, UserSummary,
+    AuditRow, CheckStep, DeviceInfo, LockInfo, PassedFactor, PolicyVersion, SessionInfo, TotpInfo,
+    UserSummary,
 };
 
 pub fn audit_row(r: StoredRow) -> AuditRow {
@@ -26,6 +28,20 @@ pub fn audit_row(r: StoredRow) -> AuditRow {
         policy_version: b.policy_version,
         ruser: b.ruser,
         caller_uid: b.caller_uid,
+        host: Some(b.host).filter(|h| !h.is_empty()),
+    }
+}
+
+pub fn health(h: Health) -> CheckStep {
+    CheckStep {
+        check: h.check.to_owned(),
+        status: match h.status {
+            HealthStatus::Ok => "ok",
+            HealthStatus::Warn => "warn",
+            HealthStatus::Fail => "fail",
+        }
+        .to_owned(),
+        message: h.message,
     }
 }
 

@@ -168,6 +168,9 @@ pub enum Request {
         #[serde(default)]
         user: Option<String>,
     },
+    /// `mfactl doctor`: mfad's checks of its store (the connection, TLS and
+    /// the schema of a fleet's PostgreSQL; the SQLite file).
+    StoreCheck,
     /// `mfactl policy check`: which of these `%group` names NSS (on mfad's
     /// machine) and mfad's `[directory]` know.
     GroupSources {
@@ -409,7 +412,10 @@ pub enum Response {
     },
     /// The steps of a `directory_check`, in order.
     DirectoryChecked {
-        steps: Vec<DirectoryStep>,
+        steps: Vec<CheckStep>,
+    },
+    StoreChecked {
+        steps: Vec<CheckStep>,
     },
     GroupSources {
         groups: Vec<GroupSource>,
@@ -428,7 +434,7 @@ pub struct GroupSource {
 
 /// One step of a directory check.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DirectoryStep {
+pub struct CheckStep {
     pub check: String,
     /// `ok`, `warn` or `fail`.
     pub status: String,
@@ -695,6 +701,10 @@ pub struct AuditRow {
     pub ruser: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_uid: Option<u32>,
+    /// The host that wrote the row: in a fleet, rows of every host share
+    /// one database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// What `audit_verify` found.
@@ -831,6 +841,7 @@ impl Request {
             | Request::DeviceList { .. }
             | Request::DeviceRevoke { .. }
             | Request::DirectoryCheck { .. }
+            | Request::StoreCheck
             | Request::GroupSources { .. } => false,
         }
     }

@@ -22,7 +22,7 @@ pub use run::{connect_as, output_within, run_as, run_as_with_stdin, run_with_std
 pub use syslog::SyslogReceiver;
 pub use tools::Enrollment;
 
-use crate::bins;
+use crate::{bins, postgres};
 use mfad_protocol::{Client, ClientOptions, Request, Response};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -31,6 +31,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long the daemon gets to answer its first ping, and to exit on SIGTERM.
@@ -42,6 +43,9 @@ pub struct TestDaemon {
     child: Option<Child>,
     /// Set in mfad's environment (what systemd would set).
     env: Vec<(String, String)>,
+    /// The database of its own in a shared PostgreSQL cluster
+    /// ([`postgres::SHARED_ENV`]), migrated before the first start.
+    postgres: Option<(postgres::Shared, String, bool)>,
 }
 
 impl TestDaemon {
@@ -80,12 +84,26 @@ impl TestDaemon {
         let state = dir.path().join("state");
         std::fs::create_dir(&state).expect("create state/");
         std::fs::set_permissions(&state, Permissions::from_mode(0o700)).expect("chmod 0700");
-        let daemon = TestDaemon {
+        let mut daemon = TestDaemon {
             dir,
             config,
             child: None,
             env: Vec::new(),
+            postgres: None,
         };
+        if daemon.config.store.is_none()
+            && let Some(shared) = postgres::Shared::from_env()
+        {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let name = format!(
+                "mfad_t{}_{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            shared.create_database(&name);
+            daemon.config.store = Some(shared.store_table(&name, "test", None));
+            daemon.postgres = Some((shared, name, false));
+        }
         daemon.write_config();
         std::fs::write(daemon.policy_path(), daemon.config.policy.render())
             .expect("write policy.toml");
@@ -141,6 +159,18 @@ impl TestDaemon {
     fn write_config(&self) {
         std::fs::write(self.config_path(), self.config.render(self.dir()))
             .expect("write mfad.toml");
+        let password = self.dir().join("state/pg.password");
+        if self
+            .config
+            .store
+            .as_deref()
+            .is_some_and(|s| s.contains("DIR/state/pg.password"))
+            && !password.exists()
+        {
+            std::fs::write(&password, postgres::PASSWORD).expect("write the database password");
+            std::fs::set_permissions(&password, Permissions::from_mode(0o600))
+                .expect("chmod the database password");
+        }
         if let Some(sms) = &self.config.sms {
             let path = self.dir().join(sms.secret_path());
             std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
@@ -203,6 +233,16 @@ impl TestDaemon {
     pub fn try_launch(&mut self) -> Result<(), StartFailure> {
         assert!(self.child.is_none(), "mfad is already running");
         self.write_config();
+        if let Some((_, _, migrated @ false)) = &mut self.postgres {
+            let out = Command::new(bins::mfad())
+                .arg("--config")
+                .arg(self.dir.path().join("mfad.toml"))
+                .arg("--migrate")
+                .output()
+                .expect("run mfad --migrate");
+            assert!(out.status.success(), "mfad --migrate: {}", show(&out));
+            *migrated = true;
+        }
         self.write_policy(&self.config.policy.clone());
         let before = self.log_text().len();
         let started = Instant::now();
@@ -339,6 +379,9 @@ impl Drop for TestDaemon {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some((shared, name, _)) = &self.postgres {
+            shared.drop_database(name);
         }
         if std::thread::panicking() {
             eprintln!(

@@ -6,13 +6,14 @@
 //! Needs the Debian packages `slapd`, `ldap-utils` and `openssl`; the
 //! host's own slapd is never touched.
 
+use crate::certs::{make_certs, run};
 use crate::smtp::free_port;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -49,71 +50,6 @@ pub struct Slapd {
     shape: Shape,
     pub ldap_port: u16,
     pub ldaps_port: u16,
-}
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, and a server certificate it signed for 127.0.0.1 and localhost.
-fn make_certs(dir: &Path, prefix: &str) {
-    let p = |name: &str| dir.join(format!("{prefix}{name}"));
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    run(
-        Command::new("openssl")
-            .args(["req", "-x509", "-days", "2", "-subj", "/CN=mfad test CA"])
-            .args(ec)
-            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
-            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-            .arg("-keyout")
-            .arg(p("ca.key"))
-            .arg("-out")
-            .arg(p("ca.pem")),
-        "openssl: the test CA",
-    );
-    run(
-        Command::new("openssl")
-            .args(["req", "-subj", "/CN=localhost"])
-            .args(ec)
-            .arg("-keyout")
-            .arg(p("server.key"))
-            .arg("-out")
-            .arg(p("server.csr")),
-        "openssl: the server key",
-    );
-    fs::write(
-        p("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(
-        Command::new("openssl")
-            .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
-            .arg("-in")
-            .arg(p("server.csr"))
-            .arg("-CA")
-            .arg(p("ca.pem"))
-            .arg("-CAkey")
-            .arg(p("ca.key"))
-            .arg("-extfile")
-            .arg(p("ext.cnf"))
-            .arg("-out")
-            .arg(p("server.pem")),
-        "openssl: the server certificate",
-    );
 }
 
 impl Slapd {

@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod bins;
+pub mod certs;
 pub mod daemon;
 pub mod ldap;
 pub mod mmdb;

@@ -5,6 +5,7 @@
 //! middle of a test. Needs Debian's `postgresql` package; the host's own
 //! clusters are never touched.
 
+use crate::certs::make_certs;
 use crate::smtp::free_port;
 use crate::{TestConfig, TestDaemon};
 use std::fs;
@@ -15,6 +16,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+/// What is tested is the semantics: no disk flushes.
+const TEST_SETTINGS: &[&str] = &["fsync=off"];
 /// The role and database mfad uses, and the role's password.
 pub const ROLE: &str = "mfad";
 pub const DATABASE: &str = "mfad";
@@ -31,6 +34,8 @@ pub struct Postgres {
     /// `name=value` settings, each passed as `-c` at every start.
     settings: Vec<String>,
     child: Option<Child>,
+    /// Serving TLS with a certificate from `ca.pem` in its directory.
+    tls: bool,
 }
 
 /// The newest server installed under /usr/lib/postgresql.
@@ -62,15 +67,34 @@ fn account() -> (u32, u32) {
 }
 
 impl Postgres {
-    /// A new cluster for the tests, started, with the `mfad` role
-    /// (password) and database; fsync off (what is tested is the semantics).
+    /// A new cluster, started, with the `mfad` role (password) and database.
     pub fn start() -> Postgres {
-        Self::start_with(&["fsync=off"])
+        Self::start_with(false, TEST_SETTINGS)
     }
 
-    /// As [`Self::start`], with the server settings `settings` (`name=value`,
-    /// each passed as `-c`) instead of the tests' fsync off.
-    pub fn start_with(settings: &[&str]) -> Postgres {
+    /// A cluster as [`Self::start`] makes, with the server settings
+    /// `settings` (`name=value`, each passed as `-c`) in place of the tests'
+    /// fsync off: the benchmark's, with the production default fsync on.
+    pub fn start_configured(settings: &[&str]) -> Postgres {
+        Self::start_with(false, settings)
+    }
+
+    /// As [`Self::start`], serving TLS only, with a certificate for
+    /// 127.0.0.1 from a test CA ([`Self::ca_file`]); a second CA that signed
+    /// nothing of it is at [`Self::other_ca_file`].
+    pub fn start_tls() -> Postgres {
+        Self::start_with(true, TEST_SETTINGS)
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn other_ca_file(&self) -> PathBuf {
+        self.dir.path().join("other-ca.pem")
+    }
+
+    fn start_with(tls: bool, settings: &[&str]) -> Postgres {
         let (uid, gid) = account();
         let dir = tempfile::Builder::new()
             .prefix("mfad-postgres-")
@@ -91,7 +115,23 @@ impl Postgres {
             port: free_port(),
             settings: settings.iter().map(|s| (*s).to_owned()).collect(),
             child: None,
+            tls,
         };
+        if tls {
+            make_certs(pg.dir.path(), "");
+            make_certs(pg.dir.path(), "other-");
+            // The server reads its key as its own account, private.
+            for name in ["server.pem", "server.key"] {
+                let path = pg.dir.path().join(name);
+                nix::unistd::chown(
+                    &path,
+                    Some(nix::unistd::Uid::from_raw(uid)),
+                    Some(nix::unistd::Gid::from_raw(gid)),
+                )
+                .unwrap();
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+            }
+        }
         let out = pg
             .command("initdb")
             .arg("-D")
@@ -130,8 +170,14 @@ impl Postgres {
     pub fn start_server(&mut self) {
         assert!(self.child.is_none(), "already running");
         let log = fs::File::create(self.dir.path().join("server.log")).unwrap();
-        let child = self
-            .command("postgres")
+        let mut cmd = self.command("postgres");
+        if self.tls {
+            let path = |name: &str| self.dir.path().join(name).display().to_string();
+            cmd.args(["-c", "ssl=on"])
+                .args(["-c", &format!("ssl_cert_file={}", path("server.pem"))])
+                .args(["-c", &format!("ssl_key_file={}", path("server.key"))]);
+        }
+        let child = cmd
             .arg("-D")
             .arg(self.data())
             .arg("-p")
@@ -139,8 +185,8 @@ impl Postgres {
             .arg("-k")
             .arg(self.socket_dir())
             .args(["-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "max_connections=200"])
             .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
+            .args(["-c", "max_connections=200"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -179,37 +225,66 @@ impl Postgres {
         }
     }
 
-    /// The CPU time (user + system) the server has spent: the postmaster,
-    /// its live processes, and the ones that have exited (reaped by the
-    /// postmaster, so in its children's times). Clock ticks of
-    /// /proc/<pid>/stat.
-    pub fn cpu(&self) -> Duration {
-        let Some(postmaster) = self.child.as_ref().map(Child::id) else {
-            return Duration::ZERO;
+    /// Freezes the server and every backend (SIGSTOP): connections stay
+    /// open and nothing answers, as with a hung host. [`Self::thaw`] undoes it.
+    pub fn freeze(&self) {
+        self.signal_all(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    pub fn thaw(&self) {
+        self.signal_all(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal_all(&self, signal: nix::sys::signal::Signal) {
+        for (pid, _) in self.processes() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        }
+    }
+
+    /// The postmaster (first) and its children (the backends), found by
+    /// parent pid, each with the fields of /proc/<pid>/stat after the
+    /// command name (0 is the state, 1 the parent, 11-14 utime, stime,
+    /// cutime, cstime in clock ticks).
+    fn processes(&self) -> Vec<(i32, Vec<u64>)> {
+        let Some(child) = &self.child else {
+            return Vec::new();
         };
-        // Fields after the command name: 2 is the parent, 12-15 utime,
-        // stime, cutime, cstime.
-        let stat = |pid: &str| -> Option<Vec<u64>> {
+        let main = child.id() as i32;
+        let stat = |pid: i32| -> Option<Vec<u64>> {
             let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let (_, rest) = text.rsplit_once(") ")?;
+            let (_, rest) = text.rsplit_once(')')?;
             Some(
                 rest.split_whitespace()
                     .map(|f| f.parse().unwrap_or(0))
                     .collect(),
             )
         };
-        let mut ticks = 0;
-        for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let name = entry.file_name();
-            let Some(fields) = name.to_str().and_then(stat) else {
+        let mut found: Vec<(i32, Vec<u64>)> = stat(main).map(|f| (main, f)).into_iter().collect();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
                 continue;
             };
-            if name.to_str() == Some(&postmaster.to_string()) {
-                ticks += fields[11..15].iter().sum::<u64>();
-            } else if fields[1] == u64::from(postmaster) {
-                ticks += fields[11] + fields[12];
+            if let Some(fields) = stat(pid).filter(|f| f.get(1) == Some(&(main as u64))) {
+                found.push((pid, fields));
             }
         }
+        found
+    }
+
+    /// The CPU time (user + system) the server has spent: the postmaster,
+    /// its live backends, and the ones that have exited (reaped by the
+    /// postmaster, so in its children's times).
+    pub fn cpu(&self) -> Duration {
+        let ticks: u64 = self
+            .processes()
+            .iter()
+            .enumerate()
+            .map(|(i, (_, f))| {
+                let own = f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0);
+                let reaped = f.get(13).unwrap_or(&0) + f.get(14).unwrap_or(&0);
+                if i == 0 { own + reaped } else { own }
+            })
+            .sum();
         // SAFETY: sysconf reads a constant.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
         Duration::from_nanos(ticks * 1_000_000_000 / hz)
@@ -230,22 +305,74 @@ impl Postgres {
     }
 
     fn psql(&self, database: &str, query: &str) -> String {
-        let out = self
-            .command("psql")
+        self.shared().psql(database, query)
+    }
+
+    /// Where this cluster is, for [`Shared`].
+    pub fn shared(&self) -> Shared {
+        Shared {
+            bin: self.bin.clone(),
+            socket_dir: self.socket_dir().to_owned(),
+            port: self.port,
+        }
+    }
+
+    /// The `[store]` table for a daemon living in `DIR` (the test config
+    /// writes the password to `state/pg.password`).
+    pub fn store_table(&self, host_name: &str) -> String {
+        self.store_table_trusting(host_name, self.tls.then(|| self.ca_file()).as_deref())
+    }
+
+    /// As [`Self::store_table`], verifying the server against `ca_file`
+    /// (`None`: no TLS at all).
+    pub fn store_table_trusting(&self, host_name: &str, ca_file: Option<&Path>) -> String {
+        self.shared().store_table(DATABASE, host_name, ca_file)
+    }
+}
+
+/// The variable that hands a running cluster ([`Postgres::shared`]) to the
+/// test daemons of another process: `SOCKET_DIR PORT`. With it set (by
+/// `with_postgres`, under which scripts/test runs end-to-end tests a second
+/// time), every [`crate::TestDaemon`] without a `[store]` of its own gets a
+/// database of its own in that cluster instead of a SQLite file.
+pub const SHARED_ENV: &str = "MFAD_TEST_POSTGRES";
+
+/// A running cluster: how to reach it.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    bin: PathBuf,
+    socket_dir: PathBuf,
+    pub port: u16,
+    /// `name=value` settings, each passed as `-c` at every start.
+    settings: Vec<String>,
+}
+
+impl Shared {
+    /// The cluster named by [`SHARED_ENV`], if it is set.
+    pub fn from_env() -> Option<Shared> {
+        let value = std::env::var(SHARED_ENV).ok()?;
+        let (dir, port) = value.split_once(' ')?;
+        Some(Shared {
+            bin: bin_dir(),
+            socket_dir: dir.into(),
+            port: port.parse().ok()?,
+        })
+    }
+
+    pub fn to_env(&self) -> String {
+        format!("{} {}", self.socket_dir.display(), self.port)
+    }
+
+    /// Runs SQL as the superuser (trusted on the cluster's socket); returns
+    /// the rows as psql prints them unaligned (`a|b` per line).
+    pub fn psql(&self, database: &str, query: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
             .arg("-h")
-            .arg(self.socket_dir())
+            .arg(&self.socket_dir)
             .arg("-p")
             .arg(self.port.to_string())
-            .args([
-                "-U",
-                ADMIN,
-                "-d",
-                database,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-At",
-                "-c",
-            ])
+            .args(["-U", ADMIN, "-d", database])
+            .args(["-v", "ON_ERROR_STOP=1", "-At", "-c"])
             .arg(query)
             .output()
             .expect("run psql");
@@ -253,13 +380,41 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
-    /// The `[store]` table for a daemon living in `DIR` (the test config
-    /// writes the password to `state/pg.password`).
-    pub fn store_table(&self, host_name: &str) -> String {
+    /// A new database owned by the `mfad` role.
+    pub fn create_database(&self, name: &str) {
+        self.psql("postgres", &format!("CREATE DATABASE {name} OWNER {ROLE}"));
+    }
+
+    /// Drops database `name`; quietly, since it runs in `Drop` (a cluster
+    /// that is gone takes its databases with it).
+    pub fn drop_database(&self, name: &str) {
+        let _ = Command::new(self.bin.join("psql"))
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", ADMIN, "-d", "postgres", "-c"])
+            .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .output();
+    }
+
+    /// The `[store]` table for a daemon in `DIR` on database `name` (the
+    /// password goes to `state/pg.password`), verifying the server against
+    /// `ca_file` (`None`: no TLS at all).
+    pub fn store_table(&self, name: &str, host_name: &str, ca_file: Option<&Path>) -> String {
+        let tls = match ca_file {
+            Some(ca) => format!("ca_file = \"{}\"\n", ca.display()),
+            None => String::new(),
+        };
+        let sslmode = if ca_file.is_some() {
+            ""
+        } else {
+            " sslmode=disable"
+        };
         format!(
             "[store]\nbackend = \"postgres\"\n\
-             url = \"host=127.0.0.1 port={} user={ROLE} dbname={DATABASE} sslmode=disable\"\n\
-             password_file = \"DIR/state/pg.password\"\npool_size = 4\n\
+             url = \"host=127.0.0.1 port={} user={ROLE} dbname={name}{sslmode}\"\n\
+             password_file = \"DIR/state/pg.password\"\n{tls}pool_size = 4\n\
              statement_timeout_ms = 2000\nhost_name = \"{host_name}\"\n",
             self.port
         )
@@ -274,8 +429,7 @@ pub fn write_private(path: &Path, contents: &[u8], mode: u32) {
 
 impl Postgres {
     /// A daemon of the fleet named `host`, ready to launch: `config` with
-    /// this database as its store, the database password, and (from
-    /// `keys_from`) the fleet's key.
+    /// this database as its store, and (from `keys_from`) the fleet's key.
     pub fn member(
         &self,
         mut config: TestConfig,
@@ -284,11 +438,6 @@ impl Postgres {
     ) -> TestDaemon {
         config.store = Some(self.store_table(host));
         let d = TestDaemon::prepare(config);
-        write_private(
-            &d.dir().join("state/pg.password"),
-            PASSWORD.as_bytes(),
-            0o600,
-        );
         if let Some(first) = keys_from {
             let key = fs::read(first.dir().join("state/mfad.key")).unwrap();
             write_private(&d.dir().join("state/mfad.key"), &key, 0o400);
@@ -299,6 +448,7 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
+        self.thaw();
         self.stop_server();
     }
 }

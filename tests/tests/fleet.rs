@@ -8,7 +8,7 @@
 
 use mfad_tests::daemon::{TEST_RHOST, show};
 use mfad_tests::pam::*;
-use mfad_tests::postgres::{self, Postgres, write_private};
+use mfad_tests::postgres::{Postgres, write_private};
 use mfad_tests::users::unique_name;
 use mfad_tests::{TestConfig, TestDaemon, bins};
 use std::os::unix::fs::PermissionsExt;
@@ -75,6 +75,12 @@ fn enrolled_on_one_host_a_user_logs_in_on_another_and_a_code_counts_once_in_the_
          WHERE username = '{user}' AND channel = 'totp' ORDER BY id"
     ));
     assert_eq!(decided, "web-2 allow\nweb-1 deny", "audit rows");
+    // `mfactl audit` on any host shows the fleet's rows, each with its host.
+    let out = a.mfactl(["audit", "--user", &user]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "audit: {}", show(&out));
+    assert!(text.starts_with("TIME") && text.contains("HOST"), "{text}");
+    assert!(text.contains("web-1") && text.contains("web-2"), "{text}");
     // Each host's chain verifies.
     for d in [&a, &b] {
         let out = d.mfactl(["audit", "verify"]);
@@ -203,6 +209,98 @@ fn with_the_database_down_logins_are_denied_and_service_comes_back_by_itself() {
     pg.start_server();
     let code = a.totp_code(&secret, 0);
     a.expect_rc(login(&a, &user, &[&code]), PAM_SUCCESS);
+}
+
+#[test]
+fn a_hung_database_costs_a_login_the_statement_timeout_then_a_denial() {
+    let pg = Postgres::start();
+    let (a, _b) = fleet(&pg);
+    let user = unique_name("gus");
+    let secret = a.enroll_totp(&user);
+    pg.freeze();
+    let code = a.totp_code(&secret, 0);
+    let started = std::time::Instant::now();
+    let (rc, t) = login(&a, &user, &[&code]);
+    let waited = started.elapsed();
+    pg.thaw();
+    assert_ne!(
+        rc, PAM_SUCCESS,
+        "a login went through a hung database:\n{t}"
+    );
+    // Not a performance bound: a hung database must end in a verdict, not
+    // in a login that hangs (the timeout is 2 s per store call).
+    assert!(
+        waited < std::time::Duration::from_secs(15),
+        "the login hung for {waited:?}"
+    );
+    let code = a.totp_code(&secret, 0);
+    a.expect_rc(login(&a, &user, &[&code]), PAM_SUCCESS);
+}
+
+/// `mfactl doctor`'s findings about the store: (check, status, message).
+fn store_findings_with_messages(d: &TestDaemon) -> Vec<(String, String, String)> {
+    // Other checks (sshd, PAM files) may fail here: only the store matters.
+    let out = d.mfactl(["--json", "doctor", "--service", "none"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", show(&out)));
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"].as_str().unwrap().starts_with("store"))
+        .map(|f| {
+            let field = |k: &str| f[k].as_str().unwrap().to_owned();
+            (field("check"), field("status"), field("message"))
+        })
+        .collect()
+}
+
+fn store_findings(d: &TestDaemon) -> Vec<(String, String)> {
+    store_findings_with_messages(d)
+        .into_iter()
+        .map(|(check, status, _)| (check, status))
+        .collect()
+}
+
+#[test]
+fn doctor_reports_the_store_connection_its_tls_and_schema() {
+    let mut pg = Postgres::start();
+    let (a, _b) = fleet(&pg);
+    let found = store_findings(&a);
+    assert_eq!(
+        found,
+        [
+            ("store connection".to_owned(), "ok".to_owned()),
+            ("store tls".to_owned(), "warn".to_owned()),
+            ("store schema".to_owned(), "ok".to_owned()),
+        ],
+        "{found:?}"
+    );
+    pg.stop_server();
+    let found = store_findings(&a);
+    assert_eq!(found, [("store connection".to_owned(), "fail".to_owned())]);
+}
+
+#[test]
+fn tls_to_the_database_is_verified_against_the_ca_file() {
+    let pg = Postgres::start_tls();
+    let (a, _b) = fleet(&pg);
+    let found = store_findings_with_messages(&a);
+    let tls = found
+        .iter()
+        .find(|(check, _, _)| check == "store tls")
+        .unwrap_or_else(|| panic!("no store tls finding: {found:?}"));
+    assert_eq!(tls.1, "ok", "{tls:?}");
+    assert!(tls.2.contains("TLS"), "{tls:?}");
+    // A server whose certificate the configured CA did not sign is refused.
+    let mut c = member(&pg, "web-9", Some(&a));
+    c.config_mut().store = Some(pg.store_table_trusting("web-9", Some(&pg.other_ca_file())));
+    let failure = c.start_expecting_failure();
+    assert!(
+        failure.stderr.contains("certificate"),
+        "the untrusted certificate is not named:\n{}",
+        failure.stderr
+    );
 }
 
 #[test]

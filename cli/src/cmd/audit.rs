@@ -158,13 +158,22 @@ pub fn render(rows: &[AuditRow]) -> String {
     if rows.is_empty() {
         return "No matching audit records.\n".to_owned();
     }
-    let mut table = Table::new(&[
-        "TIME", "USER", "SERVICE", "RHOST", "TTY", "CHANNEL", "DECISION", "RULE", "VERSION",
-        "REASON",
+    // A fleet's rows come from several hosts: then each row names its own.
+    let hosts = rows.iter().any(|r| r.host != rows[0].host);
+    let mut columns = vec!["TIME"];
+    if hosts {
+        columns.push("HOST");
+    }
+    columns.extend([
+        "USER", "SERVICE", "RHOST", "TTY", "CHANNEL", "DECISION", "RULE", "VERSION", "REASON",
     ]);
+    let mut table = Table::new(&columns);
     for row in rows {
-        table.row(vec![
-            utc(row.time),
+        let mut cells = vec![utc(row.time)];
+        if hosts {
+            cells.push(or_dash(row.host.as_deref()));
+        }
+        cells.extend([
             row.user.clone(),
             row.service.clone(),
             or_dash(row.rhost.as_deref()),
@@ -176,6 +185,7 @@ pub fn render(rows: &[AuditRow]) -> String {
                 .map_or_else(|| "-".to_owned(), |v| v.to_string()),
             row.reason.clone(),
         ]);
+        table.row(cells);
     }
     table.render()
 }
@@ -200,6 +210,7 @@ mod tests {
             policy_version: None,
             ruser: None,
             caller_uid: None,
+            host: None,
         }
     }
 

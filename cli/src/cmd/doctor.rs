@@ -94,6 +94,7 @@ struct Report<'a> {
 
 pub fn run(ctx: &mut Ctx, args: &DoctorArgs) -> Result<(), CliError> {
     let mut findings = vec![daemon(ctx)];
+    findings.extend(store(ctx));
     findings.extend(directory(ctx, args.directory_user.as_deref()));
     findings.extend(sshd(args.sshd_config.as_deref()));
     for service in &args.services {
@@ -137,6 +138,31 @@ fn daemon(ctx: &mut Ctx) -> Finding {
             e.hint()
                 .unwrap_or_else(|| "start mfad: systemctl start mfad".to_owned()),
         ),
+    }
+}
+
+/// mfad's checks of its store: for a fleet, the connection to PostgreSQL,
+/// TLS and the schema.
+fn store(ctx: &mut Ctx) -> Vec<Finding> {
+    match ctx.call(&Request::StoreCheck) {
+        Ok(Response::StoreChecked { steps }) => steps
+            .iter()
+            .map(|s| {
+                let message = clean_line(&s.message);
+                let fix = "check [store] in mfad.toml (mfad.toml(5)) and the database server";
+                match s.status.as_str() {
+                    "ok" => Finding::ok(&s.check, message),
+                    "warn" => Finding::warn(&s.check, message, fix),
+                    _ => Finding::fail(&s.check, message, fix),
+                }
+            })
+            .collect(),
+        Ok(other) => vec![Finding::skip(
+            "store",
+            crate::error::unexpected(&other).to_string(),
+        )],
+        // mfad cannot be asked: the daemon finding already says why.
+        Err(_) => Vec::new(),
     }
 }
 
@@ -262,8 +288,18 @@ pub fn render(findings: &[Finding]) -> String {
 #[cfg(test)]
 mod tests {
     use crate::cmd::testing::mfactl;
-    use mfad_protocol::{DirectoryStep, ErrorCode, Response};
+    use mfad_protocol::{CheckStep, ErrorCode, Response};
     use serde_json::{Value, json};
+
+    fn store() -> Response {
+        Response::StoreChecked {
+            steps: vec![CheckStep {
+                check: "store".into(),
+                status: "ok".into(),
+                message: "SQLite, schema version 9".into(),
+            }],
+        }
+    }
 
     fn doctor(reply: Response) -> (Vec<Value>, Vec<Value>) {
         let pam = tempfile::tempdir().unwrap();
@@ -282,7 +318,7 @@ mod tests {
                 "--directory-user",
                 "alice",
             ],
-            vec![pong, reply],
+            vec![pong, store(), reply],
             "",
             false,
         );
@@ -299,7 +335,7 @@ mod tests {
 
     #[test]
     fn directory_steps_from_mfad_become_findings() {
-        let step = |check: &str, status: &str, message: &str| DirectoryStep {
+        let step = |check: &str, status: &str, message: &str| CheckStep {
             check: check.into(),
             status: status.into(),
             message: message.into(),
@@ -310,8 +346,9 @@ mod tests {
                 step("directory lookup", "warn", "(uid=alice) matched no entry"),
             ],
         });
+        assert_eq!(requests[1], json!({"type": "store_check"}));
         assert_eq!(
-            requests[1],
+            requests[2],
             json!({"type": "directory_check", "user": "alice"})
         );
         let got: Vec<(&str, &str)> = found

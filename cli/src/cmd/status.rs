@@ -181,6 +181,7 @@ mod tests {
                 policy_version: Some(1),
                 ruser: None,
                 caller_uid: None,
+                host: None,
             })),
         }
     }

@@ -212,6 +212,7 @@ fn audit_defaults_and_json() {
         policy_version: Some(3),
         ruser: None,
         caller_uid: None,
+        host: None,
     };
     let reply = Response::Audit { rows: vec![row] };
     let out = mfactl(&["audit", "--json"], vec![reply], "", false);

@@ -6,13 +6,13 @@ use crate::Daemon;
 use crate::admin::Refusal;
 use crate::config::DirectoryBind;
 use crate::delivery::address;
-use mfad_protocol::{Channel, DirectoryStep, ErrorCode, GroupSource, Response};
+use mfad_protocol::{Channel, CheckStep, ErrorCode, GroupSource, Response};
 
 /// The most group names one `group_sources` request may name.
 const MAX_GROUPS: usize = 256;
 
-fn step(check: &str, status: &str, message: String) -> DirectoryStep {
-    DirectoryStep {
+fn step(check: &str, status: &str, message: String) -> CheckStep {
+    CheckStep {
         check: check.to_owned(),
         status: status.to_owned(),
         message,

@@ -662,6 +662,21 @@ pub struct KeyState {
     pub keyed_rows: u64,
 }
 
+/// One finding of [`Accounts::self_check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub check: &'static str,
+    pub status: HealthStatus,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthStatus {
+    Ok,
+    Warn,
+    Fail,
+}
+
 /// Accounts as a whole, and the store's own upkeep.
 pub trait Accounts {
     /// Every user with a factor, a pending enrollment or a counter.
@@ -673,6 +688,8 @@ pub trait Accounts {
     fn purge(&self, now: i64, rule: LockRule) -> Result<usize, StoreError>;
     fn key_state(&self) -> Result<KeyState, StoreError>;
     fn record_key_check(&self, value: &[u8], now: i64) -> Result<(), StoreError>;
+    /// The store's own view of its health, for `mfactl doctor`.
+    fn self_check(&self) -> Vec<Health>;
     /// Marks a clean stop: the next start needs no fence. Call when nothing
     /// else will use the store.
     fn close_clean(&self) -> Result<(), StoreError>;

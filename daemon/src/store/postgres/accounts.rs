@@ -4,7 +4,8 @@ use super::audit::insert;
 use super::{PgStore, u32_of};
 use crate::audit::Event;
 use crate::store::{
-    Accounts, KEYED_TABLES, KeyState, LockRule, Policies, PolicyRecord, StoreError, UserRecord,
+    Accounts, Health, HealthStatus, KEYED_TABLES, KeyState, LockRule, Policies, PolicyRecord,
+    StoreError, UserRecord,
 };
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
@@ -26,9 +27,7 @@ impl Policies for PgStore {
         now: i64,
         loaded_by: &str,
     ) -> Result<(i64, bool), StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             tx.execute("SELECT pg_advisory_xact_lock(hashtext('mfad policy'))", &[])
                 .await?;
             let latest = tx
@@ -40,7 +39,7 @@ impl Policies for PgStore {
             if let Some(r) = latest
                 && r.get::<_, &str>(1) == sha256
             {
-                return Ok((r.get(0), false));
+                return Ok(((r.get(0), false), false));
             }
             let version: i64 = tx
                 .query_one(
@@ -50,8 +49,7 @@ impl Policies for PgStore {
                 )
                 .await?
                 .get(0);
-            tx.commit().await?;
-            Ok((version, true))
+            Ok(((version, true), true))
         })
     }
 
@@ -117,9 +115,7 @@ impl Accounts for PgStore {
     }
 
     fn reset_user(&self, user: &str, event: &Event) -> Result<bool, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             let mut n = 0;
             for table in [
                 "totp",
@@ -138,9 +134,8 @@ impl Accounts for PgStore {
                     )
                     .await?;
             }
-            insert(&tx, &self.host, event).await?;
-            tx.commit().await?;
-            Ok(n > 0)
+            insert(tx, &self.host, event).await?;
+            Ok((n > 0, true))
         })
     }
 
@@ -198,6 +193,70 @@ impl Accounts for PgStore {
             .await?;
             Ok(())
         })
+    }
+
+    fn self_check(&self) -> Vec<Health> {
+        let health = |check, status, message| Health {
+            check,
+            status,
+            message,
+        };
+        let started = std::time::Instant::now();
+        let probe = self.block(async {
+            let c = self.client().await?;
+            let server: String = c.query_one("SHOW server_version", &[]).await?.get(0);
+            let tls: Option<String> = c
+                .query_opt(
+                    "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+                    &[],
+                )
+                .await?
+                .map(|r| r.get(0));
+            let schema = super::migrate::check(&c).await;
+            Ok((server, tls, schema))
+        });
+        let (server, tls, schema) = match probe {
+            Ok(found) => found,
+            Err(e) => {
+                return vec![health(
+                    "store connection",
+                    HealthStatus::Fail,
+                    format!("PostgreSQL: {e}: every login is refused"),
+                )];
+            }
+        };
+        vec![
+            health(
+                "store connection",
+                HealthStatus::Ok,
+                format!(
+                    "PostgreSQL {server} answers in {} ms, as host {:?}",
+                    started.elapsed().as_millis(),
+                    self.host
+                ),
+            ),
+            match tls {
+                Some(version) => health(
+                    "store tls",
+                    HealthStatus::Ok,
+                    format!("encrypted ({version})"),
+                ),
+                None => health(
+                    "store tls",
+                    HealthStatus::Warn,
+                    "not encrypted: set store.ca_file unless the database is on this host"
+                        .to_owned(),
+                ),
+            },
+            match schema {
+                Ok(()) => health(
+                    "store schema",
+                    HealthStatus::Ok,
+                    format!("version {}", super::migrate::latest()),
+                ),
+                Err(e) => health("store schema", HealthStatus::Fail, e.to_string()),
+            },
+        ]
     }
 
     /// Nothing to do: every commit is durable on the server.

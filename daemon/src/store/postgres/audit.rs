@@ -146,12 +146,9 @@ fn row(r: &Row) -> StoredRow {
 
 impl AuditLog for PgStore {
     fn audit(&self, event: &Event) -> Result<(), StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
-            insert(&tx, &self.host, event).await?;
-            tx.commit().await?;
-            Ok(())
+        self.write(async |tx| {
+            insert(tx, &self.host, event).await?;
+            Ok(((), true))
         })
     }
 

@@ -98,11 +98,9 @@ impl Contacts for PgStore {
         now: i64,
         event: &Event,
     ) -> Result<(), StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             if verified {
-                upsert_verified(&tx, user, channel, sealed, now).await?;
+                upsert_verified(tx, user, channel, sealed, now).await?;
             } else {
                 tx.execute(
                     "INSERT INTO contacts (username, channel, pending, pending_at)
@@ -112,9 +110,8 @@ impl Contacts for PgStore {
                 )
                 .await?;
             }
-            insert(&tx, &self.host, event).await?;
-            tx.commit().await?;
-            Ok(())
+            insert(tx, &self.host, event).await?;
+            Ok(((), true))
         })
     }
 
@@ -127,23 +124,18 @@ impl Contacts for PgStore {
         now: i64,
         event: &Event,
     ) -> Result<bool, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
-            if !consume(&tx, user, channel, Purpose::Verify, salt, now).await? {
-                return Ok(false);
+        self.write(async |tx| {
+            if !consume(tx, user, channel, Purpose::Verify, salt, now).await? {
+                return Ok((false, false));
             }
-            upsert_verified(&tx, user, channel, sealed, now).await?;
-            insert(&tx, &self.host, event).await?;
-            tx.commit().await?;
-            Ok(true)
+            upsert_verified(tx, user, channel, sealed, now).await?;
+            insert(tx, &self.host, event).await?;
+            Ok((true, true))
         })
     }
 
     fn clear_contact(&self, user: &str, channel: &str, event: &Event) -> Result<bool, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             let n = tx
                 .execute(
                     "DELETE FROM contacts WHERE username = $1 AND channel = $2",
@@ -155,9 +147,8 @@ impl Contacts for PgStore {
                 &[&user, &channel],
             )
             .await?;
-            insert(&tx, &self.host, event).await?;
-            tx.commit().await?;
-            Ok(n > 0)
+            insert(tx, &self.host, event).await?;
+            Ok((n > 0, true))
         })
     }
 }
@@ -173,10 +164,8 @@ impl SentCodes for PgStore {
         expires: i64,
         limits: &SendLimits,
     ) -> Result<Issue, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
-            lock(&tx, &format!("mfad sends {user} {channel}")).await?;
+        self.write(async |tx| {
+            lock(tx, &format!("mfad sends {user} {channel}")).await?;
             let row = tx
                 .query_one(
                     "SELECT COUNT(*), MIN(time), MAX(time) FROM sends
@@ -189,14 +178,12 @@ impl SentCodes for PgStore {
             if let Some(last) = last
                 && now - last < limits.cooldown_secs
             {
-                return Ok(Issue::Cooldown {
-                    wait: limits.cooldown_secs - (now - last),
-                });
+                let wait = limits.cooldown_secs - (now - last);
+                return Ok((Issue::Cooldown { wait }, false));
             }
             if u32_of(count) >= limits.hourly_cap {
-                return Ok(Issue::Capped {
-                    until: first.unwrap_or(now) + HOUR,
-                });
+                let until = first.unwrap_or(now) + HOUR;
+                return Ok((Issue::Capped { until }, false));
             }
             tx.execute(
                 "INSERT INTO sends (username, channel, time) VALUES ($1, $2, $3)",
@@ -220,8 +207,7 @@ impl SentCodes for PgStore {
                 ],
             )
             .await?;
-            tx.commit().await?;
-            Ok(Issue::Issued)
+            Ok((Issue::Issued, true))
         })
     }
 
@@ -299,16 +285,13 @@ impl SentCodes for PgStore {
         now: i64,
         event: &Event,
     ) -> Result<bool, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
-            let used = consume(&tx, user, channel, Purpose::Login, salt, now).await?;
+        self.write(async |tx| {
+            let used = consume(tx, user, channel, Purpose::Login, salt, now).await?;
             if used {
-                clear_failures(&tx, user, counter).await?;
-                insert(&tx, &self.host, event).await?;
-                tx.commit().await?;
+                clear_failures(tx, user, counter).await?;
+                insert(tx, &self.host, event).await?;
             }
-            Ok(used)
+            Ok((used, used))
         })
     }
 }
@@ -321,10 +304,8 @@ impl Deliveries for PgStore {
         caps: &DeliveryCaps,
         now: i64,
     ) -> Result<Result<i64, (Over, i64)>, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
-            lock(&tx, &format!("mfad deliveries {channel}")).await?;
+        self.write(async |tx| {
+            lock(tx, &format!("mfad deliveries {channel}")).await?;
             tx.execute(
                 "DELETE FROM deliveries WHERE channel = $1 AND time <= $2",
                 &[&channel, &(now - DAY)],
@@ -379,7 +360,7 @@ impl Deliveries for PgStore {
                     )
                     .await?
                     .map(|r| r.get(0));
-                return Ok(Err((over, oldest.unwrap_or(now) + window)));
+                return Ok((Err((over, oldest.unwrap_or(now) + window)), false));
             }
             let id: i64 = tx
                 .query_one(
@@ -389,8 +370,7 @@ impl Deliveries for PgStore {
                 )
                 .await?
                 .get(0);
-            tx.commit().await?;
-            Ok(Ok(id))
+            Ok((Ok(id), true))
         })
     }
 

@@ -79,9 +79,7 @@ impl Totps for PgStore {
         expires: i64,
         event: &Event,
     ) -> Result<(), StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             tx.execute(
                 "INSERT INTO totp_pending (username, secret, algorithm, digits, period, expires)
                  VALUES ($1, $2, $3, $4, $5, $6)
@@ -97,9 +95,8 @@ impl Totps for PgStore {
                 ],
             )
             .await?;
-            insert(&tx, &self.host, event).await?;
-            tx.commit().await?;
-            Ok(())
+            insert(tx, &self.host, event).await?;
+            Ok(((), true))
         })
     }
 
@@ -119,9 +116,7 @@ impl Totps for PgStore {
         backup: Option<&[hashed::Stored]>,
         event: &Event,
     ) -> Result<(), StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             tx.execute(
                 "INSERT INTO totp (username, secret, algorithm, digits, period, last_step,
                                    enrolled_at, last_used)
@@ -147,11 +142,10 @@ impl Totps for PgStore {
             )
             .await?;
             if let Some(codes) = backup {
-                replace_codes(&tx, user, codes).await?;
+                replace_codes(tx, user, codes).await?;
             }
-            insert(&tx, &self.host, event).await?;
-            tx.commit().await?;
-            Ok(())
+            insert(tx, &self.host, event).await?;
+            Ok(((), true))
         })
     }
 
@@ -163,9 +157,7 @@ impl Totps for PgStore {
         now: i64,
         event: &Event,
     ) -> Result<bool, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             // The row lock makes a racing host wait, then re-check
             // `last_step < $2` against the winner's step: one wins.
             let updated = tx
@@ -179,11 +171,10 @@ impl Totps for PgStore {
                 )
                 .await?;
             if updated == 1 {
-                clear_failures(&tx, user, counter).await?;
-                insert(&tx, &self.host, event).await?;
-                tx.commit().await?;
+                clear_failures(tx, user, counter).await?;
+                insert(tx, &self.host, event).await?;
             }
-            Ok(updated == 1)
+            Ok((updated == 1, updated == 1))
         })
     }
 
@@ -233,13 +224,10 @@ impl BackupCodes for PgStore {
         codes: &[hashed::Stored],
         event: &Event,
     ) -> Result<(), StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
-            replace_codes(&tx, user, codes).await?;
-            insert(&tx, &self.host, event).await?;
-            tx.commit().await?;
-            Ok(())
+        self.write(async |tx| {
+            replace_codes(tx, user, codes).await?;
+            insert(tx, &self.host, event).await?;
+            Ok(((), true))
         })
     }
 
@@ -293,9 +281,7 @@ impl BackupCodes for PgStore {
         counter: Counter<'_>,
         event: &Event,
     ) -> Result<bool, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             let used = tx
                 .execute(
                     "UPDATE backup_codes SET used_at = $3
@@ -304,11 +290,10 @@ impl BackupCodes for PgStore {
                 )
                 .await?;
             if used == 1 {
-                clear_failures(&tx, user, counter).await?;
-                insert(&tx, &self.host, event).await?;
-                tx.commit().await?;
+                clear_failures(tx, user, counter).await?;
+                insert(tx, &self.host, event).await?;
             }
-            Ok(used == 1)
+            Ok((used == 1, used == 1))
         })
     }
 }
@@ -337,9 +322,7 @@ impl Failures for PgStore {
         rule: LockRule,
         event: &Event,
     ) -> Result<FailureState, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             let duration = rule.duration_secs;
             let bump = async |source: &str, threshold: u32| -> Result<_, StoreError> {
                 // One statement: count (starting again after a quiet
@@ -373,12 +356,11 @@ impl Failures for PgStore {
             };
             let (_, source_lock) = bump(counter.source, rule.threshold).await?;
             let (consecutive, account_lock) = bump(ACCOUNT, rule.account_threshold).await?;
-            insert(&tx, &self.host, event).await?;
-            tx.commit().await?;
-            Ok(FailureState {
+            insert(tx, &self.host, event).await?;
+            Ok((FailureState {
                 consecutive,
                 locked_until: source_lock.max(account_lock),
-            })
+            }, true))
         })
     }
 
@@ -434,15 +416,12 @@ impl Failures for PgStore {
     }
 
     fn unlock_user(&self, user: &str, event: &Event) -> Result<usize, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             let n = tx
                 .execute("DELETE FROM failures WHERE username = $1", &[&user])
                 .await?;
-            insert(&tx, &self.host, event).await?;
-            tx.commit().await?;
-            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+            insert(tx, &self.host, event).await?;
+            Ok((usize::try_from(n).unwrap_or(usize::MAX), true))
         })
     }
 }

@@ -82,6 +82,26 @@ impl PgStore {
         }
     }
 
+    /// Runs `f` in a transaction on a pooled connection, within the
+    /// deadline; commits when `f` returns `Ok((value, true))`, rolls back
+    /// when it returns `Ok((value, false))` or an error.
+    fn write<T>(
+        &self,
+        f: impl for<'t> AsyncFnOnce(
+            &'t deadpool_postgres::Transaction<'t>,
+        ) -> Result<(T, bool), StoreError>,
+    ) -> Result<T, StoreError> {
+        self.block(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            let (value, commit) = f(&tx).await?;
+            if commit {
+                tx.commit().await?;
+            }
+            Ok(value)
+        })
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(e) => StoreError::Postgres(e),

@@ -41,9 +41,7 @@ impl Devices for PgStore {
         trusted_since: i64,
         event: &Event,
     ) -> Result<Option<i64>, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             let id: Option<i64> = tx
                 .query_opt(
                     "UPDATE trusted_devices SET last_used = $3
@@ -59,17 +57,14 @@ impl Devices for PgStore {
             if let Some(id) = id {
                 let mut event = event.clone();
                 event.reason = format!("{} (device {id})", event.reason);
-                insert(&tx, &self.host, &event).await?;
-                tx.commit().await?;
+                insert(tx, &self.host, &event).await?;
             }
-            Ok(id)
+            Ok((id, id.is_some()))
         })
     }
 
     fn trust_device(&self, d: &NewDevice<'_>, event: &Event) -> Result<i64, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             let id: i64 = tx
                 .query_one(
                     "INSERT INTO trusted_devices (username, key_hash, key_type, fingerprint,
@@ -89,9 +84,8 @@ impl Devices for PgStore {
                 .get(0);
             let mut event = event.clone();
             event.reason = format!("{} (device {id})", event.reason);
-            insert(&tx, &self.host, &event).await?;
-            tx.commit().await?;
-            Ok(id)
+            insert(tx, &self.host, &event).await?;
+            Ok((id, true))
         })
     }
 
@@ -128,9 +122,7 @@ impl Devices for PgStore {
         now: i64,
         event: &Event,
     ) -> Result<bool, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             let n = tx
                 .execute(
                     "UPDATE trusted_devices SET revoked_at = $3
@@ -139,10 +131,9 @@ impl Devices for PgStore {
                 )
                 .await?;
             if n == 1 {
-                insert(&tx, &self.host, event).await?;
-                tx.commit().await?;
+                insert(tx, &self.host, event).await?;
             }
-            Ok(n == 1)
+            Ok((n == 1, n == 1))
         })
     }
 }
@@ -225,9 +216,7 @@ impl Sessions for PgStore {
         proof: &Proof,
         event: &Event,
     ) -> Result<i64, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             let id: i64 = tx
                 .query_one(
                     "INSERT INTO sessions (host, boot_id, audit_session, username, uid, service,
@@ -251,9 +240,8 @@ impl Sessions for PgStore {
                 .get(0);
             let mut event = event.clone();
             event.reason = format!("session {id}: {}", event.reason);
-            insert(&tx, &self.host, &event).await?;
-            tx.commit().await?;
-            Ok(id)
+            insert(tx, &self.host, &event).await?;
+            Ok((id, true))
         })
     }
 
@@ -275,9 +263,7 @@ impl Sessions for PgStore {
     }
 
     fn session_passed(&self, id: i64, passed: &[Passed]) -> Result<(), StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             let Some(row) = tx
                 .query_opt(
                     "SELECT factors FROM sessions WHERE id = $1 FOR UPDATE",
@@ -285,7 +271,7 @@ impl Sessions for PgStore {
                 )
                 .await?
             else {
-                return Ok(());
+                return Ok(((), false));
             };
             let mut factors = decode_factors(row.get(0))?;
             for p in passed {
@@ -297,15 +283,12 @@ impl Sessions for PgStore {
                 &[&id, &encode_factors(&factors)],
             )
             .await?;
-            tx.commit().await?;
-            Ok(())
+            Ok(((), true))
         })
     }
 
     fn clear_session_proof(&self, id: i64, event: &Event) -> Result<(), StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             let n = tx
                 .execute(
                     "UPDATE sessions SET factors = '[]', device = NULL WHERE id = $1",
@@ -315,17 +298,14 @@ impl Sessions for PgStore {
             if n == 1 {
                 let mut event = event.clone();
                 event.reason = format!("session {id}: {}", event.reason);
-                insert(&tx, &self.host, &event).await?;
+                insert(tx, &self.host, &event).await?;
             }
-            tx.commit().await?;
-            Ok(())
+            Ok(((), true))
         })
     }
 
     fn remove_sessions(&self, ids: &[i64], event: &Event) -> Result<Vec<i64>, StoreError> {
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             let mut removed = Vec::new();
             for &id in ids {
                 if tx
@@ -335,12 +315,11 @@ impl Sessions for PgStore {
                 {
                     let mut event = event.clone();
                     event.reason = format!("session {id}: {}", event.reason);
-                    insert(&tx, &self.host, &event).await?;
+                    insert(tx, &self.host, &event).await?;
                     removed.push(id);
                 }
             }
-            tx.commit().await?;
-            Ok(removed)
+            Ok((removed, true))
         })
     }
 
@@ -417,9 +396,7 @@ impl History for PgStore {
         if visit.is_none() && ticket.is_none() {
             return Ok(());
         }
-        self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
+        self.write(async |tx| {
             // A repeat login from the same place changes no row (the times
             // are kept to the day).
             if let Some(v) = visit {
@@ -456,8 +433,7 @@ impl History for PgStore {
                 )
                 .await?;
             }
-            tx.commit().await?;
-            Ok(())
+            Ok(((), true))
         })
     }
 }

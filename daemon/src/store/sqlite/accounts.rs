@@ -2,7 +2,7 @@
 
 use super::{SqliteStore, insert_audit, keycheck};
 use crate::audit::Event;
-use crate::store::{Accounts, KeyState, LockRule, StoreError, UserRecord};
+use crate::store::{Accounts, Health, HealthStatus, KeyState, LockRule, StoreError, UserRecord};
 use rusqlite::params;
 
 impl Accounts for SqliteStore {
@@ -71,6 +71,24 @@ impl Accounts for SqliteStore {
             )?;
             Ok(())
         })
+    }
+
+    fn self_check(&self) -> Vec<Health> {
+        let version: Result<i64, _> = self
+            .reader()
+            .pragma_query_value(None, "user_version", |r| r.get(0));
+        vec![match version {
+            Ok(v) => Health {
+                check: "store",
+                status: HealthStatus::Ok,
+                message: format!("SQLite, schema version {v}"),
+            },
+            Err(e) => Health {
+                check: "store",
+                status: HealthStatus::Fail,
+                message: format!("SQLite: {e}"),
+            },
+        }]
     }
 
     fn close_clean(&self) -> Result<(), StoreError> {
