@@ -343,8 +343,6 @@ pub struct Shared {
     bin: PathBuf,
     socket_dir: PathBuf,
     pub port: u16,
-    /// `name=value` settings, each passed as `-c` at every start.
-    settings: Vec<String>,
 }
 
 impl Shared {

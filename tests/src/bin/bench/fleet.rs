@@ -73,11 +73,13 @@ impl<'a> Pool<'a> {
     /// `n` users one after the other, sleeping into the next step (not
     /// while a login is timed) when this one's are used up.
     pub fn sequence(&self, n: usize) -> impl Iterator<Item = &'a BenchUser> + '_ {
-        (0..n).map(|_| loop {
-            if let Some(user) = self.take() {
-                return user;
+        (0..n).map(|_| {
+            loop {
+                if let Some(user) = self.take() {
+                    return user;
+                }
+                sleep_into_next_step();
             }
-            sleep_into_next_step();
         })
     }
 }
@@ -165,9 +167,11 @@ impl Db {
 fn start_fleet(db: &Db, n: usize) -> Vec<TestDaemon> {
     let mut fleet: Vec<TestDaemon> = Vec::with_capacity(n);
     for i in 1..=n {
-        let mut d = db
-            .pg
-            .member(setup::bench_config(), &format!("bench-{i:02}"), fleet.first());
+        let mut d = db.pg.member(
+            setup::bench_config(),
+            &format!("bench-{i:02}"),
+            fleet.first(),
+        );
         if i == 1 {
             let out = Command::new(bins::mfad())
                 .arg("--config")
@@ -324,7 +328,13 @@ pub fn run(opts: &Options) -> ExitCode {
             "[bench] fleet of {size}: waiting for a new TOTP step, then {} s",
             opts.seconds
         );
-        fleet_runs.push(fleet_run(&db, &fleet_daemons[..size], &targets[..size], opts, &pg_pool));
+        fleet_runs.push(fleet_run(
+            &db,
+            &fleet_daemons[..size],
+            &targets[..size],
+            opts,
+            &pg_pool,
+        ));
     }
 
     heading("Setup");
@@ -496,7 +506,10 @@ pub fn run(opts: &Options) -> ExitCode {
                 ("mfad on PostgreSQL", &r.pg.auth),
                 ("mfad on SQLite", &r.sqlite.auth),
                 ("google-authenticator", &r.gauth.auth),
-                ("mfad on PostgreSQL, synchronous_commit off", &r.pg_async.auth),
+                (
+                    "mfad on PostgreSQL, synchronous_commit off",
+                    &r.pg_async.auth,
+                ),
             ]
             .map(|(name, p)| (format!("run {}: {name}", i + 1), p))
         })
@@ -534,11 +547,7 @@ fn fleet_run(
 ) -> FleetRun {
     sleep_into_next_step();
     db.reset();
-    let (before, cpu, client) = (
-        db.stats(),
-        cpu_of(daemons),
-        process_cpu(std::process::id()),
-    );
+    let (before, cpu, client) = (db.stats(), cpu_of(daemons), process_cpu(std::process::id()));
     let target = Duration::from_secs(opts.seconds);
     let phase = fleet(targets, opts.clients, &|| pool.take(), target);
     FleetRun {
@@ -571,7 +580,14 @@ struct Writes {
 fn round_trips(db: &Db, pid: u32, target: &Target, pool: &Pool<'_>) -> Writes {
     let out = tempfile::NamedTempFile::new().expect("a temporary file");
     let mut strace = Command::new("strace")
-        .args(["-f", "-yy", "-qq", "-e", "trace=write,writev,sendto,sendmsg", "-o"])
+        .args([
+            "-f",
+            "-yy",
+            "-qq",
+            "-e",
+            "trace=write,writev,sendto,sendmsg",
+            "-o",
+        ])
         .arg(out.path())
         .args(["-p", &pid.to_string()])
         .stderr(Stdio::null())
@@ -624,7 +640,11 @@ fn table(columns: &[(&str, &str, usize)], first: &str, rows: &[Vec<f64>], median
         println!("{line}");
     };
     for (i, row) in rows.iter().enumerate() {
-        let label = if medians { (i + 1).to_string() } else { String::new() };
+        let label = if medians {
+            (i + 1).to_string()
+        } else {
+            String::new()
+        };
         show(&label, row);
     }
     if medians {

@@ -136,7 +136,9 @@ fn parse_args() -> Result<Options, String> {
         "sqlite" => {}
         "postgres" => {
             if !(1..=25).contains(&fleet.seconds) {
-                return Err("--seconds must be between 1 and 25 (a run stays in one TOTP step)".into());
+                return Err(
+                    "--seconds must be between 1 and 25 (a run stays in one TOTP step)".into(),
+                );
             }
             let biggest = fleet.daemons.iter().copied().max().unwrap_or(0);
             if fleet.clients < biggest {
