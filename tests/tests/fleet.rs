@@ -11,8 +11,6 @@ use mfad_tests::pam::*;
 use mfad_tests::postgres::{Postgres, write_private};
 use mfad_tests::users::unique_name;
 use mfad_tests::{TestConfig, TestDaemon, bins};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::{Command, Output};
 
 const SVC: &str = "mfa-test";

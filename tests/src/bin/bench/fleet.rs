@@ -254,8 +254,11 @@ pub fn run(opts: &Options) -> ExitCode {
     let biggest = opts.daemons.iter().copied().max().unwrap_or(1);
     println!(
         "mfad benchmark, store postgres: N = {n} logins per measurement, R = {runs} runs; \
-         fleet of {:?} daemons, {} clients, {} s each",
-        opts.daemons, opts.clients, opts.seconds
+         fleet of {:?} daemons, {} clients, {} s each; load at the start {}",
+        opts.daemons,
+        opts.clients,
+        opts.seconds,
+        load()
     );
     // The same sink for every module and daemon, as in the SQLite runs.
     let _sink = crate::console::listen();
@@ -439,6 +442,11 @@ pub fn run(opts: &Options) -> ExitCode {
         per_login(writes.simple),
         per_login(writes.other),
     );
+
+    let audit = db
+        .pg
+        .sql("SELECT pg_total_relation_size('audit') / greatest(count(*), 1) FROM audit");
+    println!("audit: {audit} bytes per row with its indexes (one row per login)");
 
     heading("Fleet: N daemons on the one PostgreSQL");
     println!(
