@@ -49,7 +49,7 @@ const USAGE: &str = "usage: bench [--users N] [--runs R] [--clients C]
   --fleet-clients C  PAM clients spread over the fleet (at least the largest
                   size; default 20)
   --pool U        users enrolled for the fleet runs; each logs in once per
-                  30 s step (default 10000)
+                  30 s step (default 15000)
 Run as root, through scripts/bench (which builds in release first).";
 
 struct Options {
@@ -86,7 +86,7 @@ fn parse_args() -> Result<Options, String> {
         daemons: vec![1, 2, 5, 10, 20],
         seconds: 10,
         clients: 20,
-        pool: 10_000,
+        pool: 15_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
