@@ -7,6 +7,7 @@
 
 use crate::certs::make_certs;
 use crate::smtp::free_port;
+use crate::{TestConfig, TestDaemon};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -15,6 +16,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+/// What is tested is the semantics: no disk flushes.
+const TEST_SETTINGS: &[&str] = &["fsync=off"];
 /// The role and database mfad uses, and the role's password.
 pub const ROLE: &str = "mfad";
 pub const DATABASE: &str = "mfad";
@@ -28,6 +31,8 @@ pub struct Postgres {
     uid: u32,
     gid: u32,
     pub port: u16,
+    /// `name=value` settings, each passed as `-c` at every start.
+    settings: Vec<String>,
     child: Option<Child>,
     /// Serving TLS with a certificate from `ca.pem` in its directory.
     tls: bool,
@@ -64,14 +69,21 @@ fn account() -> (u32, u32) {
 impl Postgres {
     /// A new cluster, started, with the `mfad` role (password) and database.
     pub fn start() -> Postgres {
-        Self::start_with(false)
+        Self::start_with(false, TEST_SETTINGS)
+    }
+
+    /// A cluster as [`Self::start`] makes, with the server settings
+    /// `settings` (`name=value`, each passed as `-c`) in place of the tests'
+    /// fsync off: the benchmark's, with the production default fsync on.
+    pub fn start_configured(settings: &[&str]) -> Postgres {
+        Self::start_with(false, settings)
     }
 
     /// As [`Self::start`], serving TLS only, with a certificate for
     /// 127.0.0.1 from a test CA ([`Self::ca_file`]); a second CA that signed
     /// nothing of it is at [`Self::other_ca_file`].
     pub fn start_tls() -> Postgres {
-        Self::start_with(true)
+        Self::start_with(true, TEST_SETTINGS)
     }
 
     pub fn ca_file(&self) -> PathBuf {
@@ -82,7 +94,7 @@ impl Postgres {
         self.dir.path().join("other-ca.pem")
     }
 
-    fn start_with(tls: bool) -> Postgres {
+    fn start_with(tls: bool, settings: &[&str]) -> Postgres {
         let (uid, gid) = account();
         let dir = tempfile::Builder::new()
             .prefix("mfad-postgres-")
@@ -101,6 +113,7 @@ impl Postgres {
             uid,
             gid,
             port: free_port(),
+            settings: settings.iter().map(|s| (*s).to_owned()).collect(),
             child: None,
             tls,
         };
@@ -171,7 +184,8 @@ impl Postgres {
             .arg(self.port.to_string())
             .arg("-k")
             .arg(self.socket_dir())
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .args(["-c", "max_connections=200"])
             .stdout(Stdio::null())
             .stderr(log)
@@ -221,28 +235,59 @@ impl Postgres {
         self.signal_all(nix::sys::signal::Signal::SIGCONT);
     }
 
-    /// The postmaster and its children (the backends), found by parent pid.
     fn signal_all(&self, signal: nix::sys::signal::Signal) {
-        let Some(child) = &self.child else { return };
+        for (pid, _) in self.processes() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        }
+    }
+
+    /// The postmaster (first) and its children (the backends), found by
+    /// parent pid, each with the fields of /proc/<pid>/stat after the
+    /// command name (0 is the state, 1 the parent, 11-14 utime, stime,
+    /// cutime, cstime in clock ticks).
+    fn processes(&self) -> Vec<(i32, Vec<u64>)> {
+        let Some(child) = &self.child else {
+            return Vec::new();
+        };
         let main = child.id() as i32;
-        let mut pids = vec![main];
+        let stat = |pid: i32| -> Option<Vec<u64>> {
+            let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (_, rest) = text.rsplit_once(')')?;
+            Some(
+                rest.split_whitespace()
+                    .map(|f| f.parse().unwrap_or(0))
+                    .collect(),
+            )
+        };
+        let mut found: Vec<(i32, Vec<u64>)> = stat(main).map(|f| (main, f)).into_iter().collect();
         for entry in fs::read_dir("/proc").unwrap().flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
                 continue;
             };
-            let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            // pid (comm) state ppid ...: comm may hold spaces, so after ')'.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<i32>().ok());
-            if ppid == Some(main) {
-                pids.push(pid);
+            if let Some(fields) = stat(pid).filter(|f| f.get(1) == Some(&(main as u64))) {
+                found.push((pid, fields));
             }
         }
-        for pid in pids {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
-        }
+        found
+    }
+
+    /// The CPU time (user + system) the server has spent: the postmaster,
+    /// its live backends, and the ones that have exited (reaped by the
+    /// postmaster, so in its children's times).
+    pub fn cpu(&self) -> Duration {
+        let ticks: u64 = self
+            .processes()
+            .iter()
+            .enumerate()
+            .map(|(i, (_, f))| {
+                let own = f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0);
+                let reaped = f.get(13).unwrap_or(&0) + f.get(14).unwrap_or(&0);
+                if i == 0 { own + reaped } else { own }
+            })
+            .sum();
+        // SAFETY: sysconf reads a constant.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_nanos(ticks * 1_000_000_000 / hz)
     }
 
     pub fn log(&self) -> String {
@@ -371,6 +416,31 @@ impl Shared {
              statement_timeout_ms = 2000\nhost_name = \"{host_name}\"\n",
             self.port
         )
+    }
+}
+
+/// Writes `path` with `contents`, then sets its mode.
+pub fn write_private(path: &Path, contents: &[u8], mode: u32) {
+    fs::write(path, contents).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+impl Postgres {
+    /// A daemon of the fleet named `host`, ready to launch: `config` with
+    /// this database as its store, and (from `keys_from`) the fleet's key.
+    pub fn member(
+        &self,
+        mut config: TestConfig,
+        host: &str,
+        keys_from: Option<&TestDaemon>,
+    ) -> TestDaemon {
+        config.store = Some(self.store_table(host));
+        let d = TestDaemon::prepare(config);
+        if let Some(first) = keys_from {
+            let key = fs::read(first.dir().join("state/mfad.key")).unwrap();
+            write_private(&d.dir().join("state/mfad.key"), &key, 0o400);
+        }
+        d
     }
 }
 

@@ -8,40 +8,21 @@
 
 use mfad_tests::daemon::{TEST_RHOST, show};
 use mfad_tests::pam::*;
-use mfad_tests::postgres::Postgres;
+use mfad_tests::postgres::{Postgres, write_private};
 use mfad_tests::ssh::{SshServer, Stacks};
 use mfad_tests::users::{TempUser, unique_name};
 use mfad_tests::{TestConfig, TestDaemon, TestPolicy, bins};
 use serde_json::{Value, json};
 use std::ffi::OsStr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const SVC: &str = "mfa-test";
 
-fn config(pg: &Postgres, host: &str) -> TestConfig {
-    TestConfig {
-        store: Some(pg.store_table(host)),
-        ..TestConfig::default()
-    }
-}
-
-fn write_private(path: &Path, contents: &[u8], mode: u32) {
-    std::fs::write(path, contents).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// A daemon of the fleet, ready to launch: its config, the database
-/// password, and (from `keys_from`) the fleet's key.
+/// A daemon of the fleet with the tests' config.
 fn member(pg: &Postgres, host: &str, keys_from: Option<&TestDaemon>) -> TestDaemon {
-    let d = TestDaemon::prepare(config(pg, host));
-    if let Some(first) = keys_from {
-        let key = std::fs::read(first.dir().join("state/mfad.key")).unwrap();
-        write_private(&d.dir().join("state/mfad.key"), &key, 0o400);
-    }
-    d
+    pg.member(TestConfig::default(), host, keys_from)
 }
 
 fn mfad(d: &TestDaemon, args: &[&str]) -> Output {

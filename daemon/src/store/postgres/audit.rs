@@ -24,27 +24,27 @@ pub(super) async fn insert(
     host: &str,
     e: &Event,
 ) -> Result<(), StoreError> {
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('mfad audit ' || $1))",
-        &[&host],
-    )
-    .await?;
-    let prev: Option<String> = tx
-        .query_opt(
-            &tx.prepare_cached("SELECT hash FROM audit WHERE host = $1 ORDER BY id DESC LIMIT 1")
-                .await?,
-            &[&host],
-        )
-        .await?
-        .and_then(|r| r.get(0));
-    let id: i64 = tx
-        .query_one(
-            &tx.prepare_cached("SELECT nextval(pg_get_serial_sequence('audit', 'id'))")
-                .await?,
-            &[],
-        )
-        .await?
-        .get(0);
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock(hashtext('mfad audit ' || $1))")
+        .await?;
+    let last = tx
+        .prepare_cached("SELECT hash FROM audit WHERE host = $1 ORDER BY id DESC LIMIT 1")
+        .await?;
+    let next = tx
+        .prepare_cached("SELECT nextval(pg_get_serial_sequence('audit', 'id'))")
+        .await?;
+    // Sent together, answered in order (one round trip): the server runs
+    // each statement with a snapshot of its own, so the read of the last
+    // hash starts after the lock is granted and sees the previous holder's
+    // committed row.
+    let args: &[&(dyn ToSql + Sync)] = &[&host];
+    let (_, prev, id) = tokio::try_join!(
+        tx.execute(&lock, args),
+        tx.query_opt(&last, args),
+        tx.query_one(&next, &[]),
+    )?;
+    let prev: Option<String> = prev.and_then(|r| r.get(0));
+    let id: i64 = id.get(0);
     let record = Body::of(
         e,
         Some(id),

@@ -183,8 +183,11 @@ impl Totps for PgStore {
             let c = self.client().await?;
             let row = c
                 .query_opt(
-                    "SELECT enrolled_at, algorithm, digits, period, last_used FROM totp
-                     WHERE username = $1",
+                    &c.prepare_cached(
+                        "SELECT enrolled_at, algorithm, digits, period, last_used FROM totp
+                         WHERE username = $1",
+                    )
+                    .await?,
                     &[&user],
                 )
                 .await?;
@@ -306,7 +309,10 @@ pub(super) async fn clear_failures(
     counter: Counter<'_>,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "DELETE FROM failures WHERE username = $1 AND factor = $2 AND source IN ($3, $4)",
+        &tx.prepare_cached(
+            "DELETE FROM failures WHERE username = $1 AND factor = $2 AND source IN ($3, $4)",
+        )
+        .await?,
         &[&user, &counter.factor, &counter.source, &ACCOUNT],
     )
     .await?;

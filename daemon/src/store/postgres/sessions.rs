@@ -405,27 +405,36 @@ impl History for PgStore {
             // are kept to the day).
             if let Some(v) = visit {
                 tx.execute(
-                    "INSERT INTO login_networks AS n (username, network, first_seen, last_seen)
-                     VALUES ($1, $2, $3, $3)
-                     ON CONFLICT (username, network) DO UPDATE SET last_seen = $3
-                     WHERE n.last_seen <= $3 - 86400",
+                    &tx.prepare_cached(
+                        "INSERT INTO login_networks AS n (username, network, first_seen, last_seen)
+                         VALUES ($1, $2, $3, $3)
+                         ON CONFLICT (username, network) DO UPDATE SET last_seen = $3
+                         WHERE n.last_seen <= $3 - 86400",
+                    )
+                    .await?,
                     &[&user, &v.network, &now],
                 )
                 .await?;
                 tx.execute(
-                    "INSERT INTO last_login AS l (username, time, rhost, country)
-                     VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (username) DO UPDATE SET time = $2, rhost = $3, country = $4
-                     WHERE l.rhost IS DISTINCT FROM $3 OR l.country IS DISTINCT FROM $4
-                        OR l.time <= $2 - 86400",
+                    &tx.prepare_cached(
+                        "INSERT INTO last_login AS l (username, time, rhost, country)
+                         VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (username) DO UPDATE SET time = $2, rhost = $3, country = $4
+                         WHERE l.rhost IS DISTINCT FROM $3 OR l.country IS DISTINCT FROM $4
+                            OR l.time <= $2 - 86400",
+                    )
+                    .await?,
                     &[&user, &now, &v.rhost, &v.country],
                 )
                 .await?;
             }
             if let Some(t) = ticket {
                 tx.execute(
-                    "INSERT INTO tickets (hash, username, service, factors, device, expires)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &tx.prepare_cached(
+                        "INSERT INTO tickets (hash, username, service, factors, device, expires)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .await?,
                     &[
                         &t.hash,
                         &user,

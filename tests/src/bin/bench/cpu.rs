@@ -31,7 +31,7 @@ impl Cpu {
 /// The CPU time of a whole process (every thread, exited ones included),
 /// to the nanosecond: its CPU-time clock. /proc/<pid>/stat counts in clock
 /// ticks (10 ms), too coarse for 30 µs a login over a thousand logins.
-fn process_cpu(pid: u32) -> Duration {
+pub fn process_cpu(pid: u32) -> Duration {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return Duration::ZERO;
     };

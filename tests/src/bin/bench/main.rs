@@ -1,4 +1,6 @@
-//! `bench [--users N] [--runs R] [--clients C]`: the mfad benchmark. Run it
+//! `bench [--users N] [--runs R] [--clients C]`: the mfad benchmark.
+//! `bench --store postgres [...]`: mfad on PostgreSQL beside it, and a fleet
+//! of daemons sharing one database (see fleet.rs). Run it
 //! as `sudo scripts/bench`, which installs what it needs, builds in release
 //! and runs this binary with `MFAD_TARGET_DIR=target/release` in a private
 //! mount namespace with a /dev of its own.
@@ -19,6 +21,7 @@
 
 mod console;
 mod cpu;
+mod fleet;
 mod measure;
 mod report;
 mod setup;
@@ -32,9 +35,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const USAGE: &str = "usage: bench [--users N] [--runs R] [--clients C]
+       bench --store postgres [--users N] [--runs R] [--daemons LIST] [--seconds S]
+                              [--fleet-clients C] [--pool U]
   --users N     logins per measurement (at least 100; default 1000)
   --runs R      rounds of every measurement (default 5)
   --clients C   concurrent PAM clients on reused handles (default 4)
+  --store postgres
+                mfad on PostgreSQL (a cluster of the benchmark's own, fsync on)
+                beside mfad on SQLite and google-authenticator, the database
+                work per login, then a fleet of daemons on the one database:
+  --daemons LIST  fleet sizes, comma-separated (default 1,2,5,10,20)
+  --seconds S     how long each fleet size runs (1 to 25; default 10)
+  --fleet-clients C  PAM clients spread over the fleet (at least the largest
+                  size; default 20)
+  --pool U        users enrolled for the fleet runs; each logs in once per
+                  30 s step (default 15000)
 Run as root, through scripts/bench (which builds in release first).";
 
 struct Options {
@@ -42,6 +57,18 @@ struct Options {
     runs: usize,
     clients: usize,
     console_check: bool,
+    /// `--store postgres`: the fleet benchmark, with its settings.
+    postgres: Option<fleet::Options>,
+}
+
+/// `1,2,5`: the fleet sizes.
+fn sizes(v: &str) -> Result<Vec<usize>, String> {
+    let sizes: Vec<usize> = v
+        .split(',')
+        .map(|n| n.trim().parse().ok().filter(|&n| n > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("--daemons: {v:?} is not a list of numbers like 1,2,5"))?;
+    Ok(sizes)
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -50,6 +77,16 @@ fn parse_args() -> Result<Options, String> {
         runs: 5,
         clients: 4,
         console_check: false,
+        postgres: None,
+    };
+    let mut store = "sqlite".to_owned();
+    let mut fleet = fleet::Options {
+        users: 0,
+        runs: 0,
+        daemons: vec![1, 2, 5, 10, 20],
+        seconds: 10,
+        clients: 20,
+        pool: 15_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -57,11 +94,14 @@ fn parse_args() -> Result<Options, String> {
             Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
             None => (arg.clone(), None),
         };
-        let mut value = |name: &str| -> Result<usize, String> {
-            let v = inline
+        let mut text = |name: &str| -> Result<String, String> {
+            inline
                 .clone()
                 .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs a value"))?;
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        let mut value = |name: &str| -> Result<usize, String> {
+            let v = text(name)?;
             v.parse()
                 .map_err(|_| format!("{name}: {v:?} is not a number"))
         };
@@ -69,6 +109,11 @@ fn parse_args() -> Result<Options, String> {
             "--users" => opts.users = value("--users")?,
             "--runs" => opts.runs = value("--runs")?,
             "--clients" => opts.clients = value("--clients")?,
+            "--store" => store = text("--store")?,
+            "--daemons" => fleet.daemons = sizes(&text("--daemons")?)?,
+            "--seconds" => fleet.seconds = value("--seconds")? as u64,
+            "--fleet-clients" => fleet.clients = value("--fleet-clients")?,
+            "--pool" => fleet.pool = value("--pool")?,
             // The child run under strace (console::check).
             "--console-check" => opts.console_check = true,
             "-h" | "--help" => {
@@ -87,6 +132,26 @@ fn parse_args() -> Result<Options, String> {
     if opts.clients == 0 || opts.clients > opts.users {
         return Err("--clients must be between 1 and --users".into());
     }
+    match store.as_str() {
+        "sqlite" => {}
+        "postgres" => {
+            if !(1..=25).contains(&fleet.seconds) {
+                return Err(
+                    "--seconds must be between 1 and 25 (a run stays in one TOTP step)".into(),
+                );
+            }
+            let biggest = fleet.daemons.iter().copied().max().unwrap_or(0);
+            if fleet.clients < biggest {
+                return Err(format!(
+                    "--fleet-clients must be at least the largest fleet ({biggest}), so every daemon has a client"
+                ));
+            }
+            fleet.users = opts.users;
+            fleet.runs = opts.runs;
+            opts.postgres = Some(fleet);
+        }
+        other => return Err(format!("--store: {other:?} is neither sqlite nor postgres")),
+    }
     Ok(opts)
 }
 
@@ -101,6 +166,9 @@ fn main() -> ExitCode {
     mfad_tests::require_root();
     if opts.console_check {
         return console::traced_run();
+    }
+    if let Some(postgres) = &opts.postgres {
+        return fleet::run(postgres);
     }
     let (n, runs, c) = (opts.users, opts.runs, opts.clients);
     println!("mfad benchmark: N = {n} logins per measurement, R = {runs} runs, C = {c} clients");

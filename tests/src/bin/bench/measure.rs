@@ -163,8 +163,14 @@ pub struct Fresh {
     pub start_end: Phase,
 }
 
-/// Every user once, one after the other, each login on a new handle.
-pub fn fresh_handles(target: &Target, users: &[BenchUser], expect: Expect) -> Fresh {
+/// Every user once, one after the other, each login on a new handle. Users
+/// are taken from `users` one at a time, just before their login (a
+/// [`crate::fleet::Pool`] hands out users free in the current step).
+pub fn fresh_handles<'a>(
+    target: &Target,
+    users: impl IntoIterator<Item = &'a BenchUser>,
+    expect: Expect,
+) -> Fresh {
     let mut auth = Phase::default();
     let mut start_end = Phase::default();
     let started = Instant::now();
@@ -182,6 +188,43 @@ pub fn fresh_handles(target: &Target, users: &[BenchUser], expect: Expect) -> Fr
         auth: auth.finish(wall),
         start_end: start_end.finish(wall),
     }
+}
+
+/// `clients` threads spread over `targets` (client i on target i mod n),
+/// each with its own reused handle, started together, each taking the next
+/// user from `next` until it has none or `duration` has passed.
+pub fn fleet<'a>(
+    targets: &[Target],
+    clients: usize,
+    next: &(dyn Fn() -> Option<&'a BenchUser> + Sync),
+    duration: Duration,
+) -> Phase {
+    let barrier = Barrier::new(clients + 1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients)
+            .map(|i| {
+                let (barrier, target) = (&barrier, &targets[i % targets.len()]);
+                scope.spawn(move || {
+                    let mut s = session(target, "nobody-yet");
+                    let mut out = Phase::default();
+                    barrier.wait();
+                    let started = Instant::now();
+                    while started.elapsed() < duration {
+                        let Some(user) = next() else { break };
+                        one(&mut s, target, user, Expect::Success, &mut out);
+                    }
+                    out
+                })
+            })
+            .collect();
+        barrier.wait();
+        let started = Instant::now();
+        let mut all = Phase::default();
+        for worker in workers {
+            all.merge(worker.join().expect("a client thread panicked"));
+        }
+        all.finish(started.elapsed())
+    })
 }
 
 /// `clients` threads, each with its own reused handle and a disjoint share of the

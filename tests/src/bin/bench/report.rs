@@ -192,7 +192,7 @@ pub fn rounds_table(rounds: &[Round]) {
     show("median", &medians);
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     if n == 0 {
@@ -222,6 +222,11 @@ pub fn checks(rounds: &[Round]) -> usize {
             .map(|(name, p)| (format!("run {}: {name}", i + 1), p))
         })
         .collect();
+    check_phases(&phases)
+}
+
+/// As [`checks`], for named phases.
+pub fn check_phases(phases: &[(String, &Phase)]) -> usize {
     let total: usize = phases.iter().map(|(_, p)| p.mismatches).sum();
     let calls: usize = phases.iter().map(|(_, p)| p.calls()).sum();
     if total == 0 {
