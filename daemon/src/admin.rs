@@ -90,11 +90,17 @@ pub(crate) fn unlock(d: &Daemon, peer: &Peer, user: &str) -> Result<Response, Re
     )))
 }
 
-pub(crate) fn audit(d: &Daemon, user: Option<&str>, limit: u32) -> Result<Response, Refusal> {
-    let rows = d.store.audit_rows(user, limit.clamp(1, MAX_AUDIT_ROWS))?;
-    Ok(Response::Audit {
-        rows: wire::audit_rows(rows),
-    })
+pub(crate) fn audit(
+    d: &Daemon,
+    user: Option<&str>,
+    limit: u32,
+    before: Option<i64>,
+) -> Result<Response, Refusal> {
+    let rows = d
+        .store
+        .audit_rows(user, before, limit.clamp(1, MAX_AUDIT_ROWS))?;
+    let (rows, more) = wire::fit(wire::audit_rows(rows));
+    Ok(Response::Audit { rows, more })
 }
 
 pub(crate) fn reload(d: &Daemon, peer: &Peer) -> Response {

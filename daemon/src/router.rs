@@ -227,7 +227,11 @@ pub async fn dispatch(
         Request::UserList => admin::list(d),
         Request::UserReset { .. } => admin::reset(d, peer, &user),
         Request::UserUnlock { .. } => admin::unlock(d, peer, &user),
-        Request::AuditQuery { user, limit } => admin::audit(d, user.as_deref(), limit),
+        Request::AuditQuery {
+            user,
+            limit,
+            before,
+        } => admin::audit(d, user.as_deref(), limit, before),
         Request::LoginHistory { limit, .. } => sessions::history(d, &user, limit),
         Request::AuditVerify => audit::verify(d),
         // Streams until the client leaves.

@@ -343,9 +343,9 @@ pub fn history(d: &Daemon, user: &str, limit: u32) -> Result<Response, Refusal> 
     let fetch = limit.saturating_mul(history::ROWS_PER_LOGIN);
     let rows = d.store.logins(user, fetch, false)?;
     let complete = rows.len() < usize::try_from(fetch).unwrap_or(usize::MAX);
-    Ok(Response::Audit {
-        rows: history::logins(rows, usize::try_from(limit).unwrap_or(usize::MAX), complete),
-    })
+    let logins = history::logins(rows, usize::try_from(limit).unwrap_or(usize::MAX), complete);
+    let (rows, more) = wire::fit(logins);
+    Ok(Response::Audit { rows, more })
 }
 
 /// The most logins one `history` returns.

@@ -7,8 +7,8 @@ use crate::store::{
     TotpSummary, UserRecord,
 };
 use mfad_protocol::{
-    AuditRow, CheckStep, DeviceInfo, LockInfo, PassedFactor, PolicyVersion, SessionInfo, TotpInfo,
-    UserSummary,
+    AuditRow, CheckStep, DeviceInfo, LockInfo, MAX_FRAME, PassedFactor, PolicyVersion, SessionInfo,
+    TotpInfo, UserSummary,
 };
 
 pub fn audit_row(r: StoredRow) -> AuditRow {
@@ -47,6 +47,26 @@ pub fn health(h: Health) -> CheckStep {
 
 pub fn audit_rows(rows: Vec<StoredRow>) -> Vec<AuditRow> {
     rows.into_iter().map(audit_row).collect()
+}
+
+/// What a reply's frame holds besides its rows (the type tag, the `more`
+/// flag), with room to spare.
+const REPLY_OVERHEAD: usize = 256;
+
+/// The leading `rows` that fit one reply frame, and whether any were left
+/// out: a reply over [`MAX_FRAME`] could not be sent at all.
+pub fn fit(rows: Vec<AuditRow>) -> (Vec<AuditRow>, bool) {
+    let mut used = REPLY_OVERHEAD;
+    let mut kept = Vec::with_capacity(rows.len());
+    for row in rows {
+        // The row's JSON and the comma before it.
+        used += serde_json::to_vec(&row).map_or(MAX_FRAME, |json| json.len() + 1);
+        if used > MAX_FRAME {
+            return (kept, true);
+        }
+        kept.push(row);
+    }
+    (kept, false)
 }
 
 pub fn totp(t: TotpSummary) -> TotpInfo {
@@ -120,5 +140,51 @@ pub fn session(s: StoredSession, host: Option<String>, processes: u32) -> Sessio
         factors: s.proof.factors.iter().map(passed).collect(),
         device: s.proof.device,
         processes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfad_protocol::Response;
+
+    fn row(id: i64) -> AuditRow {
+        AuditRow {
+            id,
+            time: 1_700_000_000 + id,
+            user: format!("user-{id}"),
+            service: "sshd".into(),
+            rhost: Some("192.0.2.10".into()),
+            tty: None,
+            channel: "totp".into(),
+            decision: "allow".into(),
+            reason: "ok".into(),
+            peer_uid: 0,
+            rule: Some("default".into()),
+            policy_version: Some(1),
+            ruser: None,
+            caller_uid: None,
+            host: Some("web-1".into()),
+        }
+    }
+
+    #[test]
+    fn rows_past_one_frame_are_left_for_the_next_page() {
+        let (rows, more) = fit((0..2_000).map(row).collect());
+        assert!(more);
+        assert!(rows.len() > 100, "{}", rows.len());
+        assert_eq!(
+            rows.last().map(|r| r.id),
+            i64::try_from(rows.len() - 1).ok()
+        );
+        let reply = serde_json::to_vec(&Response::Audit { rows, more }).unwrap();
+        assert!(reply.len() <= MAX_FRAME, "{}", reply.len());
+    }
+
+    #[test]
+    fn rows_that_fit_are_all_kept() {
+        let (rows, more) = fit((0..10).map(row).collect());
+        assert!(!more);
+        assert_eq!(rows.len(), 10);
     }
 }

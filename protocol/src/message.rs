@@ -92,6 +92,10 @@ pub enum Request {
         user: Option<String>,
         #[serde(default = "default_audit_limit")]
         limit: u32,
+        /// Only rows older than this id: the next page after a reply
+        /// whose `more` was set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<i64>,
     },
     /// The logins of one account (`None`: the caller's own), newest first:
     /// the audit rows of its authentications. Answered with `audit`.
@@ -405,6 +409,10 @@ pub enum Response {
     },
     Audit {
         rows: Vec<AuditRow>,
+        /// The reply stopped short of the rows asked for because they would
+        /// not fit one frame: ask again for the rows before the last one.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
     },
     /// The outcome of `audit_verify`.
     AuditVerified(AuditVerification),

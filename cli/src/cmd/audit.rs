@@ -29,10 +29,14 @@ pub struct AuditArgs {
     pub limit: u32,
 }
 
-pub fn request(args: &AuditArgs) -> Request {
+/// The request for the rows older than `before` still wanted after `got`.
+pub fn request(args: &AuditArgs, got: usize, before: Option<i64>) -> Request {
     Request::AuditQuery {
         user: args.user.clone(),
-        limit: args.limit,
+        limit: args
+            .limit
+            .saturating_sub(u32::try_from(got).unwrap_or(u32::MAX)),
+        before,
     }
 }
 
@@ -53,10 +57,32 @@ pub fn run(ctx: &mut Ctx, args: &AuditArgs) -> Result<(), CliError> {
     if args.follow {
         return follow(ctx);
     }
-    let resp = ctx.call(&request(args))?;
-    match &resp {
-        Response::Audit { rows } => ctx.show(&resp, || render(rows)),
-        other => Err(unexpected(other)),
+    let rows = query(ctx, args)?;
+    let resp = Response::Audit {
+        rows: rows.clone(),
+        more: false,
+    };
+    ctx.show(&resp, || render(&rows))
+}
+
+/// The rows `args` asks for, a page at a time: one reply holds as many as
+/// fit a frame.
+fn query(ctx: &mut Ctx, args: &AuditArgs) -> Result<Vec<AuditRow>, CliError> {
+    let wanted = usize::try_from(args.limit).unwrap_or(usize::MAX);
+    let mut rows: Vec<AuditRow> = Vec::new();
+    let mut before = None;
+    loop {
+        match ctx.call(&request(args, rows.len(), before))? {
+            Response::Audit { rows: page, more } => {
+                let last = page.last().map(|r| r.id);
+                rows.extend(page);
+                match last {
+                    Some(id) if more && rows.len() < wanted => before = Some(id),
+                    _ => return Ok(rows),
+                }
+            }
+            other => return Err(unexpected(&other)),
+        }
     }
 }
 
@@ -245,9 +271,36 @@ mod tests {
             limit: 7,
         };
         assert_eq!(
-            serde_json::to_string(&request(&args)).unwrap(),
+            serde_json::to_string(&request(&args, 0, None)).unwrap(),
             r#"{"type":"audit_query","user":"bob","limit":7}"#
         );
+    }
+
+    #[test]
+    fn a_reply_cut_short_by_the_frame_limit_is_followed_by_the_older_rows() {
+        let replies = vec![
+            Response::Audit {
+                rows: vec![
+                    row(1_700_000_009, None, "allow"),
+                    row(1_700_000_008, None, "deny"),
+                ],
+                more: true,
+            },
+            Response::Audit {
+                rows: vec![row(1_700_000_007, None, "allow")],
+                more: false,
+            },
+        ];
+        let out = crate::cmd::testing::mfactl(&["audit", "--limit", "5"], replies, "", false);
+        assert!(out.result.is_ok(), "{:?}", out.result);
+        assert_eq!(
+            out.requests,
+            vec![
+                serde_json::json!({"type": "audit_query", "user": null, "limit": 5}),
+                serde_json::json!({"type": "audit_query", "user": null, "limit": 3, "before": 1_700_000_008}),
+            ]
+        );
+        assert_eq!(out.stdout.matches("alice").count(), 3, "{}", out.stdout);
     }
 
     #[test]

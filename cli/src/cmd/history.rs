@@ -35,7 +35,13 @@ pub fn run(ctx: &mut Ctx, args: &HistoryArgs) -> Result<(), CliError> {
         limit: args.limit,
     })?;
     match &resp {
-        Response::Audit { rows } => ctx.show(&resp, || render(rows)),
+        Response::Audit { rows, more } => ctx.show(&resp, || {
+            let mut text = render(rows);
+            if *more {
+                text.push_str("Older logins left out: one reply holds no more.\n");
+            }
+            text
+        }),
         other => Err(unexpected(other)),
     }
 }
@@ -111,7 +117,7 @@ mod tests {
         ];
         let out = mfactl(
             &["history", "--limit", "5"],
-            vec![Response::Audit { rows }],
+            vec![Response::Audit { rows, more: false }],
             "",
             false,
         );
@@ -133,7 +139,10 @@ mod tests {
     fn an_admin_names_the_account_and_gets_json() {
         let out = mfactl(
             &["--json", "history", "--user", "bob"],
-            vec![Response::Audit { rows: vec![] }],
+            vec![Response::Audit {
+                rows: vec![],
+                more: false,
+            }],
             "",
             false,
         );

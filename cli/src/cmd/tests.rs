@@ -214,7 +214,10 @@ fn audit_defaults_and_json() {
         caller_uid: None,
         host: None,
     };
-    let reply = Response::Audit { rows: vec![row] };
+    let reply = Response::Audit {
+        rows: vec![row],
+        more: false,
+    };
     let out = mfactl(&["audit", "--json"], vec![reply], "", false);
     assert_eq!(
         out.requests,

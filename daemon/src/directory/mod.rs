@@ -192,8 +192,10 @@ impl Directory {
             _ => wait(),
         };
         match got {
+            // The library's own deadline is the same one: one message for both.
+            Ok(Err(DirError::Ldap(ldap3::LdapError::Timeout { .. })))
+            | Err(RecvTimeoutError::Timeout) => Err(DirError::Timeout(timeout.as_millis())),
             Ok(answer) => answer,
-            Err(RecvTimeoutError::Timeout) => Err(DirError::Timeout(timeout.as_millis())),
             Err(RecvTimeoutError::Disconnected) => Err(DirError::Lost),
         }
     }

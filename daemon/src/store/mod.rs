@@ -659,7 +659,12 @@ pub trait AuditLog {
     /// Appends `event` to the chain.
     fn audit(&self, event: &Event) -> Result<(), StoreError>;
     /// The newest rows, of one user or all.
-    fn audit_rows(&self, user: Option<&str>, limit: u32) -> Result<Vec<StoredRow>, StoreError>;
+    fn audit_rows(
+        &self,
+        user: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredRow>, StoreError>;
     /// Calls `each` with every row in id order, a chunk at a time, so
     /// verification never holds logins up for long.
     fn each_audit_row(&self, each: &mut dyn FnMut(StoredRow)) -> Result<(), StoreError>;

@@ -152,13 +152,18 @@ impl AuditLog for PgStore {
         })
     }
 
-    fn audit_rows(&self, user: Option<&str>, limit: u32) -> Result<Vec<StoredRow>, StoreError> {
+    fn audit_rows(
+        &self,
+        user: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredRow>, StoreError> {
         self.block(async {
             let c = self.client().await?;
             rows_where(
                 &c,
-                "($1::TEXT IS NULL OR username = $1) ORDER BY id DESC LIMIT $2",
-                &[&user, &i64::from(limit)],
+                "($1::TEXT IS NULL OR username = $1) AND id < $2 ORDER BY id DESC LIMIT $3",
+                &[&user, &before.unwrap_or(i64::MAX), &i64::from(limit)],
             )
             .await
         })

@@ -68,11 +68,16 @@ impl AuditLog for SqliteStore {
         insert(&self.conn(), event)
     }
 
-    fn audit_rows(&self, user: Option<&str>, limit: u32) -> Result<Vec<StoredRow>, StoreError> {
+    fn audit_rows(
+        &self,
+        user: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredRow>, StoreError> {
         rows_where(
             &self.reader(),
-            "?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2",
-            params![user, limit],
+            "(?1 IS NULL OR user = ?1) AND id < ?2 ORDER BY id DESC LIMIT ?3",
+            params![user, before.unwrap_or(i64::MAX), limit],
         )
     }
 
