@@ -32,6 +32,9 @@ pub enum Trigger<'a> {
         rhost: &'a str,
         /// "a new country (FR)", "a new network (203.0.113.0/24)".
         what: &'a str,
+        /// The newest session open before the login's verdict: later ones
+        /// (the login's own) are not touched.
+        up_to: i64,
     },
     /// A failure lock on `user` (from one source or account-wide).
     Locked { user: &'a str, source: &'a str },
@@ -48,7 +51,9 @@ impl Trigger<'_> {
     /// The reason in the audit rows and the terminal notice.
     pub fn reason(&self) -> String {
         match self {
-            Trigger::NewPlace { user, rhost, what } => {
+            Trigger::NewPlace {
+                user, rhost, what, ..
+            } => {
                 format!("login of {user} from {rhost}, {what}")
             }
             Trigger::Locked { user, source } => {
@@ -67,7 +72,8 @@ impl Trigger<'_> {
     fn touches(&self, live: &Live<'_>) -> bool {
         let s = live.session;
         match self {
-            Trigger::NewPlace { user, .. } | Trigger::Locked { user, .. } => s.user == *user,
+            Trigger::NewPlace { user, up_to, .. } => s.user == *user && s.id <= *up_to,
+            Trigger::Locked { user, .. } => s.user == *user,
             Trigger::DeviceRevoked { user, device } => {
                 s.user == *user && s.proof.device.as_deref() == Some(*device)
             }

@@ -97,29 +97,51 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
         Err(e) => broke(&att, &e),
     };
     let allow = matches!(ending.outcome, Outcome::Allow | Outcome::Pass);
+    // A new login (not a step-up inside a session) from a new place. The
+    // sessions it re-evaluates are those open before its verdict: the one
+    // it opens itself may be recorded before the re-evaluation runs.
+    let new_place = (allow && session_id.is_none() && loaded.policy.uses_on_risk())
+        .then(|| new_place(d, &place, signals))
+        .flatten();
     finish(&att, io, &place, session_id, ending).await;
-    // A new login (not a step-up inside a session) from a new place.
-    if allow && session_id.is_none() {
-        new_place(d, peer, &start.user, &place, signals);
+    if let Some(p) = new_place {
+        let trigger = Trigger::NewPlace {
+            user: &start.user,
+            rhost: &p.rhost,
+            what: &p.what,
+            up_to: p.up_to,
+        };
+        reevaluate::run(d, &trigger, peer.uid, None);
     }
 }
 
-/// After a login from a network or country new for the user: their live
-/// sessions are looked at again, as their rules' `on_risk` says.
-fn new_place(d: &Daemon, peer: &Peer, user: &str, place: &risk::Place, signals: Signals) {
-    let Some(ip) = place.ip else { return };
+/// A login from a network or country new for the user, and the newest
+/// session open before it.
+struct NewPlace {
+    rhost: String,
+    what: String,
+    up_to: i64,
+}
+
+fn new_place(d: &Daemon, place: &risk::Place, signals: Signals) -> Option<NewPlace> {
+    let ip = place.ip?;
     let what = match (&place.country, place.network) {
         (Some(country), _) if signals.new_country => format!("a new country ({country})"),
         (_, Some(network)) if signals.new_network => format!("a new network ({network})"),
-        _ => return,
+        _ => return None,
     };
-    let rhost = ip.to_string();
-    let trigger = Trigger::NewPlace {
-        user,
-        rhost: &rhost,
-        what: &what,
+    let up_to = match d.store.sessions(&d.boot_id) {
+        Ok(all) => all.iter().map(|s| s.id).max().unwrap_or(0),
+        Err(e) => {
+            log::error!("cannot read the sessions to re-evaluate them: {e}");
+            return None;
+        }
     };
-    reevaluate::run(d, &trigger, peer.uid, None);
+    Some(NewPlace {
+        rhost: ip.to_string(),
+        what,
+        up_to,
+    })
 }
 
 /// The conversation: the machine says, the driver does.

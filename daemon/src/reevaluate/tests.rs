@@ -109,6 +109,7 @@ fn a_login_from_a_new_place_or_a_lock_touches_the_users_sessions_as_their_rules_
         user: "alice",
         rhost: "203.0.113.9",
         what: "a new country (FR)",
+        up_to: 6,
     };
     let lock = Trigger::Locked {
         user: "alice",
@@ -123,6 +124,15 @@ fn a_login_from_a_new_place_or_a_lock_touches_the_users_sessions_as_their_rules_
     ];
     assert_eq!(outcome(&decide(&place, &live)), want);
     assert_eq!(outcome(&decide(&lock, &live)), want);
+    // The session the login itself opened (recorded before the
+    // re-evaluation ran) is not one it judges.
+    let own = Trigger::NewPlace {
+        user: "alice",
+        rhost: "203.0.113.9",
+        what: "a new country (FR)",
+        up_to: 5,
+    };
+    assert_eq!(outcome(&decide(&own, &live)), want[..3].to_vec());
     assert_eq!(decide(&place, &live)[1].rule.as_deref(), Some("console"));
     assert_eq!(
         place.reason(),
