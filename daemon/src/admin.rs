@@ -198,12 +198,36 @@ pub(crate) fn list(d: &Daemon) -> Result<Response, Refusal> {
     })
 }
 
+/// How a TOTP factor of profile `name` computes its codes.
+pub(crate) fn profile(d: &Daemon, name: Option<&str>) -> Result<TotpParams, Refusal> {
+    d.config
+        .totp
+        .profile(name)
+        .map(|p| p.params())
+        .ok_or_else(|| {
+            let defined: Vec<&str> = d.config.totp.profiles.keys().map(String::as_str).collect();
+            Refusal::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "no TOTP profile {:?} in mfad.toml; it defines {}",
+                    name.unwrap_or_default(),
+                    match defined.is_empty() {
+                        true => "none ([totp] alone is the default)".to_owned(),
+                        false => defined.join(", "),
+                    }
+                ),
+            )
+        })
+}
+
+/// Starts a TOTP enrollment of `user` computing codes as `params` say.
 pub(crate) fn enroll_begin(
     d: &Daemon,
     peer: &Peer,
     user: &str,
     replace: bool,
     force: bool,
+    params: TotpParams,
 ) -> Result<Response, Refusal> {
     let warning = unknown_account(d, peer, user, "enroll totp", force)?;
     if !replace && d.store.totp_summary(user)?.is_some() {
@@ -213,11 +237,6 @@ pub(crate) fn enroll_begin(
         ));
     }
     let c = &d.config.totp;
-    let params = TotpParams {
-        algorithm: c.algorithm,
-        digits: c.digits,
-        period: c.period,
-    };
     let secret = totp::new_secret()?;
     let (uri, secret_base32) = totp::provisioning(secret.as_slice(), params, &c.issuer, user)?;
     let sealed = d
@@ -271,7 +290,7 @@ pub(crate) fn enroll_confirm(
         pending.params,
         code.expose(),
         now,
-        d.config.totp.window,
+        d.config.totp.window_for(pending.params),
     )? {
         Check::Match { step, .. } => {
             let sealed = d.vault.seal(user, Purpose::TotpSecret, &secret)?;

@@ -28,11 +28,11 @@ pub fn open(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     match &config.store {
         StoreConfig::Sqlite => {
             let sqlite = SqliteStore::open(&config.database).map_err(|e| error(config, e))?;
-            if sqlite.fence_after_unclean_stop(clock::now(), config.totp.window) {
+            if sqlite.fence_after_unclean_stop(clock::now(), config.totp.widest_window()) {
                 log::warn!(
                     "the last run of mfad did not stop cleanly: TOTP codes valid now are refused \
                      for up to {} s, in case a lost write had accepted one (see README, Security model)",
-                    (u64::from(config.totp.window) + 1) * config.totp.period
+                    config.totp.longest_validity()
                 );
             }
             Ok(Arc::new(sqlite))

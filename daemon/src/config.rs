@@ -2,7 +2,7 @@
 //! form, then checked into [`Config`]. Defaults live here and nowhere else.
 
 pub use crate::factor::totp::TotpAlgorithm;
-use crate::store::LockRule;
+use crate::store::{LockRule, TotpParams};
 use mfad_protocol::paths;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -112,6 +112,18 @@ struct RawTotp {
     period: Option<u64>,
     window: Option<u32>,
     enroll_timeout_secs: Option<u64>,
+    #[serde(default)]
+    profiles: std::collections::BTreeMap<String, RawProfile>,
+}
+
+/// `[totp.profiles.NAME]`: what it leaves out comes from `[totp]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    algorithm: Option<TotpAlgorithm>,
+    digits: Option<u32>,
+    period: Option<u64>,
+    window: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,12 +201,140 @@ pub struct BackupConfig {
 #[derive(Debug, Clone)]
 pub struct TotpConfig {
     pub issuer: String,
+    /// The default profile: `[totp]` itself.
     pub algorithm: TotpAlgorithm,
     pub digits: u32,
     pub period: u64,
     /// Steps accepted on each side of the current one.
     pub window: u32,
     pub enroll_timeout: Duration,
+    /// `[totp.profiles.NAME]`, for the enrollments that name one.
+    pub profiles: std::collections::BTreeMap<String, TotpProfile>,
+}
+
+/// How one kind of TOTP factor computes and checks its codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotpProfile {
+    pub algorithm: TotpAlgorithm,
+    pub digits: u32,
+    pub period: u64,
+    pub window: u32,
+}
+
+/// A key of a TOTP profile, for errors.
+#[derive(Debug, Clone, Copy)]
+enum ProfileKey {
+    Digits,
+    Period,
+    Window,
+}
+
+impl ProfileKey {
+    fn name(self) -> &'static str {
+        match self {
+            ProfileKey::Digits => "digits",
+            ProfileKey::Period => "period",
+            ProfileKey::Window => "window",
+        }
+    }
+
+    /// The key in `[totp]` itself.
+    fn totp(self) -> &'static str {
+        match self {
+            ProfileKey::Digits => "totp.digits",
+            ProfileKey::Period => "totp.period",
+            ProfileKey::Window => "totp.window",
+        }
+    }
+}
+
+impl TotpProfile {
+    fn check(&self) -> Result<(), (ProfileKey, String)> {
+        if !(6..=8).contains(&self.digits) {
+            return Err((
+                ProfileKey::Digits,
+                format!("is {}, it must be 6, 7 or 8", self.digits),
+            ));
+        }
+        if !(15..=300).contains(&self.period) {
+            return Err((
+                ProfileKey::Period,
+                format!("is {}, it must be 15 to 300 seconds", self.period),
+            ));
+        }
+        if self.window > 10 {
+            return Err((
+                ProfileKey::Window,
+                format!(
+                    "is {}, at most 10 steps are allowed (1 is the safe default)",
+                    self.window
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn params(&self) -> TotpParams {
+        TotpParams {
+            algorithm: self.algorithm,
+            digits: self.digits,
+            period: self.period,
+        }
+    }
+}
+
+fn valid_profile_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl TotpConfig {
+    /// The profile named `name`, or the default (`[totp]`) for `None`.
+    pub fn profile(&self, name: Option<&str>) -> Option<TotpProfile> {
+        match name {
+            None => Some(TotpProfile {
+                algorithm: self.algorithm,
+                digits: self.digits,
+                period: self.period,
+                window: self.window,
+            }),
+            Some(name) => self.profiles.get(name).copied(),
+        }
+    }
+
+    /// The window for a factor with these parameters: a stored factor
+    /// records its algorithm, digits and period, not its profile, so the
+    /// widest window among the profiles that compute codes this way (the
+    /// default's when none does).
+    pub fn window_for(&self, params: TotpParams) -> u32 {
+        self.all()
+            .filter(|p| p.params() == params)
+            .map(|p| p.window)
+            .max()
+            .unwrap_or(self.window)
+    }
+
+    /// The widest window of any profile: what an unclean stop fences.
+    pub fn widest_window(&self) -> u32 {
+        self.all().map(|p| p.window).max().unwrap_or(self.window)
+    }
+
+    /// The longest a code of any profile stays good, in seconds.
+    pub fn longest_validity(&self) -> u64 {
+        self.all()
+            .map(|p| (u64::from(p.window) + 1) * p.period)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The default profile, then the named ones.
+    fn all(&self) -> impl Iterator<Item = TotpProfile> + '_ {
+        self.profile(None)
+            .into_iter()
+            .chain(self.profiles.values().copied())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -264,35 +404,46 @@ impl Config {
                 ),
             ));
         }
-        let totp = TotpConfig {
-            issuer: raw.totp.issuer.unwrap_or_else(|| "mfad".to_owned()),
+        let default = TotpProfile {
             algorithm: raw.totp.algorithm.unwrap_or(TotpAlgorithm::SHA1),
             digits: raw.totp.digits.unwrap_or(6),
             period: raw.totp.period.unwrap_or(30),
             window: raw.totp.window.unwrap_or(1),
-            enroll_timeout: Duration::from_secs(raw.totp.enroll_timeout_secs.unwrap_or(600)),
         };
-        if !(6..=8).contains(&totp.digits) {
-            return Err(invalid(
-                "totp.digits",
-                format!("is {}, it must be 6, 7 or 8", totp.digits),
-            ));
+        default
+            .check()
+            .map_err(|(key, problem)| invalid(key.totp(), problem))?;
+        let mut profiles = std::collections::BTreeMap::new();
+        for (name, p) in raw.totp.profiles {
+            if !valid_profile_name(&name) {
+                return Err(invalid(
+                    "totp.profiles",
+                    format!("{name:?}: a profile name is 1 to 32 letters, digits, '-' or '_'"),
+                ));
+            }
+            let profile = TotpProfile {
+                algorithm: p.algorithm.unwrap_or(default.algorithm),
+                digits: p.digits.unwrap_or(default.digits),
+                period: p.period.unwrap_or(default.period),
+                window: p.window.unwrap_or(default.window),
+            };
+            profile.check().map_err(|(key, problem)| {
+                invalid(
+                    "totp.profiles",
+                    format!("[totp.profiles.{name}] `{}` {problem}", key.name()),
+                )
+            })?;
+            profiles.insert(name, profile);
         }
-        if !(15..=300).contains(&totp.period) {
-            return Err(invalid(
-                "totp.period",
-                format!("is {}, it must be 15 to 300 seconds", totp.period),
-            ));
-        }
-        if totp.window > 10 {
-            return Err(invalid(
-                "totp.window",
-                format!(
-                    "is {}, at most 10 steps are allowed (1 is the safe default)",
-                    totp.window
-                ),
-            ));
-        }
+        let totp = TotpConfig {
+            issuer: raw.totp.issuer.unwrap_or_else(|| "mfad".to_owned()),
+            algorithm: default.algorithm,
+            digits: default.digits,
+            period: default.period,
+            window: default.window,
+            enroll_timeout: Duration::from_secs(raw.totp.enroll_timeout_secs.unwrap_or(600)),
+            profiles,
+        };
         if totp.issuer.is_empty() || totp.issuer.contains(':') {
             return Err(invalid(
                 "totp.issuer",
@@ -437,7 +588,7 @@ impl Config {
         format!(
             "socket = {:?}\n{}\nhost_name = {:?}\ndatabase = {:?}\nkey_file = {:?}\npolicy_file = {:?}\n\
              admin_group = {}\nsyslog = {} ({:?})\nworker_threads = {}\ngeoip_database = {}\n\
-             totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n\
+             totp: issuer {:?}, {} {} digits, period {} s, window ±{}, enrollment expires after {} s\n{}\
              lockout: {} failures per source, {} per account, for {} s; failure delay {} ms growing to {} ms\n\
              limits: {} connections, {} per non-root uid, idle {} s, frame {} s, conversation {} s\n\
              backup codes: {} of {} characters\n{}{}login notification: {}\n{}{}\
@@ -463,6 +614,16 @@ impl Config {
             t.period,
             t.window,
             t.enroll_timeout.as_secs(),
+            t.profiles
+                .iter()
+                .map(|(name, p)| format!(
+                    "totp profile {name}: {} {} digits, period {} s, window ±{}\n",
+                    p.algorithm.as_str(),
+                    p.digits,
+                    p.period,
+                    p.window
+                ))
+                .collect::<String>(),
             l.threshold,
             l.account_threshold,
             l.duration.as_secs(),
@@ -532,6 +693,60 @@ mod tests {
             c.describe()
                 .contains("self service: replace_totp true, disable false")
         );
+    }
+
+    #[test]
+    fn totp_profiles_take_what_they_leave_out_from_totp() {
+        let c = parse(
+            "version = 1\n[totp]\nperiod = 60\n\
+             [totp.profiles.strict]\nalgorithm = \"SHA256\"\ndigits = 8\nwindow = 0\n\
+             [totp.profiles.slow]\nperiod = 60\nwindow = 2\n",
+        )
+        .unwrap();
+        let strict = c.totp.profile(Some("strict")).unwrap();
+        assert_eq!(
+            (
+                strict.algorithm,
+                strict.digits,
+                strict.period,
+                strict.window
+            ),
+            (TotpAlgorithm::SHA256, 8, 60, 0)
+        );
+        assert!(c.totp.profile(Some("nope")).is_none());
+        assert_eq!(c.totp.profile(None).unwrap().period, 60);
+        // "slow" computes codes as the default does: its wider window counts.
+        assert_eq!(c.totp.window_for(c.totp.profile(None).unwrap().params()), 2);
+        assert_eq!(c.totp.window_for(strict.params()), 0);
+        assert_eq!(c.totp.widest_window(), 2);
+        assert_eq!(c.totp.longest_validity(), 180);
+        assert!(
+            c.describe()
+                .contains("totp profile strict: SHA256 8 digits, period 60 s, window ±0"),
+            "{}",
+            c.describe()
+        );
+        for (text, problem) in [
+            (
+                "[totp.profiles.a]\ndigits = 9\n",
+                "[totp.profiles.a] `digits` is 9",
+            ),
+            (
+                "[totp.profiles.a]\nperiod = 5\n",
+                "[totp.profiles.a] `period` is 5",
+            ),
+            (
+                "[totp.profiles.a]\nwindow = 11\n",
+                "[totp.profiles.a] `window` is 11",
+            ),
+            ("[totp.profiles.\"a b\"]\n", "a profile name is 1 to 32"),
+            ("[totp.profiles.a]\nissuer = \"x\"\n", "issuer"),
+        ] {
+            let err = parse(&format!("version = 1\n{text}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(problem), "{text}: {err}");
+        }
     }
 
     #[test]

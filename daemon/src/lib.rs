@@ -184,7 +184,11 @@ impl Daemon {
             .as_ref()
             .map(directory::Directory::open)
             .transpose()?;
-        let policy = startup_policy(&config, &*store, &directory::Groups(directory.as_ref()))?;
+        let policy = startup_policy(
+            &config,
+            &*store,
+            &directory::Groups(directory.as_ref(), &config.totp),
+        )?;
         let params = TotpParams {
             algorithm: config.totp.algorithm,
             digits: config.totp.digits,
@@ -229,7 +233,7 @@ impl Daemon {
 
     /// Group membership for the policy: NSS and the directory.
     pub(crate) fn groups(&self) -> directory::Groups<'_> {
-        directory::Groups(self.directory.as_ref())
+        directory::Groups(self.directory.as_ref(), &self.config.totp)
     }
 
     pub(crate) fn has_geo(&self) -> bool {

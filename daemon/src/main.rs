@@ -76,7 +76,10 @@ fn check_config(config: &Config) -> ExitCode {
         }
     };
     let policy = if config.policy_file.exists() {
-        match Policy::load(&config.policy_file, &Groups(directory.as_ref())) {
+        match Policy::load(
+            &config.policy_file,
+            &Groups(directory.as_ref(), &config.totp),
+        ) {
             Ok((policy, warnings)) => {
                 let mut lines: Vec<String> = warnings
                     .iter()

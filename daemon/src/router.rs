@@ -220,9 +220,13 @@ pub async fn dispatch(
             protocol: mfad_protocol::PROTOCOL_VERSION,
         }),
         Request::Status { .. } | Request::UserShow { .. } => admin::status(d, &user),
-        Request::EnrollTotpBegin { replace, force, .. } => {
-            admin::enroll_begin(d, peer, &user, replace, force)
-        }
+        Request::EnrollTotpBegin {
+            replace,
+            force,
+            profile,
+            ..
+        } => admin::profile(d, profile.as_deref())
+            .and_then(|params| admin::enroll_begin(d, peer, &user, replace, force, params)),
         Request::EnrollTotpConfirm { code, .. } => admin::enroll_confirm(d, peer, &user, &code),
         Request::UserList => admin::list(d),
         Request::UserReset { .. } => admin::reset(d, peer, &user),
@@ -335,6 +339,7 @@ mod tests {
                     user: alice.clone(),
                     replace: false,
                     force: false,
+                    profile: None,
                 },
                 SelfOrAdmin,
                 Account(Some("alice")),
@@ -344,6 +349,7 @@ mod tests {
                     user: None,
                     replace: true,
                     force: false,
+                    profile: None,
                 },
                 Admin,
                 Account(None),

@@ -51,17 +51,24 @@ pub(crate) async fn change(
             format!("{why}; an administrator can do it for you"),
         ));
     }
-    if change == SelfChange::ReplaceTotp && d.store.totp_summary(user)?.is_none() {
-        return Err(Refusal::new(
-            ErrorCode::NotEnrolled,
-            format!("{what}: {user} has no active TOTP factor to replace"),
-        ));
-    }
+    // A new secret computes codes as the lost one did.
+    let replacing = match change {
+        SelfChange::ReplaceTotp => match d.store.totp_summary(user)? {
+            Some(current) => Some(current.params),
+            None => {
+                return Err(Refusal::new(
+                    ErrorCode::NotEnrolled,
+                    format!("{what}: {user} has no active TOTP factor to replace"),
+                ));
+            }
+        },
+        SelfChange::Disable => None,
+    };
     let proved = prove(d, peer, user, what, proof).await?;
     // Only what mfad checked: a password step, if any, was the client's.
     let note = format!("{what}: proved with a {proved}");
-    match change {
-        SelfChange::ReplaceTotp => {
+    match replacing {
+        Some(params) => {
             d.record(&Event::admin(
                 user,
                 &format!("{note}; the old secret works until the new one is confirmed"),
@@ -69,9 +76,9 @@ pub(crate) async fn change(
                 peer.uid,
                 clock::now(),
             ));
-            admin::enroll_begin(d, peer, user, true, false)
+            admin::enroll_begin(d, peer, user, true, false, params)
         }
-        SelfChange::Disable => {
+        None => {
             let event = Event::admin(
                 user,
                 &format!("{note}; all factors and counters removed"),
@@ -109,7 +116,11 @@ async fn prove(
     what: &str,
     proof: &SecretString,
 ) -> Result<&'static str, Refusal> {
-    let factor = shape(d, proof.expose());
+    let digits = match d.store.totp_summary(user)? {
+        Some(t) => t.params.digits,
+        None => d.config.totp.digits,
+    };
+    let factor = shape(digits, proof.expose());
     let start = AuthStart {
         user: user.to_owned(),
         service: "mfactl".to_owned(),
@@ -166,10 +177,10 @@ async fn prove(
     ))
 }
 
-/// Digits of the configured TOTP length are an authenticator code; any
-/// other answer is taken as a backup code.
-fn shape(d: &Daemon, typed: &str) -> Factor {
-    let digits = usize::try_from(d.config.totp.digits).unwrap_or(6);
+/// Digits of the user's TOTP length are an authenticator code; any other
+/// answer is taken as a backup code.
+fn shape(digits: u32, typed: &str) -> Factor {
+    let digits = usize::try_from(digits).unwrap_or(6);
     match typed.len() == digits && typed.bytes().all(|b| b.is_ascii_digit()) {
         true => Factor::Totp,
         false => Factor::Backup,

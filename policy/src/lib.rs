@@ -105,6 +105,7 @@ impl Policy {
             trusted_devices: TrustedDevices::Forbidden,
             unenrolled: Unenrolled::Deny,
             on_risk: OnRisk::None,
+            totp_profile: None,
         };
         Self::new(Host::default(), vec![rule], BUILTIN.to_owned())
     }

@@ -15,6 +15,11 @@ pub trait Directory {
     /// Every group `user` belongs to, primary and supplementary.
     fn groups_of(&self, user: &str) -> Vec<String>;
     fn group_exists(&self, group: &str) -> bool;
+    /// Whether mfad.toml defines `[totp.profiles.NAME]`; `None` where that
+    /// cannot be known (a check away from the daemon's configuration).
+    fn totp_profile_exists(&self, _name: &str) -> Option<bool> {
+        None
+    }
 }
 
 pub struct Nss;

@@ -51,6 +51,7 @@ struct RawRule {
     trusted_devices: Option<Spanned<Value>>,
     unenrolled: Option<Spanned<Value>>,
     on_risk: Option<Spanned<String>>,
+    totp_profile: Option<Spanned<String>>,
 }
 
 /// Everything found wrong, errors and warnings alike.
@@ -242,6 +243,10 @@ fn rule(
             "put on_risk on the rule of the service that opens the session",
         );
     }
+    let totp_profile = r
+        .totp_profile
+        .as_ref()
+        .and_then(|v| totp_profile(cx, v, unenrolled, dir));
     if error_count(cx) > errors_before {
         return None;
     }
@@ -255,6 +260,7 @@ fn rule(
         trusted_devices: trusted_devices?,
         unenrolled: unenrolled?,
         on_risk: on_risk?,
+        totp_profile,
     })
 }
 
@@ -695,6 +701,32 @@ fn unenrolled(cx: &mut Cx<'_>, v: &Spanned<Value>) -> Option<Unenrolled> {
         );
     }
     parsed
+}
+
+/// The TOTP profile a user enrolls with at login under this rule.
+fn totp_profile(
+    cx: &mut Cx<'_>,
+    v: &Spanned<String>,
+    unenrolled: Option<Unenrolled>,
+    dir: &dyn Directory,
+) -> Option<String> {
+    let name = v.get_ref();
+    if dir.totp_profile_exists(name) == Some(false) {
+        cx.error(
+            v.span(),
+            format!("no TOTP profile {name:?} in mfad.toml"),
+            "define it under [totp.profiles] in mfad.toml, or name a profile defined there",
+        );
+        return None;
+    }
+    if unenrolled != Some(Unenrolled::Enroll) {
+        cx.warning(
+            v.span(),
+            "`totp_profile` has no effect without unenrolled = \"enroll\": it chooses how a user enrolls at login; a code is always checked as the factor was enrolled",
+            "add unenrolled = \"enroll\", or enroll with `mfactl enroll totp --profile NAME`",
+        );
+    }
+    Some(name.clone())
 }
 
 fn on_risk(cx: &mut Cx<'_>, v: &Spanned<String>) -> Option<OnRisk> {

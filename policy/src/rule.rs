@@ -192,6 +192,9 @@ pub struct Rule {
     pub unenrolled: Unenrolled,
     /// What happens to its live sessions when risk rises.
     pub on_risk: OnRisk,
+    /// `[totp.profiles.NAME]` of mfad.toml for enrollment at login (`None`:
+    /// the default profile, `[totp]`).
+    pub totp_profile: Option<String>,
 }
 
 /// Facts about this host, from the policy's `[host]` table.

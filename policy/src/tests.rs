@@ -78,4 +78,9 @@ impl Directory for FakeDir {
     fn group_exists(&self, group: &str) -> bool {
         self.groups.contains(group)
     }
+
+    /// mfad.toml here defines one profile, "strict".
+    fn totp_profile_exists(&self, name: &str) -> Option<bool> {
+        Some(name == "strict")
+    }
 }

@@ -69,6 +69,9 @@ pub enum Request {
         /// Go on although no local account has this name.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         force: bool,
+        /// A `[totp.profiles.NAME]` of mfad.toml (`None`: `[totp]` itself).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
     },
     EnrollTotpConfirm {
         #[serde(default)]

@@ -331,3 +331,97 @@ fn per_service_policy_overrides_the_default() {
     assert!(t.prompts().is_empty(), "{t}");
     d.expect_rc(login(&d, &user, &[&code]), PAM_SUCCESS);
 }
+
+/// `[totp.profiles.strict]`: SHA256, 8 digits, 60-second steps.
+const STRICT: &str = "\n[totp.profiles.strict]\nalgorithm = \"SHA256\"\ndigits = 8\nperiod = 60\n";
+
+/// The code of `secret` under the strict profile, `steps` from now.
+fn strict_code(d: &TestDaemon, secret: &str, steps: i64) -> String {
+    let at = mfad_tests::otp::now_unix() as i64 + d.config().clock_offset_secs + steps * 60;
+    mfad_tests::otp::oathtool_totp_at(secret, "SHA256", 8, 60, at as u64)
+}
+
+#[test]
+fn a_totp_profile_chosen_at_enrollment_sets_how_codes_are_made_and_checked() {
+    let mut config = TestConfig::default();
+    config.totp.profiles = STRICT.to_owned();
+    let d = daemon_with(config);
+    let user = unique_name("prof");
+    let offer = d.mfactl_json(&[
+        "enroll",
+        "totp",
+        "--user",
+        &user,
+        "--force",
+        "--profile",
+        "strict",
+        "--print-uri",
+        "--json",
+    ]);
+    assert_eq!(offer["algorithm"], "SHA256", "{offer}");
+    assert_eq!(offer["digits"], 8, "{offer}");
+    assert_eq!(offer["period"], 60, "{offer}");
+    // The URI carries the profile to the app.
+    let uri = offer["uri"].as_str().unwrap();
+    for part in ["algorithm=SHA256", "digits=8", "period=60"] {
+        assert!(uri.contains(part), "{part} not in {uri}");
+    }
+    let secret = mfad_tests::otp::secret_from_uri(uri);
+    let confirm = strict_code(&d, &secret, -1);
+    let out = d.mfactl_with_stdin(
+        ["enroll", "totp", "--user", &user, "--confirm-code", "-"],
+        &format!("{confirm}\n"),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let status = d.mfactl_json(&["status", "--user", &user]);
+    assert_eq!(status["totp"]["algorithm"], "SHA256", "{status}");
+    assert_eq!(status["totp"]["digits"], 8, "{status}");
+    // A code of the default kind (SHA1, 6 digits, 30 s) from the same
+    // secret is wrong; the profile's code is right.
+    let sha1 = d.totp_code(&secret, 0);
+    d.expect_rc(login(&d, &user, &[&sha1]), PAM_AUTH_ERR);
+    let t = d.expect_rc(
+        login(&d, &user, &[&strict_code(&d, &secret, 0)]),
+        PAM_SUCCESS,
+    );
+    assert_eq!(t.prompts().len(), 1, "{t}");
+
+    // A profile mfad.toml does not define is refused, naming those it does.
+    let out = d.mfactl([
+        "enroll",
+        "totp",
+        "--user",
+        "nobody-else",
+        "--force",
+        "--profile",
+        "lax",
+        "--print-uri",
+    ]);
+    assert!(!out.status.success());
+    let text = show(&out);
+    assert!(text.contains("no TOTP profile \"lax\""), "{text}");
+    assert!(text.contains("strict"), "{text}");
+}
+
+#[test]
+fn a_policy_naming_a_totp_profile_mfad_toml_lacks_is_rejected() {
+    let mut config = TestConfig::default();
+    config.totp.profiles = STRICT.to_owned();
+    let d = daemon_with(config);
+    let rule = |profile: &str| {
+        format!(
+            "[[rule]]\nname = \"ssh\"\nservices = [\"sshd\"]\nrequire = \"totp\"\n\
+             unenrolled = \"enroll\"\ntotp_profile = \"{profile}\"\n\n\
+             [[rule]]\nname = \"default\"\nall = true\nrequire = \"totp\"\n"
+        )
+    };
+    std::fs::write(d.policy_path(), rule("lax")).unwrap();
+    let out = d.mfactl(["policy", "reload"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    let text = show(&out);
+    assert!(text.contains("no TOTP profile \"lax\""), "{text}");
+    assert!(text.contains("line 6"), "{text}");
+    std::fs::write(d.policy_path(), rule("strict")).unwrap();
+    let out = d.mfactl(["policy", "reload"]);
+    assert!(out.status.success(), "{}", show(&out));
+}

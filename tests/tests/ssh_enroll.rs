@@ -90,3 +90,62 @@ fn an_enrollment_abandoned_at_the_first_code_leaves_nothing() {
     assert!(!status["totp_pending"].as_bool().unwrap(), "{status}");
     assert_eq!(status["backup_codes"], 0, "{status}");
 }
+
+#[test]
+fn the_rules_totp_profile_decides_how_the_user_enrolls_at_login() {
+    let mut config = TestConfig {
+        policy: TestPolicy::text(&POLICY.replace(
+            "unenrolled = \"enroll\"",
+            "unenrolled = \"enroll\"\ntotp_profile = \"strict\"",
+        )),
+        ..TestConfig::default()
+    };
+    config.totp.profiles =
+        "\n[totp.profiles.strict]\nalgorithm = \"SHA512\"\ndigits = 8\nperiod = 60\n".to_owned();
+    let d = TestDaemon::with_config(config);
+    let server = SshServer::start(&Stacks::mfa(&d));
+    let user = TempUser::create_login(server.dir());
+    let key = server.new_key("laptop");
+    server.authorize(&user.name, &key);
+    let code = |secret: &str, steps: i64| {
+        let at = mfad_tests::otp::now_unix() as i64 + d.config().clock_offset_secs + steps * 60;
+        mfad_tests::otp::oathtool_totp_at(secret, "SHA512", 8, 60, at as u64)
+    };
+    let mut ssh = server.ssh(&user.name, &key, "127.0.0.1", "echo enrolled-$((1+1))");
+    let shown = ssh.expect(CODE_PROMPT);
+    // The pty wraps long lines: compare without line ends.
+    let flat = shown.replace(['\r', '\n'], "");
+    assert!(flat.ends_with("Enter the 8-digit "), "{shown}");
+    // What an app needs besides the secret; this URI's QR code would be
+    // 86 columns wide: not drawn.
+    assert!(
+        flat.contains("Settings: SHA512, 8 digits, a new code every 60 s"),
+        "{shown}"
+    );
+    assert!(!shown.contains("##"), "{shown}");
+    assert!(
+        flat.contains("would not fit an 80-column terminal"),
+        "{shown}"
+    );
+    let secret: String = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Secret: "))
+        .unwrap_or_else(|| panic!("no secret shown: {shown}"))
+        .split_whitespace()
+        .collect();
+    ssh.send_line(&code(&secret, 0));
+    ssh.expect("Type yes once you have saved them: ");
+    ssh.send_line("yes");
+    ssh.expect("enrolled-2");
+    assert!(ssh.wait().success(), "{}", ssh.transcript());
+    let status = d.mfactl_json(&["status", "--user", &user.name]);
+    assert_eq!(status["totp"]["algorithm"], "SHA512", "{status}");
+    assert_eq!(status["totp"]["digits"], 8, "{status}");
+    assert_eq!(status["totp"]["period"], 60, "{status}");
+    // The next login asks for a code of that shape.
+    let mut ssh = server.ssh(&user.name, &key, "127.0.0.1", "echo again-$((1+1))");
+    ssh.expect("Verification code: ");
+    ssh.send_line(&code(&secret, 1));
+    ssh.expect("again-2");
+    assert!(ssh.wait().success(), "{}", ssh.transcript());
+}

@@ -58,6 +58,11 @@ pub struct TotpArgs {
     /// Do not draw the QR code; print the URI and secret only
     #[arg(long, conflicts_with_all = ["print_uri", "confirm_code"])]
     pub no_qr: bool,
+
+    /// Compute codes as [totp.profiles.NAME] of mfad.toml says (algorithm,
+    /// digits, period, window) instead of [totp]
+    #[arg(long, value_name = "NAME", conflicts_with = "confirm_code")]
+    pub profile: Option<String>,
 }
 
 fn parse_code(text: &str) -> Result<SecretString, String> {
@@ -92,6 +97,7 @@ pub fn totp(ctx: &mut Ctx, args: TotpArgs) -> Result<(), CliError> {
         user: args.user.clone(),
         replace: args.replace,
         force: args.force,
+        profile: args.profile.clone(),
     })?;
     let Response::EnrollmentOffer(offer) = &resp else {
         return Err(unexpected(&resp));

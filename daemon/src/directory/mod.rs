@@ -16,8 +16,8 @@ pub mod filter;
 pub use choose::{DirContact, Pick, choose};
 pub use client::{DirError, Entry};
 
-use crate::config::DirectoryConfig;
 use crate::config::{DirectoryBind, SecretSource};
+use crate::config::{DirectoryConfig, TotpConfig};
 use crate::files::{self, FileError};
 use client::Client;
 use std::collections::HashMap;
@@ -201,11 +201,12 @@ impl Directory {
     }
 }
 
-/// Group membership for the policy: NSS, and the directory when one is
-/// configured. A group the directory cannot confirm (it is down, past the
-/// cache) is simply not held, so `%group` rules fall through to the next
-/// rule, as for any user outside the group.
-pub struct Groups<'a>(pub Option<&'a Directory>);
+/// What the policy asks of this host: group membership from NSS, and the
+/// directory when one is configured, and the TOTP profiles of mfad.toml. A
+/// group the directory cannot confirm (it is down, past the cache) is
+/// simply not held, so `%group` rules fall through to the next rule, as for
+/// any user outside the group.
+pub struct Groups<'a>(pub Option<&'a Directory>, pub &'a TotpConfig);
 
 impl crate::policy::Directory for Groups<'_> {
     fn groups_of(&self, user: &str) -> Vec<String> {
@@ -223,6 +224,10 @@ impl crate::policy::Directory for Groups<'_> {
             || self
                 .0
                 .is_some_and(|d| d.group_exists(group).unwrap_or(true))
+    }
+
+    fn totp_profile_exists(&self, name: &str) -> Option<bool> {
+        Some(self.1.profiles.contains_key(name))
     }
 }
 

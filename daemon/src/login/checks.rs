@@ -11,7 +11,7 @@ use crate::device::SshKey;
 use crate::factor::backup;
 use crate::factor::hashed::Stored;
 use crate::factor::otp::Purpose;
-use crate::factor::totp::{self, Check, TotpError};
+use crate::factor::totp::{self, Check, TotpAlgorithm, TotpError};
 use crate::peer::Peer;
 use crate::policy::{Factor, Rule, TrustedDevices};
 use crate::reevaluate::{self, Trigger};
@@ -65,6 +65,9 @@ pub struct Gathered {
     pub enrolled: Vec<Factor>,
     pub session: Option<StoredSession>,
     pub device: Option<(String, Option<i64>)>,
+    /// The length of the user's TOTP codes, when the rule asks for TOTP and
+    /// the user has it.
+    pub totp_digits: Option<u32>,
 }
 
 impl Gathered {
@@ -95,8 +98,17 @@ pub fn gather(
     now: i64,
 ) -> Result<Gathered, CheckError> {
     let mut enrolled = Vec::new();
+    let mut totp_digits = None;
     for &f in rule.map_or(&[][..], |r| r.require.factors()) {
-        if enrolled_in(d, user, f)? {
+        let has = match f {
+            // Read once for both: whether it is there and its shape.
+            Factor::Totp => {
+                totp_digits = d.store.totp_summary(user)?.map(|t| t.params.digits);
+                totp_digits.is_some()
+            }
+            _ => enrolled_in(d, user, f)?,
+        };
+        if has {
             enrolled.push(f);
         }
     }
@@ -112,6 +124,7 @@ pub fn gather(
         enrolled,
         session,
         device,
+        totp_digits,
     })
 }
 
@@ -195,7 +208,8 @@ impl Attempt<'_> {
             None => ("", d.dummy.sealed.as_slice(), d.dummy.params),
         };
         let secret = d.vault.open(aad_user, Sealed::TotpSecret, sealed)?;
-        let check = totp::check(&secret, params, code.expose(), now, d.config.totp.window)?;
+        let window = d.config.totp.window_for(params);
+        let check = totp::check(&secret, params, code.expose(), now, window)?;
         Ok(match (record.is_some(), check) {
             (false, _) => wrong("Wrong code.", "not enrolled"),
             (true, Check::Wrong) => wrong("Wrong code.", "wrong code"),
@@ -504,11 +518,13 @@ impl Checks for Attempt<'_> {
 
     fn enroll_offer(&mut self, _now: i64) -> Result<Offer, CheckError> {
         let c = &self.d.config.totp;
-        let params = TotpParams {
-            algorithm: c.algorithm,
-            digits: c.digits,
-            period: c.period,
-        };
+        // The policy was checked against mfad.toml's profiles when it loaded.
+        let params = c
+            .profile(self.rule.and_then(|r| r.totp_profile.as_deref()))
+            .ok_or(CheckError::Broken(
+                "the rule names a TOTP profile mfad.toml lacks",
+            ))?
+            .params();
         let secret = totp::new_secret()?;
         let (uri, base32) = totp::provisioning(secret.as_slice(), params, &c.issuer, self.user())?;
         let sealed =
@@ -523,9 +539,19 @@ impl Checks for Attempt<'_> {
             .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect();
         self.audit("totp", Audit::Done, "enrollment at login offered");
+        let usual =
+            params.algorithm == TotpAlgorithm::SHA1 && params.digits == 6 && params.period == 30;
         Ok(Offer {
             qr,
             secret: grouped.join(" "),
+            settings: (!usual).then(|| {
+                format!(
+                    "{}, {} digits, a new code every {} s",
+                    params.algorithm.as_str(),
+                    params.digits,
+                    params.period
+                )
+            }),
         })
     }
 
@@ -541,8 +567,13 @@ impl Checks for Attempt<'_> {
         let d = self.d;
         let user = self.user();
         let secret = d.vault.open(user, Sealed::PendingTotpSecret, sealed)?;
-        let Check::Match { step, .. } =
-            totp::check(&secret, *params, code.expose(), now, d.config.totp.window)?
+        let Check::Match { step, .. } = totp::check(
+            &secret,
+            *params,
+            code.expose(),
+            now,
+            d.config.totp.window_for(*params),
+        )?
         else {
             return Ok(None);
         };
@@ -582,7 +613,7 @@ impl Checks for Attempt<'_> {
 /// columns. OpenSSH's client escapes every non-ASCII byte of
 /// keyboard-interactive text (a UTF-8 half block arrives as `\342\226\200`),
 /// so block characters cannot reach the user there.
-fn ascii_qr(uri: &str) -> Result<String, CheckError> {
+fn ascii_qr(uri: &str) -> Result<Option<String>, CheckError> {
     let code = QrCode::with_error_correction_level(uri.as_bytes(), EcLevel::L)
         .map_err(|_| CheckError::Broken("cannot draw the QR code"))?;
     let drawn = code
@@ -593,14 +624,19 @@ fn ascii_qr(uri: &str) -> Result<String, CheckError> {
         .light_color(' ')
         .build();
     // A margin of one module (scanners need some quiet zone), so that a
-    // version 5 code (37 modules, an URI of up to 106 bytes) fits 78 columns.
-    let blank = " ".repeat(code.width() * 2 + 4);
+    // version 5 code (37 modules, an URI of up to 106 bytes) fits 78
+    // columns. A larger one (a profile's longer URI) would wrap: none then.
+    let width = code.width() * 2 + 4;
+    if width > 80 {
+        return Ok(None);
+    }
+    let blank = " ".repeat(width);
     let mut out = format!("{blank}\n");
     for line in drawn.lines() {
         out.push_str(&format!("  {line}  \n"));
     }
     out.push_str(&blank);
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// How long a wait is, for a prompt.

@@ -107,10 +107,14 @@ pub trait Checks {
 /// A TOTP secret offered at login, as the user sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Offer {
-    /// The otpauth URI drawn as a QR code in UTF-8 half blocks.
-    pub qr: String,
+    /// The otpauth URI drawn as a QR code in ASCII, when it fits an
+    /// 80-column terminal.
+    pub qr: Option<String>,
     /// The secret in base32, in groups of four for typing.
     pub secret: String,
+    /// What to set in the app besides the secret, when it is not what apps
+    /// assume (SHA1, 6 digits, 30 s).
+    pub settings: Option<String>,
 }
 
 /// What the machine needs to know of the configuration.
@@ -588,10 +592,21 @@ impl Login {
         // escape anything but ASCII inside a prompt.
         Say::Prompt {
             info: format!(
-                "You have no second factor yet: set one up now.\n\
-                 Scan this QR code with an authenticator app (or type the secret):\n\n{}\n\
-                 Secret: {}\n",
-                offer.qr, offer.secret
+                "You have no second factor yet: set one up now.\n{}Secret: {}\n{}",
+                match &offer.qr {
+                    Some(qr) => format!(
+                        "Scan this QR code with an authenticator app (or type the secret):\n\n{qr}\n"
+                    ),
+                    None => "Type this secret into an authenticator app (its QR code would not \
+                             fit an 80-column terminal):\n"
+                        .to_owned(),
+                },
+                offer.secret,
+                offer
+                    .settings
+                    .as_ref()
+                    .map(|s| format!("Settings: {s}\n"))
+                    .unwrap_or_default(),
             ),
             echo: false,
             text: format!(

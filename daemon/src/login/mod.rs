@@ -23,11 +23,11 @@ use crate::audit::Decision as Audit;
 use crate::device;
 use crate::io::{FrameIo, ReadError};
 use crate::peer::Peer;
-use crate::policy::{Facts, Signals};
+use crate::policy::{Facts, Rule, Signals};
 use crate::reevaluate::{self, Trigger};
 use crate::store::{NewTicket, crypto::CryptoError};
 use crate::{Daemon, clock, risk, validate};
-use checks::Attempt;
+use checks::{Attempt, Gathered};
 use ending::{Ending, Outcome};
 use machine::{Login, Say, Settings};
 use mfad_protocol::{AuthStart, ErrorCode, Request, Response, SecretString};
@@ -36,9 +36,19 @@ use mfad_protocol::{AuthStart, ErrorCode, Request, Response, SecretString};
 /// right after authentication).
 const TICKET_SECS: i64 = 300;
 
-pub fn settings(d: &Daemon) -> Settings {
+/// The shapes of codes in this login: the user's TOTP length, or for one
+/// who enrolls at login, the length of the rule's profile.
+pub fn settings(d: &Daemon, rule: Option<&Rule>, gathered: &Gathered) -> Settings {
+    let profile = d
+        .config
+        .totp
+        .profile(rule.and_then(|r| r.totp_profile.as_deref()));
+    let digits = gathered
+        .totp_digits
+        .or(profile.map(|p| p.digits))
+        .unwrap_or(d.config.totp.digits);
     Settings {
-        totp_digits: usize::try_from(d.config.totp.digits).unwrap_or(6),
+        totp_digits: usize::try_from(digits).unwrap_or(6),
         backup_length: d.config.backup.length,
     }
 }
@@ -92,7 +102,8 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
     let ending = match checks::gather(d, &start.user, rule, att.key.as_ref(), session, now) {
         Ok(gathered) => {
             let plan = plan::plan(&gathered.inputs(rule, now));
-            converse(&mut att, io, plan, now).await
+            let settings = settings(d, rule, &gathered);
+            converse(&mut att, io, plan, settings, now).await
         }
         Err(e) => broke(&att, &e),
     };
@@ -145,8 +156,14 @@ fn new_place(d: &Daemon, place: &risk::Place, signals: Signals) -> Option<NewPla
 }
 
 /// The conversation: the machine says, the driver does.
-async fn converse(att: &mut Attempt<'_>, io: &mut FrameIo, plan: plan::Plan, now: i64) -> Ending {
-    let (mut login, mut say) = Login::start(plan, settings(att.d), att, now);
+async fn converse(
+    att: &mut Attempt<'_>,
+    io: &mut FrameIo,
+    plan: plan::Plan,
+    settings: Settings,
+    now: i64,
+) -> Ending {
+    let (mut login, mut say) = Login::start(plan, settings, att, now);
     loop {
         say = match say {
             Say::End(ending) => return ending,

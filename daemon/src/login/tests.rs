@@ -39,6 +39,7 @@ pub fn rule(require: Requirement) -> Rule {
         trusted_devices: TrustedDevices::Forbidden,
         unenrolled: Unenrolled::Deny,
         on_risk: OnRisk::None,
+        totp_profile: None,
     }
 }
 
@@ -149,8 +150,9 @@ impl Checks for Fake {
     fn enroll_offer(&mut self, _: i64) -> Result<Offer, String> {
         self.offered = true;
         Ok(Offer {
-            qr: "[QR]".to_owned(),
+            qr: Some("[QR]".to_owned()),
             secret: "ABCD EFGH".to_owned(),
+            settings: None,
         })
     }
 

@@ -691,3 +691,33 @@ fn on_risk_says_what_happens_to_live_sessions() {
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert_eq!(errs[0].line, 5, "{}", errs[0]);
 }
+
+#[test]
+fn a_totp_profile_must_exist_and_matters_for_enrollment_at_login() {
+    let rule = |profile: &str, unenrolled: &str| {
+        format!(
+            "[[rule]]\nname = \"ssh\"\nservices = [\"sshd\"]\nrequire = \"totp\"\n{unenrolled}\
+             totp_profile = \"{profile}\"\n{CATCH_ALL}"
+        )
+    };
+    let ok = rule("strict", "unenrolled = \"enroll\"\n");
+    assert!(warnings(&ok).is_empty());
+    let (policy, _) = Policy::from_text(&ok, &FakeDir::standard()).unwrap();
+    assert_eq!(policy.rules[0].totp_profile.as_deref(), Some("strict"));
+    assert_eq!(policy.rules[1].totp_profile, None);
+    one_error(
+        &rule("lax", "unenrolled = \"enroll\"\n"),
+        6,
+        "\"lax\"",
+        "no TOTP profile \"lax\"",
+    );
+    let idle = warnings(&rule("strict", ""));
+    assert_eq!(idle.len(), 1, "{idle:#?}");
+    assert!(
+        idle[0].message.contains("unenrolled = \"enroll\""),
+        "{}",
+        idle[0]
+    );
+    // Away from mfad (no configuration to ask), any name is taken.
+    assert!(Policy::from_text(&rule("lax", "unenrolled = \"enroll\"\n"), &crate::Nss).is_ok());
+}

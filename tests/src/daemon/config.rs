@@ -14,6 +14,8 @@ pub struct TotpConfig {
     pub digits: u32,
     pub period: u64,
     pub window: u32,
+    /// Written after `[totp]` as is: `[totp.profiles.NAME]` tables.
+    pub profiles: String,
 }
 
 /// `[lockout]`
@@ -251,6 +253,7 @@ impl Default for TestConfig {
                 digits: 6,
                 period: 30,
                 window: 1,
+                profiles: String::new(),
             },
             lockout: LockoutConfig {
                 threshold: 5,
@@ -333,6 +336,7 @@ impl TestConfig {
         let _ = writeln!(s, "digits = {}", t.digits);
         let _ = writeln!(s, "period = {}", t.period);
         let _ = writeln!(s, "window = {}", t.window);
+        s.push_str(&t.profiles);
         let l = &self.lockout;
         let _ = writeln!(s, "\n[lockout]");
         let _ = writeln!(s, "threshold = {}", l.threshold);

@@ -93,6 +93,7 @@ fn enroll_one(daemon: &TestDaemon, client: &mut Client, name: String) -> BenchUs
         replace: false,
         // Bench users are names only, not local accounts.
         force: true,
+        profile: None,
     }) {
         Response::EnrollmentOffer(offer) => offer,
         other => panic!("enroll begin for {name}: {other:?}"),
