@@ -3,6 +3,7 @@
 //! login gathers, makes the same [`plan`], and describes it: no second
 //! decision tree. It reads and changes nothing.
 
+use crate::config::StoreConfig;
 use crate::login::checks::{self, CheckError};
 use crate::login::plan::{self, Ask, Denial, Grant, Plan};
 use crate::policy::Factor;
@@ -111,6 +112,10 @@ pub fn explain(
         outcome,
         signals: explained,
         on_risk: rule.and_then(|r| r.on_risk.describe()).map(str::to_owned),
+        // SQLite hosts keep everything locally: the key never acts there.
+        store_unreachable: rule
+            .filter(|_| matches!(d.config.store, StoreConfig::Postgres(_)))
+            .map(|r| r.store_unreachable.describe().to_owned()),
     })
 }
 

@@ -13,7 +13,8 @@ pub use diagnostic::{Diagnostic, Severity};
 pub use matcher::{Directory, Facts, Miss, Nss, Signals, Why, canonical};
 pub use parse::{parse, parse_duration, parse_net};
 pub use rule::{
-    Conditions, Factor, Host, OnRisk, PRIVILEGED_SERVICES, Requirement, Rule, TrustedDevices,
+    Conditions, Factor, Host, OnRisk, PRIVILEGED_SERVICES, Requirement, Rule, StoreUnreachable,
+    TrustedDevices,
     Unenrolled, UserMatch,
 };
 
@@ -105,6 +106,7 @@ impl Policy {
             trusted_devices: TrustedDevices::Forbidden,
             unenrolled: Unenrolled::Deny,
             on_risk: OnRisk::None,
+            store_unreachable: Default::default(),
             totp_profile: None,
         };
         Self::new(Host::default(), vec![rule], BUILTIN.to_owned())

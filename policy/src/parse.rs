@@ -5,8 +5,8 @@ use super::Policy;
 use super::diagnostic::{Diagnostic, Severity};
 use super::matcher::Directory;
 use super::rule::{
-    Conditions, Factor, Host, OnRisk, PRIVILEGED_SERVICES, Requirement, Rule, TrustedDevices,
-    Unenrolled, UserMatch,
+    Conditions, Factor, Host, OnRisk, PRIVILEGED_SERVICES, Requirement, Rule, StoreUnreachable,
+    TrustedDevices, Unenrolled, UserMatch,
 };
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -51,6 +51,7 @@ struct RawRule {
     trusted_devices: Option<Spanned<Value>>,
     unenrolled: Option<Spanned<Value>>,
     on_risk: Option<Spanned<String>>,
+    store_unreachable: Option<Spanned<String>>,
     totp_profile: Option<Spanned<String>>,
 }
 
@@ -243,6 +244,20 @@ fn rule(
             "put on_risk on the rule of the service that opens the session",
         );
     }
+    let store_unreachable = r
+        .store_unreachable
+        .as_ref()
+        .map_or(Some(StoreUnreachable::Deny), |v| store_unreachable(cx, v));
+    if let (Some(v), Some(StoreUnreachable::Cached), Some(req)) =
+        (&r.store_unreachable, store_unreachable, &require)
+        && !req.factors().contains(&Factor::Totp)
+    {
+        cx.warning(
+            v.span(),
+            "`store_unreachable = \"cached\"` has no effect on a rule without \"totp\": only TOTP codes can be checked against a host's cache",
+            "add \"totp\" to the rule's factors, or remove store_unreachable",
+        );
+    }
     let totp_profile = r
         .totp_profile
         .as_ref()
@@ -260,6 +275,7 @@ fn rule(
         trusted_devices: trusted_devices?,
         unenrolled: unenrolled?,
         on_risk: on_risk?,
+        store_unreachable: store_unreachable?,
         totp_profile,
     })
 }
@@ -738,6 +754,20 @@ fn on_risk(cx: &mut Cx<'_>, v: &Spanned<String>) -> Option<OnRisk> {
             v.span(),
             format!("unknown `on_risk` {:?}", v.get_ref()),
             "use \"none\" (the default), \"stepup\" (the session's next step-up asks every factor) or \"end\" (the session is ended)",
+        );
+    }
+    parsed
+}
+
+fn store_unreachable(cx: &mut Cx<'_>, v: &Spanned<String>) -> Option<StoreUnreachable> {
+    let parsed = [StoreUnreachable::Deny, StoreUnreachable::Cached]
+        .into_iter()
+        .find(|o| o.name() == v.get_ref());
+    if parsed.is_none() {
+        cx.error(
+            v.span(),
+            format!("unknown `store_unreachable` {:?}", v.get_ref()),
+            "use \"deny\" (the default: the login is denied) or \"cached\" (a user who logged in on this host before may pass with a TOTP code from this host's cache)",
         );
     }
     parsed

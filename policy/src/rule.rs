@@ -144,6 +144,39 @@ impl OnRisk {
     }
 }
 
+/// What a login under a rule does when the shared database (PostgreSQL)
+/// cannot be reached. SQLite hosts never meet it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreUnreachable {
+    /// The login is denied (within the store's statement timeout).
+    #[default]
+    Deny,
+    /// A user who logged in on this host before may pass with a TOTP code
+    /// checked against this host's cache, each step once on this host.
+    Cached,
+}
+
+impl StoreUnreachable {
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreUnreachable::Deny => "deny",
+            StoreUnreachable::Cached => "cached",
+        }
+    }
+
+    /// What it does, for `mfactl policy explain`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StoreUnreachable::Deny => "deny: when the shared database is unreachable, the login is denied",
+            StoreUnreachable::Cached => {
+                "cached: when the shared database is unreachable, a user who logged in on this host \
+                 before may pass with a TOTP code checked against this host's cache (each code once \
+                 on this host); everyone else is denied"
+            }
+        }
+    }
+}
+
 /// Services where a login must never be the place to set up a factor:
 /// whoever reaches them is already someone else's session.
 pub const PRIVILEGED_SERVICES: [&str; 7] =
@@ -192,6 +225,8 @@ pub struct Rule {
     pub unenrolled: Unenrolled,
     /// What happens to its live sessions when risk rises.
     pub on_risk: OnRisk,
+    /// What a login does when the shared database is unreachable.
+    pub store_unreachable: StoreUnreachable,
     /// `[totp.profiles.NAME]` of mfad.toml for enrollment at login (`None`:
     /// the default profile, `[totp]`).
     pub totp_profile: Option<String>,

@@ -614,6 +614,10 @@ pub struct Explanation {
     /// rises (its `on_risk`), when it says anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_risk: Option<String>,
+    /// What a login under the matching rule does when the shared database
+    /// is unreachable (its `store_unreachable`); only on a PostgreSQL host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_unreachable: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

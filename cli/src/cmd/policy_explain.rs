@@ -106,6 +106,12 @@ pub fn render(e: &Explanation) -> String {
     if let Some(on_risk) = &e.on_risk {
         text.push_str(&format!("on risk: {}\n", clean_line(on_risk)));
     }
+    if let Some(unreachable) = &e.store_unreachable {
+        text.push_str(&format!(
+            "database unreachable: {}\n",
+            clean_line(unreachable)
+        ));
+    }
     for s in &e.signals {
         text.push_str(&format!(
             "signal {} = {}: {}\n",
@@ -146,6 +152,7 @@ mod tests {
             outcome: "asked to choose one of: TOTP, backup code".into(),
             signals: Vec::new(),
             on_risk: None,
+            store_unreachable: None,
         }
     }
 
@@ -214,6 +221,20 @@ mod tests {
             render(&e).ends_with(
                 "outcome: asked to choose one of: TOTP, backup code\n\
                  on risk: end: when risk rises, a live session of this rule is ended\n"
+            ),
+            "{}",
+            render(&e)
+        );
+    }
+
+    #[test]
+    fn what_happens_when_the_database_is_unreachable_is_shown_last() {
+        let mut e = explanation();
+        e.store_unreachable = Some("cached: checked against this host's cache".into());
+        assert!(
+            render(&e).ends_with(
+                "outcome: asked to choose one of: TOTP, backup code\n\
+                 database unreachable: cached: checked against this host's cache\n"
             ),
             "{}",
             render(&e)

@@ -2,7 +2,7 @@
 //! the offending token and a hint; warnings do not stop the policy.
 
 use super::FakeDir;
-use crate::{BUILTIN, Diagnostic, OnRisk, Policy, Severity, parse};
+use crate::{BUILTIN, Diagnostic, OnRisk, Policy, Severity, StoreUnreachable, parse};
 
 fn errors(text: &str) -> Vec<Diagnostic> {
     match Policy::from_text(text, &FakeDir::standard()) {
@@ -688,6 +688,47 @@ fn on_risk_says_what_happens_to_live_sessions() {
     assert!(warnings(&rule("on_risk = \"end\"\n")).is_empty());
     // Not a string: the TOML layer names the field and its place.
     let errs = errors(&rule("on_risk = true\n"));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].line, 5, "{}", errs[0]);
+}
+
+#[test]
+fn store_unreachable_is_deny_by_default_and_cached_only_helps_totp() {
+    let rule = |require: &str, line: &str| {
+        format!(
+            "[[rule]]\nname = \"ssh\"\nservices = [\"sshd\"]\nrequire = {require}\n{line}{CATCH_ALL}"
+        )
+    };
+    for (line, want) in [
+        ("", StoreUnreachable::Deny),
+        ("store_unreachable = \"deny\"\n", StoreUnreachable::Deny),
+        ("store_unreachable = \"cached\"\n", StoreUnreachable::Cached),
+    ] {
+        let text = rule("{ any = [\"totp\", \"sms\"] }", line);
+        let (policy, _) = Policy::from_text(&text, &FakeDir::standard()).unwrap();
+        assert_eq!(policy.rules[0].store_unreachable, want, "{line}");
+        assert_eq!(policy.rules[1].store_unreachable, StoreUnreachable::Deny);
+        assert!(warnings(&text).is_empty(), "{line}");
+    }
+    let d = one_error(
+        &rule("\"totp\"", "store_unreachable = \"open\"\n"),
+        5,
+        "\"open\"",
+        "unknown `store_unreachable` \"open\"",
+    );
+    assert!(d.hint.unwrap().contains("\"cached\""));
+    // Only a TOTP code can be checked against the cache.
+    let sms = rule("\"sms\"", "store_unreachable = \"cached\"\n");
+    let w = warnings(&sms);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(
+        (w[0].line, w[0].column),
+        at(&sms, 5, "\"cached\""),
+        "{}",
+        w[0]
+    );
+    assert!(w[0].message.contains("without \"totp\""), "{}", w[0]);
+    let errs = errors(&rule("\"totp\"", "store_unreachable = 1\n"));
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert_eq!(errs[0].line, 5, "{}", errs[0]);
 }
