@@ -154,6 +154,8 @@ pub struct Daemon {
     pub(crate) directory: Option<directory::Directory>,
     /// This boot's id: sessions are bound to it.
     pub(crate) boot_id: String,
+    /// The TOTP cache of a fleet host, for `store_unreachable = "cached"`.
+    pub(crate) cache: Option<fleet::cache::Cache>,
 }
 
 impl Daemon {
@@ -198,6 +200,18 @@ impl Daemon {
         let sealed = vault
             .seal("", Purpose::TotpSecret, secret.as_slice())
             .map_err(|e| StartError::Dummy(e.to_string()))?;
+        let cache = match &config.store {
+            config::StoreConfig::Postgres(_) => {
+                let path = fleet::cache::path(&config.database);
+                Some(
+                    fleet::cache::Cache::open(&path).map_err(|source| StartError::Store {
+                        path: path.display().to_string(),
+                        source,
+                    })?,
+                )
+            }
+            config::StoreConfig::Sqlite => None,
+        };
         let limits = limits::Limits::new(
             config.limits.max_connections,
             config.limits.per_uid_connections,
@@ -214,6 +228,7 @@ impl Daemon {
             geo,
             directory,
             boot_id: procs::boot_id(),
+            cache,
         };
         // Anchors this run in the chain: the collector sees where it resumes.
         daemon.record(&Event::daemon(

@@ -137,6 +137,7 @@ async fn prove(
         key: None,
         decoy_tries: 0,
         offered: None,
+        cached: false,
     };
     let now = clock::now();
     if let Some(until) = att.locked(factor, now)? {

@@ -9,6 +9,7 @@
 //! Hosts are told through `LISTEN`/`NOTIFY` (`store/postgres/listen.rs`);
 //! a notice lost while the listening connection was down is made up for
 //! after it reconnects, and by periodic checks.
+pub mod cache;
 mod policy;
 mod sessions;
 
@@ -59,12 +60,14 @@ async fn serve(d: Arc<Daemon>, mut notices: Option<tokio::sync::mpsc::UnboundedR
                     pick_up(&d, "a push", false);
                 }
                 Some(Notice::Connected) => {
+                    cache::ship(&d);
                     end_requested(&d);
                     pick_up(&d, "a reconnection", false);
                 }
                 None => notices = None,
             },
             _ = tick.tick() => {
+                cache::ship(&d);
                 end_requested(&d);
                 pick_up(&d, "a periodic check", false);
             }

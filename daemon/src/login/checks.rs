@@ -58,6 +58,9 @@ pub struct Attempt<'a> {
     /// A TOTP secret offered for enrollment at login, sealed, kept only in
     /// this connection until the first code confirms it.
     pub offered: Option<(Vec<u8>, TotpParams)>,
+    /// The shared database is unreachable and the rule lets this login's
+    /// TOTP code be checked against the host's cache (`cached.rs`).
+    pub cached: bool,
 }
 
 /// What a plan needs from the store, read before it is made.
@@ -104,6 +107,9 @@ pub fn gather(
             // Read once for both: whether it is there and its shape.
             Factor::Totp => {
                 totp_digits = d.store.totp_summary(user)?.map(|t| t.params.digits);
+                if totp_digits.is_none() {
+                    super::cached::forget(d, user, None);
+                }
                 totp_digits.is_some()
             }
             _ => enrolled_in(d, user, f)?,
@@ -153,11 +159,15 @@ impl Attempt<'_> {
     }
 
     pub fn event(&self, channel: &'static str, decision: Audit, reason: &str) -> Event {
+        let reason = match self.cached {
+            true => format!("{reason} ({})", super::cached::REASON),
+            false => reason.to_owned(),
+        };
         Event::auth(
             self.start,
             channel,
             decision,
-            reason,
+            &reason,
             self.peer.uid,
             clock::now(),
         )
@@ -199,9 +209,15 @@ impl Attempt<'_> {
     ) -> Result<CodeCheck, CheckError> {
         let d = self.d;
         let user = self.user();
-        let record = match step.decoy {
-            true => None,
-            false => d.store.totp(user)?,
+        let record = match (step.decoy, self.cached) {
+            (true, _) => None,
+            (false, true) => super::cached::totp(d, user)?,
+            (false, false) => {
+                let record = d.store.totp(user)?;
+                let sealed = record.as_ref().map(|r| r.sealed_secret.as_slice());
+                super::cached::forget(d, user, sealed);
+                record
+            }
         };
         let (aad_user, sealed, params) = match &record {
             Some(r) => (user, r.sealed_secret.as_slice(), r.params),
@@ -226,13 +242,23 @@ impl Attempt<'_> {
                     _ => format!("ok (clock drift {drift} step){note}"),
                 };
                 let allowed = self.event("totp", Audit::Allow, &reason);
-                match d.store.accept_totp_step(
-                    user,
-                    self.counter(Factor::Totp),
-                    step,
-                    now,
-                    &allowed,
-                )? {
+                let fresh = match self.cached {
+                    true => super::cached::accept(self, step, &allowed)?,
+                    false => {
+                        let fresh = d.store.accept_totp_step(
+                            user,
+                            self.counter(Factor::Totp),
+                            step,
+                            now,
+                            &allowed,
+                        )?;
+                        if let Some(r) = record.as_ref().filter(|_| fresh) {
+                            super::cached::remember(d, user, r, step);
+                        }
+                        fresh
+                    }
+                };
+                match fresh {
                     true => accepted(&allowed, String::new()),
                     false => wrong(
                         "That code was already used. Wait for the next code, then try again.",
@@ -416,6 +442,9 @@ impl Checks for Attempt<'_> {
     type Error = CheckError;
 
     fn locked(&mut self, factor: Factor, now: i64) -> Result<Option<i64>, CheckError> {
+        if self.cached {
+            return Ok(None);
+        }
         Ok(self
             .d
             .store
@@ -431,6 +460,9 @@ impl Checks for Attempt<'_> {
     ) -> Result<CodeCheck, CheckError> {
         match step.factor {
             Factor::Totp => self.check_totp(step, code, now, note),
+            _ if self.cached => Err(CheckError::Broken(
+                "only TOTP codes can be checked against this host's cache",
+            )),
             Factor::Backup => self.check_backup(step, code, now, note),
             Factor::Sms | Factor::Email => self.check_sent(step, code, now, note),
         }
@@ -438,6 +470,9 @@ impl Checks for Attempt<'_> {
 
     fn failed(&mut self, factor: Factor, reason: &str, now: i64) -> Result<Failure, CheckError> {
         let event = self.event(factor.name(), Audit::Deny, reason);
+        if self.cached {
+            return Ok(super::cached::failed(self.d, &event));
+        }
         let state = self.d.store.record_failure(
             self.user(),
             self.counter(factor),
@@ -464,7 +499,7 @@ impl Checks for Attempt<'_> {
     }
 
     fn use_device(&mut self, now: i64) -> Result<bool, CheckError> {
-        let (Some(key), Some(days)) = (&self.key, self.trust_days()) else {
+        let (Some(key), Some(days), false) = (&self.key, self.trust_days(), self.cached) else {
             return Ok(false);
         };
         let hash = device_hash(self.d, self.user(), key)?;
@@ -488,6 +523,7 @@ impl Checks for Attempt<'_> {
         let key = self
             .key
             .as_ref()
+            .filter(|_| !self.cached)
             .ok_or(CheckError::Broken("no device to trust"))?;
         let expires = now.saturating_add(i64::from(days) * DAY);
         let hash = device_hash(self.d, self.user(), key)?;
@@ -513,10 +549,19 @@ impl Checks for Attempt<'_> {
     }
 
     fn audit(&mut self, channel: &'static str, decision: Audit, reason: &str) {
-        self.d.record(&self.event(channel, decision, reason));
+        let event = self.event(channel, decision, reason);
+        match self.cached {
+            true => super::cached::spool(self.d, &event),
+            false => self.d.record(&event),
+        }
     }
 
     fn enroll_offer(&mut self, _now: i64) -> Result<Offer, CheckError> {
+        if self.cached {
+            return Err(CheckError::Broken(
+                "no enrollment while the shared database is unreachable",
+            ));
+        }
         let c = &self.d.config.totp;
         // The policy was checked against mfad.toml's profiles when it loaded.
         let params = c

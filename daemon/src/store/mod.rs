@@ -55,6 +55,19 @@ pub enum StoreError {
     Connect(#[from] postgres::ConnectError),
 }
 
+impl StoreError {
+    /// Whether the shared database could not be reached (refused, no
+    /// connection in the pool, no answer in time), as opposed to a store
+    /// that answered with an error.
+    pub fn unreachable(&self) -> bool {
+        match self {
+            StoreError::Pool(_) | StoreError::Timeout(_) | StoreError::Connect(_) => true,
+            StoreError::Postgres(e) => e.as_db_error().is_none(),
+            _ => false,
+        }
+    }
+}
+
 /// Everything the daemon keeps; one value of it per daemon.
 pub trait Store:
     Totps

@@ -1,0 +1,318 @@
+//! A fleet host's TOTP cache, for rules with `store_unreachable = "cached"`:
+//! a local SQLite file (root, 0600) beside where the SQLite database would
+//! be. It holds, for each user who passed a TOTP code on this host, the
+//! secret still sealed with the fleet key (as the shared store keeps it),
+//! its params and the last step used here; and a spool of the audit rows
+//! of logins checked against it while the shared database was unreachable.
+//!
+//! Threat: the file gives nothing without the key file, which sits beside
+//! it already. A user removed or reset centrally stays usable here while
+//! the database is unreachable until this host next reads that user from
+//! it (the next login of that user here): see README, "A fleet of servers".
+//! Replay protection during an outage is per host; [`ship`] raises the
+//! shared last step afterwards, so no code used offline passes anywhere
+//! once the database is back.
+
+use crate::audit::{Decision, Event};
+use crate::factor::totp::TotpAlgorithm;
+use crate::files::check_private;
+use crate::policy::Factor;
+use crate::store::{Counter, StoreError, TotpParams, TotpRecord};
+use crate::Daemon;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The cache file's name in the state directory.
+const FILE: &str = "totp-cache.db";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS totp (
+    username TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL,
+    algorithm TEXT NOT NULL,
+    digits INTEGER NOT NULL,
+    period INTEGER NOT NULL,
+    last_step INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spool (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    username TEXT NOT NULL,
+    service TEXT NOT NULL,
+    rhost TEXT,
+    tty TEXT,
+    channel TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    peer_uid INTEGER NOT NULL,
+    rule TEXT,
+    policy_version INTEGER,
+    ruser TEXT,
+    caller_uid INTEGER,
+    -- The failure source and step of an accepted code, raised in the
+    -- shared store when the row is shipped.
+    source TEXT,
+    step INTEGER
+);
+";
+
+pub struct Cache {
+    conn: Mutex<Connection>,
+}
+
+/// Where the cache of a host whose SQLite database would be `database`.
+pub fn path(database: &Path) -> PathBuf {
+    database.with_file_name(FILE)
+}
+
+/// An audit row waiting to be shipped to the shared store.
+struct Spooled {
+    id: i64,
+    event: Event,
+    accepted: Option<(String, i64)>,
+}
+
+impl Cache {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        crate::store::prepare(path)?;
+        let conn = Connection::open(path)?;
+        conn.execute_batch(SCHEMA)?;
+        check_private(path, 0o600)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After a TOTP code of `user` passed in the shared store.
+    pub fn remember(&self, user: &str, r: &TotpRecord, step: i64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO totp (username, sealed, algorithm, digits, period, last_step)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (username) DO UPDATE SET sealed = ?2, algorithm = ?3, digits = ?4,
+                 period = ?5, last_step = max(last_step, ?6)",
+            params![
+                user,
+                r.sealed_secret,
+                r.params.algorithm.as_str(),
+                r.params.digits,
+                i64::try_from(r.params.period).unwrap_or(i64::MAX),
+                step
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Drops `user` unless the shared store holds the same secret
+    /// (`None`: no TOTP any more).
+    pub fn forget_unless(&self, user: &str, sealed: Option<&[u8]>) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM totp WHERE username = ?1 AND (?2 IS NULL OR sealed <> ?2)",
+            params![user, sealed],
+        )?;
+        Ok(())
+    }
+
+    pub fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT sealed, algorithm, digits, period, last_step FROM totp WHERE username = ?1",
+                [user],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, u32>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((sealed_secret, algorithm, digits, period, last_step)) = row else {
+            return Ok(None);
+        };
+        let corrupt = || StoreError::Corrupt(format!("cached TOTP of {user:?}"));
+        Ok(Some(TotpRecord {
+            sealed_secret,
+            params: TotpParams {
+                algorithm: TotpAlgorithm::parse(&algorithm).ok_or_else(corrupt)?,
+                digits,
+                period: u64::try_from(period).map_err(|_| corrupt())?,
+            },
+            last_step,
+        }))
+    }
+
+    /// Accepts `step` of `user` once on this host, with its audit row
+    /// spooled in the same transaction.
+    pub fn accept_step(
+        &self,
+        user: &str,
+        source: &str,
+        step: i64,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let updated = tx.execute(
+            "UPDATE totp SET last_step = ?2 WHERE username = ?1 AND last_step < ?2",
+            params![user, step],
+        )?;
+        if updated == 1 {
+            spool_in(&tx, event, Some((source, step)))?;
+        }
+        tx.commit()?;
+        Ok(updated == 1)
+    }
+
+    /// Spools an audit row of a login checked while the database was
+    /// unreachable.
+    pub fn spool(&self, event: &Event) -> Result<(), StoreError> {
+        spool_in(&self.conn(), event, None)
+    }
+
+    fn spooled(&self) -> Result<Vec<Spooled>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, time, username, service, rhost, tty, channel, decision, reason, peer_uid,
+                    rule, policy_version, ruser, caller_uid, source, step
+             FROM spool ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let channel: String = r.get(6)?;
+            let decision: String = r.get(7)?;
+            let source: Option<String> = r.get(14)?;
+            let step: Option<i64> = r.get(15)?;
+            Ok(Spooled {
+                id: r.get(0)?,
+                event: Event {
+                    time: r.get(1)?,
+                    user: r.get(2)?,
+                    service: r.get(3)?,
+                    rhost: r.get(4)?,
+                    tty: r.get(5)?,
+                    channel: Factor::parse(&channel).map_or("none", Factor::name),
+                    decision: decision_named(&decision),
+                    reason: r.get(8)?,
+                    peer_uid: r.get(9)?,
+                    rule: r.get(10)?,
+                    policy_version: r.get(11)?,
+                    session_id: None,
+                    request: None,
+                    ruser: r.get(12)?,
+                    caller_uid: r.get(13)?,
+                    stored: Default::default(),
+                },
+                accepted: source.zip(step),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn shipped(&self, id: i64) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM spool WHERE id = ?1", [id])?;
+        Ok(())
+    }
+}
+
+fn spool_in(
+    conn: &Connection,
+    e: &Event,
+    accepted: Option<(&str, i64)>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO spool (time, username, service, rhost, tty, channel, decision, reason,
+             peer_uid, rule, policy_version, ruser, caller_uid, source, step)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        params![
+            e.time,
+            e.user,
+            e.service,
+            e.rhost,
+            e.tty,
+            e.channel,
+            e.decision,
+            e.reason,
+            e.peer_uid,
+            e.rule,
+            e.policy_version,
+            e.ruser,
+            e.caller_uid,
+            accepted.map(|a| a.0),
+            accepted.map(|a| a.1)
+        ],
+    )?;
+    Ok(())
+}
+
+/// The static name of a spooled decision (only the login's are spooled).
+fn decision_named(name: &str) -> &'static str {
+    [
+        Decision::Allow,
+        Decision::Deny,
+        Decision::Locked,
+        Decision::Done,
+        Decision::Refused,
+        Decision::Sent,
+        Decision::Failed,
+    ]
+    .into_iter()
+    .map(Decision::as_str)
+    .find(|d| *d == name)
+    .unwrap_or(Decision::Deny.as_str())
+}
+
+/// Ships the spool to the shared store, oldest first: each row into this
+/// host's chain, and each step accepted here raised in the shared store so
+/// that the code passes nowhere again. Stops at the first failure (the
+/// database is still away) and goes on from there next time.
+pub(crate) fn ship(d: &Daemon) {
+    let Some(cache) = &d.cache else { return };
+    let rows = match cache.spooled() {
+        Ok(rows) => rows,
+        Err(e) => {
+            log::error!("cannot read the spool of the TOTP cache: {e}");
+            return;
+        }
+    };
+    let count = rows.len();
+    for mut row in rows {
+        let shipped = match &row.accepted {
+            Some((source, step)) => {
+                let counter = Counter {
+                    factor: Factor::Totp.name(),
+                    source,
+                };
+                match d
+                    .store
+                    .accept_totp_step(&row.event.user, counter, *step, row.event.time, &row.event)
+                {
+                    // The shared store had this step or a later one used
+                    // already (on another host during the outage): said so.
+                    Ok(false) => {
+                        row.event.reason.push_str(
+                            "; the shared database had this code's step or a later one used already",
+                        );
+                        d.store.audit(&row.event)
+                    }
+                    other => other.map(|_| ()),
+                }
+            }
+            None => d.store.audit(&row.event),
+        };
+        if let Err(e) = shipped.and_then(|()| cache.shipped(row.id)) {
+            log::warn!("the TOTP cache's spool waits for the database: {e}");
+            return;
+        }
+    }
+    if count > 0 {
+        log::info!("shipped {count} audit rows of logins checked against the TOTP cache");
+    }
+}

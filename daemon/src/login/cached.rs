@@ -1,0 +1,99 @@
+//! A login while the shared database is unreachable, under a rule with
+//! `store_unreachable = "cached"`: the user's TOTP code is checked against
+//! this host's cache (`fleet/cache.rs`), each step once on this host, and
+//! every row of its audit goes to the cache's spool until the database is
+//! back. Anyone else, any other factor, enrollment and trusted devices
+//! are denied as before. The machine runs unchanged: only [`Attempt`]
+//! knows where its checks go.
+
+use super::checks::{Attempt, CheckError, Gathered};
+use super::machine::Failure;
+use crate::audit::Event;
+use crate::policy::{Factor, StoreUnreachable};
+use crate::store::{StoreError, TotpRecord};
+use crate::Daemon;
+
+/// What the user is told before the code is asked.
+pub const NOTICE: &str =
+    "The central database is unreachable: your code is checked against this host's cache.";
+
+/// Added to the reason of every audit row of such a login.
+pub const REASON: &str = "checked against this host's cache: the central database was unreachable";
+
+/// When reading the store for a plan failed with `e`: what the plan can be
+/// made of instead, if this login may fall back to the cache. It then
+/// marks `att` as cached.
+pub fn fallback(att: &mut Attempt<'_>, e: &CheckError) -> Option<Gathered> {
+    let CheckError::Store(e) = e else { return None };
+    let rule = att.rule?;
+    if !e.unreachable()
+        || rule.store_unreachable != StoreUnreachable::Cached
+        || !rule.require.factors().contains(&Factor::Totp)
+    {
+        return None;
+    }
+    let record = totp(att.d, att.user())
+        .inspect_err(|e| log::error!("cannot read the TOTP cache: {e}"))
+        .ok()??;
+    att.cached = true;
+    log::warn!(
+        "the shared database is unreachable ({e}): the TOTP code of {:?} is checked against this host's cache",
+        att.user()
+    );
+    Some(Gathered {
+        enrolled: vec![Factor::Totp],
+        session: None,
+        device: None,
+        totp_digits: Some(record.params.digits),
+    })
+}
+
+pub fn totp(d: &Daemon, user: &str) -> Result<Option<TotpRecord>, StoreError> {
+    match &d.cache {
+        Some(cache) => cache.totp(user),
+        None => Ok(None),
+    }
+}
+
+/// Accepts `step` once on this host, its audit row spooled with it.
+pub fn accept(att: &Attempt<'_>, step: i64, allowed: &Event) -> Result<bool, CheckError> {
+    let cache = att
+        .d
+        .cache
+        .as_ref()
+        .ok_or(CheckError::Broken("no TOTP cache on this host"))?;
+    Ok(cache.accept_step(att.user(), att.source, step, allowed)?)
+}
+
+/// After a code of `user` passed in the shared store (a fleet host only).
+pub fn remember(d: &Daemon, user: &str, record: &TotpRecord, step: i64) {
+    if let Some(Err(e)) = d.cache.as_ref().map(|c| c.remember(user, record, step)) {
+        log::error!("cannot keep the TOTP of {user:?} in this host's cache: {e}");
+    }
+}
+
+/// The shared store holds `sealed` as the user's secret (`None`: no TOTP):
+/// a cached copy of another secret goes.
+pub fn forget(d: &Daemon, user: &str, sealed: Option<&[u8]>) {
+    if let Some(Err(e)) = d.cache.as_ref().map(|c| c.forget_unless(user, sealed)) {
+        log::error!("cannot drop {user:?} from this host's TOTP cache: {e}");
+    }
+}
+
+/// Writes `event` to the spool and to syslog.
+pub fn spool(d: &Daemon, event: &Event) {
+    if let Some(Err(e)) = d.cache.as_ref().map(|c| c.spool(event)) {
+        log::error!("cannot spool an audit row in this host's TOTP cache: {e}");
+    }
+    event.log();
+}
+
+/// A wrong code: spooled; nothing is counted locally, and each login still
+/// ends after its tries, each after the failure delay.
+pub fn failed(d: &Daemon, event: &Event) -> Failure {
+    spool(d, event);
+    Failure {
+        locked_until: None,
+        pause: d.config.lockout.failure_delay,
+    }
+}
