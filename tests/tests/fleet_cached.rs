@@ -1,0 +1,178 @@
+//! `store_unreachable = "cached"`: with the shared PostgreSQL stopped, a
+//! fleet host checks the TOTP codes of users who logged in on it before
+//! against its own cache; its audit is spooled and shipped, and the steps
+//! it used raised in the shared store, when the database is back. Two real
+//! daemons, a real PostgreSQL, logins through the real libpam and
+//! pam_mfa.so, codes from oathtool.
+//!
+//! Needs root, Debian's `postgresql` and `cargo build --workspace` first.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use mfad_tests::daemon::{TEST_RHOST, show};
+use mfad_tests::pam::*;
+use mfad_tests::postgres::Postgres;
+use mfad_tests::users::unique_name;
+use mfad_tests::{TestConfig, TestDaemon, bins};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Under the rule with "cached".
+const CACHED: &str = "mfa-cached";
+/// Under the rule without it (the default, "deny").
+const STRICT: &str = "mfa-strict";
+
+const POLICY: &str = r#"[[rule]]
+name = "cached"
+services = ["mfa-cached"]
+require = "totp"
+store_unreachable = "cached"
+
+[[rule]]
+name = "strict"
+all = true
+require = "totp"
+"#;
+
+const NOTICE: &str = "central database is unreachable";
+
+fn member(pg: &Postgres, host: &str, keys_from: Option<&TestDaemon>) -> TestDaemon {
+    let mut d = pg.member(TestConfig::default(), host, keys_from);
+    d.config_mut().policy.text = Some(POLICY.to_owned());
+    d
+}
+
+/// A migrated database and two daemons serving both services on it.
+fn fleet(pg: &Postgres) -> (TestDaemon, TestDaemon) {
+    let mut a = member(pg, "web-1", None);
+    let out = Command::new(bins::mfad())
+        .arg("--config")
+        .arg(a.config_path())
+        .arg("--migrate")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mfad --migrate: {}", show(&out));
+    a.launch();
+    // The fleet's key, made by web-1's start.
+    let mut b = member(pg, "web-2", Some(&a));
+    b.launch();
+    for d in [&a, &b] {
+        d.write_pam_service(CACHED, &[]);
+        d.write_pam_service(STRICT, &[]);
+    }
+    (a, b)
+}
+
+fn login(d: &TestDaemon, service: &str, user: &str, code: &str) -> (i32, Transcript) {
+    d.login(service, user, TEST_RHOST, &[code])
+}
+
+fn last_step(pg: &Postgres, user: &str) -> i64 {
+    pg.sql(&format!(
+        "SELECT last_step FROM totp WHERE username = '{user}'"
+    ))
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+#[test]
+fn with_the_database_down_a_cached_rule_lets_a_known_user_in_once_per_code_and_ships_it_later() {
+    let mut pg = Postgres::start();
+    let (a, b) = fleet(&pg);
+    let known = unique_name("kim");
+    let stranger = unique_name("sam");
+    let secret = a.enroll_totp(&known);
+    let other = b.enroll_totp(&stranger);
+    // Only a login on this host puts a user in its cache.
+    a.expect_rc(
+        login(&a, CACHED, &known, &a.totp_code(&secret, 0)),
+        PAM_SUCCESS,
+    );
+    b.expect_rc(
+        login(&b, CACHED, &stranger, &b.totp_code(&other, 0)),
+        PAM_SUCCESS,
+    );
+    let before = last_step(&pg, &known);
+    let cache = a.dir().join("state/totp-cache.db");
+    let mode = std::fs::metadata(&cache).map(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o777
+    });
+    assert_eq!(mode.ok(), Some(0o600), "{}", cache.display());
+
+    pg.stop_server();
+    // The next step: the one used above is spent in the cache too.
+    let code = a.totp_code(&secret, 1);
+    let t = a.expect_rc(login(&a, CACHED, &known, &code), PAM_SUCCESS);
+    assert!(t.contains(NOTICE), "{t}");
+    // The same code again is a replay, refused by the cache.
+    let t = a.expect_rc(login(&a, CACHED, &known, &code), PAM_AUTH_ERR);
+    assert!(t.contains("already used"), "{t}");
+    // A user who never logged in on this host is not in its cache.
+    let (rc, t) = login(&a, CACHED, &stranger, &a.totp_code(&other, 1));
+    assert_ne!(rc, PAM_SUCCESS, "{t}");
+    assert!(!t.contains(NOTICE), "{t}");
+    // A rule without "cached" denies as before.
+    let (rc, t) = login(&a, STRICT, &known, &a.totp_code(&secret, 2));
+    assert_ne!(rc, PAM_SUCCESS, "{t}");
+    assert!(!t.contains(NOTICE), "{t}");
+
+    pg.start_server();
+    // web-1 ships its spool once it hears the database again.
+    let back = Instant::now();
+    let shipped = || {
+        pg.sql(&format!(
+            "SELECT host || ' ' || decision || ' ' || reason FROM audit
+             WHERE username = '{known}' AND reason LIKE '%this host''s cache%' ORDER BY id"
+        ))
+    };
+    while shipped().lines().count() < 2 {
+        assert!(
+            back.elapsed() < Duration::from_secs(40),
+            "the spool was not shipped: {:?}\n{}",
+            shipped(),
+            a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let rows = shipped();
+    let rows: Vec<&str> = rows.lines().collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[0].starts_with("web-1 allow ok"), "{rows:?}");
+    assert!(rows[1].starts_with("web-1 deny"), "{rows:?}");
+    assert!(rows[1].contains("already used"), "{rows:?}");
+    // The step used during the outage is spent in the whole fleet.
+    assert!(last_step(&pg, &known) > before, "shared step not raised");
+    let (rc, t) = login(&b, CACHED, &known, &code);
+    assert_eq!(rc, PAM_AUTH_ERR, "replayed on web-2 after the outage:\n{t}");
+    // The spool is empty: nothing is shipped twice.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(shipped().lines().count(), 2);
+    for d in [&a, &b] {
+        let out = d.mfactl(["audit", "verify"]);
+        assert!(out.status.success(), "audit verify: {}", show(&out));
+    }
+}
+
+#[test]
+fn a_user_whose_totp_was_removed_centrally_leaves_the_cache_at_the_next_login() {
+    let mut pg = Postgres::start();
+    let (a, b) = fleet(&pg);
+    let user = unique_name("rae");
+    let secret = a.enroll_totp(&user);
+    a.expect_rc(
+        login(&a, CACHED, &user, &a.totp_code(&secret, 0)),
+        PAM_SUCCESS,
+    );
+    let out = b.mfactl(["user", "reset", &user, "--yes"]);
+    assert!(out.status.success(), "reset: {}", show(&out));
+    // web-1 hears of it at the user's next login there (refused: no TOTP).
+    let (rc, _) = login(&a, CACHED, &user, &a.totp_code(&secret, 1));
+    assert_ne!(rc, PAM_SUCCESS);
+    pg.stop_server();
+    let (rc, t) = login(&a, CACHED, &user, &a.totp_code(&secret, 1));
+    assert_ne!(rc, PAM_SUCCESS, "{t}");
+    assert!(!t.contains(NOTICE), "{t}");
+    pg.start_server();
+}
