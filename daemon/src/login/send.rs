@@ -126,24 +126,34 @@ fn decoy_mask(d: &Daemon, user: &str, channel: Channel) -> Result<String, CheckE
     })
 }
 
-/// The login code that can still be used: neither expired nor void.
+/// The login code that can still be used: neither expired nor void, and
+/// of the kind asked for (a decoy record for a user without the factor, a
+/// real code otherwise), so that neither stands in for the other after the
+/// user gained or lost the destination.
 fn live(
     d: &Daemon,
     user: &str,
     channel: Channel,
     profile: &CodeProfile,
+    decoy: bool,
     now: i64,
 ) -> Result<Option<SentCode>, CheckError> {
     Ok(d.store
         .sent_code(user, channel.name(), Purpose::Login)?
+        .filter(|c| c.stored.is_decoy() == decoy)
         .filter(|c| c.expires > now && c.failures < profile.attempts))
 }
 
 /// Sends (or keeps) the code of a sent-code step. A first send tells the
 /// user before the provider is asked, which may take seconds: pam_mfa then
 /// knows mfad is alive, so a slow provider never passes for an unreachable
-/// daemon (failmode=open). A decoy says the same, sends nothing, and takes
-/// as long as a real send of late ([`Latencies`](super::latency::Latencies)).
+/// daemon (failmode=open).
+///
+/// A decoy (a user without the destination) goes the same way: a record
+/// that no answer matches is stored as a code would be, so the cooldown,
+/// the carry-over of a recent code, expiry, tries and the hourly cap answer
+/// as for a real code; only the provider is not asked, and the wait is as
+/// long as a real send of late ([`Latencies`](super::latency::Latencies)).
 pub async fn deliver(
     att: &Attempt<'_>,
     io: &mut FrameIo,
@@ -152,88 +162,96 @@ pub async fn deliver(
     decoy: bool,
 ) -> Result<Sent, CheckError> {
     let (d, user) = (att.d, att.user());
-    let profile = profile(d, channel);
-    let to = match (decoy, profile) {
-        (false, Some(profile)) => destination(d, user, channel)?.map(|to| (to, profile)),
-        _ => None,
-    };
-    let Some((to, profile)) = to else {
+    let Some(profile) = profile(d, channel) else {
+        // An unconfigured channel is a decoy for everyone: nothing to tell
+        // apart, so nothing is kept.
         let masked = decoy_mask(d, user, channel)?;
         if !resend {
-            let _ = io
-                .send(Response::Info {
-                    text: format!("Sending a code to {masked}..."),
-                })
-                .await;
-        }
-        // An unconfigured channel is a decoy for everyone: nothing to match.
-        if let Some(profile) = profile {
-            sleep(d.latencies.draw(channel, getrandom::u64().unwrap_or(0))).await;
-            return Ok(Sent::Live {
-                masked,
-                left: profile.validity,
-            });
+            tell_sending(io, &masked).await;
         }
         return Ok(Sent::Live {
             masked,
             left: DECOY_VALIDITY,
         });
     };
-    let masked = address::mask(channel, &to);
+    let to = match decoy {
+        true => None,
+        false => destination(d, user, channel)?,
+    };
+    let masked = match &to {
+        Some(to) => address::mask(channel, to),
+        None => decoy_mask(d, user, channel)?,
+    };
     let now = clock::now();
     if !resend
-        && let Some(live) = live(d, user, channel, profile, now)?
+        && let Some(live) = live(d, user, channel, profile, to.is_none(), now)?
             .filter(|c| now - c.sent_at < secs(profile.resend_cooldown))
     {
         // Not a send: `sent` rows match the provider's bill.
-        att.d.record(&att.event(
-            channel.name(),
-            Audit::Done,
-            &format!(
-                "no new code: the one sent to {masked} {} s ago stands",
-                now - live.sent_at
-            ),
-        ));
+        if to.is_some() {
+            att.d.record(&att.event(
+                channel.name(),
+                Audit::Done,
+                &format!(
+                    "no new code: the one sent to {masked} {} s ago stands",
+                    now - live.sent_at
+                ),
+            ));
+        }
         return Ok(Sent::Live {
             masked,
             left: until(live.expires, now),
         });
     }
     if !resend {
-        let _ = io
-            .send(Response::Info {
-                text: format!("Sending a code to {masked}..."),
-            })
-            .await;
+        tell_sending(io, &masked).await;
     }
-    send(att, channel, profile, &to, &masked, resend).await
+    send(att, channel, profile, to.as_deref(), &masked, resend).await
 }
 
+async fn tell_sending(io: &mut FrameIo, masked: &str) {
+    let _ = io
+        .send(Response::Info {
+            text: format!("Sending a code to {masked}..."),
+        })
+        .await;
+}
+
+/// Issues and sends a code to `to`, or a decoy when there is none.
 async fn send(
     att: &Attempt<'_>,
     channel: Channel,
     profile: &CodeProfile,
-    to: &str,
+    to: Option<&str>,
     masked: &str,
     resend: bool,
 ) -> Result<Sent, CheckError> {
     let (d, user) = (att.d, att.user());
-    let what = if resend { "resend" } else { "send" };
+    let what = match (to, resend) {
+        (Some(_), true) => "resend",
+        (Some(_), false) => "send",
+        (None, true) => "decoy resend (no destination)",
+        (None, false) => "decoy send (no destination)",
+    };
     let began = Instant::now();
     let now = clock::now();
     // A first send of a login is not held back by the cooldown (a second
     // login right after the first needs a code too); the hourly cap holds
     // every send.
-    let issued = otp::issue(
-        &*d.store,
-        &d.vault,
-        user,
-        channel,
-        Purpose::Login,
-        profile,
-        resend,
-        now,
-    )?;
+    let issued = match to {
+        Some(_) => otp::issue(
+            &*d.store,
+            &d.vault,
+            user,
+            channel,
+            Purpose::Login,
+            profile,
+            resend,
+            now,
+        )?
+        .map(Some),
+        None => otp::issue_decoy(&*d.store, user, channel, profile, resend, now)?.map(|()| None),
+    };
     let issued = match issued {
         Ok(issued) => issued,
         Err(held) => {
@@ -242,13 +260,20 @@ async fn send(
                 Audit::Refused,
                 &format!("{what} refused: {held}"),
             ));
-            let live = live(d, user, channel, profile, now)?
+            let live = live(d, user, channel, profile, to.is_none(), now)?
                 .map(|c| (masked.to_owned(), until(c.expires, now)));
             return Ok(Sent::Held {
                 why: held.to_string(),
                 live,
             });
         }
+    };
+    let (Some(to), Some(issued)) = (to, issued) else {
+        sleep(d.latencies.draw(channel, getrandom::u64().unwrap_or(0))).await;
+        return Ok(Sent::Live {
+            masked: masked.to_owned(),
+            left: profile.validity,
+        });
     };
     match d
         .delivery
