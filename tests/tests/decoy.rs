@@ -8,9 +8,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use mfad_tests::daemon::TEST_RHOST;
+use mfad_tests::daemon::{EmailConfig, TEST_RHOST};
 use mfad_tests::pam::*;
 use mfad_tests::sms::{ACCOUNT_SID, Provider, SmsInbox, SmsServer, code_in};
+use mfad_tests::smtp::SmtpServer;
 use mfad_tests::users::unique_name;
 use mfad_tests::{TestConfig, TestDaemon};
 
@@ -30,8 +31,11 @@ fn sms_daemon(require: &str, tweak: impl FnOnce(&mut TestConfig)) -> (TestDaemon
 
 /// A code that is not the newest SMS's (the live code of the real user).
 fn not_the_code(inbox: &SmsInbox) -> String {
-    let newest = inbox.received().last().and_then(|s| code_in(&s.text));
-    match newest.as_deref() {
+    other_than(inbox.received().last().and_then(|s| code_in(&s.text)))
+}
+
+fn other_than(code: Option<String>) -> String {
+    match code.as_deref() {
         Some("000-000") => "111-111".to_owned(),
         _ => "000-000".to_owned(),
     }
@@ -63,7 +67,7 @@ fn shape(t: &Transcript) -> (Vec<String>, Vec<i64>) {
                 .text
                 .split_once("Code sent to ")
                 .or_else(|| m.text.split_once("Sending a code to "))?;
-            rest.split([',', '.']).next()
+            rest.split(", valid").next()?.split("...").next()
         })
         .collect();
     let mut lines = Vec::new();
@@ -152,10 +156,12 @@ fn the_shape_of_a_transcript_leaves_out_only_the_destination_and_the_clock() {
         ran_out_of_answers: false,
     };
     let real = t(&[
+        "Sending a code to y***@example.com...",
         "Code sent to +44*******123, valid 5 minutes. Enter it",
         "No more codes before 2026-12-04 06:01:02Z (at most 3). Code sent to +44*******123, valid 299 seconds.",
     ]);
     let decoy = t(&[
+        "Sending a code to q***@test.example...",
         "Code sent to +71*******086, valid 300 seconds. Enter it",
         "No more codes before 2026-12-04 06:01:09Z (at most 3). Code sent to +71*******086, valid 300 seconds.",
     ]);
@@ -164,7 +170,7 @@ fn the_shape_of_a_transcript_leaves_out_only_the_destination_and_the_clock() {
         "Code sent to +44*******123, valid 297 seconds. Enter it",
         "Code sent to +44*******123, valid 5 minutes. Enter it now",
     ] {
-        let moved = t(&[other, &real.messages[1].text]);
+        let moved = t(&[&real.messages[0].text, other, &real.messages[2].text]);
         let differs =
             std::panic::catch_unwind(|| assert_alike(&[(7, real.clone())], &[(7, moved)]));
         assert!(differs.is_err(), "{other:?} passed for the same");
@@ -201,7 +207,7 @@ fn a_resend_at_once_and_a_second_login_keep_the_code_and_its_tries() {
     });
     let (_, first) = &seen[0];
     assert!(
-        first.prompts()[1].starts_with("A new code can be sent in 30 s. "),
+        first.prompts()[1].starts_with("A new code can be sent in "),
         "{first}"
     );
     let (_, second) = &seen[1];
@@ -210,6 +216,41 @@ fn a_resend_at_once_and_a_second_login_keep_the_code_and_its_tries() {
     assert_eq!(*rc, PAM_MAXTRIES, "{third}");
     assert!(third.contains("That was the last try"), "{third}");
     assert_eq!(sms.received().len(), 1, "one code sent, to the real phone");
+}
+
+/// The same by email: a decoy address keeps its code as a real one does.
+#[test]
+fn an_email_decoy_keeps_its_code_and_its_cooldown_as_a_real_one() {
+    let smtp = SmtpServer::start();
+    let config = TestConfig {
+        email: Some(EmailConfig::on_port(smtp.port())),
+        ..TestConfig::requiring("email")
+    };
+    let d = TestDaemon::serving(SVC, config);
+    let (enrolled, unknown) = (unique_name("ena"), unique_name("unk"));
+    d.set_contact(&enrolled, "email", "yvonne@example.com");
+    let logins = |user: &str| {
+        let wrong = || {
+            let mail = smtp.inbox();
+            let code = (!mail.messages().is_empty()).then(|| mail.last_code());
+            other_than(code)
+        };
+        vec![
+            d.login(SVC, user, TEST_RHOST, &["r", &wrong()]),
+            d.login(SVC, user, TEST_RHOST, &[&wrong()]),
+        ]
+    };
+    let seen_e = logins(&enrolled);
+    let seen_u = logins(&unknown);
+    assert_alike(&seen_e, &seen_u);
+    let (_, first) = &seen_e[0];
+    assert!(
+        first.prompts()[1].starts_with("A new code can be sent in "),
+        "{first}"
+    );
+    let (_, second) = &seen_e[1];
+    assert!(!second.contains("Sending a code"), "{second}");
+    assert_eq!(smtp.inbox().messages().len(), 1, "{}", seen_u[0].1);
 }
 
 /// A code typed after its validity is "expired" for both (the two logins
