@@ -187,7 +187,8 @@ pub async fn deliver(
         && let Some(live) = live(d, user, channel, profile, to.is_none(), now)?
             .filter(|c| now - c.sent_at < secs(profile.resend_cooldown))
     {
-        // Not a send: `sent` rows match the provider's bill.
+        // Not a send: `sent` rows match the provider's bill. A decoy's
+        // sends are not audited, so neither is its carry-over.
         if to.is_some() {
             att.d.record(&att.event(
                 channel.name(),
