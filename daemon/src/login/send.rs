@@ -104,12 +104,10 @@ fn decoy_mask(d: &Daemon, user: &str, channel: Channel) -> Result<String, CheckE
         .vault
         .keyed_hash("decoy-destination", user, channel.name().as_bytes())?;
     Ok(match channel {
-        Channel::Sms => format!(
-            "+{}{}*******{:03}",
-            h[0] % 9 + 1,
-            h[1] % 10,
-            u16::from_be_bytes([h[2], h[3]]) % 1000
-        ),
+        Channel::Sms => {
+            let from = d.config.sms.as_ref().and_then(|s| s.from.as_deref());
+            decoy_number(from, &h)
+        }
         Channel::Email => {
             let domain = d
                 .config
@@ -124,6 +122,20 @@ fn decoy_mask(d: &Daemon, user: &str, channel: Channel) -> Result<String, CheckE
             format!("{}***@{domain}", char::from(b'a' + h[0] % 26))
         }
     })
+}
+
+/// A masked number from the hash `h`: shaped like the sender's number (its
+/// country code and length) when the sender is one, since most users are
+/// where it is; else a plausible one. Masked as [`address::mask`] masks a
+/// real one.
+fn decoy_number(from: Option<&str>, h: &[u8]) -> String {
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let (head, len) = match from.and_then(|f| f.strip_prefix('+')) {
+        Some(n) if digits(n) && (8..=15).contains(&n.len()) => (n[..2].to_owned(), n.len()),
+        _ => (format!("{}{}", h[0] % 9 + 1, h[1] % 10), 12),
+    };
+    let tail = u16::from_be_bytes([h[2], h[3]]) % 1000;
+    format!("+{head}{}{tail:03}", "*".repeat(len - 5))
 }
 
 /// The login code that can still be used: neither expired nor void, and
@@ -335,4 +347,23 @@ pub(crate) fn failure_message(channel: Channel, masked: &str, e: &DeliveryError)
         "No code could be sent to {masked}: {service} {why}. Try again in a few minutes, \
          use another method, or ask an administrator."
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decoy_number_looks_like_the_senders_masked() {
+        let h = [7u8, 3, 1, 2];
+        let real = address::mask(Channel::Sms, "+447700900123");
+        assert_eq!(real, "+44*******123");
+        let decoy = decoy_number(Some("+447700900999"), &h);
+        assert_eq!(decoy.len(), real.len(), "{decoy}");
+        assert!(decoy.starts_with("+44*******"), "{decoy}");
+        assert_eq!(decoy_number(Some("+15550001111"), &h), "+15******258");
+        // A sender name: a plausible shape of its own.
+        assert_eq!(decoy_number(Some("Example"), &h), "+83*******258");
+        assert_eq!(decoy_number(None, &h), "+83*******258");
+    }
 }
