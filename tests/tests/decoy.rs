@@ -354,3 +354,27 @@ fn an_any_of_menu_is_the_same_for_an_enrolled_and_an_unknown_user() {
     );
     assert_eq!(sms.received().len(), 1);
 }
+
+/// When the channel's caps (`[sms.cap]`) hold real sends back, a decoy is
+/// held back the same way: one real send fills `hourly = 1`, and then the
+/// next user with a phone and an unknown user see the same refusal.
+#[test]
+fn a_full_channel_cap_refuses_a_decoy_as_it_refuses_a_real_send() {
+    let (d, sms) = sms_daemon("sms", |c| {
+        c.sms.as_mut().unwrap().extra = "[sms.cap]\nhourly = 1\n".into();
+    });
+    let first = unique_name("fil");
+    d.set_contact(&first, "phone", PHONE);
+    d.login_with(SVC, &first, TEST_RHOST, &[], wrong_codes(sms.inbox(), 1));
+    assert_eq!(sms.received().len(), 1);
+    let (seen, _) = same_for_both(&d, |d, user| {
+        vec![d.login_with(SVC, user, TEST_RHOST, &[], wrong_codes(sms.inbox(), 1))]
+    });
+    let (rc, t) = &seen[0];
+    assert_ne!(*rc, PAM_SUCCESS, "{t}");
+    assert!(
+        t.contains("this server has sent as many text messages as it may for now"),
+        "{t}"
+    );
+    assert_eq!(sms.received().len(), 1, "nothing more was sent");
+}

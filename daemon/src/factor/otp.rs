@@ -98,7 +98,7 @@ pub fn issue(
 /// As [`issue`] for a user without the factor: a login code that no answer
 /// matches, stored and counted as a real one is (validity, tries, resend
 /// cooldown, hourly cap), so that every answer about it is the one a real
-/// code would get.
+/// code would get. Its salt voids it, as a real one's does.
 pub fn issue_decoy(
     store: &dyn Store,
     user: &str,
@@ -106,9 +106,9 @@ pub fn issue_decoy(
     profile: &CodeProfile,
     cooldown: bool,
     now: i64,
-) -> Result<Result<(), Held>, IssueError> {
+) -> Result<Result<Vec<u8>, Held>, IssueError> {
     let stored = Stored::decoy()?;
-    record(
+    Ok(record(
         store,
         user,
         channel,
@@ -117,7 +117,8 @@ pub fn issue_decoy(
         profile,
         cooldown,
         now,
-    )
+    )?
+    .map(|()| stored.salt))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -97,9 +97,10 @@ pub(crate) fn directory_contact(dir: &Directory, user: &str, channel: Channel) -
     }
 }
 
-/// A masked destination for a user who has none, the same on every login
-/// of that user, so that the prompt does not tell who has one.
-fn decoy_mask(d: &Daemon, user: &str, channel: Channel) -> Result<String, CheckError> {
+/// A destination for a user who has none, the same on every login of that
+/// user, so that the prompt does not tell who has one. Nothing is ever
+/// sent to it; it is masked as a real one, and counted under the same caps.
+fn decoy_destination(d: &Daemon, user: &str, channel: Channel) -> Result<String, CheckError> {
     let h = d
         .vault
         .keyed_hash("decoy-destination", user, channel.name().as_bytes())?;
@@ -119,23 +120,26 @@ fn decoy_mask(d: &Daemon, user: &str, channel: Channel) -> Result<String, CheckE
                         .map(|(_, dom)| dom.trim_end_matches('>').to_owned())
                 })
                 .unwrap_or_else(|| "example.com".to_owned());
-            format!("{}***@{domain}", char::from(b'a' + h[0] % 26))
+            format!("{}@{domain}", char::from(b'a' + h[0] % 26))
         }
     })
 }
 
-/// A masked number from the hash `h`: shaped like the sender's number (its
-/// country code and length) when the sender is one, since most users are
-/// where it is; else a plausible one. Masked as [`address::mask`] masks a
-/// real one.
+/// A number from the hash `h`: shaped like the sender's number (its country
+/// code and length) when the sender is one, since most users are where it
+/// is; else a plausible one.
 fn decoy_number(from: Option<&str>, h: &[u8]) -> String {
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     let (head, len) = match from.and_then(|f| f.strip_prefix('+')) {
         Some(n) if digits(n) && (8..=15).contains(&n.len()) => (n[..2].to_owned(), n.len()),
         _ => (format!("{}{}", h[0] % 9 + 1, h[1] % 10), 12),
     };
-    let tail = u16::from_be_bytes([h[2], h[3]]) % 1000;
-    format!("+{head}{}{tail:03}", "*".repeat(len - 5))
+    let rest: String = h[2..]
+        .iter()
+        .take(len - 2)
+        .map(|b| char::from(b'0' + b % 10))
+        .collect();
+    format!("+{head}{rest}")
 }
 
 /// The login code that can still be used: neither expired nor void, and
@@ -177,7 +181,7 @@ pub async fn deliver(
     let Some(profile) = profile(d, channel) else {
         // An unconfigured channel is a decoy for everyone: nothing to tell
         // apart, so nothing is kept.
-        let masked = decoy_mask(d, user, channel)?;
+        let masked = address::mask(channel, &decoy_destination(d, user, channel)?);
         if !resend {
             tell_sending(io, &masked).await;
         }
@@ -186,22 +190,24 @@ pub async fn deliver(
             left: DECOY_VALIDITY,
         });
     };
-    let to = match decoy {
+    let real = match decoy {
         true => None,
         false => destination(d, user, channel)?,
     };
-    let masked = match &to {
-        Some(to) => address::mask(channel, to),
-        None => decoy_mask(d, user, channel)?,
+    let decoy = real.is_none();
+    let to = match real {
+        Some(to) => to,
+        None => decoy_destination(d, user, channel)?,
     };
+    let masked = address::mask(channel, &to);
     let now = clock::now();
     if !resend
-        && let Some(live) = live(d, user, channel, profile, to.is_none(), now)?
+        && let Some(live) = live(d, user, channel, profile, decoy, now)?
             .filter(|c| now - c.sent_at < secs(profile.resend_cooldown))
     {
         // Not a send: `sent` rows match the provider's bill. A decoy's
         // sends are not audited, so neither is its carry-over.
-        if to.is_some() {
+        if !decoy {
             att.d.record(&att.event(
                 channel.name(),
                 Audit::Done,
@@ -219,7 +225,7 @@ pub async fn deliver(
     if !resend {
         tell_sending(io, &masked).await;
     }
-    send(att, channel, profile, to.as_deref(), &masked, resend).await
+    send(att, channel, profile, &to, decoy, &masked, resend).await
 }
 
 async fn tell_sending(io: &mut FrameIo, masked: &str) {
@@ -230,29 +236,31 @@ async fn tell_sending(io: &mut FrameIo, masked: &str) {
         .await;
 }
 
-/// Issues and sends a code to `to`, or a decoy when there is none.
+/// Issues and sends a code to `to`, or with `decoy` stores a decoy and
+/// sends nothing.
 async fn send(
     att: &Attempt<'_>,
     channel: Channel,
     profile: &CodeProfile,
-    to: Option<&str>,
+    to: &str,
+    decoy: bool,
     masked: &str,
     resend: bool,
 ) -> Result<Sent, CheckError> {
     let (d, user) = (att.d, att.user());
-    let what = match (to, resend) {
-        (Some(_), true) => "resend",
-        (Some(_), false) => "send",
-        (None, true) => "decoy resend (no destination)",
-        (None, false) => "decoy send (no destination)",
+    let what = match (decoy, resend) {
+        (false, true) => "resend",
+        (false, false) => "send",
+        (true, true) => "decoy resend (no destination)",
+        (true, false) => "decoy send (no destination)",
     };
     let began = Instant::now();
     let now = clock::now();
     // A first send of a login is not held back by the cooldown (a second
     // login right after the first needs a code too); the hourly cap holds
     // every send.
-    let issued = match to {
-        Some(_) => otp::issue(
+    let issued = match decoy {
+        false => otp::issue(
             &*d.store,
             &d.vault,
             user,
@@ -262,8 +270,8 @@ async fn send(
             resend,
             now,
         )?
-        .map(Some),
-        None => otp::issue_decoy(&*d.store, user, channel, profile, resend, now)?.map(|()| None),
+        .map(Ok),
+        true => otp::issue_decoy(&*d.store, user, channel, profile, resend, now)?.map(Err),
     };
     let issued = match issued {
         Ok(issued) => issued,
@@ -273,7 +281,7 @@ async fn send(
                 Audit::Refused,
                 &format!("{what} refused: {held}"),
             ));
-            let live = live(d, user, channel, profile, to.is_none(), now)?
+            let live = live(d, user, channel, profile, decoy, now)?
                 .map(|c| (masked.to_owned(), until(c.expires, now)));
             return Ok(Sent::Held {
                 why: held.to_string(),
@@ -281,12 +289,24 @@ async fn send(
             });
         }
     };
-    let (Some(to), Some(issued)) = (to, issued) else {
-        sleep(d.latencies.draw(channel, getrandom::u64().unwrap_or(0))).await;
-        return Ok(Sent::Live {
-            masked: masked.to_owned(),
-            left: profile.validity,
-        });
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(salt) => {
+            // Where the caps would hold a real send back, the decoy is held
+            // back the same way (and, never sent, never counted).
+            if let Some(capped) = d.delivery.would_cap(channel, to, now)? {
+                d.store
+                    .void_code(user, channel.name(), Purpose::Login, &salt)?;
+                return Ok(Sent::Failed {
+                    message: failure_message(channel, masked, &DeliveryError::Capped(capped)),
+                });
+            }
+            sleep(d.latencies.draw(channel, getrandom::u64().unwrap_or(0))).await;
+            return Ok(Sent::Live {
+                masked: masked.to_owned(),
+                left: profile.validity,
+            });
+        }
     };
     match d
         .delivery
@@ -355,15 +375,19 @@ mod tests {
 
     #[test]
     fn a_decoy_number_looks_like_the_senders_masked() {
-        let h = [7u8, 3, 1, 2];
-        let real = address::mask(Channel::Sms, "+447700900123");
-        assert_eq!(real, "+44*******123");
+        let h = [7u8, 3, 1, 2, 5, 8, 9, 4, 6, 0, 1, 2, 3, 4, 5, 6, 7];
+        let sms = |to: &str| address::mask(Channel::Sms, to);
         let decoy = decoy_number(Some("+447700900999"), &h);
-        assert_eq!(decoy.len(), real.len(), "{decoy}");
-        assert!(decoy.starts_with("+44*******"), "{decoy}");
-        assert_eq!(decoy_number(Some("+15550001111"), &h), "+15******258");
+        assert_eq!(decoy.len(), "+447700900999".len(), "{decoy}");
+        assert_eq!(sms(&decoy), "+44*******012");
+        assert_eq!(sms(&decoy_number(Some("+15550001111"), &h)), "+15******601");
         // A sender name: a plausible shape of its own.
-        assert_eq!(decoy_number(Some("Example"), &h), "+83*******258");
-        assert_eq!(decoy_number(None, &h), "+83*******258");
+        assert_eq!(sms(&decoy_number(Some("Example"), &h)), "+83*******012");
+        assert_eq!(decoy_number(None, &h), decoy_number(Some("Example"), &h));
+        // Counted under a real country code, as the caps count real ones.
+        assert_eq!(
+            crate::delivery::caps::prefix_key(Channel::Sms, &decoy).as_deref(),
+            Some("+44")
+        );
     }
 }
