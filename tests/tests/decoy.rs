@@ -10,7 +10,7 @@
 
 use mfad_tests::daemon::{EmailConfig, TEST_RHOST};
 use mfad_tests::pam::*;
-use mfad_tests::sms::{ACCOUNT_SID, Provider, SmsInbox, SmsServer, code_in};
+use mfad_tests::sms::{ACCOUNT_SID, Mode, Provider, SmsInbox, SmsServer, code_in};
 use mfad_tests::smtp::SmtpServer;
 use mfad_tests::users::unique_name;
 use mfad_tests::{TestConfig, TestDaemon};
@@ -377,4 +377,44 @@ fn a_full_channel_cap_refuses_a_decoy_as_it_refuses_a_real_send() {
         "{t}"
     );
     assert_eq!(sms.received().len(), 1, "nothing more was sent");
+}
+
+/// While the provider fails real sends, decoys fail as they do: the same
+/// message, after as long. Here every recent real send failed, so every
+/// decoy does.
+#[test]
+fn while_the_provider_fails_a_decoy_fails_as_a_real_send_does() {
+    let (d, sms) = sms_daemon("sms", |c| {
+        // Every send is a first one: no code is kept across these logins.
+        c.sms.as_mut().unwrap().code.resend_cooldown_secs = 0;
+    });
+    sms.set_mode(Mode::Fail);
+    let (seen, _) = same_for_both(&d, |d, user| {
+        vec![d.login_with(SVC, user, TEST_RHOST, &[], wrong_codes(sms.inbox(), 1))]
+    });
+    let (rc, t) = &seen[0];
+    assert_eq!(*rc, PAM_AUTH_ERR, "{t}");
+    assert!(
+        t.contains("The text message service refused the message"),
+        "{t}"
+    );
+    // Back up: the next real send goes, and so do decoys again once real
+    // sends have (the last 16 decide).
+    sms.set_mode(Mode::Normal);
+    let sent_before = sms.received().len();
+    for _ in 0..16 {
+        let real = unique_name("bak");
+        d.set_contact(&real, "phone", PHONE);
+        let (_, t) = d.login_with(SVC, &real, TEST_RHOST, &[], wrong_codes(sms.inbox(), 0));
+        assert!(t.contains("Code sent to"), "{t}");
+    }
+    assert_eq!(sms.received().len(), sent_before + 16);
+    let (_, t) = d.login_with(
+        SVC,
+        &unique_name("unk"),
+        TEST_RHOST,
+        &[],
+        wrong_codes(sms.inbox(), 0),
+    );
+    assert!(t.contains("Code sent to"), "{t}");
 }

@@ -2,6 +2,7 @@
 //! login that waits on a provider. The send is audited here, beside it.
 
 use super::checks::{Attempt, CheckError, until};
+use super::latency::Ending;
 use super::machine::Sent;
 use crate::audit::Decision as Audit;
 use crate::config::CodeProfile;
@@ -301,7 +302,16 @@ async fn send(
                     message: failure_message(channel, masked, &DeliveryError::Capped(capped)),
                 });
             }
-            sleep(d.latencies.draw(channel, getrandom::u64().unwrap_or(0))).await;
+            // As long as a real send of late, and failing as they do.
+            let (wait, ending) = d.latencies.draw(channel, getrandom::u64().unwrap_or(0));
+            sleep(wait).await;
+            if ending != Ending::Sent {
+                d.store
+                    .void_code(user, channel.name(), Purpose::Login, &salt)?;
+                return Ok(Sent::Failed {
+                    message: failed(channel, masked, ending),
+                });
+            }
             return Ok(Sent::Live {
                 masked: masked.to_owned(),
                 left: profile.validity,
@@ -314,7 +324,7 @@ async fn send(
         .await
     {
         Ok(receipt) => {
-            d.latencies.record(channel, began.elapsed());
+            d.latencies.record(channel, began.elapsed(), Ending::Sent);
             let id = receipt.id.map_or(String::new(), |id| format!(" ({id})"));
             let done = if resend { "resent" } else { "sent" };
             att.d.record(&att.event(
@@ -328,6 +338,9 @@ async fn send(
             })
         }
         Err(e) => {
+            if let Some(ending) = ending_of(&e) {
+                d.latencies.record(channel, began.elapsed(), ending);
+            }
             d.store
                 .void_code(user, channel.name(), Purpose::Login, &issued.salt)?;
             let service = match channel {
@@ -351,17 +364,33 @@ async fn send(
 
 /// What the user is told when a code cannot be sent.
 pub(crate) fn failure_message(channel: Channel, masked: &str, e: &DeliveryError) -> String {
-    if let Some(told) = e.tell(masked) {
-        return told;
+    match e.tell(masked) {
+        Some(told) => told,
+        None => failed(channel, masked, ending_of(e).unwrap_or(Ending::Refused)),
     }
+}
+
+/// How a failed send of a provider ended for the person waiting (`None`
+/// for a cap, which has words of its own and is not the provider's).
+fn ending_of(e: &DeliveryError) -> Option<Ending> {
+    match e {
+        DeliveryError::Capped(_) => None,
+        DeliveryError::Timeout(_) => Some(Ending::Timeout),
+        DeliveryError::Connect(_) => Some(Ending::Unreachable),
+        _ => Some(Ending::Refused),
+    }
+}
+
+/// What the person waiting is told of a provider's failure.
+fn failed(channel: Channel, masked: &str, ending: Ending) -> String {
     let service = match channel {
         Channel::Sms => "The text message service",
         Channel::Email => "The mail server",
     };
-    let why = match e {
-        DeliveryError::Timeout(_) => "did not answer in time",
-        DeliveryError::Connect(_) => "cannot be reached",
-        _ => "refused the message",
+    let why = match ending {
+        Ending::Timeout => "did not answer in time",
+        Ending::Unreachable => "cannot be reached",
+        Ending::Refused | Ending::Sent => "refused the message",
     };
     format!(
         "No code could be sent to {masked}: {service} {why}. Try again in a few minutes, \
