@@ -14,8 +14,7 @@ pub use matcher::{Directory, Facts, Miss, Nss, Signals, Why, canonical};
 pub use parse::{parse, parse_duration, parse_net};
 pub use rule::{
     Conditions, Factor, Host, OnRisk, PRIVILEGED_SERVICES, Requirement, Rule, StoreUnreachable,
-    TrustedDevices,
-    Unenrolled, UserMatch,
+    TrustedDevices, Unenrolled, UserMatch,
 };
 
 use sha2::{Digest, Sha256};

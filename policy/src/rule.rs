@@ -167,7 +167,9 @@ impl StoreUnreachable {
     /// What it does, for `mfactl policy explain`.
     pub fn describe(self) -> &'static str {
         match self {
-            StoreUnreachable::Deny => "deny: when the shared database is unreachable, the login is denied",
+            StoreUnreachable::Deny => {
+                "deny: when the shared database is unreachable, the login is denied"
+            }
             StoreUnreachable::Cached => {
                 "cached: when the shared database is unreachable, a user who logged in on this host \
                  before may pass with a TOTP code checked against this host's cache (each code once \

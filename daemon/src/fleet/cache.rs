@@ -13,12 +13,12 @@
 //! shared last step afterwards, so no code used offline passes anywhere
 //! once the database is back.
 
+use crate::Daemon;
 use crate::audit::{Decision, Event};
 use crate::factor::totp::TotpAlgorithm;
 use crate::files::check_private;
 use crate::policy::Factor;
 use crate::store::{Counter, StoreError, TotpParams, TotpRecord};
-use crate::Daemon;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -222,11 +222,7 @@ impl Cache {
     }
 }
 
-fn spool_in(
-    conn: &Connection,
-    e: &Event,
-    accepted: Option<(&str, i64)>,
-) -> Result<(), StoreError> {
+fn spool_in(conn: &Connection, e: &Event, accepted: Option<(&str, i64)>) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO spool (time, username, service, rhost, tty, channel, decision, reason,
              peer_uid, rule, policy_version, ruser, caller_uid, source, step)
@@ -290,10 +286,13 @@ pub(crate) fn ship(d: &Daemon) {
                     factor: Factor::Totp.name(),
                     source,
                 };
-                match d
-                    .store
-                    .accept_totp_step(&row.event.user, counter, *step, row.event.time, &row.event)
-                {
+                match d.store.accept_totp_step(
+                    &row.event.user,
+                    counter,
+                    *step,
+                    row.event.time,
+                    &row.event,
+                ) {
                     // The shared store had this step or a later one used
                     // already (on another host during the outage): said so.
                     Ok(false) => {

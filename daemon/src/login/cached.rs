@@ -8,10 +8,10 @@
 
 use super::checks::{Attempt, CheckError, Gathered};
 use super::machine::Failure;
+use crate::Daemon;
 use crate::audit::Event;
 use crate::policy::{Factor, StoreUnreachable};
 use crate::store::{StoreError, TotpRecord};
-use crate::Daemon;
 
 /// What the user is told before the code is asked.
 pub const NOTICE: &str =

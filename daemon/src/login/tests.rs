@@ -39,7 +39,7 @@ pub fn rule(require: Requirement) -> Rule {
         trusted_devices: TrustedDevices::Forbidden,
         unenrolled: Unenrolled::Deny,
         on_risk: OnRisk::None,
-            store_unreachable: Default::default(),
+        store_unreachable: Default::default(),
         totp_profile: None,
     }
 }
