@@ -20,6 +20,7 @@ use crate::files::check_private;
 use crate::policy::Factor;
 use crate::store::{Counter, StoreError, TotpParams, TotpRecord};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -76,6 +77,17 @@ struct Spooled {
 impl Cache {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         crate::store::prepare(path)?;
+        // Private from its first byte, whatever the umask (SQLite gives its
+        // journal the file's mode).
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| crate::files::FileError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
         let conn = Connection::open(path)?;
         conn.execute_batch(SCHEMA)?;
         check_private(path, 0o600)?;
@@ -313,5 +325,96 @@ pub(crate) fn ship(d: &Daemon) {
     }
     if count > 0 {
         log::info!("shipped {count} audit rows of logins checked against the TOTP cache");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfad_protocol::AuthStart;
+
+    fn record(sealed: &[u8]) -> TotpRecord {
+        TotpRecord {
+            sealed_secret: sealed.to_vec(),
+            params: TotpParams {
+                algorithm: TotpAlgorithm::SHA256,
+                digits: 8,
+                period: 60,
+            },
+            last_step: 0,
+        }
+    }
+
+    fn event(reason: &str) -> Event {
+        let start = AuthStart {
+            user: "alice".into(),
+            service: "sshd".into(),
+            rhost: Some("203.0.113.9".into()),
+            ..AuthStart::default()
+        };
+        Event::auth(&start, "totp", Decision::Allow, reason, 0, 1_000)
+    }
+
+    #[test]
+    fn a_step_passes_once_and_its_row_is_spooled_with_it_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&path(&dir.path().join("mfad.db"))).unwrap();
+        assert!(cache.totp("alice").unwrap().is_none());
+        cache.remember("alice", &record(b"s1"), 10).unwrap();
+        let cached = cache.totp("alice").unwrap().unwrap();
+        assert_eq!(
+            (cached.sealed_secret, cached.last_step),
+            (b"s1".to_vec(), 10)
+        );
+        assert_eq!(cached.params, record(b"s1").params);
+        assert!(!cache.accept_step("alice", "web", 10, &event("x")).unwrap());
+        assert!(
+            cache
+                .accept_step("alice", "web", 11, &event("first"))
+                .unwrap()
+        );
+        assert!(
+            !cache
+                .accept_step("alice", "web", 11, &event("again"))
+                .unwrap()
+        );
+        cache.spool(&event("second")).unwrap();
+        let rows = cache.spooled().unwrap();
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.event.reason.as_str(),
+                    r.event.decision,
+                    r.accepted.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("first", "allow", Some(("web".to_owned(), 11))),
+                ("second", "allow", None)
+            ]
+        );
+        cache.shipped(rows[0].id).unwrap();
+        assert_eq!(cache.spooled().unwrap().len(), 1);
+        // A login here never lowers the step the cache has seen.
+        cache.remember("alice", &record(b"s1"), 5).unwrap();
+        assert_eq!(cache.totp("alice").unwrap().unwrap().last_step, 11);
+    }
+
+    #[test]
+    fn a_user_leaves_when_the_store_has_another_secret_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join(FILE)).unwrap();
+        cache.remember("alice", &record(b"s1"), 1).unwrap();
+        cache.remember("bob", &record(b"s2"), 1).unwrap();
+        cache.forget_unless("alice", Some(b"s1")).unwrap();
+        assert!(cache.totp("alice").unwrap().is_some());
+        cache.forget_unless("alice", Some(b"new")).unwrap();
+        assert!(cache.totp("alice").unwrap().is_none());
+        cache.forget_unless("bob", None).unwrap();
+        assert!(cache.totp("bob").unwrap().is_none());
     }
 }

@@ -171,6 +171,15 @@ impl Attempt<'_> {
         .decided_by(self.rule.map(|r| r.name.as_str()), self.version)
     }
 
+    /// Writes `event` to the store, or while it is unreachable to the
+    /// cache's spool, and to syslog.
+    pub fn record(&self, event: &Event) {
+        match self.cached {
+            true => super::cached::spool(self.d, event),
+            false => self.d.record(event),
+        }
+    }
+
     /// Where this login's failures of `factor` are counted.
     fn counter(&self, factor: Factor) -> Counter<'_> {
         Counter {
@@ -539,11 +548,7 @@ impl Checks for Attempt<'_> {
     }
 
     fn audit(&mut self, channel: &'static str, decision: Audit, reason: &str) {
-        let event = self.event(channel, decision, reason);
-        match self.cached {
-            true => super::cached::spool(self.d, &event),
-            false => self.d.record(&event),
-        }
+        self.record(&self.event(channel, decision, reason));
     }
 
     fn enroll_offer(&mut self, _now: i64) -> Result<Offer, CheckError> {

@@ -218,11 +218,7 @@ async fn converse(
 /// Something in mfad failed outside the machine: audited, and the login
 /// fails closed (the log line is written once, in `finish`).
 fn broke(att: &Attempt<'_>, e: &checks::CheckError) -> Ending {
-    let event = att.event("none", Audit::Deny, "internal error");
-    match att.cached {
-        true => cached::spool(att.d, &event),
-        false => att.d.record(&event),
-    }
+    att.record(&att.event("none", Audit::Deny, "internal error"));
     Ending::internal(e.to_string())
 }
 
