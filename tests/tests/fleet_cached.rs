@@ -176,3 +176,25 @@ fn a_user_whose_totp_was_removed_centrally_leaves_the_cache_at_the_next_login() 
     assert!(!t.contains(NOTICE), "{t}");
     pg.start_server();
 }
+
+#[test]
+fn a_hung_database_costs_a_cached_login_the_statement_timeout_then_the_cache_answers() {
+    let pg = Postgres::start();
+    let (a, _b) = fleet(&pg);
+    let user = unique_name("hal");
+    let secret = a.enroll_totp(&user);
+    a.expect_rc(
+        login(&a, CACHED, &user, &a.totp_code(&secret, 0)),
+        PAM_SUCCESS,
+    );
+    pg.freeze();
+    let started = Instant::now();
+    let (rc, t) = login(&a, CACHED, &user, &a.totp_code(&secret, 1));
+    let waited = started.elapsed();
+    pg.thaw();
+    assert_eq!(rc, PAM_SUCCESS, "{t}\n{}", a.log_text());
+    assert!(t.contains(NOTICE), "{t}");
+    // Not a performance bound: the login waited for the database's
+    // deadline (2 s), not for the database.
+    assert!(waited < Duration::from_secs(15), "the login took {waited:?}");
+}
