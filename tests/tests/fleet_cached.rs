@@ -196,5 +196,8 @@ fn a_hung_database_costs_a_cached_login_the_statement_timeout_then_the_cache_ans
     assert!(t.contains(NOTICE), "{t}");
     // Not a performance bound: the login waited for the database's
     // deadline (2 s), not for the database.
-    assert!(waited < Duration::from_secs(15), "the login took {waited:?}");
+    assert!(
+        waited < Duration::from_secs(15),
+        "the login took {waited:?}"
+    );
 }
