@@ -262,6 +262,7 @@ pub fn response_kind(resp: &Response) -> &'static str {
         Response::Devices { .. } => "devices",
         Response::DirectoryChecked { .. } => "directory check",
         Response::StoreChecked { .. } => "store check",
+        Response::Keys { .. } => "keys",
         Response::GroupSources { .. } => "group sources",
     }
 }

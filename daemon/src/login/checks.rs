@@ -57,7 +57,7 @@ pub struct Attempt<'a> {
     pub decoy_tries: u32,
     /// A TOTP secret offered for enrollment at login, sealed, kept only in
     /// this connection until the first code confirms it.
-    pub offered: Option<(Vec<u8>, TotpParams)>,
+    pub offered: Option<(crate::store::crypto::Sealed, TotpParams)>,
 }
 
 /// What a plan needs from the store, read before it is made.
@@ -204,8 +204,8 @@ impl Attempt<'_> {
             false => d.store.totp(user)?,
         };
         let (aad_user, sealed, params) = match &record {
-            Some(r) => (user, r.sealed_secret.as_slice(), r.params),
-            None => ("", d.dummy.sealed.as_slice(), d.dummy.params),
+            Some(r) => (user, &r.sealed_secret, r.params),
+            None => ("", &d.dummy.sealed, d.dummy.params),
         };
         let secret = d.vault.open(aad_user, Sealed::TotpSecret, sealed)?;
         let window = d.config.totp.window_for(params);

@@ -18,6 +18,7 @@ mod codes;
 mod connect;
 mod factors;
 mod fleet;
+mod keys;
 pub mod listen;
 mod migrate;
 mod sessions;
