@@ -121,6 +121,30 @@ pub(crate) fn rotate(d: &Daemon, peer: &Peer) -> Result<Response, Refusal> {
     })
 }
 
+/// A fleet host's part of another host's rotation: seal with the newest
+/// key the database records, once this host's key file holds it.
+pub(crate) fn follow(d: &Daemon) {
+    let newest = match d.store.newest_key() {
+        Ok(Some(newest)) => newest,
+        Ok(None) => return,
+        Err(e) => {
+            log::warn!("key ring: cannot read the fleet's newest key: {e}");
+            return;
+        }
+    };
+    match d.vault.follow(newest.0, &newest.1) {
+        Ok(true) => log::info!(
+            "key ring: key {} seals now, as on the host that rotated",
+            newest.0
+        ),
+        Ok(false) => {}
+        Err(e) => log::error!(
+            "key ring: the fleet seals with key {}, but this host cannot: {e}",
+            newest.0
+        ),
+    }
+}
+
 /// Re-seals every value not under `new`; the count, or the count so far
 /// and why it stopped.
 fn reseal_all(d: &Daemon, new: u32) -> Result<u64, (u64, String)> {
@@ -220,7 +244,8 @@ fn matching(d: &Daemon, ring: &KeyRing) -> Result<u32, Refusal> {
 fn infos(d: &Daemon, ring: &KeyRing) -> Result<Vec<KeyInfo>, Refusal> {
     let counts = d.store.sealed_per_key()?;
     let recorded = d.store.key_state()?.checks;
-    let active = d.vault.active();
+    // The database's view: in a fleet, what every host seals with.
+    let active = recorded.keys().next_back().copied().unwrap_or(0);
     Ok((1..=ring.newest())
         .map(|id| KeyInfo {
             id,

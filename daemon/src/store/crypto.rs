@@ -105,6 +105,10 @@ pub enum CryptoError {
     UnknownKey(u32),
     #[error("the key ring is empty")]
     EmptyRing,
+    #[error(
+        "key {0} of this host's key file is not the key {0} the database records: copy the key file from the host that ran `mfactl key add` and restart mfad"
+    )]
+    KeyDiffers(u32),
 }
 
 pub struct Vault {
@@ -116,9 +120,10 @@ pub struct Vault {
     mac_key: Zeroizing<[u8; 32]>,
 }
 
-/// The ciphers of a key ring, and the id of the one that seals.
+/// The ciphers of a key ring with their check values, and the id of the
+/// one that seals.
 struct Ciphers {
-    by_id: BTreeMap<u32, Aes256Gcm>,
+    by_id: BTreeMap<u32, (Aes256Gcm, [u8; 32])>,
     active: u32,
 }
 
@@ -153,6 +158,22 @@ impl Vault {
     /// The id of the key that seals.
     pub fn active(&self) -> u32 {
         self.ring.read().unwrap_or_else(|p| p.into_inner()).active
+    }
+
+    /// Seals with key `id` from now on, if this vault holds that key and it
+    /// has the check value `check` (another host rotated to it); true if
+    /// that changed the sealing key.
+    pub fn follow(&self, id: u32, check: &[u8]) -> Result<bool, CryptoError> {
+        let mut ring = self.ring.write().unwrap_or_else(|p| p.into_inner());
+        if ring.active == id {
+            return Ok(false);
+        }
+        let (_, ours) = ring.by_id.get(&id).ok_or(CryptoError::UnknownKey(id))?;
+        if !constant_time_eq(ours, check) {
+            return Err(CryptoError::KeyDiffers(id));
+        }
+        ring.active = id;
+        Ok(true)
     }
 
     /// HMAC-SHA256 of a code under the derived hash key, bound to the user
@@ -194,7 +215,7 @@ impl Vault {
         plaintext: &[u8],
     ) -> Result<Sealed, CryptoError> {
         let ring = self.ring.read().unwrap_or_else(|p| p.into_inner());
-        let cipher = ring
+        let (cipher, _) = ring
             .by_id
             .get(&ring.active)
             .ok_or(CryptoError::UnknownKey(ring.active))?;
@@ -228,7 +249,7 @@ impl Vault {
         sealed: &Sealed,
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let ring = self.ring.read().unwrap_or_else(|p| p.into_inner());
-        let cipher = ring
+        let (cipher, _) = ring
             .by_id
             .get(&sealed.key)
             .ok_or(CryptoError::UnknownKey(sealed.key))?;
@@ -246,15 +267,13 @@ impl Vault {
 
 impl Ciphers {
     fn new(ring: &KeyRing, active: u32) -> Result<Self, CryptoError> {
-        let by_id: BTreeMap<u32, Aes256Gcm> = ring
+        let by_id = ring
             .keys()
             .map(|(id, key)| {
-                (
-                    id,
-                    Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_slice())),
-                )
+                let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_slice()));
+                Ok((id, (cipher, check_value(key)?)))
             })
-            .collect();
+            .collect::<Result<BTreeMap<_, _>, CryptoError>>()?;
         if !by_id.contains_key(&active) {
             return Err(CryptoError::UnknownKey(active));
         }
@@ -368,6 +387,19 @@ mod tests {
         let checks = check_values(&keys).unwrap();
         assert_eq!(checks.keys().copied().collect::<Vec<_>>(), [1, 2]);
         assert_ne!(checks[&1], checks[&2]);
+        // Following the database's newest key: only the right one.
+        assert!(v.follow(1, &checks[&1]).unwrap());
+        assert_eq!(v.seal("a", Purpose::TotpSecret, b"x").unwrap().key, 1);
+        assert!(matches!(
+            v.follow(2, &checks[&1]),
+            Err(CryptoError::KeyDiffers(2))
+        ));
+        assert!(matches!(
+            v.follow(3, &checks[&1]),
+            Err(CryptoError::UnknownKey(3))
+        ));
+        assert!(v.follow(2, &checks[&2]).unwrap());
+        assert!(!v.follow(2, &checks[&2]).unwrap());
     }
 
     #[test]

@@ -787,6 +787,8 @@ pub trait Keys {
         replace: bool,
         now: i64,
     ) -> Result<(), StoreError>;
+    /// The newest key id recorded, which seals, and its check value.
+    fn newest_key(&self) -> Result<Option<(u32, Vec<u8>)>, StoreError>;
     /// How many values each key id seals.
     fn sealed_per_key(&self) -> Result<BTreeMap<u32, u64>, StoreError>;
     /// Up to `limit` values sealed under another key than `key`.

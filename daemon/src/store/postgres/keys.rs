@@ -6,6 +6,10 @@ use crate::store::crypto::Sealed;
 use crate::store::{KEYED_TABLES, KeyState, Keys, SealedPlace, SealedValue, StoreError};
 use std::collections::BTreeMap;
 
+/// Told when a rotation records a new key, so that every host seals with
+/// it at once.
+pub(super) const KEYS_CHANNEL: &str = "mfad_keys";
+
 /// The channel of a place's rows: contacts have one, TOTP rows do not.
 fn channel_column(place: SealedPlace) -> &'static str {
     match place {
@@ -54,7 +58,21 @@ impl Keys for PgStore {
                 )
                 .await?;
             }
+            tx.execute("SELECT pg_notify($1, '')", &[&KEYS_CHANNEL])
+                .await?;
             Ok(((), true))
+        })
+    }
+
+    fn newest_key(&self) -> Result<Option<(u32, Vec<u8>)>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            Ok(c.query_opt(
+                "SELECT key_id, value FROM key_checks ORDER BY key_id DESC LIMIT 1",
+                &[],
+            )
+            .await?
+            .map(|r| (u32_of(r.get(0)), r.get(1))))
         })
     }
 

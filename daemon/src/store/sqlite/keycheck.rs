@@ -99,6 +99,17 @@ impl Keys for SqliteStore {
         })
     }
 
+    fn newest_key(&self) -> Result<Option<(u32, Vec<u8>)>, StoreError> {
+        Ok(self
+            .reader()
+            .query_row(
+                "SELECT key_id, value FROM key_checks ORDER BY key_id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
     fn sealed_per_key(&self) -> Result<BTreeMap<u32, u64>, StoreError> {
         let conn = self.reader();
         let mut counts = BTreeMap::new();
