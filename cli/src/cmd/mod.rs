@@ -39,7 +39,7 @@ const GLOBAL: &str = "Global options";
     after_long_help = "Permissions: Users act on their own account (`sessions` shows and ends \
 only their own sessions); root and members of the mfad admin group may name another account \
 with --user, see and end every session, and use the `user`, `audit`, `import` and `policy` commands \
-(`policy check` works without mfad).\n\n\
+(`policy check` works without mfad); only root may use the `key` commands.\n\n\
 Exit status: 0 on success, 1 when mfad refused the request or could not be reached or a \
 policy is not valid, 2 when the command line is wrong. `confirm` exits with its COMMAND's status \
 once PAM succeeded (126 or 127 when COMMAND cannot be run), and with 1 when PAM failed."
