@@ -301,7 +301,7 @@ pub(crate) fn enroll_confirm(
                 step,
                 now,
             };
-            d.store.activate_totp(user, &totp, &event)?;
+            d.store.enroll_totp(user, &totp, None, &event)?;
             event.log();
             issue_backup_codes(d, peer, user, format!("TOTP is now active for {user}."))
         }

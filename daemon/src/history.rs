@@ -7,6 +7,7 @@
 use crate::audit::chain::StoredRow;
 use crate::wire;
 use mfad_protocol::AuditRow;
+use std::collections::HashMap;
 
 /// Rows read for each login asked for: a login writes a row per factor
 /// checked and per wrong try.
@@ -18,15 +19,20 @@ pub const ROWS_PER_LOGIN: u32 = 8;
 /// left out.
 pub fn logins(rows: Vec<StoredRow>, limit: usize, complete: bool) -> Vec<AuditRow> {
     let mut groups: Vec<Vec<StoredRow>> = Vec::new();
+    // Where each request's group is: tens of thousands of rows group in
+    // one pass.
+    let mut index: HashMap<String, usize> = HashMap::new();
     for row in rows {
-        let same = row.body.request_id.as_deref().and_then(|id| {
-            groups
-                .iter()
-                .position(|g| g[0].body.request_id.as_deref() == Some(id))
-        });
-        match same {
-            Some(i) => groups[i].push(row),
-            None => groups.push(vec![row]),
+        let Some(id) = row.body.request_id.clone() else {
+            groups.push(vec![row]);
+            continue;
+        };
+        match index.get(&id) {
+            Some(&i) => groups[i].push(row),
+            None => {
+                index.insert(id, groups.len());
+                groups.push(vec![row]);
+            }
         }
     }
     if !complete && groups.len() > 1 {

@@ -135,7 +135,6 @@ async fn prove(
         version: d.policy().version,
         source: &source,
         key: None,
-        decoy_tries: 0,
         offered: None,
     };
     let now = clock::now();

@@ -313,22 +313,12 @@ mod tests {
 
     #[test]
     fn interactive_enrollment_ends_with_the_backup_codes() {
-        let offer = Response::EnrollmentOffer(mfad_protocol::EnrollmentOffer {
-            user: "alice".into(),
-            uri: "otpauth://totp/mfad:alice?secret=JBSWY3DPEHPK3PXP".into(),
-            secret_base32: "JBSWY3DPEHPK3PXP".into(),
-            issuer: "mfad".into(),
-            algorithm: "SHA1".into(),
-            digits: 6,
-            period: 30,
-            expires: 0,
-        });
-        let replies = vec![offer, confirm_with_codes()];
+        let replies = vec![crate::cmd::testing::offer(), confirm_with_codes()];
         let out = mfactl(&["enroll", "totp", "--no-qr"], replies, "123456\n", true);
         assert!(out.result.is_ok());
         assert!(
             out.stdout.ends_with(&format!(
-                "discarded at 1970-01-01 00:00:00Z.\n\
+                "discarded at 2026-11-23 19:04:05Z.\n\
                  TOTP is now active for alice.\n{WARNING}\n  1111-2222\n  3333-4444\n"
             )),
             "{}",

@@ -1,22 +1,7 @@
 use super::*;
-use crate::cmd::testing::{done, error, mfactl};
-use mfad_protocol::{EnrollmentOffer, ErrorCode, Response, SecretString};
+use crate::cmd::testing::{OFFER_URI as URI, done, error, mfactl, offer};
+use mfad_protocol::ErrorCode;
 use serde_json::{Value, json};
-
-const URI: &str = "otpauth://totp/mfad:alice?secret=JBSWY3DPEHPK3PXP&issuer=mfad";
-
-fn offer() -> Response {
-    Response::EnrollmentOffer(EnrollmentOffer {
-        user: "alice".into(),
-        uri: SecretString::new(URI),
-        secret_base32: SecretString::new("JBSWY3DPEHPK3PXP"),
-        issuer: "mfad".into(),
-        algorithm: "SHA1".into(),
-        digits: 6,
-        period: 30,
-        expires: 1_795_460_645,
-    })
-}
 
 fn confirm(code: &str) -> Value {
     json!({"type": "enroll_totp_confirm", "user": null, "code": code})

@@ -91,25 +91,7 @@ pub fn run(ctx: &mut Ctx, cmd: PolicyCommand) -> Result<(), CliError> {
 
 fn reload(ctx: &mut Ctx) -> Result<(), CliError> {
     let resp = ctx.call(&Request::PolicyReload)?;
-    let Response::PolicyLoaded {
-        version,
-        changed,
-        rejected,
-        diagnostics,
-    } = &resp
-    else {
-        return Err(unexpected(&resp));
-    };
-    ctx.show(&resp, || render_loaded(*version, *changed, diagnostics))?;
-    if *rejected {
-        return Err(CliError::Rejected {
-            code: "invalid_policy",
-            message: format!("the policy file was not loaded; version {version} stays in force"),
-            hint: "Fix the file (`mfactl policy check FILE` lists every problem) and reload again."
-                .to_owned(),
-        });
-    }
-    Ok(())
+    show_loaded(ctx, &resp, "the policy file was not loaded", "reload")
 }
 
 fn push(ctx: &mut Ctx, file: &std::path::Path) -> Result<(), CliError> {
@@ -119,22 +101,34 @@ fn push(ctx: &mut Ctx, file: &std::path::Path) -> Result<(), CliError> {
         source,
     })?;
     let resp = ctx.call(&Request::PolicyPush { text })?;
+    show_loaded(ctx, &resp, &format!("{name} was not pushed"), "push")
+}
+
+/// The outcome of a reload or a push; a rejected file is an error saying
+/// that `not_loaded` and how to `again`.
+fn show_loaded(
+    ctx: &mut Ctx,
+    resp: &Response,
+    not_loaded: &str,
+    again: &str,
+) -> Result<(), CliError> {
     let Response::PolicyLoaded {
         version,
         changed,
         rejected,
         diagnostics,
-    } = &resp
+    } = resp
     else {
-        return Err(unexpected(&resp));
+        return Err(unexpected(resp));
     };
-    ctx.show(&resp, || render_loaded(*version, *changed, diagnostics))?;
+    ctx.show(resp, || render_loaded(*version, *changed, diagnostics))?;
     if *rejected {
         return Err(CliError::Rejected {
             code: "invalid_policy",
-            message: format!("{name} was not pushed; version {version} stays in force"),
-            hint: "Fix the file (`mfactl policy check FILE` lists every problem) and push again."
-                .to_owned(),
+            message: format!("{not_loaded}; version {version} stays in force"),
+            hint: format!(
+                "Fix the file (`mfactl policy check FILE` lists every problem) and {again} again."
+            ),
         });
     }
     Ok(())

@@ -123,22 +123,9 @@ pub(crate) fn own_name() -> Result<String, CliError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::cmd::testing::{done, error, mfactl_with_pam};
-    use mfad_protocol::{EnrollmentOffer, ErrorCode, Response};
+    use crate::cmd::testing::{done, error, mfactl_with_pam, offer};
+    use mfad_protocol::{ErrorCode, Response};
     use serde_json::json;
-
-    fn offer() -> Response {
-        Response::EnrollmentOffer(EnrollmentOffer {
-            user: "alice".into(),
-            uri: "otpauth://totp/mfad:alice?secret=JBSWY3DPEHPK3PXP".into(),
-            secret_base32: "JBSWY3DPEHPK3PXP".into(),
-            issuer: "mfad".into(),
-            algorithm: "SHA1".into(),
-            digits: 6,
-            period: 30,
-            expires: 0,
-        })
-    }
 
     #[test]
     fn replace_proves_then_confirms_and_shows_the_new_codes() {

@@ -126,6 +126,22 @@ pub fn error(code: mfad_protocol::ErrorCode) -> Response {
     }
 }
 
+pub const OFFER_URI: &str = "otpauth://totp/mfad:alice?secret=JBSWY3DPEHPK3PXP&issuer=mfad";
+
+/// The reply to `enroll_totp_begin` for alice: the RFC 4648 example secret.
+pub fn offer() -> Response {
+    Response::EnrollmentOffer(mfad_protocol::EnrollmentOffer {
+        user: "alice".into(),
+        uri: OFFER_URI.into(),
+        secret_base32: "JBSWY3DPEHPK3PXP".into(),
+        issuer: "mfad".into(),
+        algorithm: "SHA1".into(),
+        digits: 6,
+        period: 30,
+        expires: 1_795_460_645,
+    })
+}
+
 pub fn done(message: &str) -> Response {
     Response::Done {
         message: message.to_owned(),

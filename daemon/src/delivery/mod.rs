@@ -239,6 +239,29 @@ impl Delivery {
         }
         result
     }
+
+    /// The cap that would hold back a login code of `channel` to `to` now,
+    /// if one would; nothing is counted (a decoy's send, which is refused
+    /// where a real one would be, but sends nothing).
+    pub fn would_cap(
+        &self,
+        channel: Channel,
+        to: &str,
+        now: i64,
+    ) -> Result<Option<Capped>, crate::store::StoreError> {
+        let caps = match channel {
+            Channel::Sms => self.sms.as_ref().map(|s| &s.config.caps),
+            Channel::Email => self.email.as_ref().map(|e| &e.config.caps),
+        };
+        let Some(caps) = caps else { return Ok(None) };
+        Ok(match self.caps.reserve(channel, caps, to, None, now)? {
+            Ok(slot) => {
+                self.caps.release(slot);
+                None
+            }
+            Err(capped) => Some(capped),
+        })
+    }
 }
 
 fn clients(config: &Config) -> Result<(Option<sms::Sms>, Option<email::Email>), SetupError> {

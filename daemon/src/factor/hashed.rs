@@ -35,6 +35,21 @@ impl Stored {
             hash: Vec::new(),
         }
     }
+
+    /// The record of a decoy code (a user without the factor): stored and
+    /// counted like a real one under a fresh salt, but no answer matches
+    /// an empty hash.
+    pub fn decoy() -> Result<Self, CryptoError> {
+        Ok(Self {
+            salt: random_bytes::<SALT_LEN>()?.to_vec(),
+            hash: Vec::new(),
+        })
+    }
+
+    /// Whether this is a [`Self::decoy`] (or [`Self::never`]) record.
+    pub fn is_decoy(&self) -> bool {
+        self.hash.is_empty()
+    }
 }
 
 /// Codes are typed in any case, with or without dashes and spaces.
@@ -59,6 +74,10 @@ mod tests {
         assert!(!s.matches(&v, "bob", "abcde").unwrap());
         assert!(!s.matches(&v, "alice", "abcdf").unwrap());
         assert!(!Stored::never().matches(&v, "alice", "").unwrap());
+        let decoy = Stored::decoy().unwrap();
+        assert!(decoy.is_decoy() && !s.is_decoy());
+        assert!(!decoy.matches(&v, "alice", "").unwrap());
+        assert!(!decoy.matches(&v, "alice", "abcde").unwrap());
         assert_ne!(Stored::new(&v, "alice", "abcde").unwrap().salt, s.salt);
     }
 }

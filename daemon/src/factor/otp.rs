@@ -86,6 +86,52 @@ pub fn issue(
     now: i64,
 ) -> Result<Result<Issued, Held>, IssueError> {
     let (code, stored) = generate(vault, user, profile)?;
+    Ok(record(
+        store, user, channel, purpose, &stored, profile, cooldown, now,
+    )?
+    .map(|()| Issued {
+        code,
+        salt: stored.salt,
+    }))
+}
+
+/// As [`issue`] for a user without the factor: a login code that no answer
+/// matches, stored and counted as a real one is (validity, tries, resend
+/// cooldown, hourly cap), so that every answer about it is the one a real
+/// code would get. Its salt voids it, as a real one's does.
+pub fn issue_decoy(
+    store: &dyn Store,
+    user: &str,
+    channel: Channel,
+    profile: &CodeProfile,
+    cooldown: bool,
+    now: i64,
+) -> Result<Result<Vec<u8>, Held>, IssueError> {
+    let stored = Stored::decoy()?;
+    Ok(record(
+        store,
+        user,
+        channel,
+        Purpose::Login,
+        &stored,
+        profile,
+        cooldown,
+        now,
+    )?
+    .map(|()| stored.salt))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    store: &dyn Store,
+    user: &str,
+    channel: Channel,
+    purpose: Purpose,
+    stored: &Stored,
+    profile: &CodeProfile,
+    cooldown: bool,
+    now: i64,
+) -> Result<Result<(), Held>, IssueError> {
     let limits = SendLimits {
         cooldown_secs: if cooldown {
             secs(profile.resend_cooldown)
@@ -95,20 +141,9 @@ pub fn issue(
         hourly_cap: profile.hourly_cap,
     };
     let expires = now.saturating_add(secs(profile.validity));
-    let issue = store.issue_code(
-        user,
-        channel.name(),
-        purpose,
-        &stored,
-        now,
-        expires,
-        &limits,
-    )?;
+    let issue = store.issue_code(user, channel.name(), purpose, stored, now, expires, &limits)?;
     Ok(match issue {
-        Issue::Issued => Ok(Issued {
-            code,
-            salt: stored.salt,
-        }),
+        Issue::Issued => Ok(()),
         Issue::Cooldown { wait } => Err(Held::Cooldown { wait }),
         Issue::Capped { until } => Err(Held::Capped {
             until,

@@ -52,9 +52,6 @@ pub struct Attempt<'a> {
     pub source: &'a str,
     /// The key that passed sshd's first method, honoured from root only.
     pub key: Option<SshKey>,
-    /// Wrong tries at a decoy sent code, so that it goes void after the
-    /// same number of tries as a real one.
-    pub decoy_tries: u32,
     /// A TOTP secret offered for enrollment at login, sealed, kept only in
     /// this connection until the first code confirms it.
     pub offered: Option<(crate::store::crypto::Sealed, TotpParams)>,
@@ -306,7 +303,7 @@ impl Attempt<'_> {
     /// Checks a typed login code against the live one; a wrong one may be
     /// typed again while the code has tries left.
     fn check_sent(
-        &mut self,
+        &self,
         step: Step,
         typed: &SecretString,
         now: i64,
@@ -319,20 +316,19 @@ impl Attempt<'_> {
             .ok_or(CheckError::Broken("a sent code without a channel"))?;
         let name = channel.name();
         let attempts = send::profile(d, channel).map_or(1, |p| p.attempts);
-        let sent = match step.decoy {
-            true => None,
-            false => d.store.sent_code(user, name, Purpose::Login)?,
-        };
+        // A decoy step reads its decoy record (see `send::deliver`), which
+        // expires, counts tries and goes void as a real code does; no
+        // answer matches it. Neither kind stands in for the other.
+        let sent = d
+            .store
+            .sent_code(user, name, Purpose::Login)?
+            .filter(|c| c.stored.is_decoy() == step.decoy);
         // The work of one comparison whatever the state of the code.
         let stored = sent
             .as_ref()
             .map_or_else(Stored::never, |c| c.stored.clone());
         let matches = stored.matches(&d.vault, user, typed.expose())?;
         let Some(sent) = sent else {
-            if step.decoy {
-                self.decoy_tries += 1;
-                return Ok(wrong_try(self.decoy_tries, attempts, "not enrolled"));
-            }
             return Ok(wrong(
                 "That code is no longer valid: it expired, was used, or was replaced by a newer one. Log in again for a new code.",
                 "no live code (expired, used or replaced)",
@@ -354,17 +350,11 @@ impl Attempt<'_> {
             let failures = d
                 .store
                 .code_failed(user, name, Purpose::Login, &sent.stored.salt)?;
-            return Ok(match failures >= attempts {
-                true => wrong(
-                    "Wrong code. That was the last try for this code: log in again for a new one.",
-                    "wrong code; the code is now void",
-                ),
-                false => CodeCheck::Rejected {
-                    message: "Wrong code.".to_owned(),
-                    reason: "wrong code".to_owned(),
-                    retry: true,
-                },
-            });
+            let reason = match step.decoy {
+                true => "not enrolled",
+                false => "wrong code",
+            };
+            return Ok(wrong_try(failures, attempts, reason));
         }
         let allowed = self.event(name, Audit::Allow, &format!("ok{note}"));
         Ok(

@@ -93,7 +93,6 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
         version: loaded.version,
         source: &source,
         key,
-        decoy_tries: 0,
         offered: None,
     };
     let now = clock::now();

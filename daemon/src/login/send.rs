@@ -2,6 +2,7 @@
 //! login that waits on a provider. The send is audited here, beside it.
 
 use super::checks::{Attempt, CheckError, until};
+use super::latency::Ending;
 use super::machine::Sent;
 use crate::audit::Decision as Audit;
 use crate::config::CodeProfile;
@@ -97,19 +98,18 @@ pub(crate) fn directory_contact(dir: &Directory, user: &str, channel: Channel) -
     }
 }
 
-/// A masked destination for a user who has none, the same on every login
-/// of that user, so that the prompt does not tell who has one.
-fn decoy_mask(d: &Daemon, user: &str, channel: Channel) -> Result<String, CheckError> {
+/// A destination for a user who has none, the same on every login of that
+/// user, so that the prompt does not tell who has one. Nothing is ever
+/// sent to it; it is masked as a real one, and counted under the same caps.
+fn decoy_destination(d: &Daemon, user: &str, channel: Channel) -> Result<String, CheckError> {
     let h = d
         .vault
         .keyed_hash("decoy-destination", user, channel.name().as_bytes())?;
     Ok(match channel {
-        Channel::Sms => format!(
-            "+{}{}*******{:03}",
-            h[0] % 9 + 1,
-            h[1] % 10,
-            u16::from_be_bytes([h[2], h[3]]) % 1000
-        ),
+        Channel::Sms => {
+            let from = d.config.sms.as_ref().and_then(|s| s.from.as_deref());
+            decoy_number(from, &h)
+        }
         Channel::Email => {
             let domain = d
                 .config
@@ -121,29 +121,56 @@ fn decoy_mask(d: &Daemon, user: &str, channel: Channel) -> Result<String, CheckE
                         .map(|(_, dom)| dom.trim_end_matches('>').to_owned())
                 })
                 .unwrap_or_else(|| "example.com".to_owned());
-            format!("{}***@{domain}", char::from(b'a' + h[0] % 26))
+            format!("{}@{domain}", char::from(b'a' + h[0] % 26))
         }
     })
 }
 
-/// The login code that can still be used: neither expired nor void.
+/// A number from the hash `h`: shaped like the sender's number (its country
+/// code and length) when the sender is one, since most users are where it
+/// is; else a plausible one.
+fn decoy_number(from: Option<&str>, h: &[u8]) -> String {
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let (head, len) = match from.and_then(|f| f.strip_prefix('+')) {
+        Some(n) if digits(n) && (8..=15).contains(&n.len()) => (n[..2].to_owned(), n.len()),
+        _ => (format!("{}{}", h[0] % 9 + 1, h[1] % 10), 12),
+    };
+    let rest: String = h[2..]
+        .iter()
+        .take(len - 2)
+        .map(|b| char::from(b'0' + b % 10))
+        .collect();
+    format!("+{head}{rest}")
+}
+
+/// The login code that can still be used: neither expired nor void, and
+/// of the kind asked for (a decoy record for a user without the factor, a
+/// real code otherwise), so that neither stands in for the other after the
+/// user gained or lost the destination.
 fn live(
     d: &Daemon,
     user: &str,
     channel: Channel,
     profile: &CodeProfile,
+    decoy: bool,
     now: i64,
 ) -> Result<Option<SentCode>, CheckError> {
     Ok(d.store
         .sent_code(user, channel.name(), Purpose::Login)?
+        .filter(|c| c.stored.is_decoy() == decoy)
         .filter(|c| c.expires > now && c.failures < profile.attempts))
 }
 
 /// Sends (or keeps) the code of a sent-code step. A first send tells the
 /// user before the provider is asked, which may take seconds: pam_mfa then
 /// knows mfad is alive, so a slow provider never passes for an unreachable
-/// daemon (failmode=open). A decoy says the same, sends nothing, and takes
-/// as long as a real send of late ([`Latencies`](super::latency::Latencies)).
+/// daemon (failmode=open).
+///
+/// A decoy (a user without the destination) goes the same way: a record
+/// that no answer matches is stored as a code would be, so the cooldown,
+/// the carry-over of a recent code, expiry, tries and the hourly cap answer
+/// as for a real code; only the provider is not asked, and the wait is as
+/// long as a real send of late ([`Latencies`](super::latency::Latencies)).
 pub async fn deliver(
     att: &Attempt<'_>,
     io: &mut FrameIo,
@@ -152,88 +179,101 @@ pub async fn deliver(
     decoy: bool,
 ) -> Result<Sent, CheckError> {
     let (d, user) = (att.d, att.user());
-    let profile = profile(d, channel);
-    let to = match (decoy, profile) {
-        (false, Some(profile)) => destination(d, user, channel)?.map(|to| (to, profile)),
-        _ => None,
-    };
-    let Some((to, profile)) = to else {
-        let masked = decoy_mask(d, user, channel)?;
+    let Some(profile) = profile(d, channel) else {
+        // An unconfigured channel is a decoy for everyone: nothing to tell
+        // apart, so nothing is kept.
+        let masked = address::mask(channel, &decoy_destination(d, user, channel)?);
         if !resend {
-            let _ = io
-                .send(Response::Info {
-                    text: format!("Sending a code to {masked}..."),
-                })
-                .await;
-        }
-        // An unconfigured channel is a decoy for everyone: nothing to match.
-        if let Some(profile) = profile {
-            sleep(d.latencies.draw(channel, getrandom::u64().unwrap_or(0))).await;
-            return Ok(Sent::Live {
-                masked,
-                left: profile.validity,
-            });
+            tell_sending(io, &masked).await;
         }
         return Ok(Sent::Live {
             masked,
             left: DECOY_VALIDITY,
         });
     };
+    let real = match decoy {
+        true => None,
+        false => destination(d, user, channel)?,
+    };
+    let decoy = real.is_none();
+    let to = match real {
+        Some(to) => to,
+        None => decoy_destination(d, user, channel)?,
+    };
     let masked = address::mask(channel, &to);
     let now = clock::now();
     if !resend
-        && let Some(live) = live(d, user, channel, profile, now)?
+        && let Some(live) = live(d, user, channel, profile, decoy, now)?
             .filter(|c| now - c.sent_at < secs(profile.resend_cooldown))
     {
-        // Not a send: `sent` rows match the provider's bill.
-        att.d.record(&att.event(
-            channel.name(),
-            Audit::Done,
-            &format!(
-                "no new code: the one sent to {masked} {} s ago stands",
-                now - live.sent_at
-            ),
-        ));
+        // Not a send: `sent` rows match the provider's bill. A decoy's
+        // sends are not audited, so neither is its carry-over.
+        if !decoy {
+            att.d.record(&att.event(
+                channel.name(),
+                Audit::Done,
+                &format!(
+                    "no new code: the one sent to {masked} {} s ago stands",
+                    now - live.sent_at
+                ),
+            ));
+        }
         return Ok(Sent::Live {
             masked,
             left: until(live.expires, now),
         });
     }
     if !resend {
-        let _ = io
-            .send(Response::Info {
-                text: format!("Sending a code to {masked}..."),
-            })
-            .await;
+        tell_sending(io, &masked).await;
     }
-    send(att, channel, profile, &to, &masked, resend).await
+    send(att, channel, profile, &to, decoy, &masked, resend).await
 }
 
+async fn tell_sending(io: &mut FrameIo, masked: &str) {
+    let _ = io
+        .send(Response::Info {
+            text: format!("Sending a code to {masked}..."),
+        })
+        .await;
+}
+
+/// Issues and sends a code to `to`, or with `decoy` stores a decoy and
+/// sends nothing.
 async fn send(
     att: &Attempt<'_>,
     channel: Channel,
     profile: &CodeProfile,
     to: &str,
+    decoy: bool,
     masked: &str,
     resend: bool,
 ) -> Result<Sent, CheckError> {
     let (d, user) = (att.d, att.user());
-    let what = if resend { "resend" } else { "send" };
+    let what = match (decoy, resend) {
+        (false, true) => "resend",
+        (false, false) => "send",
+        (true, true) => "decoy resend (no destination)",
+        (true, false) => "decoy send (no destination)",
+    };
     let began = Instant::now();
     let now = clock::now();
     // A first send of a login is not held back by the cooldown (a second
     // login right after the first needs a code too); the hourly cap holds
     // every send.
-    let issued = otp::issue(
-        &*d.store,
-        &d.vault,
-        user,
-        channel,
-        Purpose::Login,
-        profile,
-        resend,
-        now,
-    )?;
+    let issued = match decoy {
+        false => otp::issue(
+            &*d.store,
+            &d.vault,
+            user,
+            channel,
+            Purpose::Login,
+            profile,
+            resend,
+            now,
+        )?
+        .map(Ok),
+        true => otp::issue_decoy(&*d.store, user, channel, profile, resend, now)?.map(Err),
+    };
     let issued = match issued {
         Ok(issued) => issued,
         Err(held) => {
@@ -242,11 +282,39 @@ async fn send(
                 Audit::Refused,
                 &format!("{what} refused: {held}"),
             ));
-            let live = live(d, user, channel, profile, now)?
+            let live = live(d, user, channel, profile, decoy, now)?
                 .map(|c| (masked.to_owned(), until(c.expires, now)));
             return Ok(Sent::Held {
                 why: held.to_string(),
                 live,
+            });
+        }
+    };
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(salt) => {
+            // Where the caps would hold a real send back, the decoy is held
+            // back the same way (and, never sent, never counted).
+            if let Some(capped) = d.delivery.would_cap(channel, to, now)? {
+                d.store
+                    .void_code(user, channel.name(), Purpose::Login, &salt)?;
+                return Ok(Sent::Failed {
+                    message: failure_message(channel, masked, &DeliveryError::Capped(capped)),
+                });
+            }
+            // As long as a real send of late, and failing as they do.
+            let (wait, ending) = d.latencies.draw(channel, getrandom::u64().unwrap_or(0));
+            sleep(wait).await;
+            if ending != Ending::Sent {
+                d.store
+                    .void_code(user, channel.name(), Purpose::Login, &salt)?;
+                return Ok(Sent::Failed {
+                    message: failed(channel, masked, ending),
+                });
+            }
+            return Ok(Sent::Live {
+                masked: masked.to_owned(),
+                left: profile.validity,
             });
         }
     };
@@ -256,7 +324,7 @@ async fn send(
         .await
     {
         Ok(receipt) => {
-            d.latencies.record(channel, began.elapsed());
+            d.latencies.record(channel, began.elapsed(), Ending::Sent);
             let id = receipt.id.map_or(String::new(), |id| format!(" ({id})"));
             let done = if resend { "resent" } else { "sent" };
             att.d.record(&att.event(
@@ -270,6 +338,9 @@ async fn send(
             })
         }
         Err(e) => {
+            if let Some(ending) = ending_of(&e) {
+                d.latencies.record(channel, began.elapsed(), ending);
+            }
             d.store
                 .void_code(user, channel.name(), Purpose::Login, &issued.salt)?;
             let service = match channel {
@@ -293,20 +364,59 @@ async fn send(
 
 /// What the user is told when a code cannot be sent.
 pub(crate) fn failure_message(channel: Channel, masked: &str, e: &DeliveryError) -> String {
-    if let Some(told) = e.tell(masked) {
-        return told;
+    match e.tell(masked) {
+        Some(told) => told,
+        None => failed(channel, masked, ending_of(e).unwrap_or(Ending::Refused)),
     }
+}
+
+/// How a failed send of a provider ended for the person waiting (`None`
+/// for a cap, which has words of its own and is not the provider's).
+fn ending_of(e: &DeliveryError) -> Option<Ending> {
+    match e {
+        DeliveryError::Capped(_) => None,
+        DeliveryError::Timeout(_) => Some(Ending::Timeout),
+        DeliveryError::Connect(_) => Some(Ending::Unreachable),
+        _ => Some(Ending::Refused),
+    }
+}
+
+/// What the person waiting is told of a provider's failure.
+fn failed(channel: Channel, masked: &str, ending: Ending) -> String {
     let service = match channel {
         Channel::Sms => "The text message service",
         Channel::Email => "The mail server",
     };
-    let why = match e {
-        DeliveryError::Timeout(_) => "did not answer in time",
-        DeliveryError::Connect(_) => "cannot be reached",
-        _ => "refused the message",
+    let why = match ending {
+        Ending::Timeout => "did not answer in time",
+        Ending::Unreachable => "cannot be reached",
+        Ending::Refused | Ending::Sent => "refused the message",
     };
     format!(
         "No code could be sent to {masked}: {service} {why}. Try again in a few minutes, \
          use another method, or ask an administrator."
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decoy_number_looks_like_the_senders_masked() {
+        let h = [7u8, 3, 1, 2, 5, 8, 9, 4, 6, 0, 1, 2, 3, 4, 5, 6, 7];
+        let sms = |to: &str| address::mask(Channel::Sms, to);
+        let decoy = decoy_number(Some("+447700900999"), &h);
+        assert_eq!(decoy.len(), "+447700900999".len(), "{decoy}");
+        assert_eq!(sms(&decoy), "+44*******012");
+        assert_eq!(sms(&decoy_number(Some("+15550001111"), &h)), "+15******601");
+        // A sender name: a plausible shape of its own.
+        assert_eq!(sms(&decoy_number(Some("Example"), &h)), "+83*******012");
+        assert_eq!(decoy_number(None, &h), decoy_number(Some("Example"), &h));
+        // Counted under a real country code, as the caps count real ones.
+        assert_eq!(
+            crate::delivery::caps::prefix_key(Channel::Sms, &decoy).as_deref(),
+            Some("+44")
+        );
+    }
 }

@@ -143,18 +143,11 @@ pub trait Totps {
         expires: i64,
         event: &Event,
     ) -> Result<(), StoreError>;
-    /// Makes a confirmed enrollment the user's active TOTP factor, durable
-    /// before returning. `step` is the step of the confirming code, so that
+    /// Makes a confirmed enrollment the user's active TOTP factor, with its
+    /// backup codes when given (an empty list keeps the old ones on
+    /// import), in one durable step: an interrupted enrollment leaves
+    /// nothing behind. `step` is the step of the confirming code, so that
     /// code cannot also log in.
-    fn activate_totp(
-        &self,
-        user: &str,
-        totp: &NewTotp<'_>,
-        event: &Event,
-    ) -> Result<(), StoreError>;
-    /// A TOTP factor set up at login or imported, with its backup codes (an
-    /// empty list keeps the old ones on import), in one durable step: an
-    /// interrupted enrollment leaves nothing behind.
     fn enroll_totp(
         &self,
         user: &str,

@@ -27,7 +27,7 @@ fn enrolled(dir: &Path) -> SqliteStore {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let store = SqliteStore::open(&dir.join("mfad.db")).expect("open");
     store
-        .activate_totp(
+        .enroll_totp(
             "alice",
             &NewTotp {
                 sealed: &crate::store::crypto::Sealed {
@@ -38,6 +38,7 @@ fn enrolled(dir: &Path) -> SqliteStore {
                 step: 900,
                 now: START,
             },
+            None,
             &event(),
         )
         .expect("enroll");

@@ -68,15 +68,6 @@ impl Totps for SqliteStore {
         })
     }
 
-    fn activate_totp(
-        &self,
-        user: &str,
-        totp: &NewTotp<'_>,
-        event: &Event,
-    ) -> Result<(), StoreError> {
-        self.enroll_totp(user, totp, None, event)
-    }
-
     fn enroll_totp(
         &self,
         user: &str,
