@@ -49,9 +49,11 @@ pub(crate) fn judge(ring: &BTreeMap<u32, [u8; 32]>, state: &KeyState) -> Verdict
         .copied();
     match (wrong, missing) {
         (None, None) => Verdict::Matches { active: newest },
+        // An old copy of the fleet's key file: copying the new one fixes
+        // it, and recording this one would hide the fleet's newest key.
+        (None, Some(id)) => Verdict::Behind { id },
         _ if state.keyed_rows == 0 => Verdict::Record { replace: true },
         (Some(id), _) => Verdict::Mismatch { id },
-        (None, Some(id)) => Verdict::Behind { id },
     }
 }
 
@@ -229,7 +231,12 @@ mod tests {
             ),
             // Nothing stored under the old keys: a new ring replaces them.
             (state(&[(1, 9)], 0), Verdict::Record { replace: true }),
-            (state(&[(3, 3)], 0), Verdict::Record { replace: true }),
+            (
+                state(&[(1, 9), (3, 3)], 0),
+                Verdict::Record { replace: true },
+            ),
+            // Even with nothing sealed, an older key file is not the fleet's.
+            (state(&[(1, 1), (3, 3)], 0), Verdict::Behind { id: 3 }),
         ];
         for (state, verdict) in cases {
             assert_eq!(judge(&ring, &state), verdict, "{state:?}");

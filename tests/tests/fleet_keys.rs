@@ -1,9 +1,11 @@
 //! The fleet's key ring: two real mfad daemons on one real PostgreSQL.
 //! `mfactl key add` on one host, the key file copied to the other and that
 //! host restarted, then `mfactl key rotate`: both hosts log users in
-//! before and after, and every secret is under the new key. A host whose
-//! key file lacks the new key refuses to start and names it; a fleet never
-//! rotates to a key no other host has been given.
+//! before and after, every secret is under the new key, and the other host
+//! seals with it too. A host left running with the old key file fails a
+//! re-sealed login with an error that names the missing key, and refuses
+//! to start with it; a fleet never rotates to a key no other host has been
+//! given.
 //!
 //! Needs root, Debian's `postgresql` and `cargo build --workspace` first.
 
@@ -59,6 +61,10 @@ fn a_fleet_rotates_without_locking_out_a_host_that_got_the_new_key_file() {
     let doc = a.mfactl_json(&["backup-codes", "regenerate", "--user", &user]);
     let code = doc["codes"][0].as_str().unwrap().to_owned();
     let old_ring = std::fs::read(key_file(&a)).unwrap();
+    // web-3 runs on, forgotten by whoever copies the new key file.
+    let mut c = pg.member(config(), "web-3", Some(&a));
+    c.launch();
+    c.write_pam_service(SVC, &[]);
 
     // Nothing staged: a fleet host will not make up a key of its own.
     let out = a.mfactl(["key", "rotate"]);
@@ -111,9 +117,18 @@ fn a_fleet_rotates_without_locking_out_a_host_that_got_the_new_key_file() {
         "2|2"
     );
 
-    // A host given only the old key file refuses to start, naming key 2.
-    let mut c = pg.member(config(), "web-3", None);
-    write_private(&key_file(&c), &old_ring, 0o400);
+    // The forgotten host cannot open the re-sealed secret: the login
+    // fails with an internal error, and its log names the missing key.
+    let (rc, t) = c.login(SVC, &user, TEST_RHOST, &["1", &c.totp_code(&secret, 1)]);
+    assert_ne!(rc, PAM_SUCCESS, "{t}");
+    let log = c.log_text();
+    assert!(
+        log.contains("sealed with key 2, which this host's key ring lacks"),
+        "{log}"
+    );
+    // Restarted with only the old key file, it refuses to start, naming key 2.
+    c.stop();
+    assert_eq!(std::fs::read(key_file(&c)).unwrap(), old_ring);
     let f = c.start_expecting_failure();
     assert!(
         f.stderr.contains("lacks key 2") && f.stderr.contains("mfactl key rotate"),

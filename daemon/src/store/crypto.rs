@@ -57,16 +57,6 @@ impl KeyRing {
         self.0.push(random_bytes::<KEY_LEN>()?);
         Ok(self.newest())
     }
-
-    /// True if every key of `self` is in `other` under the same id.
-    pub fn is_prefix_of(&self, other: &KeyRing) -> bool {
-        self.0.len() <= other.0.len()
-            && self
-                .0
-                .iter()
-                .zip(&other.0)
-                .all(|(a, b)| constant_time_eq(a.as_slice(), b.as_slice()))
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +130,7 @@ impl Vault {
     }
 
     /// Seals with key `active` of `ring` from now on; `ring` must hold the
-    /// keys the vault had (the caller checks with [`KeyRing::is_prefix_of`]).
+    /// keys the database records (the caller checks with `keys::judge`).
     pub fn install(&self, ring: &KeyRing, active: u32) -> Result<(), CryptoError> {
         let ciphers = Ciphers::new(ring, active)?;
         *self.ring.write().unwrap_or_else(|p| p.into_inner()) = ciphers;
