@@ -5,7 +5,8 @@
 //! seals with it too. A host left running with the old key file fails a
 //! re-sealed login with an error that names the missing key, and refuses
 //! to start with it; a fleet never rotates to a key no other host has been
-//! given.
+//! given. A database from before key ids migrates without locking anyone
+//! out.
 //!
 //! Needs root, Debian's `postgresql` and `cargo build --workspace` first.
 
@@ -40,17 +41,21 @@ fn login(d: &TestDaemon, user: &str, answers: &[&str]) -> Transcript {
     d.expect_rc(d.login(SVC, user, TEST_RHOST, answers), PAM_SUCCESS)
 }
 
-#[test]
-fn a_fleet_rotates_without_locking_out_a_host_that_got_the_new_key_file() {
-    let pg = Postgres::start();
-    let mut a = pg.member(config(), "web-1", None);
+fn migrate(d: &TestDaemon) {
     let out = Command::new(bins::mfad())
         .arg("--config")
-        .arg(a.config_path())
+        .arg(d.config_path())
         .arg("--migrate")
         .output()
         .unwrap();
     assert!(out.status.success(), "mfad --migrate: {}", show(&out));
+}
+
+#[test]
+fn a_fleet_rotates_without_locking_out_a_host_that_got_the_new_key_file() {
+    let pg = Postgres::start();
+    let mut a = pg.member(config(), "web-1", None);
+    migrate(&a);
     a.launch();
     a.write_pam_service(SVC, &[]);
     let mut b = pg.member(config(), "web-2", Some(&a));
@@ -140,4 +145,47 @@ fn a_fleet_rotates_without_locking_out_a_host_that_got_the_new_key_file() {
     c.launch();
     c.write_pam_service(SVC, &[]);
     login(&c, &user, &["1", &c.totp_code(&secret, 1)]);
+}
+
+/// A fleet database from before key ids (schema version 2, one
+/// `key_check` row): the daemon asks for `mfad --migrate`, which makes
+/// every secret key 1, and the user logs in as before, then after a
+/// rotation.
+#[test]
+fn a_fleet_database_from_before_key_ids_keeps_working_after_migrate() {
+    let pg = Postgres::start();
+    let mut a = pg.member(config(), "web-1", None);
+    migrate(&a);
+    a.launch();
+    a.write_pam_service(SVC, &[]);
+    let user = unique_name("pgold");
+    let secret = a.enroll_totp(&user);
+    a.stop();
+    // Back to schema 2, as the previous release left it (renaming keeps
+    // the tables mfad's own).
+    pg.sql(
+        "DELETE FROM key_checks WHERE key_id <> 1;
+         ALTER TABLE key_checks RENAME COLUMN key_id TO id;
+         ALTER TABLE key_checks RENAME TO key_check;
+         ALTER TABLE totp DROP COLUMN key_id;
+         ALTER TABLE totp_pending DROP COLUMN key_id;
+         ALTER TABLE contacts DROP COLUMN address_key;
+         ALTER TABLE contacts DROP COLUMN pending_key;
+         UPDATE mfad_schema SET version = 2;",
+    );
+    let f = a.start_expecting_failure();
+    assert!(f.stderr.contains("mfad --migrate"), "{}", f.stderr);
+    migrate(&a);
+    assert_eq!(
+        pg.sql(&format!(
+            "SELECT key_id FROM totp WHERE username = '{user}'"
+        )),
+        "1"
+    );
+    a.launch();
+    login(&a, &user, &["1", &a.totp_code(&secret, 0)]);
+    a.mfactl_json(&["key", "add"]);
+    let doc = a.mfactl_json(&["key", "rotate"]);
+    assert_eq!(doc["resealed"], 1, "{doc}");
+    login(&a, &user, &["1", &a.totp_code(&secret, 1)]);
 }

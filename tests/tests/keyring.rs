@@ -168,7 +168,16 @@ fn a_key_file_without_the_newest_key_is_refused_at_start() {
     assert_eq!(doc["resealed"], 1, "{doc}");
     let ring = std::fs::read(key_file(&d)).unwrap();
     d.stop();
+    let path = key_file(&d).display().to_string();
+    let check = check_config(&d);
+    assert!(
+        check.contains(&format!(
+            "key {path}: 2 keys, matching the database; key 2 seals"
+        )),
+        "{check}"
+    );
     put_key(&d, &old);
+    assert!(check_config(&d).contains("lacks key 2"));
     let f = d.start_expecting_failure();
     assert!(
         f.stderr.contains("lacks key 2")
@@ -223,6 +232,17 @@ fn a_database_from_before_key_ids_keeps_working() {
     let doc = d.mfactl_json(&["key", "rotate"]);
     assert_eq!(doc["resealed"], 2, "{doc}");
     login(&d, &user, &["1", &d.totp_code(&secret, 1)]);
+}
+
+/// `mfad --check-config`'s output, whether it succeeds or not.
+fn check_config(d: &TestDaemon) -> String {
+    let out = Command::new(mfad_tests::bins::mfad())
+        .arg("--config")
+        .arg(d.config_path())
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    show(&out)
 }
 
 fn put_key(d: &TestDaemon, bytes: &[u8]) {
