@@ -67,8 +67,15 @@ pub(crate) fn rotate(d: &Daemon, peer: &Peer) -> Result<Response, Refusal> {
     let mut ring = read_ring(d)?;
     let active = matching(d, &ring)?;
     let path = d.config.key_file.display();
+    // A rotation that stopped part way is finished before a new one starts.
+    let unfinished = d
+        .store
+        .sealed_per_key()?
+        .range(..active)
+        .any(|(_, n)| *n > 0);
     let new = match ring.newest() > active {
         true => ring.newest(),
+        false if unfinished => active,
         // Other hosts could not open what a key of this host's own sealed.
         false if matches!(d.config.store, StoreConfig::Postgres(_)) => {
             return Err(Refusal::new(
@@ -113,10 +120,16 @@ pub(crate) fn rotate(d: &Daemon, peer: &Peer) -> Result<Response, Refusal> {
     };
     Ok(Response::Keys {
         keys: infos(d, &ring)?,
-        message: format!(
-            "Key {new} now seals; {n} values re-sealed with it. The old keys stay in {path}: \
-             every host keeps the whole file."
-        ),
+        message: match new == active {
+            true => format!(
+                "Key {new} already sealed; {n} values left under older keys re-sealed with it. \
+                 Run `mfactl key rotate` again for a new key."
+            ),
+            false => format!(
+                "Key {new} now seals; {n} values re-sealed with it. The old keys stay in {path}: \
+                 every host keeps the whole file."
+            ),
+        },
         resealed: Some(n),
     })
 }

@@ -154,6 +154,49 @@ fn only_root_rotates() {
     assert_eq!(std::fs::metadata(key_file(&d)).unwrap().len(), 32);
 }
 
+/// A value that does not open stops a rotation, which says which and how
+/// far it got; once that is fixed, `key rotate` finishes the same rotation
+/// rather than starting another.
+#[test]
+fn a_rotation_stopped_part_way_is_finished_by_the_next() {
+    let d = daemon();
+    let user = unique_name("half");
+    let secret = d.enroll_totp(&user);
+    d.set_contact(&user, "email", "half@example.com");
+    // A contact that names a key nobody has (a restore gone wrong).
+    sql(
+        &d,
+        &format!("UPDATE contacts SET address_key = 7 WHERE user = '{user}'"),
+    );
+    let out = d.mfactl(["key", "rotate"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    let text = show(&out);
+    assert!(
+        text.contains("key 2 seals; 0 values re-sealed, then a secret of")
+            && text.contains("sealed with key 7"),
+        "{text}"
+    );
+    // Still readable under key 1 meanwhile.
+    login(&d, &user, &["1", &d.totp_code(&secret, 0)]);
+    let out = d.mfactl(["email", "clear", "--user", &user]);
+    assert!(out.status.success(), "{}", show(&out));
+    let doc = d.mfactl_json(&["key", "rotate"]);
+    assert_eq!(doc["resealed"], 1, "{doc}");
+    assert!(
+        doc["message"].as_str().unwrap().contains("already sealed"),
+        "{doc}"
+    );
+    assert_eq!(std::fs::metadata(key_file(&d)).unwrap().len(), 64);
+    assert_eq!(
+        sql(
+            &d,
+            &format!("SELECT key_id FROM totp WHERE user = '{user}'")
+        ),
+        "2"
+    );
+    login(&d, &user, &["1", &d.totp_code(&secret, 1)]);
+}
+
 /// A key file holding the old key only, over a database that records the
 /// new one: mfad refuses to start and names the missing key; with the
 /// whole ring back it serves, and the user logs in.

@@ -21,6 +21,9 @@ pub enum KeyCommand {
     /// Add a new key to the key file, staged: not used until `key rotate`
     Add,
     /// Seal with the newest key (a new one if none is staged) and re-seal every stored secret
+    ///
+    /// A rotation that stopped part way is finished first: while secrets are left under older
+    /// keys, `rotate` re-seals them with the key that seals instead of adding another.
     Rotate,
     /// Show the keys of the key file and how many stored secrets each seals
     Status,
