@@ -186,12 +186,15 @@ fn client_hint(err: &ClientError) -> Option<String> {
 /// (so acting on one's own is the way out), or an admin's request (where
 /// it is not, even on one's own account).
 const OTHER_ACCOUNT: &str = "you may act only on your own account";
+/// The daemon's refusal of what is root's alone (the key ring).
+const ONLY_ROOT: &str = "only root may do this";
 
 fn daemon_hint(code: ErrorCode, message: &str) -> Option<&'static str> {
     Some(match code {
         ErrorCode::PermissionDenied if message.contains(OTHER_ACCOUNT) => {
             "Leave out --user to act on your own account; root and members of the mfad admin group may name another."
         }
+        ErrorCode::PermissionDenied if message.contains(ONLY_ROOT) => "Run it as root.",
         ErrorCode::PermissionDenied => {
             "Only root and members of the mfad admin group may do this; ask one of them."
         }
@@ -262,6 +265,7 @@ pub fn response_kind(resp: &Response) -> &'static str {
         Response::Devices { .. } => "devices",
         Response::DirectoryChecked { .. } => "directory check",
         Response::StoreChecked { .. } => "store check",
+        Response::Keys { .. } => "keys",
         Response::GroupSources { .. } => "group sources",
     }
 }

@@ -15,12 +15,14 @@ Files:
   /etc/mfad/mfad.toml     configuration (mfad.toml(5))
   /etc/mfad/policy.toml   what each login must prove (mfad.toml(5))
   /etc/mfad/mfad.key      32-byte key that encrypts the stored secrets, mode 0400; back it up
+                          (a ring of such keys after `mfactl key rotate`)
   /var/lib/mfad/mfad.db   SQLite database (enrollments, locks, policy versions, audit), mode 0600
   /run/mfad/mfad.sock     socket for pam_mfa.so and mfactl
 
 The key and the database are created on first start. A missing key is never replaced while \
 the database holds secrets sealed with it, and a key the database was not written with is \
-refused: restore the key from backup. mfad refuses to run, naming the file \
+refused, as is a key file that lacks a key the database records (copy the key file from the \
+host that ran `mfactl key rotate`): restore the key from backup. mfad refuses to run, naming the file \
 and the chmod that fixes it, when either can be read by anyone but root, and when the \
 configuration, the policy, the key, a secret or a directory above them is a symbolic link, \
 belongs to anyone but root or is writable by others (see mfad.toml(5)).

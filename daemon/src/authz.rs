@@ -18,7 +18,7 @@ pub enum Access {
     SelfOrAdmin,
     /// Root and admins only.
     Admin,
-    /// Root only: the PAM stack's own reports (sessions).
+    /// Root only: the PAM stack's own reports (sessions), and the key ring.
     Root,
 }
 
@@ -52,7 +52,9 @@ pub fn authorize(role: Role, peer_uid: u32, target: Target, access: Access) -> R
         (Access::Admin, Role::User) => Err(Denied(
             "this needs root or membership of the mfad admin group",
         )),
-        (Access::Root, _) => Err(Denied("only root (the PAM stack) reports sessions")),
+        (Access::Root, _) => Err(Denied(
+            "only root may do this (report sessions from the PAM stack, manage the key ring)",
+        )),
     }
 }
 

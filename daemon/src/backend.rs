@@ -46,7 +46,7 @@ pub fn open(config: &Config) -> Result<Arc<dyn Store>, StartError> {
 /// What the store holds under the key, without changing anything (safe
 /// while a daemon runs); `None` when there is no SQLite database yet.
 pub fn peek(config: &Config) -> Result<Option<KeyState>, StoreError> {
-    use crate::store::Accounts;
+    use crate::store::Keys;
     match &config.store {
         StoreConfig::Sqlite => peek_key_state(&config.database),
         StoreConfig::Postgres(p) => PgStore::open(p, &config.host_name, false)?

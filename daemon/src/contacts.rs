@@ -322,7 +322,7 @@ pub(crate) fn info(d: &Daemon, user: &str) -> Result<Vec<ContactInfo>, Refusal> 
         if row.is_none() && pick.is_none() {
             continue;
         }
-        let pending = match row.as_ref().and_then(|r| r.pending.as_deref()) {
+        let pending = match row.as_ref().and_then(|r| r.pending.as_ref()) {
             Some(sealed) => {
                 let plain = d
                     .vault

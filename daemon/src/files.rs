@@ -19,7 +19,7 @@
 //!   be read by group or others.
 
 use crate::config::SecretSource;
-use crate::store::crypto::{KEY_LEN, random_bytes};
+use crate::store::crypto::{KEY_LEN, KeyRing, MAX_KEYS};
 use mfad_protocol::SecretString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
@@ -57,7 +57,7 @@ pub enum FileError {
     )]
     NotASocket { path: PathBuf },
     #[error(
-        "{path} holds {len} bytes; a key is exactly {KEY_LEN} random bytes. Restore the right key from backup: without it the stored secrets cannot be read"
+        "{path} holds {len} bytes; a key file is one or more keys of exactly {KEY_LEN} random bytes each (at most {MAX_KEYS}). Restore the right key file from backup: without it the stored secrets cannot be read"
     )]
     KeyLength { path: PathBuf, len: u64 },
     #[error(
@@ -227,11 +227,15 @@ pub fn read_secret(source: &SecretSource) -> Result<SecretString, FileError> {
     Ok(SecretString::new(secret))
 }
 
-/// Reads the 32-byte key; `None` when there is no key file. Whether one may
-/// be created then is the caller's decision (see `key_for` in lib.rs).
-pub fn read_key_if_present(path: &Path) -> Result<Option<Zeroizing<[u8; KEY_LEN]>>, FileError> {
+/// Reads the key ring: `None` when there is no key file. Whether one may
+/// be created then is the caller's decision (see `keys.rs`).
+///
+/// The file is the keys back to back, 32 bytes each, oldest first: key id
+/// N is the Nth. A file of one key (every key file before rotation) is a
+/// ring of key 1.
+pub fn read_ring_if_present(path: &Path) -> Result<Option<KeyRing>, FileError> {
     match fs::symlink_metadata(path) {
-        Ok(_) => read_key(path).map(Some),
+        Ok(_) => read_ring(path).map(Some),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(FileError::Io {
             path: path.to_owned(),
@@ -240,47 +244,88 @@ pub fn read_key_if_present(path: &Path) -> Result<Option<Zeroizing<[u8; KEY_LEN]
     }
 }
 
-fn read_key(path: &Path) -> Result<Zeroizing<[u8; KEY_LEN]>, FileError> {
+fn read_ring(path: &Path) -> Result<KeyRing, FileError> {
     check_private(path, 0o400)?;
     let mut file = fs::File::open(path).map_err(io_err(path))?;
     let len = file.metadata().map_err(io_err(path))?.len();
-    if len != KEY_LEN as u64 {
+    let whole = len % KEY_LEN as u64 == 0;
+    if len == 0 || !whole || len > (KEY_LEN * MAX_KEYS) as u64 {
         return Err(FileError::KeyLength {
             path: path.to_owned(),
             len,
         });
     }
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    file.read_exact(key.as_mut_slice()).map_err(io_err(path))?;
-    Ok(key)
+    let mut keys = Vec::new();
+    for _ in 0..len / KEY_LEN as u64 {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        file.read_exact(key.as_mut_slice()).map_err(io_err(path))?;
+        keys.push(key);
+    }
+    Ok(KeyRing::new(keys))
 }
 
-/// Creates a new random key, mode 0400.
-pub fn create_key(path: &Path) -> Result<Zeroizing<[u8; KEY_LEN]>, FileError> {
+/// Creates a key file of one new random key, mode 0400.
+pub fn create_key(path: &Path) -> Result<KeyRing, FileError> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(io_err(parent))?;
     }
     check_ancestors(path)?;
-    let key = random_bytes::<KEY_LEN>().map_err(|source| FileError::Random {
+    let mut ring = KeyRing::default();
+    ring.add_random().map_err(|source| FileError::Random {
         path: path.to_owned(),
         source,
     })?;
     // create_new: two daemons racing on first start cannot both write a key.
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o400)
         .open(path)
         .map_err(io_err(path))?;
-    file.write_all(key.as_slice()).map_err(io_err(path))?;
+    write_keys(file, path, &ring)?;
+    log::info!("created a new key at {}", path.display());
+    Ok(ring)
+}
+
+/// Replaces the key file with `ring` atomically (a new file, 0400, synced,
+/// renamed over the old one): a crash leaves the old ring or the new one,
+/// never half of one.
+pub fn write_ring(path: &Path, ring: &KeyRing) -> Result<(), FileError> {
+    check_ancestors(path)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = PathBuf::from(tmp);
+    // A leftover of a crashed write holds no key anyone relies on.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&tmp)(e)),
+        _ => {}
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    write_keys(file, &tmp, ring)?;
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    sync_parent(path)
+}
+
+fn write_keys(mut file: fs::File, path: &Path, ring: &KeyRing) -> Result<(), FileError> {
+    for (_, key) in ring.keys() {
+        file.write_all(key.as_slice()).map_err(io_err(path))?;
+    }
     file.sync_all().map_err(io_err(path))?;
+    sync_parent(path)
+}
+
+fn sync_parent(path: &Path) -> Result<(), FileError> {
     if let Some(parent) = path.parent() {
         fs::File::open(parent)
             .and_then(|d| d.sync_all())
             .map_err(io_err(parent))?;
     }
-    log::info!("created a new key at {}", path.display());
-    Ok(key)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -292,13 +337,23 @@ mod tests {
     fn key_is_created_private_and_reread() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/mfad.key");
-        assert!(read_key_if_present(&path).unwrap().is_none());
-        let k1 = create_key(&path).unwrap();
+        assert!(read_ring_if_present(&path).unwrap().is_none());
+        let mut k1 = create_key(&path).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o400);
-        let k2 = read_key_if_present(&path).unwrap().unwrap();
-        assert_eq!(*k1, *k2);
+        let k2 = read_ring_if_present(&path).unwrap().unwrap();
+        let checks = |r: &KeyRing| crate::store::crypto::check_values(r).unwrap();
+        assert_eq!(checks(&k1), checks(&k2));
         // Never over an existing key.
         assert!(create_key(&path).is_err());
+        // A rotation's ring replaces it whole, as private.
+        assert_eq!(k1.add_random().unwrap(), 2);
+        write_ring(&path, &k1).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), 2 * KEY_LEN as u64);
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o400);
+        let k3 = read_ring_if_present(&path).unwrap().unwrap();
+        assert_eq!(k3.newest(), 2);
+        assert_eq!(checks(&k3)[&1], checks(&k2)[&1]);
+        assert_eq!(checks(&k3), checks(&k1));
     }
 
     #[test]
@@ -307,7 +362,7 @@ mod tests {
         let path = dir.path().join("mfad.key");
         create_key(&path).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).unwrap();
-        let err = read_key_if_present(&path).unwrap_err().to_string();
+        let err = read_ring_if_present(&path).unwrap_err().to_string();
         assert!(err.contains("chmod 0400"), "{err}");
     }
 
@@ -437,8 +492,15 @@ mod tests {
         fs::write(&path, b"short").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
         assert!(matches!(
-            read_key_if_present(&path),
+            read_ring_if_present(&path),
             Err(FileError::KeyLength { len: 5, .. })
+        ));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(&path, [7u8; KEY_LEN + 1]).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(matches!(
+            read_ring_if_present(&path),
+            Err(FileError::KeyLength { len: 33, .. })
         ));
     }
 }

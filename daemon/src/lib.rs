@@ -20,6 +20,7 @@ pub mod geo;
 mod history;
 mod import;
 mod io;
+mod keyring;
 pub mod keys;
 mod limits;
 pub mod logging;
@@ -85,11 +86,25 @@ pub enum StartError {
     )]
     FleetKeyMissing { key: String, database: String },
     #[error(
-        "the key {key} is not the key the database {database} was written with. Restore the right key \
-         from your backup to {key} (or the database that belongs to this key): with this one every \
-         enrolled user would be refused"
+        "the key {key} is not the key the database {database} was written with (its key {id} differs). \
+         Restore the right key file from your backup to {key} (or the database that belongs to this \
+         key): with this one every enrolled user would be refused"
     )]
-    KeyMismatch { key: String, database: String },
+    KeyMismatch {
+        key: String,
+        database: String,
+        id: u32,
+    },
+    #[error(
+        "the key file {key} lacks key {id}, which the database {database} records: secrets there are \
+         sealed with it since a `mfactl key rotate`. Copy the key file from the host that rotated to \
+         {key} (root's, mode 0400) and start mfad again; never create a key of this host's own"
+    )]
+    KeyRingBehind {
+        key: String,
+        database: String,
+        id: u32,
+    },
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot prepare the stand-in secret: {0}")]
@@ -107,7 +122,7 @@ pub enum StartError {
 /// A stand-in TOTP enrollment, checked for unknown users so that they cost
 /// the same work as a real wrong code.
 pub(crate) struct Dummy {
-    pub sealed: Vec<u8>,
+    pub sealed: store::crypto::Sealed,
     pub params: TotpParams,
 }
 
@@ -162,20 +177,20 @@ impl Daemon {
     pub fn open(config: Config) -> Result<Self, StartError> {
         audit::set_host(&config.host_name);
         // A bad key is refused before a database is created for it.
-        let existing = files::read_key_if_present(&config.key_file)?;
+        let existing = files::read_ring_if_present(&config.key_file)?;
         let store = backend::open(&config)?;
         let store_error = |source| backend::error(&config, source);
-        let key = match existing {
-            Some(key) => key,
+        let ring = match existing {
+            Some(ring) => ring,
             None => {
                 let state = store.key_state().map_err(store_error)?;
                 keys::create_unless_needed(&config, Some(&state))?
             }
         };
         audit::outputs::start(&config.audit)?;
-        let vault = Vault::new(&key).map_err(|e| StartError::Dummy(e.to_string()))?;
-        drop(key);
-        keys::verify(&config, &*store, &vault)?;
+        let active = keys::verify(&config, &*store, &ring)?;
+        let vault = Vault::new(&ring, active).map_err(|e| StartError::Dummy(e.to_string()))?;
+        drop(ring);
         let delivery = delivery::Delivery::new(&config, Arc::clone(&store))?;
         let geo = match &config.geoip_database {
             Some(path) => Some(geo::Geo::open(path).map_err(StartError::Geo)?),

@@ -12,8 +12,8 @@ use crate::authz::{Access, Target, authorize};
 use crate::io::FrameIo;
 use crate::peer::{self, Peer};
 use crate::{
-    Daemon, audit, clock, contacts, directory, fleet, import, login, selfservice, sessions,
-    validate,
+    Daemon, audit, clock, contacts, directory, fleet, import, keyring, login, selfservice,
+    sessions, validate,
 };
 use mfad_protocol::{Channel, ErrorCode, Request, Response};
 
@@ -115,6 +115,10 @@ pub fn route(request: &Request) -> Route<'_> {
         Request::DirectoryCheck { user } => (Admin, Account(user.as_deref()), "directory check"),
         Request::GroupSources { .. } => (Admin, Nothing, "policy check"),
         Request::StoreCheck => (Admin, Nothing, "store check"),
+        // The key file is root's alone, and so is the key that seals.
+        Request::KeyAdd => (Root, Nothing, "key add"),
+        Request::KeyRotate => (Root, Nothing, "key rotate"),
+        Request::KeyStatus => (Root, Nothing, "key status"),
         Request::DeviceList { user } => (SelfOrAdmin, Account(user.as_deref()), "devices list"),
         Request::DeviceRevoke { user, .. } => {
             (SelfOrAdmin, Account(user.as_deref()), "devices revoke")
@@ -294,6 +298,9 @@ pub async fn dispatch(
             selfservice::change(d, peer, &user, change, &proof).await
         }
         Request::StoreCheck => Ok(admin::store_check(d)),
+        Request::KeyAdd => keyring::add(d, peer),
+        Request::KeyRotate => keyring::rotate(d, peer),
+        Request::KeyStatus => keyring::status(d),
     };
     let response = result.unwrap_or_else(Refusal::into_response);
     match io.send(response).await {
@@ -429,6 +436,9 @@ mod tests {
             ),
             (Request::GroupSources { groups: vec![] }, Admin, Nothing),
             (Request::StoreCheck, Admin, Nothing),
+            (Request::KeyAdd, Root, Nothing),
+            (Request::KeyRotate, Root, Nothing),
+            (Request::KeyStatus, Root, Nothing),
             (
                 Request::SelfChange {
                     change: mfad_protocol::SelfChange::Disable,

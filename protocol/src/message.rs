@@ -186,6 +186,16 @@ pub enum Request {
     /// `mfactl doctor`: mfad's checks of its store (the connection, TLS and
     /// the schema of a fleet's PostgreSQL; the SQLite file).
     StoreCheck,
+    /// `mfactl key add` (root): a new key appended to the key file, staged:
+    /// held but not used until `key rotate` (copy the file to every host
+    /// of a fleet in between).
+    KeyAdd,
+    /// `mfactl key rotate` (root): the newest key of the key file (a new
+    /// one on a single host if none is staged) seals from now on, and every
+    /// sealed value is re-sealed with it.
+    KeyRotate,
+    /// `mfactl key status` (root): the keys and how many values each seals.
+    KeyStatus,
     /// `mfactl policy check`: which of these `%group` names NSS (on mfad's
     /// machine) and mfad's `[directory]` know.
     GroupSources {
@@ -471,6 +481,15 @@ pub enum Response {
     StoreChecked {
         steps: Vec<CheckStep>,
     },
+    /// The key ring after a `key add`, `key rotate` or `key status`.
+    Keys {
+        keys: Vec<KeyInfo>,
+        /// What was done, for the admin.
+        message: String,
+        /// Values re-sealed by a rotation.
+        #[serde(default)]
+        resealed: Option<u64>,
+    },
     GroupSources {
         groups: Vec<GroupSource>,
     },
@@ -484,6 +503,36 @@ pub struct GroupSource {
     /// `None`: mfad has no `[directory]`, or it did not answer.
     #[serde(default)]
     pub directory: Option<bool>,
+}
+
+/// One key of the key ring.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    pub id: u32,
+    pub role: KeyRole,
+    /// Sealed values in the store under this key.
+    pub values: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyRole {
+    /// Seals new values.
+    Seals,
+    /// Opens what it sealed before a rotation.
+    Old,
+    /// In the key file, not used until `mfactl key rotate`.
+    Staged,
+}
+
+impl KeyRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyRole::Seals => "seals",
+            KeyRole::Old => "old",
+            KeyRole::Staged => "staged",
+        }
+    }
 }
 
 /// One step of a directory check.
@@ -888,6 +937,9 @@ impl Request {
             | Request::PolicyHistory
             | Request::AuditVerify
             | Request::AuditFollow
+            | Request::KeyAdd
+            | Request::KeyRotate
+            | Request::KeyStatus
             | Request::SessionList => true,
             Request::AuthStart(_)
             | Request::Answer { .. }

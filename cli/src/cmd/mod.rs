@@ -11,6 +11,7 @@ mod doctor_sshd;
 pub mod enroll;
 pub mod history;
 pub mod import;
+pub mod key;
 pub mod policy;
 pub mod policy_check;
 pub mod policy_explain;
@@ -38,7 +39,7 @@ const GLOBAL: &str = "Global options";
     after_long_help = "Permissions: Users act on their own account (`sessions` shows and ends \
 only their own sessions); root and members of the mfad admin group may name another account \
 with --user, see and end every session, and use the `user`, `audit`, `import` and `policy` commands \
-(`policy check` works without mfad).\n\n\
+(`policy check` works without mfad); only root may use the `key` commands.\n\n\
 Exit status: 0 on success, 1 when mfad refused the request or could not be reached or a \
 policy is not valid, 2 when the command line is wrong. `confirm` exits with its COMMAND's status \
 once PAM succeeded (126 or 127 when COMMAND cannot be run), and with 1 when PAM failed."
@@ -102,6 +103,9 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Show recent authentication attempts from the audit log
     Audit(audit::AuditArgs),
+    /// Add, rotate and show the keys that seal stored secrets (root only)
+    #[command(subcommand, after_long_help = key::HELP)]
+    Key(key::KeyCommand),
     /// Check, explain, reload and compare the access policy
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -201,6 +205,7 @@ pub fn run(command: Command, ctx: &mut Ctx) -> Result<(), CliError> {
         Command::Confirm(args) => confirm::run(ctx, args),
         Command::Import(cmd) => import::run(ctx, cmd),
         Command::Audit(args) => audit::run(ctx, &args),
+        Command::Key(cmd) => key::run(ctx, cmd),
         Command::Policy(cmd) => policy::run(ctx, cmd),
         Command::Sessions(cmd) => sessions::run(ctx, cmd),
         Command::Devices(cmd) => devices::run(ctx, cmd),

@@ -52,10 +52,9 @@ pub fn find(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::crypto::KEY_LEN;
 
     fn vault() -> Vault {
-        Vault::new(&random_bytes::<KEY_LEN>().unwrap()).unwrap()
+        Vault::random()
     }
 
     #[test]

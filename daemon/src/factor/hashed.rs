@@ -65,11 +65,10 @@ pub fn normalize(code: &str) -> Zeroizing<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::crypto::KEY_LEN;
 
     #[test]
     fn a_code_matches_in_any_spelling_for_its_user_only() {
-        let v = Vault::new(&random_bytes::<KEY_LEN>().unwrap()).unwrap();
+        let v = Vault::random();
         let s = Stored::new(&v, "alice", "abc-DE").unwrap();
         assert!(s.matches(&v, "alice", " ab cde ").unwrap());
         assert!(!s.matches(&v, "bob", "abcde").unwrap());

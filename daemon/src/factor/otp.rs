@@ -189,7 +189,6 @@ fn display(digits: &str, grouping: bool) -> Zeroizing<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::crypto::KEY_LEN;
     use std::time::Duration;
 
     fn profile(length: usize, grouping: bool) -> CodeProfile {
@@ -205,7 +204,7 @@ mod tests {
 
     #[test]
     fn codes_have_the_profiles_shape_and_verify_in_any_spelling() {
-        let v = Vault::new(&random_bytes::<KEY_LEN>().unwrap()).unwrap();
+        let v = Vault::random();
         let (code, stored) = generate(&v, "alice", &profile(6, true)).unwrap();
         assert_eq!(code.len(), 7);
         assert_eq!(code.as_bytes()[3], b'-');
@@ -225,7 +224,7 @@ mod tests {
 
     #[test]
     fn digits_are_spread_evenly() {
-        let v = Vault::new(&random_bytes::<KEY_LEN>().unwrap()).unwrap();
+        let v = Vault::random();
         let mut counts = [0u32; 10];
         for _ in 0..500 {
             let (code, _) = generate(&v, "a", &profile(10, false)).unwrap();

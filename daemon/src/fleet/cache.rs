@@ -18,6 +18,7 @@ use crate::audit::{Decision, Event};
 use crate::factor::totp::TotpAlgorithm;
 use crate::files::check_private;
 use crate::policy::Factor;
+use crate::store::crypto::Sealed;
 use crate::store::{Counter, StoreError, TotpParams, TotpRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::os::unix::fs::OpenOptionsExt;
@@ -30,6 +31,8 @@ const FILE: &str = "totp-cache.db";
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS totp (
     username TEXT PRIMARY KEY,
+    -- The id of the key that sealed it (the fleet's key ring).
+    key INTEGER NOT NULL,
     sealed BLOB NOT NULL,
     algorithm TEXT NOT NULL,
     digits INTEGER NOT NULL,
@@ -103,13 +106,14 @@ impl Cache {
     /// After a TOTP code of `user` passed in the shared store.
     pub fn remember(&self, user: &str, r: &TotpRecord, step: i64) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT INTO totp (username, sealed, algorithm, digits, period, last_step)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (username) DO UPDATE SET sealed = ?2, algorithm = ?3, digits = ?4,
-                 period = ?5, last_step = max(last_step, ?6)",
+            "INSERT INTO totp (username, key, sealed, algorithm, digits, period, last_step)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (username) DO UPDATE SET key = ?2, sealed = ?3, algorithm = ?4,
+                 digits = ?5, period = ?6, last_step = max(last_step, ?7)",
             params![
                 user,
-                r.sealed_secret,
+                r.sealed_secret.key,
+                r.sealed_secret.bytes,
                 r.params.algorithm.as_str(),
                 r.params.digits,
                 i64::try_from(r.params.period).unwrap_or(i64::MAX),
@@ -121,10 +125,10 @@ impl Cache {
 
     /// Drops `user` unless the shared store holds the same secret
     /// (`None`: no TOTP any more).
-    pub fn forget_unless(&self, user: &str, sealed: Option<&[u8]>) -> Result<(), StoreError> {
+    pub fn forget_unless(&self, user: &str, sealed: Option<&Sealed>) -> Result<(), StoreError> {
         self.conn().execute(
-            "DELETE FROM totp WHERE username = ?1 AND (?2 IS NULL OR sealed <> ?2)",
-            params![user, sealed],
+            "DELETE FROM totp WHERE username = ?1 AND (?2 IS NULL OR key <> ?2 OR sealed <> ?3)",
+            params![user, sealed.map(|s| s.key), sealed.map(|s| &s.bytes)],
         )?;
         Ok(())
     }
@@ -133,15 +137,19 @@ impl Cache {
         let row = self
             .conn()
             .query_row(
-                "SELECT sealed, algorithm, digits, period, last_step FROM totp WHERE username = ?1",
+                "SELECT key, sealed, algorithm, digits, period, last_step FROM totp
+                 WHERE username = ?1",
                 [user],
                 |r| {
                     Ok((
-                        r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, u32>(2)?,
-                        r.get::<_, i64>(3)?,
+                        Sealed {
+                            key: r.get(0)?,
+                            bytes: r.get(1)?,
+                        },
+                        r.get::<_, String>(2)?,
+                        r.get::<_, u32>(3)?,
                         r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
                     ))
                 },
             )
@@ -333,9 +341,16 @@ mod tests {
     use super::*;
     use mfad_protocol::AuthStart;
 
-    fn record(sealed: &[u8]) -> TotpRecord {
+    fn sealed(key: u32, bytes: &[u8]) -> Sealed {
+        Sealed {
+            key,
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    fn record(bytes: &[u8]) -> TotpRecord {
         TotpRecord {
-            sealed_secret: sealed.to_vec(),
+            sealed_secret: sealed(2, bytes),
             params: TotpParams {
                 algorithm: TotpAlgorithm::SHA256,
                 digits: 8,
@@ -364,7 +379,7 @@ mod tests {
         let cached = cache.totp("alice").unwrap().unwrap();
         assert_eq!(
             (cached.sealed_secret, cached.last_step),
-            (b"s1".to_vec(), 10)
+            (sealed(2, b"s1"), 10)
         );
         assert_eq!(cached.params, record(b"s1").params);
         assert!(!cache.accept_step("alice", "web", 10, &event("x")).unwrap());
@@ -410,9 +425,19 @@ mod tests {
         let cache = Cache::open(&dir.path().join(FILE)).unwrap();
         cache.remember("alice", &record(b"s1"), 1).unwrap();
         cache.remember("bob", &record(b"s2"), 1).unwrap();
-        cache.forget_unless("alice", Some(b"s1")).unwrap();
+        cache
+            .forget_unless("alice", Some(&sealed(2, b"s1")))
+            .unwrap();
         assert!(cache.totp("alice").unwrap().is_some());
-        cache.forget_unless("alice", Some(b"new")).unwrap();
+        cache
+            .forget_unless("alice", Some(&sealed(2, b"new")))
+            .unwrap();
+        assert!(cache.totp("alice").unwrap().is_none());
+        cache.remember("alice", &record(b"s1"), 1).unwrap();
+        // The same bytes under another key are another secret.
+        cache
+            .forget_unless("alice", Some(&sealed(3, b"s1")))
+            .unwrap();
         assert!(cache.totp("alice").unwrap().is_none());
         cache.forget_unless("bob", None).unwrap();
         assert!(cache.totp("bob").unwrap().is_none());

@@ -6,6 +6,9 @@
 //! table (class, tags) from its own policy file, which is otherwise not
 //! used once a version has been pushed.
 //!
+//! A key rotation on any host makes every host seal with the new key as
+//! soon as it hears of it (`keyring::follow`).
+//!
 //! Hosts are told through `LISTEN`/`NOTIFY` (`store/postgres/listen.rs`);
 //! a notice lost while the listening connection was down is made up for
 //! after it reconnects, and by periodic checks.
@@ -17,9 +20,9 @@ pub use policy::describe;
 pub(crate) use policy::{in_force, push, reload, startup_policy, status};
 pub(crate) use sessions::{end_remote, stepup_remote};
 
-use crate::Daemon;
 use crate::config::StoreConfig;
 use crate::store::postgres::listen::{self, Notice};
+use crate::{Daemon, keyring};
 use policy::pick_up;
 use sessions::end_requested;
 use std::sync::Arc;
@@ -59,10 +62,12 @@ async fn serve(d: Arc<Daemon>, mut notices: Option<tokio::sync::mpsc::UnboundedR
                 Some(Notice::Policy) => {
                     pick_up(&d, "a push", false);
                 }
+                Some(Notice::Keys) => keyring::follow(&d),
                 Some(Notice::Connected) => {
                     cache::ship(&d);
                     end_requested(&d);
                     pick_up(&d, "a reconnection", false);
+                    keyring::follow(&d);
                 }
                 None => notices = None,
             },
@@ -70,6 +75,7 @@ async fn serve(d: Arc<Daemon>, mut notices: Option<tokio::sync::mpsc::UnboundedR
                 cache::ship(&d);
                 end_requested(&d);
                 pick_up(&d, "a periodic check", false);
+                keyring::follow(&d);
             }
         }
     }

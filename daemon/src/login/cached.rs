@@ -11,6 +11,7 @@ use super::machine::Failure;
 use crate::Daemon;
 use crate::audit::Event;
 use crate::policy::{Factor, StoreUnreachable};
+use crate::store::crypto::Sealed;
 use crate::store::{StoreError, TotpRecord};
 
 /// What the user is told before the code is asked.
@@ -74,7 +75,7 @@ pub fn remember(d: &Daemon, user: &str, record: &TotpRecord, step: i64) {
 
 /// The shared store holds `sealed` as the user's secret (`None`: no TOTP):
 /// a cached copy of another secret goes.
-pub fn forget(d: &Daemon, user: &str, sealed: Option<&[u8]>) {
+pub fn forget(d: &Daemon, user: &str, sealed: Option<&Sealed>) {
     if let Some(Err(e)) = d.cache.as_ref().map(|c| c.forget_unless(user, sealed)) {
         log::error!("cannot drop {user:?} from this host's TOTP cache: {e}");
     }

@@ -54,7 +54,7 @@ pub struct Attempt<'a> {
     pub key: Option<SshKey>,
     /// A TOTP secret offered for enrollment at login, sealed, kept only in
     /// this connection until the first code confirms it.
-    pub offered: Option<(Vec<u8>, TotpParams)>,
+    pub offered: Option<(crate::store::crypto::Sealed, TotpParams)>,
     /// The shared database is unreachable and the rule lets this login's
     /// TOTP code be checked against the host's cache (`cached.rs`).
     pub cached: bool,
@@ -220,14 +220,14 @@ impl Attempt<'_> {
             (false, true) => super::cached::totp(d, user)?,
             (false, false) => {
                 let record = d.store.totp(user)?;
-                let sealed = record.as_ref().map(|r| r.sealed_secret.as_slice());
+                let sealed = record.as_ref().map(|r| &r.sealed_secret);
                 super::cached::forget(d, user, sealed);
                 record
             }
         };
         let (aad_user, sealed, params) = match &record {
-            Some(r) => (user, r.sealed_secret.as_slice(), r.params),
-            None => ("", d.dummy.sealed.as_slice(), d.dummy.params),
+            Some(r) => (user, &r.sealed_secret, r.params),
+            None => ("", &d.dummy.sealed, d.dummy.params),
         };
         let secret = d.vault.open(aad_user, Sealed::TotpSecret, sealed)?;
         let window = d.config.totp.window_for(params);

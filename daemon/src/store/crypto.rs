@@ -9,11 +9,55 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 use hmac::{Hmac, KeyInit as MacKeyInit, Mac};
 use mfad_protocol::Channel;
 use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::sync::RwLock;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
 const NONCE_LEN: usize = 12;
 pub const KEY_LEN: usize = 32;
+/// The most keys a key ring holds (a rotation adds one).
+pub const MAX_KEYS: usize = 255;
+
+/// A sealed value and the id of the key that sealed it (its place in the
+/// key ring, from 1). Rows written before key ids existed are key 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub key: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// The keys of the key file, oldest first: key id N is the Nth.
+#[derive(Default)]
+pub struct KeyRing(Vec<Zeroizing<[u8; KEY_LEN]>>);
+
+/// The number of keys, never the keys.
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyRing({} keys)", self.0.len())
+    }
+}
+
+impl KeyRing {
+    pub fn new(keys: Vec<Zeroizing<[u8; KEY_LEN]>>) -> Self {
+        Self(keys)
+    }
+
+    /// The id of the newest key (0 for an empty ring).
+    pub fn newest(&self) -> u32 {
+        u32::try_from(self.0.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = (u32, &Zeroizing<[u8; KEY_LEN]>)> {
+        (1..).zip(self.0.iter())
+    }
+
+    /// Appends a new random key; returns its id.
+    pub fn add_random(&mut self) -> Result<u32, CryptoError> {
+        self.0.push(random_bytes::<KEY_LEN>()?);
+        Ok(self.newest())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -45,24 +89,81 @@ pub enum CryptoError {
     Open,
     #[error("encryption failed")]
     Seal,
+    #[error(
+        "a stored secret is sealed with key {0}, which this host's key ring lacks: copy the key file from the host that ran `mfactl key rotate` and restart mfad"
+    )]
+    UnknownKey(u32),
+    #[error("the key ring is empty")]
+    EmptyRing,
+    #[error(
+        "key {0} of this host's key file is not the key {0} the database records: copy the key file from the host that ran `mfactl key add` and restart mfad"
+    )]
+    KeyDiffers(u32),
 }
 
 pub struct Vault {
-    cipher: Aes256Gcm,
+    ring: RwLock<Ciphers>,
     /// Keys the hashes of codes that are only ever checked (backup codes),
     /// so a stolen database does not allow offline guessing without the key.
+    /// Derived from key 1 for good: a hash cannot be re-keyed without the
+    /// code it hashes, so a rotation re-seals secrets but keeps this key.
     mac_key: Zeroizing<[u8; 32]>,
+}
+
+/// The ciphers of a key ring with their check values, and the id of the
+/// one that seals.
+struct Ciphers {
+    by_id: BTreeMap<u32, (Aes256Gcm, [u8; 32])>,
+    active: u32,
 }
 
 type HmacSha256 = Hmac<Sha256>;
 
 impl Vault {
-    pub fn new(key: &Zeroizing<[u8; KEY_LEN]>) -> Result<Self, CryptoError> {
-        let mac_key = Zeroizing::new(keyed(key.as_slice(), &[b"mfad/v1 code-hash key"])?);
+    /// A vault over `ring` that seals with key `active`.
+    pub fn new(ring: &KeyRing, active: u32) -> Result<Self, CryptoError> {
+        let (_, first) = ring.keys().next().ok_or(CryptoError::EmptyRing)?;
         Ok(Self {
-            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_slice())),
-            mac_key,
+            ring: RwLock::new(Ciphers::new(ring, active)?),
+            mac_key: mac_key(first)?,
         })
+    }
+
+    /// Seals with key `active` of `ring` from now on; `ring` must hold the
+    /// keys the database records (the caller checks with `keys::judge`).
+    pub fn install(&self, ring: &KeyRing, active: u32) -> Result<(), CryptoError> {
+        let ciphers = Ciphers::new(ring, active)?;
+        *self.ring.write().unwrap_or_else(|p| p.into_inner()) = ciphers;
+        Ok(())
+    }
+
+    /// A vault over one random key, for tests.
+    #[cfg(test)]
+    pub fn random() -> Self {
+        let mut ring = KeyRing::default();
+        ring.add_random().unwrap();
+        Self::new(&ring, 1).unwrap()
+    }
+
+    /// The id of the key that seals.
+    pub fn active(&self) -> u32 {
+        self.ring.read().unwrap_or_else(|p| p.into_inner()).active
+    }
+
+    /// Seals with key `id` from now on, if this vault holds that key and it
+    /// has the check value `check` (another host rotated to it); true if
+    /// that changed the sealing key.
+    pub fn follow(&self, id: u32, check: &[u8]) -> Result<bool, CryptoError> {
+        let mut ring = self.ring.write().unwrap_or_else(|p| p.into_inner());
+        if ring.active == id {
+            return Ok(false);
+        }
+        let (_, ours) = ring.by_id.get(&id).ok_or(CryptoError::UnknownKey(id))?;
+        if !constant_time_eq(ours, check) {
+            return Err(CryptoError::KeyDiffers(id));
+        }
+        ring.active = id;
+        Ok(true)
     }
 
     /// HMAC-SHA256 of a code under the derived hash key, bound to the user
@@ -96,24 +197,22 @@ impl Vault {
         )
     }
 
-    /// A value that identifies the key without revealing it (a keyed hash
-    /// of a constant), recorded in the database to recognise the right key.
-    pub fn check_value(&self) -> Result<[u8; 32], CryptoError> {
-        keyed(self.mac_key.as_slice(), &[b"mfad/v1 key check value"])
-    }
-
-    /// Returns nonce || ciphertext || tag.
+    /// Returns nonce || ciphertext || tag, under the active key.
     pub fn seal(
         &self,
         user: &str,
         purpose: Purpose,
         plaintext: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
+    ) -> Result<Sealed, CryptoError> {
+        let ring = self.ring.read().unwrap_or_else(|p| p.into_inner());
+        let (cipher, _) = ring
+            .by_id
+            .get(&ring.active)
+            .ok_or(CryptoError::UnknownKey(ring.active))?;
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(CryptoError::Random)?;
         let aad = associated_data(user, purpose);
-        let ct = self
-            .cipher
+        let ct = cipher
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
@@ -125,25 +224,68 @@ impl Vault {
         let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
-        Ok(out)
+        Ok(Sealed {
+            key: ring.active,
+            bytes: out,
+        })
     }
 
+    /// Opens with the key that sealed: a key id the ring lacks is an
+    /// error of its own, never a wrong code.
     pub fn open(
         &self,
         user: &str,
         purpose: Purpose,
-        sealed: &[u8],
+        sealed: &Sealed,
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        if sealed.len() < NONCE_LEN {
+        let ring = self.ring.read().unwrap_or_else(|p| p.into_inner());
+        let (cipher, _) = ring
+            .by_id
+            .get(&sealed.key)
+            .ok_or(CryptoError::UnknownKey(sealed.key))?;
+        if sealed.bytes.len() < NONCE_LEN {
             return Err(CryptoError::Open);
         }
-        let (nonce, ct) = sealed.split_at(NONCE_LEN);
+        let (nonce, ct) = sealed.bytes.split_at(NONCE_LEN);
         let aad = associated_data(user, purpose);
-        self.cipher
+        cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
             .map(Zeroizing::new)
             .map_err(|_| CryptoError::Open)
     }
+}
+
+impl Ciphers {
+    fn new(ring: &KeyRing, active: u32) -> Result<Self, CryptoError> {
+        let by_id = ring
+            .keys()
+            .map(|(id, key)| {
+                let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_slice()));
+                Ok((id, (cipher, check_value(key)?)))
+            })
+            .collect::<Result<BTreeMap<_, _>, CryptoError>>()?;
+        if !by_id.contains_key(&active) {
+            return Err(CryptoError::UnknownKey(active));
+        }
+        Ok(Self { by_id, active })
+    }
+}
+
+fn mac_key(key: &[u8; KEY_LEN]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    Ok(Zeroizing::new(keyed(key, &[b"mfad/v1 code-hash key"])?))
+}
+
+/// A value that identifies a key without revealing it (a keyed hash of a
+/// constant), recorded in the database to recognise the right key ring.
+pub fn check_value(key: &[u8; KEY_LEN]) -> Result<[u8; 32], CryptoError> {
+    keyed(mac_key(key)?.as_slice(), &[b"mfad/v1 key check value"])
+}
+
+/// The check value of every key of `ring`, by key id.
+pub fn check_values(ring: &KeyRing) -> Result<BTreeMap<u32, [u8; 32]>, CryptoError> {
+    ring.keys()
+        .map(|(id, key)| Ok((id, check_value(key)?)))
+        .collect()
 }
 
 /// `mfad/v1`, the purpose and the user, NUL-separated: a user name cannot hold
@@ -181,8 +323,16 @@ pub fn random_bytes<const N: usize>() -> Result<Zeroizing<[u8; N]>, CryptoError>
 mod tests {
     use super::*;
 
+    fn ring(n: usize) -> KeyRing {
+        let mut ring = KeyRing::default();
+        for _ in 0..n {
+            ring.add_random().unwrap();
+        }
+        ring
+    }
+
     fn vault() -> Vault {
-        Vault::new(&random_bytes::<KEY_LEN>().unwrap()).unwrap()
+        Vault::random()
     }
 
     #[test]
@@ -193,6 +343,53 @@ mod tests {
             &v.open("alice", Purpose::TotpSecret, &sealed).unwrap()[..],
             b"secret"
         );
+    }
+
+    #[test]
+    fn each_value_opens_with_the_key_that_sealed_it() {
+        let mut keys = ring(1);
+        let v = Vault::new(&keys, 1).unwrap();
+        let old = v.seal("alice", Purpose::TotpSecret, b"old").unwrap();
+        let hash = v.hash_code("alice", b"salt", "123").unwrap();
+        assert_eq!(keys.add_random().unwrap(), 2);
+        v.install(&keys, 2).unwrap();
+        let new = v.seal("alice", Purpose::TotpSecret, b"new").unwrap();
+        assert_eq!((old.key, new.key), (1, 2));
+        assert_eq!(
+            &v.open("alice", Purpose::TotpSecret, &old).unwrap()[..],
+            b"old"
+        );
+        assert_eq!(
+            &v.open("alice", Purpose::TotpSecret, &new).unwrap()[..],
+            b"new"
+        );
+        // Hashes stay keyed by key 1: backup codes survive a rotation.
+        assert_eq!(v.hash_code("alice", b"salt", "123").unwrap(), hash);
+        // Another key with the same id is the wrong key, not a new one.
+        let wrong = Sealed {
+            key: 2,
+            ..new.clone()
+        };
+        assert!(matches!(
+            vault().open("alice", Purpose::TotpSecret, &wrong),
+            Err(CryptoError::UnknownKey(2))
+        ));
+        let checks = check_values(&keys).unwrap();
+        assert_eq!(checks.keys().copied().collect::<Vec<_>>(), [1, 2]);
+        assert_ne!(checks[&1], checks[&2]);
+        // Following the database's newest key: only the right one.
+        assert!(v.follow(1, &checks[&1]).unwrap());
+        assert_eq!(v.seal("a", Purpose::TotpSecret, b"x").unwrap().key, 1);
+        assert!(matches!(
+            v.follow(2, &checks[&1]),
+            Err(CryptoError::KeyDiffers(2))
+        ));
+        assert!(matches!(
+            v.follow(3, &checks[&1]),
+            Err(CryptoError::UnknownKey(3))
+        ));
+        assert!(v.follow(2, &checks[&2]).unwrap());
+        assert!(!v.follow(2, &checks[&2]).unwrap());
     }
 
     #[test]
@@ -217,10 +414,11 @@ mod tests {
         let v = vault();
         let mut sealed = v.seal("alice", Purpose::TotpSecret, b"secret").unwrap();
         assert!(vault().open("alice", Purpose::TotpSecret, &sealed).is_err());
-        let last = sealed.len() - 1;
-        sealed[last] ^= 1;
+        let last = sealed.bytes.len() - 1;
+        sealed.bytes[last] ^= 1;
         assert!(v.open("alice", Purpose::TotpSecret, &sealed).is_err());
-        assert!(v.open("alice", Purpose::TotpSecret, &sealed[..5]).is_err());
+        sealed.bytes.truncate(5);
+        assert!(v.open("alice", Purpose::TotpSecret, &sealed).is_err());
     }
 
     #[test]

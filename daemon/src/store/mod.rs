@@ -16,6 +16,8 @@ use crate::factor::hashed;
 use crate::factor::otp::Purpose;
 use crate::factor::totp::TotpAlgorithm;
 use crate::files::FileError;
+use crypto::Sealed;
+use std::collections::BTreeMap;
 use thiserror::Error;
 
 pub use postgres::PgStore;
@@ -82,6 +84,7 @@ pub trait Store:
     + AuditLog
     + Policies
     + Accounts
+    + Keys
     + Send
     + Sync
 {
@@ -100,6 +103,7 @@ impl<T> Store for T where
         + AuditLog
         + Policies
         + Accounts
+        + Keys
         + Send
         + Sync
 {
@@ -117,14 +121,14 @@ pub struct TotpParams {
 }
 
 pub struct TotpRecord {
-    pub sealed_secret: Vec<u8>,
+    pub sealed_secret: Sealed,
     pub params: TotpParams,
     pub last_step: i64,
 }
 
 /// An active TOTP factor to store.
 pub struct NewTotp<'a> {
-    pub sealed: &'a [u8],
+    pub sealed: &'a Sealed,
     pub params: TotpParams,
     /// The step of the code that confirmed it (accepted once already).
     pub step: i64,
@@ -147,7 +151,7 @@ pub trait Totps {
     fn put_pending_totp(
         &self,
         user: &str,
-        sealed: &[u8],
+        sealed: &Sealed,
         p: TotpParams,
         expires: i64,
         event: &Event,
@@ -272,9 +276,9 @@ pub trait Failures {
 /// A stored contact: the verified address and a pending one, both sealed.
 #[derive(Debug, Clone, Default)]
 pub struct ContactRow {
-    pub address: Option<Vec<u8>>,
+    pub address: Option<Sealed>,
     pub verified_at: Option<i64>,
-    pub pending: Option<Vec<u8>>,
+    pub pending: Option<Sealed>,
 }
 
 pub trait Contacts {
@@ -284,7 +288,7 @@ pub trait Contacts {
         &self,
         user: &str,
         channel: &str,
-        sealed: &[u8],
+        sealed: &Sealed,
         verified: bool,
         now: i64,
         event: &Event,
@@ -296,7 +300,7 @@ pub trait Contacts {
         user: &str,
         channel: &str,
         salt: &[u8],
-        sealed: &[u8],
+        sealed: &Sealed,
         now: i64,
         event: &Event,
     ) -> Result<bool, StoreError>;
@@ -727,14 +731,78 @@ const KEYED_TABLES: [&str; 5] = [
     "trusted_devices",
 ];
 
-/// What a database holds under its key.
+/// What a database holds under its key ring.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyState {
-    /// The recorded check value; `None` in a new database, or in one written
-    /// before check values were recorded.
-    pub check: Option<Vec<u8>>,
-    /// Rows sealed or keyed under the key.
+    /// The recorded check value of each key id; none in a new database, or
+    /// in one written before check values were recorded.
+    pub checks: BTreeMap<u32, Vec<u8>>,
+    /// Rows sealed or keyed under the key ring.
     pub keyed_rows: u64,
+}
+
+/// The columns that hold sealed values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedPlace {
+    Totp,
+    PendingTotp,
+    /// A contact's verified address, and one waiting for its code.
+    Address,
+    PendingAddress,
+}
+
+impl SealedPlace {
+    pub const ALL: [SealedPlace; 4] = [
+        SealedPlace::Totp,
+        SealedPlace::PendingTotp,
+        SealedPlace::Address,
+        SealedPlace::PendingAddress,
+    ];
+
+    /// The table, the sealed column and its key id column (the same names
+    /// in both backends).
+    pub(crate) fn columns(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            SealedPlace::Totp => ("totp", "secret", "key_id"),
+            SealedPlace::PendingTotp => ("totp_pending", "secret", "key_id"),
+            SealedPlace::Address => ("contacts", "address", "address_key"),
+            SealedPlace::PendingAddress => ("contacts", "pending", "pending_key"),
+        }
+    }
+}
+
+/// One sealed value and where it lives, for re-sealing under another key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub place: SealedPlace,
+    pub user: String,
+    /// The contact's channel (`sms`, `email`); empty for TOTP.
+    pub channel: String,
+    pub sealed: Sealed,
+}
+
+/// The key ring as the database knows it, and the re-sealing of a rotation.
+pub trait Keys {
+    fn key_state(&self) -> Result<KeyState, StoreError>;
+    /// Records the check value of each key id; `replace` first drops the
+    /// ones recorded (a new key ring over a database holding nothing under
+    /// the old one).
+    fn record_key_checks(
+        &self,
+        checks: &[(u32, [u8; 32])],
+        replace: bool,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// The newest key id recorded, which seals, and its check value.
+    fn newest_key(&self) -> Result<Option<(u32, Vec<u8>)>, StoreError>;
+    /// How many values each key id seals.
+    fn sealed_per_key(&self) -> Result<BTreeMap<u32, u64>, StoreError>;
+    /// Up to `limit` values sealed under another key than `key`.
+    fn sealed_not_under(&self, key: u32, limit: usize) -> Result<Vec<SealedValue>, StoreError>;
+    /// Stores each value's new sealing where the value is still what was
+    /// read (a value changed meanwhile was sealed anew already), in one
+    /// durable transaction; returns how many were replaced.
+    fn reseal(&self, batch: &[(SealedValue, Sealed)]) -> Result<u64, StoreError>;
 }
 
 /// One finding of [`Accounts::self_check`].
@@ -761,8 +829,6 @@ pub trait Accounts {
     /// Drops expired pending enrollments and counters that no longer count,
     /// so guessed user names cannot grow the store without bound.
     fn purge(&self, now: i64, rule: LockRule) -> Result<usize, StoreError>;
-    fn key_state(&self) -> Result<KeyState, StoreError>;
-    fn record_key_check(&self, value: &[u8], now: i64) -> Result<(), StoreError>;
     /// The store's own view of its health, for `mfactl doctor`.
     fn self_check(&self) -> Vec<Health>;
     /// Marks a clean stop: the next start needs no fence. Call when nothing

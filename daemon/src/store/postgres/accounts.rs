@@ -1,11 +1,10 @@
-//! Accounts as a whole, policy versions, the key check and upkeep.
+//! Accounts as a whole, policy versions and upkeep.
 
+use super::PgStore;
 use super::audit::insert;
-use super::{PgStore, u32_of};
 use crate::audit::Event;
 use crate::store::{
-    Accounts, Health, HealthStatus, KEYED_TABLES, KeyState, LockRule, Policies, PolicyRecord,
-    StoreError, UserRecord,
+    Accounts, Health, HealthStatus, LockRule, Policies, PolicyRecord, StoreError, UserRecord,
 };
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
@@ -160,38 +159,6 @@ impl Accounts for PgStore {
                 )
                 .await?;
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
-        })
-    }
-
-    fn key_state(&self) -> Result<KeyState, StoreError> {
-        self.block(async {
-            let c = self.client().await?;
-            let check = c
-                .query_opt("SELECT value FROM key_check WHERE id = 1", &[])
-                .await?
-                .map(|r| r.get(0));
-            let mut keyed_rows = 0u64;
-            for table in KEYED_TABLES {
-                let n: i64 = c
-                    .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-                    .await?
-                    .get(0);
-                keyed_rows += u64::from(u32_of(n));
-            }
-            Ok(KeyState { check, keyed_rows })
-        })
-    }
-
-    fn record_key_check(&self, value: &[u8], now: i64) -> Result<(), StoreError> {
-        self.block(async {
-            let c = self.client().await?;
-            c.execute(
-                "INSERT INTO key_check (id, value, recorded_at) VALUES (1, $1, $2)
-                 ON CONFLICT (id) DO UPDATE SET value = $1, recorded_at = $2",
-                &[&value, &now],
-            )
-            .await?;
-            Ok(())
         })
     }
 

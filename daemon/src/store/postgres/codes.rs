@@ -8,6 +8,7 @@ use super::{PgStore, u32_of};
 use crate::audit::Event;
 use crate::factor::hashed;
 use crate::factor::otp::Purpose;
+use crate::store::crypto::Sealed;
 use crate::store::{
     ContactRow, Contacts, Counter, Deliveries, DeliveryCaps, Issue, Over, SendLimits, SentCode,
     SentCodes, StoreError,
@@ -53,14 +54,15 @@ async fn upsert_verified(
     tx: &impl GenericClient,
     user: &str,
     channel: &str,
-    sealed: &[u8],
+    sealed: &Sealed,
     now: i64,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO contacts (username, channel, address, verified_at) VALUES ($1, $2, $3, $4)
+        "INSERT INTO contacts (username, channel, address, verified_at, address_key)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (username, channel) DO UPDATE
-           SET address = $3, verified_at = $4, pending = NULL, pending_at = NULL",
-        &[&user, &channel, &sealed, &now],
+           SET address = $3, verified_at = $4, address_key = $5, pending = NULL, pending_at = NULL",
+        &[&user, &channel, &sealed.bytes, &now, &i64::from(sealed.key)],
     )
     .await?;
     tx.execute(
@@ -76,15 +78,23 @@ impl Contacts for PgStore {
         self.block(async {
             let c = self.client().await?;
             Ok(c.query_opt(
-                "SELECT address, verified_at, pending FROM contacts
+                "SELECT address, verified_at, pending, address_key, pending_key FROM contacts
                  WHERE username = $1 AND channel = $2",
                 &[&user, &channel],
             )
             .await?
-            .map(|r| ContactRow {
-                address: r.get(0),
-                verified_at: r.get(1),
-                pending: r.get(2),
+            .map(|r| {
+                let sealed = |bytes: Option<Vec<u8>>, key: i64| {
+                    bytes.map(|bytes| Sealed {
+                        key: u32_of(key),
+                        bytes,
+                    })
+                };
+                ContactRow {
+                    address: sealed(r.get(0), r.get(3)),
+                    verified_at: r.get(1),
+                    pending: sealed(r.get(2), r.get(4)),
+                }
             }))
         })
     }
@@ -93,7 +103,7 @@ impl Contacts for PgStore {
         &self,
         user: &str,
         channel: &str,
-        sealed: &[u8],
+        sealed: &Sealed,
         verified: bool,
         now: i64,
         event: &Event,
@@ -103,10 +113,11 @@ impl Contacts for PgStore {
                 upsert_verified(tx, user, channel, sealed, now).await?;
             } else {
                 tx.execute(
-                    "INSERT INTO contacts (username, channel, pending, pending_at)
-                     VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (username, channel) DO UPDATE SET pending = $3, pending_at = $4",
-                    &[&user, &channel, &sealed, &now],
+                    "INSERT INTO contacts (username, channel, pending, pending_at, pending_key)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (username, channel) DO UPDATE
+                       SET pending = $3, pending_at = $4, pending_key = $5",
+                    &[&user, &channel, &sealed.bytes, &now, &i64::from(sealed.key)],
                 )
                 .await?;
             }
@@ -120,7 +131,7 @@ impl Contacts for PgStore {
         user: &str,
         channel: &str,
         salt: &[u8],
-        sealed: &[u8],
+        sealed: &Sealed,
         now: i64,
         event: &Event,
     ) -> Result<bool, StoreError> {

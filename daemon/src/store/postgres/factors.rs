@@ -5,6 +5,7 @@ use super::{PgStore, u32_of};
 use crate::audit::Event;
 use crate::factor::hashed;
 use crate::factor::totp::TotpAlgorithm;
+use crate::store::crypto::Sealed;
 use crate::store::{
     ACCOUNT, BackupCodes, Counter, FailureCount, FailureState, Failures, LockRule, NewTotp,
     StoreError, TotpParams, TotpRecord, TotpSummary, Totps,
@@ -25,7 +26,10 @@ fn params_of(user: &str, r: &Row, at: usize) -> Result<TotpParams, StoreError> {
 
 fn record_of(user: &str, r: &Row) -> Result<TotpRecord, StoreError> {
     Ok(TotpRecord {
-        sealed_secret: r.get(0),
+        sealed_secret: Sealed {
+            key: u32_of(r.get(5)),
+            bytes: r.get(0),
+        },
         params: params_of(user, r, 1)?,
         last_step: r.get(4),
     })
@@ -42,7 +46,7 @@ impl Totps for PgStore {
             let row = c
                 .query_opt(
                     &c.prepare_cached(
-                        "SELECT secret, algorithm, digits, period, last_step FROM totp
+                        "SELECT secret, algorithm, digits, period, last_step, key_id FROM totp
                          WHERE username = $1",
                     )
                     .await?,
@@ -58,7 +62,7 @@ impl Totps for PgStore {
             let c = self.client().await?;
             let row = c
                 .query_opt(
-                    "SELECT secret, algorithm, digits, period, -1::BIGINT FROM totp_pending
+                    "SELECT secret, algorithm, digits, period, -1::BIGINT, key_id FROM totp_pending
                      WHERE username = $1 AND expires > $2",
                     &[&user, &now],
                 )
@@ -74,24 +78,26 @@ impl Totps for PgStore {
     fn put_pending_totp(
         &self,
         user: &str,
-        sealed: &[u8],
+        sealed: &Sealed,
         p: TotpParams,
         expires: i64,
         event: &Event,
     ) -> Result<(), StoreError> {
         self.write(async |tx| {
             tx.execute(
-                "INSERT INTO totp_pending (username, secret, algorithm, digits, period, expires)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                "INSERT INTO totp_pending
+                   (username, secret, algorithm, digits, period, expires, key_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (username) DO UPDATE SET secret = $2, algorithm = $3,
-                   digits = $4, period = $5, expires = $6",
+                   digits = $4, period = $5, expires = $6, key_id = $7",
                 &[
                     &user,
-                    &sealed,
+                    &sealed.bytes,
                     &p.algorithm.as_str(),
                     &i64::from(p.digits),
                     &period(p),
                     &expires,
+                    &i64::from(sealed.key),
                 ],
             )
             .await?;
@@ -110,18 +116,20 @@ impl Totps for PgStore {
         self.write(async |tx| {
             tx.execute(
                 "INSERT INTO totp (username, secret, algorithm, digits, period, last_step,
-                                   enrolled_at, last_used)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)
+                                   enrolled_at, last_used, key_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)
                  ON CONFLICT (username) DO UPDATE SET secret = $2, algorithm = $3,
-                   digits = $4, period = $5, last_step = $6, enrolled_at = $7, last_used = NULL",
+                   digits = $4, period = $5, last_step = $6, enrolled_at = $7, last_used = NULL,
+                   key_id = $8",
                 &[
                     &user,
-                    &t.sealed,
+                    &t.sealed.bytes,
                     &t.params.algorithm.as_str(),
                     &i64::from(t.params.digits),
                     &period(t.params),
                     &t.step,
                     &t.now,
+                    &i64::from(t.sealed.key),
                 ],
             )
             .await?;

@@ -9,6 +9,7 @@
 
 use super::connect::settings;
 use super::fleet::{POLICY_CHANNEL, SESSIONS_CHANNEL};
+use super::keys::KEYS_CHANNEL;
 use crate::config::PostgresConfig;
 use crate::store::StoreError;
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub enum Notice {
     Sessions,
     /// A policy version was pushed.
     Policy,
+    /// A key rotation recorded a new key.
+    Keys,
     /// The connection is (again) up: notices may have been missed.
     Connected,
 }
@@ -95,7 +98,7 @@ async fn listen(
         tokio::time::timeout(
             deadline,
             client.batch_execute(&format!(
-                "LISTEN {SESSIONS_CHANNEL}; LISTEN {POLICY_CHANNEL}"
+                "LISTEN {SESSIONS_CHANNEL}; LISTEN {POLICY_CHANNEL}; LISTEN {KEYS_CHANNEL}"
             )),
         )
         .await
@@ -114,6 +117,7 @@ async fn listen(
                         let notice = match n.channel() {
                             SESSIONS_CHANNEL if n.payload() == host => Notice::Sessions,
                             POLICY_CHANNEL => Notice::Policy,
+                            KEYS_CHANNEL => Notice::Keys,
                             _ => continue,
                         };
                         if tx.send(notice).is_err() {

@@ -184,6 +184,21 @@ const MIGRATIONS: &[&str] = &[
         version BIGINT NOT NULL,
         since BIGINT NOT NULL
      );",
+    // 3: a key ring: each sealed value names the key that sealed it, and
+    // each key id has its check value. Everything sealed before is key 1,
+    // the only key there was.
+    "ALTER TABLE totp ADD COLUMN key_id BIGINT NOT NULL DEFAULT 1;
+     ALTER TABLE totp_pending ADD COLUMN key_id BIGINT NOT NULL DEFAULT 1;
+     ALTER TABLE contacts ADD COLUMN address_key BIGINT NOT NULL DEFAULT 1;
+     ALTER TABLE contacts ADD COLUMN pending_key BIGINT NOT NULL DEFAULT 1;
+     CREATE TABLE key_checks (
+        key_id BIGINT PRIMARY KEY,
+        value BYTEA NOT NULL,
+        recorded_at BIGINT NOT NULL
+     );
+     INSERT INTO key_checks (key_id, value, recorded_at)
+        SELECT 1, value, recorded_at FROM key_check;
+     DROP TABLE key_check;",
 ];
 
 /// The schema version this build needs.

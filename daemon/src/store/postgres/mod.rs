@@ -18,6 +18,7 @@ mod codes;
 mod connect;
 mod factors;
 mod fleet;
+mod keys;
 pub mod listen;
 mod migrate;
 mod sessions;
@@ -43,9 +44,9 @@ impl PgStore {
     /// Connects and checks that the schema is at this build's version. Run
     /// with `migrate = true` (`mfad --migrate`) to bring it there first.
     pub fn open(config: &PostgresConfig, host: &str, migrate: bool) -> Result<Self, StoreError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("mfad-postgres")
+        // The thread of a store call drives its connection itself: no
+        // hand-over to another thread and back at each round trip.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| StoreError::Thread(e.to_string()))?;

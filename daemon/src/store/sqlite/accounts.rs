@@ -1,8 +1,8 @@
 //! Accounts as a whole (listing, reset) and the database's own upkeep.
 
-use super::{SqliteStore, insert_audit, keycheck};
+use super::{SqliteStore, insert_audit};
 use crate::audit::Event;
-use crate::store::{Accounts, Health, HealthStatus, KeyState, LockRule, StoreError, UserRecord};
+use crate::store::{Accounts, Health, HealthStatus, LockRule, StoreError, UserRecord};
 use rusqlite::params;
 
 impl Accounts for SqliteStore {
@@ -57,20 +57,6 @@ impl Accounts for SqliteStore {
             params![since, now],
         )?;
         Ok(n)
-    }
-
-    fn key_state(&self) -> Result<KeyState, StoreError> {
-        keycheck::key_state(&self.conn())
-    }
-
-    fn record_key_check(&self, value: &[u8], now: i64) -> Result<(), StoreError> {
-        self.durable(|tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO key_check (id, value, recorded_at) VALUES (1, ?1, ?2)",
-                params![value, now],
-            )?;
-            Ok(())
-        })
     }
 
     fn self_check(&self) -> Vec<Health> {

@@ -6,6 +6,7 @@ use super::otp::consume;
 use super::{SqliteStore, insert_audit};
 use crate::audit::Event;
 use crate::factor::otp::Purpose;
+use crate::store::crypto::Sealed;
 use crate::store::{ContactRow, Contacts, StoreError};
 use rusqlite::{OptionalExtension, params};
 
@@ -14,13 +15,15 @@ impl Contacts for SqliteStore {
         let conn = self.conn();
         Ok(conn
             .prepare_cached(
-                "SELECT address, verified_at, pending FROM contacts WHERE user = ?1 AND channel = ?2",
+                "SELECT address, verified_at, pending, address_key, pending_key FROM contacts
+                 WHERE user = ?1 AND channel = ?2",
             )?
             .query_row(params![user, channel], |r| {
+                let sealed = |bytes: Option<Vec<u8>>, key| bytes.map(|bytes| Sealed { key, bytes });
                 Ok(ContactRow {
-                    address: r.get(0)?,
+                    address: sealed(r.get(0)?, r.get(3)?),
                     verified_at: r.get(1)?,
-                    pending: r.get(2)?,
+                    pending: sealed(r.get(2)?, r.get(4)?),
                 })
             })
             .optional()?)
@@ -33,7 +36,7 @@ impl Contacts for SqliteStore {
         &self,
         user: &str,
         channel: &str,
-        sealed: &[u8],
+        sealed: &Sealed,
         verified: bool,
         now: i64,
         event: &Event,
@@ -43,9 +46,11 @@ impl Contacts for SqliteStore {
                 upsert_verified(tx, user, channel, sealed, now)?;
             } else {
                 tx.execute(
-                    "INSERT INTO contacts (user, channel, pending, pending_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (user, channel) DO UPDATE SET pending = ?3, pending_at = ?4",
-                    params![user, channel, sealed, now],
+                    "INSERT INTO contacts (user, channel, pending, pending_at, pending_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (user, channel) DO UPDATE
+                       SET pending = ?3, pending_at = ?4, pending_key = ?5",
+                    params![user, channel, sealed.bytes, now, sealed.key],
                 )?;
             }
             insert_audit(tx, event)
@@ -59,7 +64,7 @@ impl Contacts for SqliteStore {
         user: &str,
         channel: &str,
         salt: &[u8],
-        sealed: &[u8],
+        sealed: &Sealed,
         now: i64,
         event: &Event,
     ) -> Result<bool, StoreError> {
@@ -95,14 +100,15 @@ fn upsert_verified(
     tx: &rusqlite::Transaction<'_>,
     user: &str,
     channel: &str,
-    sealed: &[u8],
+    sealed: &Sealed,
     now: i64,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO contacts (user, channel, address, verified_at) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO contacts (user, channel, address, verified_at, address_key)
+         VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (user, channel) DO UPDATE
-           SET address = ?3, verified_at = ?4, pending = NULL, pending_at = NULL",
-        params![user, channel, sealed, now],
+           SET address = ?3, verified_at = ?4, address_key = ?5, pending = NULL, pending_at = NULL",
+        params![user, channel, sealed.bytes, now, sealed.key],
     )?;
     tx.execute(
         "DELETE FROM sent_codes WHERE user = ?1 AND channel = ?2 AND purpose = ?3",

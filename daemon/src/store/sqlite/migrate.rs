@@ -173,6 +173,21 @@ const MIGRATIONS: &[&str] = &[
     // process that asked (su and sudo run as root for someone).
     "ALTER TABLE audit ADD COLUMN ruser TEXT;
      ALTER TABLE audit ADD COLUMN caller_uid INTEGER;",
+    // 10: a key ring: each sealed value names the key that sealed it, and
+    // each key id has its check value. Everything sealed before is key 1,
+    // the only key there was.
+    "ALTER TABLE totp ADD COLUMN key_id INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE totp_pending ADD COLUMN key_id INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE contacts ADD COLUMN address_key INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE contacts ADD COLUMN pending_key INTEGER NOT NULL DEFAULT 1;
+     CREATE TABLE key_checks (
+        key_id INTEGER PRIMARY KEY,
+        value BLOB NOT NULL,
+        recorded_at INTEGER NOT NULL
+     );
+     INSERT INTO key_checks (key_id, value, recorded_at)
+        SELECT 1, value, recorded_at FROM key_check;
+     DROP TABLE key_check;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

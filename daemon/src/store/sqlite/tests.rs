@@ -30,7 +30,10 @@ fn enrolled(dir: &Path) -> SqliteStore {
         .enroll_totp(
             "alice",
             &NewTotp {
-                sealed: &[1, 2, 3],
+                sealed: &crate::store::crypto::Sealed {
+                    key: 1,
+                    bytes: vec![1, 2, 3],
+                },
                 params: PARAMS,
                 step: 900,
                 now: START,

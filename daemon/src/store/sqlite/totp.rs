@@ -5,6 +5,7 @@ use super::{SqliteStore, clear_failures, insert_audit};
 use crate::audit::Event;
 use crate::factor::hashed;
 use crate::factor::totp::TotpAlgorithm;
+use crate::store::crypto::Sealed;
 use crate::store::{Counter, NewTotp, StoreError, TotpParams, TotpRecord, TotpSummary, Totps};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -13,7 +14,7 @@ impl Totps for SqliteStore {
         query_totp(
             &self.reader(),
             user,
-            "SELECT secret, algorithm, digits, period, last_step FROM totp WHERE user = ?1",
+            "SELECT secret, algorithm, digits, period, last_step, key_id FROM totp WHERE user = ?1",
             params![user],
         )
     }
@@ -22,7 +23,7 @@ impl Totps for SqliteStore {
         query_totp(
             &self.reader(),
             user,
-            "SELECT secret, algorithm, digits, period, -1 FROM totp_pending
+            "SELECT secret, algorithm, digits, period, -1, key_id FROM totp_pending
              WHERE user = ?1 AND expires > ?2",
             params![user, now],
         )
@@ -43,16 +44,25 @@ impl Totps for SqliteStore {
     fn put_pending_totp(
         &self,
         user: &str,
-        sealed: &[u8],
+        sealed: &Sealed,
         p: TotpParams,
         expires: i64,
         event: &Event,
     ) -> Result<(), StoreError> {
         self.durable(|tx| {
             tx.execute(
-                "INSERT OR REPLACE INTO totp_pending (user, secret, algorithm, digits, period, expires)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![user, sealed, p.algorithm.as_str(), p.digits, p.period, expires],
+                "INSERT OR REPLACE INTO totp_pending
+                   (user, secret, algorithm, digits, period, expires, key_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    user,
+                    sealed.bytes,
+                    p.algorithm.as_str(),
+                    p.digits,
+                    p.period,
+                    expires,
+                    sealed.key
+                ],
             )?;
             insert_audit(tx, event)
         })
@@ -134,7 +144,7 @@ fn algorithm_of(user: &str, name: &str) -> Result<TotpAlgorithm, StoreError> {
     TotpAlgorithm::parse(name).ok_or_else(|| StoreError::Corrupt(user.to_owned()))
 }
 
-/// Reads one TOTP row: secret, algorithm, digits, period, last step.
+/// Reads one TOTP row: secret, algorithm, digits, period, last step, key id.
 fn query_totp(
     conn: &Connection,
     user: &str,
@@ -150,14 +160,15 @@ fn query_totp(
                 r.get(2)?,
                 r.get(3)?,
                 r.get(4)?,
+                r.get(5)?,
             ))
         })
         .optional()?;
-    let Some((sealed_secret, algorithm, digits, period, last_step)) = row else {
+    let Some((bytes, algorithm, digits, period, last_step, key)) = row else {
         return Ok(None);
     };
     Ok(Some(TotpRecord {
-        sealed_secret,
+        sealed_secret: Sealed { key, bytes },
         params: TotpParams {
             algorithm: algorithm_of(user, &algorithm)?,
             digits,
@@ -170,16 +181,17 @@ fn query_totp(
 fn activate(tx: &rusqlite::Transaction<'_>, user: &str, t: &NewTotp<'_>) -> Result<(), StoreError> {
     tx.execute(
         "INSERT OR REPLACE INTO totp
-           (user, secret, algorithm, digits, period, last_step, enrolled_at, last_used)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+           (user, secret, algorithm, digits, period, last_step, enrolled_at, last_used, key_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8)",
         params![
             user,
-            t.sealed,
+            t.sealed.bytes,
             t.params.algorithm.as_str(),
             t.params.digits,
             t.params.period,
             t.step,
-            t.now
+            t.now,
+            t.sealed.key
         ],
     )?;
     tx.execute("DELETE FROM totp_pending WHERE user = ?1", [user])?;
