@@ -654,6 +654,15 @@ fn after_the_database_comes_back_a_host_hears_of_pushes_again() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // No request after the restart met a pooled connection the server had
+    // closed: the pool let it go first.
+    for d in [&a, &b] {
+        let log = d.log_text();
+        assert!(
+            !log.contains("PostgreSQL: connection closed"),
+            "a dead pooled connection was used:\n{log}"
+        );
+    }
 }
 
 #[test]

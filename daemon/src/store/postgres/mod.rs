@@ -106,6 +106,13 @@ impl PgStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        // The connections' tasks run only inside a store call on this
+        // runtime, so one the server closed while idle (a restart, a
+        // failover) is noticed only once its task runs: let the I/O driver
+        // report and the tasks run first (a yield to the driver, then one
+        // to the woken tasks), and the pool hands out no dead connection.
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
         self.pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(e) => StoreError::Postgres(e),
             e => StoreError::Pool(e.to_string()),
