@@ -3,7 +3,7 @@
 //! host's messages.
 
 use super::audit::insert;
-use super::factors::clear_failures;
+use super::factors::accepted;
 use super::{PgStore, u32_of};
 use crate::audit::Event;
 use crate::factor::hashed;
@@ -299,8 +299,7 @@ impl SentCodes for PgStore {
         self.write(async |tx| {
             let used = consume(tx, user, channel, Purpose::Login, salt, now).await?;
             if used {
-                clear_failures(tx, user, counter).await?;
-                insert(tx, &self.host, event).await?;
+                accepted(tx, &self.host, user, counter, event).await?;
             }
             Ok((used, used))
         })

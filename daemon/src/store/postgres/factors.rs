@@ -170,8 +170,7 @@ impl Totps for PgStore {
                 )
                 .await?;
             if updated == 1 {
-                clear_failures(tx, user, counter).await?;
-                insert(tx, &self.host, event).await?;
+                accepted(tx, &self.host, user, counter, event).await?;
             }
             Ok((updated == 1, updated == 1))
         })
@@ -292,17 +291,29 @@ impl BackupCodes for PgStore {
                 )
                 .await?;
             if used == 1 {
-                clear_failures(tx, user, counter).await?;
-                insert(tx, &self.host, event).await?;
+                accepted(tx, &self.host, user, counter, event).await?;
             }
             Ok((used == 1, used == 1))
         })
     }
 }
 
+/// After an accepted code: its failure counters start again and the audit
+/// row is appended, the statements sent together (one round trip less).
+pub(super) async fn accepted(
+    tx: &impl GenericClient,
+    host: &str,
+    user: &str,
+    counter: Counter<'_>,
+    event: &Event,
+) -> Result<(), StoreError> {
+    tokio::try_join!(clear_failures(tx, user, counter), insert(tx, host, event))?;
+    Ok(())
+}
+
 /// After a success: the counters of this source and of the whole account
 /// start again; other sources keep theirs.
-pub(super) async fn clear_failures(
+async fn clear_failures(
     tx: &impl GenericClient,
     user: &str,
     counter: Counter<'_>,

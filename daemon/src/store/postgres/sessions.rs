@@ -406,53 +406,64 @@ impl History for PgStore {
             // place as new once more), so the commit does not wait for the
             // WAL flush: as the SQLite store, one flush per login, the
             // accepted code's.
-            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
-                .await?;
+            let durability = async {
+                tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                    .await
+                    .map_err(StoreError::from)
+            };
             // A repeat login from the same place changes no row (the times
             // are kept to the day).
-            if let Some(v) = visit {
-                tx.execute(
-                    &tx.prepare_cached(
+            let network = async {
+                let Some(v) = visit else { return Ok(0) };
+                let s = tx
+                    .prepare_cached(
                         "INSERT INTO login_networks AS n (username, network, first_seen, last_seen)
                          VALUES ($1, $2, $3, $3)
                          ON CONFLICT (username, network) DO UPDATE SET last_seen = $3
                          WHERE n.last_seen <= $3 - 86400",
                     )
-                    .await?,
-                    &[&user, &v.network, &now],
-                )
-                .await?;
-                tx.execute(
-                    &tx.prepare_cached(
+                    .await?;
+                Ok::<_, StoreError>(tx.execute(&s, &[&user, &v.network, &now]).await?)
+            };
+            let last = async {
+                let Some(v) = visit else { return Ok(0) };
+                let s = tx
+                    .prepare_cached(
                         "INSERT INTO last_login AS l (username, time, rhost, country)
                          VALUES ($1, $2, $3, $4)
                          ON CONFLICT (username) DO UPDATE SET time = $2, rhost = $3, country = $4
                          WHERE l.rhost IS DISTINCT FROM $3 OR l.country IS DISTINCT FROM $4
                             OR l.time <= $2 - 86400",
                     )
-                    .await?,
-                    &[&user, &now, &v.rhost, &v.country],
-                )
-                .await?;
-            }
-            if let Some(t) = ticket {
-                tx.execute(
-                    &tx.prepare_cached(
+                    .await?;
+                Ok::<_, StoreError>(tx.execute(&s, &[&user, &now, &v.rhost, &v.country]).await?)
+            };
+            let ticket = async {
+                let Some(t) = ticket else { return Ok(0) };
+                let s = tx
+                    .prepare_cached(
                         "INSERT INTO tickets (hash, username, service, factors, device, expires)
                          VALUES ($1, $2, $3, $4, $5, $6)",
                     )
+                    .await?;
+                let factors = encode_factors(&t.proof.factors);
+                Ok::<_, StoreError>(
+                    tx.execute(
+                        &s,
+                        &[
+                            &t.hash,
+                            &user,
+                            &t.service,
+                            &factors,
+                            &t.proof.device,
+                            &t.expires,
+                        ],
+                    )
                     .await?,
-                    &[
-                        &t.hash,
-                        &user,
-                        &t.service,
-                        &encode_factors(&t.proof.factors),
-                        &t.proof.device,
-                        &t.expires,
-                    ],
                 )
-                .await?;
-            }
+            };
+            // Sent together, answered in order: one round trip for all.
+            tokio::try_join!(durability, network, last, ticket)?;
             Ok(((), true))
         })
     }
