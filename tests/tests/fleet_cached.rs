@@ -201,3 +201,23 @@ fn a_hung_database_costs_a_cached_login_the_statement_timeout_then_the_cache_ans
         "the login took {waited:?}"
     );
 }
+
+#[test]
+fn wrong_codes_during_an_outage_lock_the_user_on_this_host_and_a_right_code_then_waits() {
+    let mut pg = Postgres::start();
+    let (a, _b) = fleet(&pg);
+    let user = unique_name("lev");
+    let secret = a.enroll_totp(&user);
+    a.expect_rc(
+        login(&a, CACHED, &user, &a.totp_code(&secret, 0)),
+        PAM_SUCCESS,
+    );
+    pg.stop_server();
+    // Guessing against the cache is counted there, under the same rules.
+    let t = a.fail_to_threshold(CACHED, &user, TEST_RHOST, &a.wrong_code(&secret));
+    assert!(t.contains(NOTICE), "{t}");
+    let (rc, t) = login(&a, CACHED, &user, &a.totp_code(&secret, 1));
+    assert_ne!(rc, PAM_SUCCESS, "a locked user passed the cache:\n{t}");
+    assert!(t.contains("lock"), "{t}");
+    pg.start_server();
+}

@@ -19,7 +19,8 @@ use crate::factor::totp::TotpAlgorithm;
 use crate::files::check_private;
 use crate::policy::Factor;
 use crate::store::crypto::Sealed;
-use crate::store::{Counter, StoreError, TotpParams, TotpRecord};
+use crate::store::sqlite::failures;
+use crate::store::{Counter, FailureState, LockRule, StoreError, TotpParams, TotpRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,17 @@ CREATE TABLE IF NOT EXISTS totp (
     digits INTEGER NOT NULL,
     period INTEGER NOT NULL,
     last_step INTEGER NOT NULL
+);
+-- Failures of cached logins: the store's own table and rules, counted on
+-- this host only (see store/sqlite/failures.rs).
+CREATE TABLE IF NOT EXISTS failures (
+    user TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    source TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    last_failure INTEGER NOT NULL,
+    locked_until INTEGER,
+    PRIMARY KEY (user, channel, source)
 );
 CREATE TABLE IF NOT EXISTS spool (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -170,11 +182,12 @@ impl Cache {
     }
 
     /// Accepts `step` of `user` once on this host, with its audit row
-    /// spooled in the same transaction.
+    /// spooled in the same transaction; the counter's failures here start
+    /// again.
     pub fn accept_step(
         &self,
         user: &str,
-        source: &str,
+        counter: Counter<'_>,
         step: i64,
         event: &Event,
     ) -> Result<bool, StoreError> {
@@ -185,10 +198,39 @@ impl Cache {
             params![user, step],
         )?;
         if updated == 1 {
-            spool_in(&tx, event, Some((source, step)))?;
+            failures::clear_failures(&tx, user, counter)?;
+            spool_in(&tx, event, Some((counter.source, step)))?;
         }
         tx.commit()?;
         Ok(updated == 1)
+    }
+
+    /// Counts a failed cached login on this host, as the store would, its
+    /// audit row spooled in the same transaction.
+    pub fn record_failure(
+        &self,
+        user: &str,
+        counter: Counter<'_>,
+        now: i64,
+        rule: LockRule,
+        event: &Event,
+    ) -> Result<FailureState, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let state = failures::count_failure(&tx, user, counter, now, rule)?;
+        spool_in(&tx, event, None)?;
+        tx.commit()?;
+        Ok(state)
+    }
+
+    /// Until when `counter` is locked by failures on this host.
+    pub fn locked_until(
+        &self,
+        user: &str,
+        counter: Counter<'_>,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        failures::locked_until(&self.conn(), user, counter, now)
     }
 
     /// Spools an audit row of a login checked while the database was
@@ -360,6 +402,13 @@ mod tests {
         }
     }
 
+    fn web() -> Counter<'static> {
+        Counter {
+            factor: "totp",
+            source: "web",
+        }
+    }
+
     fn event(reason: &str) -> Event {
         let start = AuthStart {
             user: "alice".into(),
@@ -382,15 +431,15 @@ mod tests {
             (sealed(2, b"s1"), 10)
         );
         assert_eq!(cached.params, record(b"s1").params);
-        assert!(!cache.accept_step("alice", "web", 10, &event("x")).unwrap());
+        assert!(!cache.accept_step("alice", web(), 10, &event("x")).unwrap());
         assert!(
             cache
-                .accept_step("alice", "web", 11, &event("first"))
+                .accept_step("alice", web(), 11, &event("first"))
                 .unwrap()
         );
         assert!(
             !cache
-                .accept_step("alice", "web", 11, &event("again"))
+                .accept_step("alice", web(), 11, &event("again"))
                 .unwrap()
         );
         cache.spool(&event("second")).unwrap();
@@ -417,6 +466,32 @@ mod tests {
         // A login here never lowers the step the cache has seen.
         cache.remember("alice", &record(b"s1"), 5).unwrap();
         assert_eq!(cache.totp("alice").unwrap().unwrap().last_step, 11);
+    }
+
+    #[test]
+    fn failures_lock_as_in_the_store_and_an_accepted_code_clears_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join(FILE)).unwrap();
+        cache.remember("alice", &record(b"s1"), 1).unwrap();
+        let rule = LockRule {
+            threshold: 2,
+            account_threshold: 5,
+            duration_secs: 60,
+        };
+        let fail = |now| {
+            cache
+                .record_failure("alice", web(), now, rule, &event("wrong"))
+                .unwrap()
+        };
+        assert_eq!(fail(100).locked_until, None);
+        assert_eq!(cache.locked_until("alice", web(), 100).unwrap(), None);
+        assert_eq!(fail(101).locked_until, Some(161));
+        assert_eq!(cache.locked_until("alice", web(), 120).unwrap(), Some(161));
+        assert_eq!(cache.locked_until("alice", web(), 161).unwrap(), None);
+        // Every failure is spooled for the shared audit.
+        assert_eq!(cache.spooled().unwrap().len(), 2);
+        assert!(cache.accept_step("alice", web(), 2, &event("ok")).unwrap());
+        assert_eq!(fail(170).consecutive, 1);
     }
 
     #[test]

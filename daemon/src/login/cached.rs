@@ -7,12 +7,12 @@
 //! knows where its checks go.
 
 use super::checks::{Attempt, CheckError, Gathered};
-use super::machine::Failure;
 use crate::Daemon;
 use crate::audit::Event;
+use crate::fleet::cache::Cache;
 use crate::policy::{Factor, StoreUnreachable};
 use crate::store::crypto::Sealed;
-use crate::store::{StoreError, TotpRecord};
+use crate::store::{Counter, FailureState, LockRule, StoreError, TotpRecord};
 
 /// What the user is told before the code is asked.
 pub const NOTICE: &str =
@@ -56,14 +56,30 @@ pub fn totp(d: &Daemon, user: &str) -> Result<Option<TotpRecord>, StoreError> {
     }
 }
 
-/// Accepts `step` once on this host, its audit row spooled with it.
-pub fn accept(att: &Attempt<'_>, step: i64, allowed: &Event) -> Result<bool, CheckError> {
-    let cache = att
-        .d
-        .cache
+fn cache(d: &Daemon) -> Result<&Cache, CheckError> {
+    d.cache
         .as_ref()
-        .ok_or(CheckError::Broken("no TOTP cache on this host"))?;
-    Ok(cache.accept_step(att.user(), att.source, step, allowed)?)
+        .ok_or(CheckError::Broken("no TOTP cache on this host"))
+}
+
+/// Accepts `step` once on this host, its audit row spooled with it.
+pub fn accept(
+    att: &Attempt<'_>,
+    counter: Counter<'_>,
+    step: i64,
+    allowed: &Event,
+) -> Result<bool, CheckError> {
+    Ok(cache(att.d)?.accept_step(att.user(), counter, step, allowed)?)
+}
+
+/// Until when failures on this host lock `counter`.
+pub fn locked(
+    d: &Daemon,
+    user: &str,
+    counter: Counter<'_>,
+    now: i64,
+) -> Result<Option<i64>, CheckError> {
+    Ok(cache(d)?.locked_until(user, counter, now)?)
 }
 
 /// After a code of `user` passed in the shared store (a fleet host only).
@@ -89,12 +105,17 @@ pub fn spool(d: &Daemon, event: &Event) {
     event.log();
 }
 
-/// A wrong code: spooled; nothing is counted locally, and each login still
-/// ends after its tries, each after the failure delay.
-pub fn failed(d: &Daemon, event: &Event) -> Failure {
-    spool(d, event);
-    Failure {
-        locked_until: None,
-        pause: d.config.lockout.failure_delay,
-    }
+/// A wrong code: counted on this host only (the store's table and rules,
+/// in the cache) and spooled; the database's counters never hear of it.
+pub fn failed(
+    d: &Daemon,
+    user: &str,
+    counter: Counter<'_>,
+    now: i64,
+    rule: LockRule,
+    event: &Event,
+) -> Result<FailureState, CheckError> {
+    let state = cache(d)?.record_failure(user, counter, now, rule, event)?;
+    event.log();
+    Ok(state)
 }

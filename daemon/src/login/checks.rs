@@ -249,7 +249,9 @@ impl Attempt<'_> {
                 };
                 let allowed = self.event("totp", Audit::Allow, &reason);
                 let fresh = match self.cached {
-                    true => super::cached::accept(self, step, &allowed)?,
+                    true => {
+                        super::cached::accept(self, self.counter(Factor::Totp), step, &allowed)?
+                    }
                     false => {
                         let fresh = d.store.accept_totp_step(
                             user,
@@ -442,7 +444,7 @@ impl Checks for Attempt<'_> {
 
     fn locked(&mut self, factor: Factor, now: i64) -> Result<Option<i64>, CheckError> {
         if self.cached {
-            return Ok(None);
+            return super::cached::locked(self.d, self.user(), self.counter(factor), now);
         }
         Ok(self
             .d
@@ -469,18 +471,24 @@ impl Checks for Attempt<'_> {
 
     fn failed(&mut self, factor: Factor, reason: &str, now: i64) -> Result<Failure, CheckError> {
         let event = self.event(factor.name(), Audit::Deny, reason);
-        if self.cached {
-            return Ok(super::cached::failed(self.d, &event));
-        }
-        let state = self.d.store.record_failure(
+        let (user, counter, rule) = (
             self.user(),
             self.counter(factor),
-            now,
             self.lockout(factor).rule(),
-            &event,
-        )?;
-        event.log();
-        if state.locked_until.is_some() {
+        );
+        let state = match self.cached {
+            true => super::cached::failed(self.d, user, counter, now, rule, &event)?,
+            false => {
+                let state = self
+                    .d
+                    .store
+                    .record_failure(user, counter, now, rule, &event)?;
+                event.log();
+                state
+            }
+        };
+        // Re-judging the user's sessions needs the database.
+        if state.locked_until.is_some() && !self.cached {
             let trigger = Trigger::Locked {
                 user: self.user(),
                 source: self.source,

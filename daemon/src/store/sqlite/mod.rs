@@ -16,7 +16,7 @@ mod conns;
 mod contacts;
 mod deliveries;
 mod devices;
-mod failures;
+pub(crate) mod failures;
 mod fence;
 mod history;
 mod keycheck;
