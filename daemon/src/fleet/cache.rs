@@ -104,6 +104,9 @@ impl Cache {
                 source,
             })?;
         let conn = Connection::open(path)?;
+        // A TOTP login writes here: no flush per login (as the store's own
+        // SQLite, a power loss may cost the last moments, never the file).
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
         conn.execute_batch(SCHEMA)?;
         check_private(path, 0o600)?;
         Ok(Self {

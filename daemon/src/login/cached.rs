@@ -83,10 +83,25 @@ pub fn locked(
 }
 
 /// After a code of `user` passed in the shared store (a fleet host only).
+/// Kept only while a rule in force may use it; otherwise the user leaves
+/// the cache, so that a later "cached" rule never meets a stale step.
 pub fn remember(d: &Daemon, user: &str, record: &TotpRecord, step: i64) {
+    if !in_use(d) {
+        return forget(d, user, None);
+    }
     if let Some(Err(e)) = d.cache.as_ref().map(|c| c.remember(user, record, step)) {
         log::error!("cannot keep the TOTP of {user:?} in this host's cache: {e}");
     }
+}
+
+/// Whether a rule of the policy in force has `store_unreachable = "cached"`.
+fn in_use(d: &Daemon) -> bool {
+    d.cache.is_some()
+        && d.policy()
+            .policy
+            .rules
+            .iter()
+            .any(|r| r.store_unreachable == StoreUnreachable::Cached)
 }
 
 /// The shared store holds `sealed` as the user's secret (`None`: no TOTP):
