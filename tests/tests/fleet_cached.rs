@@ -221,3 +221,33 @@ fn wrong_codes_during_an_outage_lock_the_user_on_this_host_and_a_right_code_then
     assert!(t.contains("lock"), "{t}");
     pg.start_server();
 }
+
+#[test]
+fn without_a_cached_rule_in_force_a_host_keeps_nobody_in_its_cache() {
+    let pg = Postgres::start();
+    let mut a = pg.member(TestConfig::default(), "web-1", None);
+    a.config_mut().policy.text =
+        Some("[[rule]]\nname = \"strict\"\nall = true\nrequire = \"totp\"\n".to_owned());
+    let out = Command::new(bins::mfad())
+        .arg("--config")
+        .arg(a.config_path())
+        .arg("--migrate")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mfad --migrate: {}", show(&out));
+    a.launch();
+    a.write_pam_service(STRICT, &[]);
+    let user = unique_name("ned");
+    let secret = a.enroll_totp(&user);
+    a.expect_rc(
+        login(&a, STRICT, &user, &a.totp_code(&secret, 0)),
+        PAM_SUCCESS,
+    );
+    let out = Command::new("sqlite3")
+        .arg(a.dir().join("state/totp-cache.db"))
+        .arg("SELECT count(*) FROM totp")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sqlite3: {}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+}
