@@ -36,15 +36,24 @@ require = "totp"
 
 const NOTICE: &str = "central database is unreachable";
 
-fn member(pg: &Postgres, host: &str, keys_from: Option<&TestDaemon>) -> TestDaemon {
+/// A host of the fleet running `policy`, not started yet.
+fn member(pg: &Postgres, host: &str, keys_from: Option<&TestDaemon>, policy: &str) -> TestDaemon {
     let mut d = pg.member(TestConfig::default(), host, keys_from);
-    d.config_mut().policy.text = Some(POLICY.to_owned());
+    d.config_mut().policy.text = Some(policy.to_owned());
     d
 }
 
-/// A migrated database and two daemons serving both services on it.
-fn fleet(pg: &Postgres) -> (TestDaemon, TestDaemon) {
-    let mut a = member(pg, "web-1", None);
+/// Starts `d`, serving both services.
+fn launch(mut d: TestDaemon) -> TestDaemon {
+    d.launch();
+    d.write_pam_service(CACHED, &[]);
+    d.write_pam_service(STRICT, &[]);
+    d
+}
+
+/// The database migrated by web-1, running `policy`.
+fn first_host(pg: &Postgres, policy: &str) -> TestDaemon {
+    let a = member(pg, "web-1", None, policy);
     let out = Command::new(bins::mfad())
         .arg("--config")
         .arg(a.config_path())
@@ -52,14 +61,14 @@ fn fleet(pg: &Postgres) -> (TestDaemon, TestDaemon) {
         .output()
         .unwrap();
     assert!(out.status.success(), "mfad --migrate: {}", show(&out));
-    a.launch();
+    launch(a)
+}
+
+/// A migrated database and two daemons serving both services on it.
+fn fleet(pg: &Postgres) -> (TestDaemon, TestDaemon) {
+    let a = first_host(pg, POLICY);
     // The fleet's key, made by web-1's start.
-    let mut b = member(pg, "web-2", Some(&a));
-    b.launch();
-    for d in [&a, &b] {
-        d.write_pam_service(CACHED, &[]);
-        d.write_pam_service(STRICT, &[]);
-    }
+    let b = launch(member(pg, "web-2", Some(&a), POLICY));
     (a, b)
 }
 
@@ -225,18 +234,10 @@ fn wrong_codes_during_an_outage_lock_the_user_on_this_host_and_a_right_code_then
 #[test]
 fn without_a_cached_rule_in_force_a_host_keeps_nobody_in_its_cache() {
     let pg = Postgres::start();
-    let mut a = pg.member(TestConfig::default(), "web-1", None);
-    a.config_mut().policy.text =
-        Some("[[rule]]\nname = \"strict\"\nall = true\nrequire = \"totp\"\n".to_owned());
-    let out = Command::new(bins::mfad())
-        .arg("--config")
-        .arg(a.config_path())
-        .arg("--migrate")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mfad --migrate: {}", show(&out));
-    a.launch();
-    a.write_pam_service(STRICT, &[]);
+    let a = first_host(
+        &pg,
+        "[[rule]]\nname = \"strict\"\nall = true\nrequire = \"totp\"\n",
+    );
     let user = unique_name("ned");
     let secret = a.enroll_totp(&user);
     a.expect_rc(
