@@ -18,7 +18,7 @@ use crate::audit::{Decision, Event};
 use crate::config::StoreConfig;
 use crate::keys::{self, Verdict};
 use crate::peer::{self, Peer};
-use crate::store::crypto::{KeyRing, Purpose};
+use crate::store::crypto::{KeyRing, Purpose, check_values};
 use crate::store::{SealedPlace, SealedValue};
 use crate::{Daemon, clock, files};
 use mfad_protocol::{Channel, ErrorCode, KeyInfo, KeyRole, Response};
@@ -92,7 +92,7 @@ pub(crate) fn rotate(d: &Daemon, peer: &Peer) -> Result<Response, Refusal> {
             id
         }
     };
-    let checks = keys::checks_of(&ring).map_err(|e| internal(&e))?;
+    let checks = check_values(&ring).map_err(|e| internal(&e))?;
     let check = checks
         .get(&new)
         .ok_or_else(|| internal(&format!("no check value for key {new}")))?;
@@ -232,7 +232,7 @@ fn write_ring(d: &Daemon, ring: &KeyRing) -> Result<(), Refusal> {
 
 /// The sealing key, if the key file on disk still matches the database.
 fn matching(d: &Daemon, ring: &KeyRing) -> Result<u32, Refusal> {
-    let checks = keys::checks_of(ring).map_err(|e| internal(&e))?;
+    let checks = check_values(ring).map_err(|e| internal(&e))?;
     let state = d.store.key_state()?;
     match keys::judge(&checks, &state) {
         Verdict::Matches { active } => Ok(active),

@@ -86,7 +86,7 @@ pub(crate) fn verify(
     store: &dyn Store,
     ring: &KeyRing,
 ) -> Result<u32, StartError> {
-    let checks = checks_of(ring)?;
+    let checks = check_values(ring)?;
     let state = store.key_state().map_err(|e| db_error(config, e))?;
     match judge(&checks, &state) {
         Verdict::Matches { active } => Ok(active),
@@ -150,7 +150,7 @@ pub fn describe(config: &Config) -> Result<String, StartError> {
     let Some(state) = state else {
         return Ok(format!("key {key}: {keys}; no database yet"));
     };
-    Ok(match judge(&checks_of(&ring)?, &state) {
+    Ok(match judge(&check_values(&ring)?, &state) {
         Verdict::Matches { active } if active == ring.newest() && active == 1 => {
             format!("key {key}: matches the database")
         }
@@ -171,10 +171,6 @@ pub fn describe(config: &Config) -> Result<String, StartError> {
 
 fn fleet(config: &Config) -> bool {
     matches!(config.store, crate::config::StoreConfig::Postgres(_))
-}
-
-pub(crate) fn checks_of(ring: &KeyRing) -> Result<BTreeMap<u32, [u8; 32]>, StartError> {
-    check_values(ring).map_err(|e| StartError::Dummy(e.to_string()))
 }
 
 fn missing(config: &Config, state: &KeyState) -> StartError {

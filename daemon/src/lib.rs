@@ -109,6 +109,10 @@ pub enum StartError {
     Runtime(std::io::Error),
     #[error("cannot prepare the stand-in secret: {0}")]
     Dummy(String),
+    #[error(
+        "cannot use the key file's keys: {0}. Restore the key file from backup, or run `mfad --check-config` to see what it holds"
+    )]
+    Keys(#[from] store::crypto::CryptoError),
     #[error(transparent)]
     Delivery(#[from] delivery::SetupError),
     #[error("`geoip_database`: {0}")]
@@ -189,7 +193,7 @@ impl Daemon {
         };
         audit::outputs::start(&config.audit)?;
         let active = keys::verify(&config, &*store, &ring)?;
-        let vault = Vault::new(&ring, active).map_err(|e| StartError::Dummy(e.to_string()))?;
+        let vault = Vault::new(&ring, active)?;
         drop(ring);
         let delivery = delivery::Delivery::new(&config, Arc::clone(&store))?;
         let geo = match &config.geoip_database {

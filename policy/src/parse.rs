@@ -767,7 +767,7 @@ fn store_unreachable(cx: &mut Cx<'_>, v: &Spanned<String>) -> Option<StoreUnreac
         cx.error(
             v.span(),
             format!("unknown `store_unreachable` {:?}", v.get_ref()),
-            "use \"deny\" (the default: the login is denied) or \"cached\" (a user who logged in on this host before may pass with a TOTP code from this host's cache)",
+            "use \"deny\" (the default: the login is denied) or \"cached\" (a user who logged in on this host while a \"cached\" rule was in force may pass with a TOTP code from this host's cache)",
         );
     }
     parsed

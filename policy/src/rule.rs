@@ -151,8 +151,9 @@ pub enum StoreUnreachable {
     /// The login is denied (within the store's statement timeout).
     #[default]
     Deny,
-    /// A user who logged in on this host before may pass with a TOTP code
-    /// checked against this host's cache, each step once on this host.
+    /// A user who logged in on this host while a "cached" rule was in
+    /// force may pass with a TOTP code checked against this host's cache,
+    /// each step once on this host.
     Cached,
 }
 
@@ -172,8 +173,8 @@ impl StoreUnreachable {
             }
             StoreUnreachable::Cached => {
                 "cached: when the shared database is unreachable, a user who logged in on this host \
-                 before may pass with a TOTP code checked against this host's cache (each code once \
-                 on this host); everyone else is denied"
+                 while a \"cached\" rule was in force may pass with a TOTP code checked against \
+                 this host's cache (each code once on this host); everyone else is denied"
             }
         }
     }
