@@ -120,12 +120,14 @@ impl Cache {
 
     /// After a TOTP code of `user` passed in the shared store.
     pub fn remember(&self, user: &str, r: &TotpRecord, step: i64) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO totp (username, key, sealed, algorithm, digits, period, last_step)
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO totp (username, key, sealed, algorithm, digits, period, last_step)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (username) DO UPDATE SET key = ?2, sealed = ?3, algorithm = ?4,
                  digits = ?5, period = ?6, last_step = max(last_step, ?7)",
-            params![
+            )?
+            .execute(params![
                 user,
                 r.sealed_secret.key,
                 r.sealed_secret.bytes,
@@ -133,41 +135,41 @@ impl Cache {
                 r.params.digits,
                 i64::try_from(r.params.period).unwrap_or(i64::MAX),
                 step
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
     /// Drops `user` unless the shared store holds the same secret
     /// (`None`: no TOTP any more).
     pub fn forget_unless(&self, user: &str, sealed: Option<&Sealed>) -> Result<(), StoreError> {
-        self.conn().execute(
-            "DELETE FROM totp WHERE username = ?1 AND (?2 IS NULL OR key <> ?2 OR sealed <> ?3)",
-            params![user, sealed.map(|s| s.key), sealed.map(|s| &s.bytes)],
-        )?;
+        // On every login of a fleet host: prepared once.
+        self.conn()
+            .prepare_cached(
+                "DELETE FROM totp WHERE username = ?1 AND (?2 IS NULL OR key <> ?2 OR sealed <> ?3)",
+            )?
+            .execute(params![user, sealed.map(|s| s.key), sealed.map(|s| &s.bytes)])?;
         Ok(())
     }
 
     pub fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError> {
         let row = self
             .conn()
-            .query_row(
+            .prepare_cached(
                 "SELECT key, sealed, algorithm, digits, period, last_step FROM totp
                  WHERE username = ?1",
-                [user],
-                |r| {
-                    Ok((
-                        Sealed {
-                            key: r.get(0)?,
-                            bytes: r.get(1)?,
-                        },
-                        r.get::<_, String>(2)?,
-                        r.get::<_, u32>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, i64>(5)?,
-                    ))
-                },
-            )
+            )?
+            .query_row([user], |r| {
+                Ok((
+                    Sealed {
+                        key: r.get(0)?,
+                        bytes: r.get(1)?,
+                    },
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })
             .optional()?;
         let Some((sealed_secret, algorithm, digits, period, last_step)) = row else {
             return Ok(None);
