@@ -116,7 +116,8 @@ async fn prove(
     what: &str,
     proof: &SecretString,
 ) -> Result<&'static str, Refusal> {
-    let digits = match d.store.totp_summary(user)? {
+    let totp = d.store.totp(user)?;
+    let digits = match &totp {
         Some(t) => t.params.digits,
         None => d.config.totp.digits,
     };
@@ -137,6 +138,7 @@ async fn prove(
         key: None,
         offered: None,
         cached: false,
+        totp,
     };
     let now = clock::now();
     if let Some(until) = att.locked(factor, now)? {

@@ -355,6 +355,7 @@ pub(crate) fn ship(d: &Daemon) {
                 };
                 match d.store.accept_totp_step(
                     &row.event.user,
+                    None,
                     counter,
                     *step,
                     row.event.time,

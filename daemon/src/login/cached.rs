@@ -45,7 +45,7 @@ pub fn fallback(att: &mut Attempt<'_>, e: &CheckError) -> Option<Gathered> {
         enrolled: vec![Factor::Totp],
         session: None,
         device: None,
-        totp_digits: Some(record.params.digits),
+        totp: Some(record),
     })
 }
 

@@ -16,7 +16,9 @@ use crate::peer::Peer;
 use crate::policy::{Factor, Rule, TrustedDevices};
 use crate::reevaluate::{self, Trigger};
 use crate::store::crypto::{CryptoError, Purpose as Sealed};
-use crate::store::{Counter, NewDevice, NewTotp, StoreError, StoredSession, TotpParams};
+use crate::store::{
+    Counter, NewDevice, NewTotp, StoreError, StoredSession, TotpParams, TotpRecord,
+};
 use crate::{Daemon, clock};
 use mfad_protocol::{AuthStart, SecretString};
 use qrcode::{EcLevel, QrCode};
@@ -58,6 +60,8 @@ pub struct Attempt<'a> {
     /// The shared database is unreachable and the rule lets this login's
     /// TOTP code be checked against the host's cache (`cached.rs`).
     pub cached: bool,
+    /// The user's TOTP factor as gathered for this login (`Gathered::totp`).
+    pub totp: Option<TotpRecord>,
 }
 
 /// What a plan needs from the store, read before it is made.
@@ -65,9 +69,11 @@ pub struct Gathered {
     pub enrolled: Vec<Factor>,
     pub session: Option<StoredSession>,
     pub device: Option<(String, Option<i64>)>,
-    /// The length of the user's TOTP codes, when the rule asks for TOTP and
-    /// the user has it.
-    pub totp_digits: Option<u32>,
+    /// The user's TOTP factor, when the rule asks for TOTP and the user has
+    /// it: read once, for the plan (the length of its codes) and for the
+    /// check of the code. The step is taken only while the store still holds
+    /// this secret (`Totps::accept_totp_step`).
+    pub totp: Option<TotpRecord>,
 }
 
 impl Gathered {
@@ -98,16 +104,15 @@ pub fn gather(
     now: i64,
 ) -> Result<Gathered, CheckError> {
     let mut enrolled = Vec::new();
-    let mut totp_digits = None;
+    let mut totp = None;
     for &f in rule.map_or(&[][..], |r| r.require.factors()) {
         let has = match f {
-            // Read once for both: whether it is there and its shape.
+            // Read once for all: whether it is there, its shape, its secret.
             Factor::Totp => {
-                totp_digits = d.store.totp_summary(user)?.map(|t| t.params.digits);
-                if totp_digits.is_none() {
-                    super::cached::forget(d, user, None);
-                }
-                totp_digits.is_some()
+                totp = d.store.totp(user)?;
+                let sealed = totp.as_ref().map(|r: &TotpRecord| &r.sealed_secret);
+                super::cached::forget(d, user, sealed);
+                totp.is_some()
             }
             _ => enrolled_in(d, user, f)?,
         };
@@ -127,7 +132,7 @@ pub fn gather(
         enrolled,
         session,
         device,
-        totp_digits,
+        totp,
     })
 }
 
@@ -215,17 +220,8 @@ impl Attempt<'_> {
     ) -> Result<CodeCheck, CheckError> {
         let d = self.d;
         let user = self.user();
-        let record = match (step.decoy, self.cached) {
-            (true, _) => None,
-            (false, true) => super::cached::totp(d, user)?,
-            (false, false) => {
-                let record = d.store.totp(user)?;
-                let sealed = record.as_ref().map(|r| &r.sealed_secret);
-                super::cached::forget(d, user, sealed);
-                record
-            }
-        };
-        let (aad_user, sealed, params) = match &record {
+        let record = self.totp.as_ref().filter(|_| !step.decoy);
+        let (aad_user, sealed, params) = match record {
             Some(r) => (user, &r.sealed_secret, r.params),
             None => ("", &d.dummy.sealed, d.dummy.params),
         };
@@ -255,12 +251,13 @@ impl Attempt<'_> {
                     false => {
                         let fresh = d.store.accept_totp_step(
                             user,
+                            record.map(|r| &r.sealed_secret),
                             self.counter(Factor::Totp),
                             step,
                             now,
                             &allowed,
                         )?;
-                        if let Some(r) = record.as_ref().filter(|_| fresh) {
+                        if let Some(r) = record.filter(|_| fresh) {
                             super::cached::remember(d, user, r, step);
                         }
                         fresh

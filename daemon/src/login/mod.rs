@@ -45,7 +45,9 @@ pub fn settings(d: &Daemon, rule: Option<&Rule>, gathered: &Gathered) -> Setting
         .totp
         .profile(rule.and_then(|r| r.totp_profile.as_deref()));
     let digits = gathered
-        .totp_digits
+        .totp
+        .as_ref()
+        .map(|t| t.params.digits)
         .or(profile.map(|p| p.digits))
         .unwrap_or(d.config.totp.digits);
     Settings {
@@ -96,6 +98,7 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
         key,
         offered: None,
         cached: false,
+        totp: None,
     };
     let now = clock::now();
     let session = stepup::session_of(d, peer, &start);
@@ -108,6 +111,7 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
         Ok(gathered) => {
             let plan = plan::plan(&gathered.inputs(rule, now));
             let settings = settings(d, rule, &gathered);
+            att.totp = gathered.totp;
             if att.cached {
                 // A client gone is found, and audited, at the first prompt.
                 let text = cached::NOTICE.to_owned();

@@ -172,9 +172,14 @@ pub trait Totps {
     /// accepted one (and past a start-up fence), atomically: of concurrent
     /// attempts with the same code, exactly one succeeds. On success the
     /// counters of `counter` are cleared and `event` is written with it.
+    /// With `checked`, only while the user's secret is still the one the
+    /// code was checked against: a secret replaced or re-sealed during the
+    /// login takes no step of the old one (`None`: any secret, for a step
+    /// taken already on this host's cache).
     fn accept_totp_step(
         &self,
         user: &str,
+        checked: Option<&Sealed>,
         counter: Counter<'_>,
         step: i64,
         now: i64,

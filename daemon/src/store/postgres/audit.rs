@@ -10,8 +10,8 @@ use crate::audit::record::{Body, GENESIS, SCHEMA, rfc3339};
 use crate::store::{AuditLog, StoreError};
 use deadpool_postgres::GenericClient;
 use std::sync::Arc;
-use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 
 /// Rows read per query by `each_audit_row`.
 const CHUNK: i64 = 2000;
@@ -24,6 +24,20 @@ pub(super) async fn insert(
     host: &str,
     e: &Event,
 ) -> Result<(), StoreError> {
+    put(tx, next(tx, host).await?, e).await
+}
+
+/// The place of the next row of a host's chain: its id, the hash it
+/// follows, and the prepared INSERT.
+pub(super) struct Next {
+    id: i64,
+    prev: String,
+    insert: Statement,
+}
+
+/// Takes `host`'s chain lock in the caller's transaction (held to its end)
+/// and reads where the next row goes.
+pub(super) async fn next(tx: &impl GenericClient, host: &str) -> Result<Next, StoreError> {
     let lock = tx
         .prepare_cached("SELECT pg_advisory_xact_lock(hashtext('mfad audit ' || $1))")
         .await?;
@@ -33,36 +47,44 @@ pub(super) async fn insert(
     let next = tx
         .prepare_cached("SELECT nextval(pg_get_serial_sequence('audit', 'id'))")
         .await?;
-    // Sent together, answered in order (one round trip): the server runs
-    // each statement with a snapshot of its own, so the read of the last
-    // hash starts after the lock is granted and sees the previous holder's
-    // committed row.
-    let args: &[&(dyn ToSql + Sync)] = &[&host];
-    let (_, prev, id) = tokio::try_join!(
-        tx.execute(&lock, args),
-        tx.query_opt(&last, args),
-        tx.query_one(&next, &[]),
-    )?;
-    let prev: Option<String> = prev.and_then(|r| r.get(0));
-    let id: i64 = id.get(0);
-    let record = Body::of(
-        e,
-        Some(id),
-        Some(prev.unwrap_or_else(|| GENESIS.to_owned())),
-    )
-    .sealed();
-    let b = &record.body;
-    tx.execute(
-        &tx.prepare_cached(
+    let insert = tx
+        .prepare_cached(
             "INSERT INTO audit (id, time, username, service, rhost, tty, channel, decision,
                                 reason, peer_uid, rule, policy_version, host, kind, actor,
                                 session_id, request_id, prev_hash, hash, ruser, caller_uid)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
                      $17, $18, $19, $20, $21)",
         )
-        .await?,
+        .await?;
+    // Sent together, answered in order (one round trip): the server runs
+    // each statement with a snapshot of its own, so the read of the last
+    // hash starts after the lock is granted and sees the previous holder's
+    // committed row.
+    let args: &[&(dyn ToSql + Sync)] = &[&host];
+    let (_, prev, id) = tokio::try_join!(
+        biased;
+        tx.execute(&lock, args),
+        tx.query_opt(&last, args),
+        tx.query_one(&next, &[]),
+    )?;
+    Ok(Next {
+        id: id.get(0),
+        prev: prev
+            .and_then(|r| r.get(0))
+            .unwrap_or_else(|| GENESIS.to_owned()),
+        insert,
+    })
+}
+
+/// Writes `e` at `next`: one statement, sent when first polled, so it can
+/// go out with the transaction's COMMIT (`pipeline`).
+pub(super) async fn put(tx: &impl GenericClient, next: Next, e: &Event) -> Result<(), StoreError> {
+    let record = Body::of(e, Some(next.id), Some(next.prev)).sealed();
+    let b = &record.body;
+    tx.execute(
+        &next.insert,
         &[
-            &id,
+            &next.id,
             &e.time,
             &b.user,
             &b.service,

@@ -1,6 +1,7 @@
 //! TOTP factors, backup codes and failure counters, fleet-wide.
 
-use super::audit::insert;
+use super::audit::{self, insert};
+use super::pipeline::Open;
 use super::{PgStore, u32_of};
 use crate::audit::Event;
 use crate::factor::hashed;
@@ -11,7 +12,7 @@ use crate::store::{
     StoreError, TotpParams, TotpRecord, TotpSummary, Totps,
 };
 use deadpool_postgres::GenericClient;
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Statement};
 
 fn params_of(user: &str, r: &Row, at: usize) -> Result<TotpParams, StoreError> {
     let name: String = r.get(at);
@@ -151,28 +152,44 @@ impl Totps for PgStore {
     fn accept_totp_step(
         &self,
         user: &str,
+        checked: Option<&Sealed>,
         counter: Counter<'_>,
         step: i64,
         now: i64,
         event: &Event,
     ) -> Result<bool, StoreError> {
-        self.write(async |tx| {
+        // Three round trips: BEGIN and the UPDATE; the counters and the
+        // audit chain's place; the audit row and COMMIT.
+        self.block(async {
+            let c = self.client().await?;
             // The row lock makes a racing host wait, then re-check
             // `last_step < $2` against the winner's step: one wins.
-            let updated = tx
-                .execute(
-                    &tx.prepare_cached(
-                        "UPDATE totp SET last_step = $2, last_used = $3
-                         WHERE username = $1 AND last_step < $2",
-                    )
-                    .await?,
-                    &[&user, &step, &now],
+            let update = c
+                .prepare_cached(
+                    "UPDATE totp SET last_step = $2, last_used = $3
+                     WHERE username = $1 AND last_step < $2
+                       AND ($4::BIGINT IS NULL OR (key_id = $4 AND secret = $5))",
                 )
                 .await?;
-            if updated == 1 {
-                accepted(tx, &self.host, user, counter, event).await?;
+            let key = checked.map(|s| i64::from(s.key));
+            let bytes = checked.map(|s| &s.bytes);
+            let take = async {
+                Ok(c.execute(&update, &[&user, &step, &now, &key, &bytes])
+                    .await?)
+            };
+            let (open, updated) = Open::begin(&c, take).await?;
+            if updated != 1 {
+                open.rollback().await?;
+                return Ok(false);
             }
-            Ok((updated == 1, updated == 1))
+            let clear = clear_statement(&c).await?;
+            let (_, next) = tokio::try_join!(
+                biased;
+                clear_failures(&c, &clear, user, counter),
+                audit::next(&c, &self.host),
+            )?;
+            open.commit(audit::put(&c, next, event)).await?;
+            Ok(true)
         })
     }
 
@@ -307,25 +324,32 @@ pub(super) async fn accepted(
     counter: Counter<'_>,
     event: &Event,
 ) -> Result<(), StoreError> {
-    tokio::try_join!(clear_failures(tx, user, counter), insert(tx, host, event))?;
+    let clear = clear_statement(tx).await?;
+    tokio::try_join!(
+        clear_failures(tx, &clear, user, counter),
+        insert(tx, host, event)
+    )?;
     Ok(())
 }
 
+async fn clear_statement(tx: &impl GenericClient) -> Result<Statement, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "DELETE FROM failures WHERE username = $1 AND factor = $2 AND source IN ($3, $4)",
+        )
+        .await?)
+}
+
 /// After a success: the counters of this source and of the whole account
-/// start again; other sources keep theirs.
+/// start again; other sources keep theirs. `clear` is `clear_statement`.
 async fn clear_failures(
     tx: &impl GenericClient,
+    clear: &Statement,
     user: &str,
     counter: Counter<'_>,
 ) -> Result<(), StoreError> {
-    tx.execute(
-        &tx.prepare_cached(
-            "DELETE FROM failures WHERE username = $1 AND factor = $2 AND source IN ($3, $4)",
-        )
-        .await?,
-        &[&user, &counter.factor, &counter.source, &ACCOUNT],
-    )
-    .await?;
+    tx.execute(clear, &[&user, &counter.factor, &counter.source, &ACCOUNT])
+        .await?;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ mod fleet;
 mod keys;
 pub mod listen;
 mod migrate;
+mod pipeline;
 mod sessions;
 
 pub use connect::ConnectError;

@@ -2,7 +2,7 @@
 //! names its host; a host sees and purges its own).
 
 use super::audit::{insert, rows_where};
-use super::{PgStore, u32_of};
+use super::{PgStore, pipeline, u32_of};
 use crate::audit::Event;
 use crate::audit::chain::StoredRow;
 use crate::store::{
@@ -400,14 +400,36 @@ impl History for PgStore {
         if visit.is_none() && ticket.is_none() {
             return Ok(());
         }
-        self.write(async |tx| {
+        self.block(async {
+            let c = self.client().await?;
+            // Prepared first (nothing to send once they are), so that the
+            // statements go out in one write with BEGIN and COMMIT.
+            let (network, last, ticket_insert) = tokio::try_join!(
+                c.prepare_cached(
+                    "INSERT INTO login_networks AS n (username, network, first_seen, last_seen)
+                     VALUES ($1, $2, $3, $3)
+                     ON CONFLICT (username, network) DO UPDATE SET last_seen = $3
+                     WHERE n.last_seen <= $3 - 86400",
+                ),
+                c.prepare_cached(
+                    "INSERT INTO last_login AS l (username, time, rhost, country)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (username) DO UPDATE SET time = $2, rhost = $3, country = $4
+                     WHERE l.rhost IS DISTINCT FROM $3 OR l.country IS DISTINCT FROM $4
+                        OR l.time <= $2 - 86400",
+                ),
+                c.prepare_cached(
+                    "INSERT INTO tickets (hash, username, service, factors, device, expires)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                ),
+            )?;
             // Nothing here needs to outlive a crash of the database (a lost
             // ticket opens a session with no factors; a lost visit flags a
             // place as new once more), so the commit does not wait for the
             // WAL flush: as the SQLite store, one flush per login, the
             // accepted code's.
             let durability = async {
-                tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                c.batch_execute("SET LOCAL synchronous_commit TO OFF")
                     .await
                     .map_err(StoreError::from)
             };
@@ -415,56 +437,34 @@ impl History for PgStore {
             // are kept to the day).
             let network = async {
                 let Some(v) = visit else { return Ok(0) };
-                let s = tx
-                    .prepare_cached(
-                        "INSERT INTO login_networks AS n (username, network, first_seen, last_seen)
-                         VALUES ($1, $2, $3, $3)
-                         ON CONFLICT (username, network) DO UPDATE SET last_seen = $3
-                         WHERE n.last_seen <= $3 - 86400",
-                    )
-                    .await?;
-                Ok::<_, StoreError>(tx.execute(&s, &[&user, &v.network, &now]).await?)
+                Ok::<_, StoreError>(c.execute(&network, &[&user, &v.network, &now]).await?)
             };
             let last = async {
                 let Some(v) = visit else { return Ok(0) };
-                let s = tx
-                    .prepare_cached(
-                        "INSERT INTO last_login AS l (username, time, rhost, country)
-                         VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (username) DO UPDATE SET time = $2, rhost = $3, country = $4
-                         WHERE l.rhost IS DISTINCT FROM $3 OR l.country IS DISTINCT FROM $4
-                            OR l.time <= $2 - 86400",
-                    )
-                    .await?;
-                Ok::<_, StoreError>(tx.execute(&s, &[&user, &now, &v.rhost, &v.country]).await?)
-            };
-            let ticket = async {
-                let Some(t) = ticket else { return Ok(0) };
-                let s = tx
-                    .prepare_cached(
-                        "INSERT INTO tickets (hash, username, service, factors, device, expires)
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .await?;
-                let factors = encode_factors(&t.proof.factors);
                 Ok::<_, StoreError>(
-                    tx.execute(
-                        &s,
-                        &[
-                            &t.hash,
-                            &user,
-                            &t.service,
-                            &factors,
-                            &t.proof.device,
-                            &t.expires,
-                        ],
-                    )
-                    .await?,
+                    c.execute(&last, &[&user, &now, &v.rhost, &v.country])
+                        .await?,
                 )
             };
-            // Sent together, answered in order: one round trip for all.
-            tokio::try_join!(durability, network, last, ticket)?;
-            Ok(((), true))
+            let factors = ticket.map(|t| encode_factors(&t.proof.factors));
+            let ticket = async {
+                let (Some(t), Some(factors)) = (ticket, &factors) else {
+                    return Ok(0);
+                };
+                let args: &[&(dyn ToSql + Sync)] = &[
+                    &t.hash,
+                    &user,
+                    &t.service,
+                    factors,
+                    &t.proof.device,
+                    &t.expires,
+                ];
+                Ok::<_, StoreError>(c.execute(&ticket_insert, args).await?)
+            };
+            // BEGIN, all of it and COMMIT: one round trip.
+            let body = async { tokio::try_join!(biased; durability, network, last, ticket) };
+            pipeline::whole(&c, body).await?;
+            Ok(())
         })
     }
 }

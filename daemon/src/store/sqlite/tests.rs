@@ -58,12 +58,12 @@ fn after_an_unclean_stop_no_step_the_old_run_could_have_accepted_is_taken() {
     assert!(store.fence_after_unclean_stop(START, 1));
     // Step 1000 is the start's, 1001 the last one window 1 reaches from it.
     for step in [999, 1000, 1001] {
-        let taken = store.accept_totp_step("alice", COUNTER, step, START, &event());
+        let taken = store.accept_totp_step("alice", None, COUNTER, step, START, &event());
         assert!(!taken.expect("accept"), "step {step} is behind the fence");
     }
     assert!(
         store
-            .accept_totp_step("alice", COUNTER, 1002, START + 60, &event())
+            .accept_totp_step("alice", None, COUNTER, 1002, START + 60, &event())
             .expect("accept")
     );
 }
@@ -78,13 +78,13 @@ fn after_a_clean_stop_there_is_no_fence() {
     assert!(!store.fence_after_unclean_stop(START, 1));
     assert!(
         store
-            .accept_totp_step("alice", COUNTER, 1000, START, &event())
+            .accept_totp_step("alice", None, COUNTER, 1000, START, &event())
             .expect("accept")
     );
     // Each step once, fence or not.
     assert!(
         !store
-            .accept_totp_step("alice", COUNTER, 1000, START, &event())
+            .accept_totp_step("alice", None, COUNTER, 1000, START, &event())
             .expect("accept")
     );
 }
@@ -106,9 +106,50 @@ fn reads_see_the_last_commit() {
     let store = enrolled(dir.path());
     assert!(
         store
-            .accept_totp_step("alice", COUNTER, 1000, START, &event())
+            .accept_totp_step("alice", None, COUNTER, 1000, START, &event())
             .expect("accept")
     );
     let record = store.totp("alice").expect("read").expect("enrolled");
     assert_eq!(record.last_step, 1000);
+}
+
+#[test]
+fn a_step_is_taken_only_while_the_checked_secret_is_still_the_users() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = enrolled(dir.path());
+    let sealed = |key, bytes: &[u8]| crate::store::crypto::Sealed {
+        key,
+        bytes: bytes.to_vec(),
+    };
+    // Checked against a secret replaced (other bytes) or re-sealed (other
+    // key) since the login read it: no step is taken.
+    for other in [sealed(1, &[9, 9, 9]), sealed(2, &[1, 2, 3])] {
+        let taken = store.accept_totp_step("alice", Some(&other), COUNTER, 1000, START, &event());
+        assert!(!taken.expect("accept"), "{other:?}");
+    }
+    assert_eq!(
+        store
+            .totp("alice")
+            .expect("read")
+            .expect("enrolled")
+            .last_step,
+        900
+    );
+    let taken = store.accept_totp_step(
+        "alice",
+        Some(&sealed(1, &[1, 2, 3])),
+        COUNTER,
+        1000,
+        START,
+        &event(),
+    );
+    assert!(taken.expect("accept"));
+    assert_eq!(
+        store
+            .totp("alice")
+            .expect("read")
+            .expect("enrolled")
+            .last_step,
+        1000
+    );
 }

@@ -87,6 +87,7 @@ impl Totps for SqliteStore {
     fn accept_totp_step(
         &self,
         user: &str,
+        checked: Option<&Sealed>,
         counter: Counter<'_>,
         step: i64,
         now: i64,
@@ -98,9 +99,18 @@ impl Totps for SqliteStore {
         let updated = tx
             .prepare_cached(
                 "UPDATE totp SET last_step = ?2, last_used = ?3
-                 WHERE user = ?1 AND last_step < ?2 AND ?2 > ?4 / period + ?5",
+                 WHERE user = ?1 AND last_step < ?2 AND ?2 > ?4 / period + ?5
+                   AND (?6 IS NULL OR (key_id = ?6 AND secret = ?7))",
             )?
-            .execute(params![user, step, now, fence.since, fence.window])?;
+            .execute(params![
+                user,
+                step,
+                now,
+                fence.since,
+                fence.window,
+                checked.map(|s| s.key),
+                checked.map(|s| &s.bytes)
+            ])?;
         if updated == 1 {
             clear_failures(&tx, user, counter)?;
             insert_audit(&tx, event)?;

@@ -1,0 +1,81 @@
+//! A transaction in as few round trips as its statements allow, for the
+//! statements of every login: its BEGIN goes out in the same write as its
+//! first statements and its COMMIT with its last ones. PostgreSQL answers
+//! them in order, and a statement that fails aborts the transaction, so the
+//! COMMIT that follows it ends in a rollback: nothing of a failed pipeline
+//! is kept.
+//!
+//! A statement joins a write only if it is sent when its future is first
+//! polled: an `execute` or `query` of a statement prepared beforehand
+//! (`prepare_cached` of one prepared already costs nothing), or a
+//! `batch_execute`. The futures are polled in the order given (`biased`).
+
+use crate::store::StoreError;
+use deadpool_postgres::{Client, GenericClient};
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Waker};
+
+/// An open transaction on `c`. Dropped before it ended (an error, or the
+/// store call's deadline), it queues a ROLLBACK that goes out before
+/// anything else on the connection, as tokio-postgres's own transactions
+/// do: the pool never hands out a connection inside someone's transaction.
+pub(super) struct Open<'c> {
+    c: &'c Client,
+    ended: bool,
+}
+
+async fn simple(c: &Client, sql: &str) -> Result<(), StoreError> {
+    Ok(c.batch_execute(sql).await?)
+}
+
+impl<'c> Open<'c> {
+    /// BEGIN, with `first`'s statements in the same write.
+    pub async fn begin<T>(
+        c: &'c Client,
+        first: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<(Self, T), StoreError> {
+        let open = Self { c, ended: false };
+        let (_, value) = tokio::try_join!(biased; simple(c, "BEGIN"), first)?;
+        Ok((open, value))
+    }
+
+    /// `last`'s statements and COMMIT, in one write.
+    pub async fn commit<T>(
+        mut self,
+        last: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let (value, _) = tokio::try_join!(biased; last, simple(self.c, "COMMIT"))?;
+        self.ended = true;
+        Ok(value)
+    }
+
+    pub async fn rollback(mut self) -> Result<(), StoreError> {
+        simple(self.c, "ROLLBACK").await?;
+        self.ended = true;
+        Ok(())
+    }
+}
+
+/// BEGIN, `body`'s statements and COMMIT, in one write: one round trip.
+pub(super) async fn whole<T>(
+    c: &Client,
+    body: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let mut open = Open { c, ended: false };
+    let (_, value, _) = tokio::try_join!(biased; simple(c, "BEGIN"), body, simple(c, "COMMIT"))?;
+    open.ended = true;
+    Ok(value)
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            // Polled once: queued on the connection, its answer ignored.
+            let mut rollback = pin!(self.c.batch_execute("ROLLBACK"));
+            let _ = rollback
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()));
+        }
+    }
+}
