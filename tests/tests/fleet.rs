@@ -247,6 +247,69 @@ fn a_hung_database_costs_a_login_the_statement_timeout_then_a_denial() {
     a.expect_rc(login(&a, &user, &[&code]), PAM_SUCCESS);
 }
 
+#[test]
+fn a_login_cut_off_inside_its_transaction_leaves_no_connection_in_it() {
+    let pg = Postgres::start();
+    let (a, _b) = fleet(&pg);
+    let user = unique_name("ivy");
+    let secret = a.enroll_totp(&user);
+    // Another session holds the user's TOTP row for longer than the store's
+    // timeout (2 s): the login's pipelined transaction (BEGIN and the UPDATE
+    // that takes the step) is cut off in the middle.
+    let locker = {
+        let shared = pg.shared();
+        let user = user.clone();
+        std::thread::spawn(move || {
+            shared.psql(
+                mfad_tests::postgres::DATABASE,
+                &format!(
+                    "BEGIN; SELECT 1 FROM totp WHERE username = '{user}' FOR UPDATE; \
+                     SELECT pg_sleep(4); COMMIT;"
+                ),
+            )
+        })
+    };
+    let held = Instant::now();
+    while pg
+        .sql("SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND granted")
+        .trim()
+        == "0"
+    {
+        assert!(
+            held.elapsed() < Duration::from_secs(10),
+            "the row lock was never taken"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let code = a.totp_code(&secret, 0);
+    let (rc, t) = login(&a, &user, &[&code]);
+    assert_ne!(rc, PAM_SUCCESS, "a login went through a locked row:\n{t}");
+    locker.join().expect("the locking session");
+    // The denial is in the shared audit, written after the cut-off.
+    let denied = pg.sql(&format!(
+        "SELECT count(*) FROM audit WHERE username = '{user}' AND service = '{SVC}'
+         AND decision = 'deny'"
+    ));
+    assert_eq!(
+        denied.trim(),
+        "1",
+        "the denial is missing from the shared audit"
+    );
+    // The step was not taken: the same code now logs in, and no connection
+    // of mfad's is left inside a transaction.
+    a.expect_rc(login(&a, &user, &[&code]), PAM_SUCCESS);
+    let open = pg.sql(&format!(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE usename = '{}' AND state LIKE 'idle in transaction%'",
+        mfad_tests::postgres::ROLE
+    ));
+    assert_eq!(
+        open.trim(),
+        "0",
+        "mfad connections left inside a transaction"
+    );
+}
+
 /// `mfactl doctor`'s findings about the store: (check, status, message).
 fn store_findings_with_messages(d: &TestDaemon) -> Vec<(String, String, String)> {
     // Other checks (sshd, PAM files) may fail here: only the store matters.
