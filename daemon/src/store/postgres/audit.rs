@@ -41,11 +41,11 @@ pub(super) async fn next(tx: &impl GenericClient, host: &str) -> Result<Next, St
     let lock = tx
         .prepare_cached("SELECT pg_advisory_xact_lock(hashtext('mfad audit ' || $1))")
         .await?;
-    let last = tx
-        .prepare_cached("SELECT hash FROM audit WHERE host = $1 ORDER BY id DESC LIMIT 1")
-        .await?;
-    let next = tx
-        .prepare_cached("SELECT nextval(pg_get_serial_sequence('audit', 'id'))")
+    let place = tx
+        .prepare_cached(
+            "SELECT (SELECT hash FROM audit WHERE host = $1 ORDER BY id DESC LIMIT 1),
+                    nextval(pg_get_serial_sequence('audit', 'id'))",
+        )
         .await?;
     let insert = tx
         .prepare_cached(
@@ -61,16 +61,15 @@ pub(super) async fn next(tx: &impl GenericClient, host: &str) -> Result<Next, St
     // hash starts after the lock is granted and sees the previous holder's
     // committed row.
     let args: &[&(dyn ToSql + Sync)] = &[&host];
-    let (_, prev, id) = tokio::try_join!(
+    let (_, place) = tokio::try_join!(
         biased;
         tx.execute(&lock, args),
-        tx.query_opt(&last, args),
-        tx.query_one(&next, &[]),
+        tx.query_one(&place, args),
     )?;
     Ok(Next {
-        id: id.get(0),
-        prev: prev
-            .and_then(|r| r.get(0))
+        id: place.get(1),
+        prev: place
+            .get::<_, Option<String>>(0)
             .unwrap_or_else(|| GENESIS.to_owned()),
         insert,
     })
