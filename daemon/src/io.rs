@@ -30,11 +30,20 @@ pub enum ReadError {
     Request(RequestError),
 }
 
+/// Bytes read ahead per `read` call: a whole request frame usually fits,
+/// so it takes one system call instead of three (first byte, rest of the
+/// length prefix, body).
+const READ_AHEAD: usize = 1024;
+
 pub struct FrameIo {
     stream: UnixStream,
     idle: Duration,
     frame: Duration,
     deadline: Instant,
+    /// Read, not yet taken: `ahead[..filled]`. Codes pass through it, so it
+    /// is wiped when the connection ends.
+    ahead: Zeroizing<Vec<u8>>,
+    filled: usize,
 }
 
 impl FrameIo {
@@ -44,24 +53,56 @@ impl FrameIo {
             idle: limits.idle_timeout,
             frame: limits.frame_timeout,
             deadline: Instant::now() + limits.conversation_timeout,
+            ahead: Zeroizing::new(vec![0; READ_AHEAD]),
+            filled: 0,
         }
     }
 
     pub async fn read(&mut self) -> Result<Request, ReadError> {
-        let mut first = [0u8; 1];
-        let until = self.deadline.min(Instant::now() + self.idle);
-        match timeout_at(until, self.stream.read(&mut first)).await {
-            Err(_) => return Err(ReadError::Timeout),
-            Ok(Ok(0)) => return Err(ReadError::Closed),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(ReadError::Frame(e.into())),
+        if self.filled == 0 {
+            let until = self.deadline.min(Instant::now() + self.idle);
+            match timeout_at(until, self.read_ahead()).await {
+                Err(_) => return Err(ReadError::Timeout),
+                Ok(Ok(0)) => return Err(ReadError::Closed),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(ReadError::Frame(e.into())),
+            }
         }
         let until = self.deadline.min(Instant::now() + self.frame);
-        match timeout_at(until, read_body(&mut self.stream, first[0])).await {
+        match timeout_at(until, self.read_body()).await {
             Err(_) => Err(ReadError::Timeout),
             Ok(Err(e)) => Err(ReadError::Frame(e)),
             Ok(Ok(body)) => parse_request(&body).map_err(ReadError::Request),
         }
+    }
+
+    /// Reads what the client has sent, up to the room left ahead.
+    async fn read_ahead(&mut self) -> std::io::Result<usize> {
+        let n = self.stream.read(&mut self.ahead[self.filled..]).await?;
+        self.filled += n;
+        Ok(n)
+    }
+
+    /// The body of the frame whose first bytes are ahead; the prefix is
+    /// checked before the body is allocated. Bytes of a next frame stay
+    /// ahead.
+    async fn read_body(&mut self) -> Result<Zeroizing<Vec<u8>>, FrameError> {
+        while self.filled < LEN_PREFIX {
+            if self.read_ahead().await? == 0 {
+                return Err(FrameError::Truncated);
+            }
+        }
+        let mut prefix = [0; LEN_PREFIX];
+        prefix.copy_from_slice(&self.ahead[..LEN_PREFIX]);
+        let len = body_len(prefix)?;
+        let mut body = Zeroizing::new(vec![0u8; len]);
+        let have = (self.filled - LEN_PREFIX).min(len);
+        let taken = LEN_PREFIX + have;
+        body[..have].copy_from_slice(&self.ahead[LEN_PREFIX..taken]);
+        self.ahead.copy_within(taken..self.filled, 0);
+        self.filled -= taken;
+        self.stream.read_exact(&mut body[have..]).await?;
+        Ok(body)
     }
 
     pub async fn send(&mut self, response: Response) -> Result<(), FrameError> {
@@ -104,21 +145,4 @@ impl FrameIo {
             }
         }
     }
-}
-
-/// Reads the rest of a frame whose first byte has arrived; the prefix is
-/// checked before the body is allocated.
-async fn read_body(stream: &mut UnixStream, first: u8) -> Result<Zeroizing<Vec<u8>>, FrameError> {
-    let mut prefix = [first, 0, 0, 0];
-    let mut got = 1;
-    while got < LEN_PREFIX {
-        match stream.read(&mut prefix[got..]).await? {
-            0 => return Err(FrameError::Truncated),
-            n => got += n,
-        }
-    }
-    let len = body_len(prefix)?;
-    let mut body = Zeroizing::new(vec![0u8; len]);
-    stream.read_exact(&mut body).await?;
-    Ok(body)
 }

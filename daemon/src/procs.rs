@@ -35,7 +35,17 @@ pub fn loginuid(pid: i32) -> Option<u32> {
 /// The real uid of `pid`: for a setuid program (su, sudo) the user who
 /// ran it, where the peer credentials say root.
 pub fn real_uid(pid: i32) -> Option<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    use std::io::Read;
+    // Every connection reads it: one read of the first page, where the Uid
+    // line always is (read_to_string asks the size, then reads 32 bytes,
+    // 32, 64, ... up to the end: eight calls).
+    let mut buf = [0u8; 4096];
+    let n = std::fs::File::open(format!("/proc/{pid}/status"))
+        .ok()?
+        .read(&mut buf)
+        .ok()?;
+    // Lossy: a process name that is not UTF-8 must not hide the line.
+    let status = String::from_utf8_lossy(buf.get(..n)?);
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -247,3 +247,23 @@ fn a_client_trickling_a_frame_is_dropped_at_the_frame_deadline() {
     let _ = s.shutdown(Shutdown::Both);
     trickle.join().unwrap();
 }
+
+/// A client may send its next frame before the answer to the last one, and
+/// a frame may arrive in pieces: each request is answered, in order, and
+/// no byte of one frame is taken for another's.
+#[test]
+fn frames_sent_back_to_back_or_in_pieces_are_each_answered() {
+    survives(|d| {
+        let mut s = connect(d);
+        let ping = frame(br#"{"version":1,"request":{"type":"ping"}}"#);
+        let mut bytes = ping.repeat(2);
+        bytes.extend_from_slice(&ping[..3]);
+        s.write_all(&bytes).unwrap();
+        for _ in 0..2 {
+            assert!(matches!(next(d, &mut s), Some(Response::Pong { .. })));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        s.write_all(&ping[3..]).unwrap();
+        assert!(matches!(next(d, &mut s), Some(Response::Pong { .. })));
+    });
+}
