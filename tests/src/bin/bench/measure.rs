@@ -8,7 +8,7 @@
 use crate::cpu::Cpu;
 use crate::users::{self, BenchUser};
 use mfad_tests::pam::{PAM_AUTH_ERR, PAM_RHOST, PAM_SUCCESS, PAM_USER, PamSession, strerror};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,16 @@ pub struct Target {
     pub label: &'static str,
     pub confdir: PathBuf,
     pub service: &'static str,
+    /// The daemon's stderr, where its side of a mismatch is told.
+    pub log: Option<PathBuf>,
+}
+
+/// The daemon's last line about `user` in `log`: why it decided as it did.
+fn daemon_said(log: &Path, user: &str) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let name = format!("{user:?}");
+    let line = text.lines().rev().find(|l| l.contains(&name))?;
+    Some(line.to_owned())
 }
 
 /// What each call must return.
@@ -145,13 +155,19 @@ fn one(
     let verdict = if rc == expect.rc() {
         Ok(())
     } else {
+        let said = target
+            .log
+            .as_deref()
+            .and_then(|l| daemon_said(l, &user.name));
         Err(format!(
-            "{}: {}: returned {rc} ({}), expected {} ({})",
+            "{}: {}: returned {rc} ({}), expected {} ({}){}",
             target.label,
             user.name,
             strerror(rc),
             expect.rc(),
             strerror(expect.rc()),
+            said.map(|s| format!("\n      the daemon: {s}"))
+                .unwrap_or_default(),
         ))
     };
     out.record(took, verdict);
@@ -257,4 +273,24 @@ pub fn concurrent(target: &Target, users: &[BenchUser], clients: usize, expect: 
         }
         all.finish(started.elapsed())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_mismatch_is_told_with_the_daemons_last_line_about_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("mfad.stderr");
+        std::fs::write(
+            &log,
+            "mfad: info: audit user=\"u-1\" channel=totp decision=allow reason=\"ok\"\n\
+             mfad: info: audit user=\"u-10\" channel=totp decision=deny reason=\"wrong code\"\n\
+             mfad: error: authentication of \"u-1\" for \"svc\" failed internally: timeout\n\
+             mfad: info: audit user=\"u-2\" channel=totp decision=allow reason=\"ok\"\n",
+        )
+        .unwrap();
+        let said = super::daemon_said(&log, "u-1").unwrap();
+        assert!(said.contains("failed internally: timeout"), "{said}");
+        assert_eq!(super::daemon_said(&log, "u-3"), None);
+    }
 }

@@ -211,6 +211,7 @@ pub fn mfad_target(daemon: &TestDaemon) -> Target {
         label: "mfad",
         confdir: daemon.pam_confdir(),
         service: MFAD_SERVICE,
+        log: Some(daemon.dir().join("mfad.stderr")),
     }
 }
 
@@ -219,6 +220,7 @@ pub fn gauth_target(gauth: &Gauth) -> Target {
         label: "google-authenticator",
         confdir: gauth.pam_confdir(),
         service: GAUTH_SERVICE,
+        log: None,
     }
 }
 
@@ -227,5 +229,6 @@ pub fn permit_target(daemon: &TestDaemon) -> Target {
         label: "pam_permit",
         confdir: daemon.pam_confdir(),
         service: PERMIT_SERVICE,
+        log: None,
     }
 }
