@@ -121,35 +121,22 @@ fn a_step_is_taken_only_while_the_checked_secret_is_still_the_users() {
         key,
         bytes: bytes.to_vec(),
     };
+    let last_step = || {
+        store
+            .totp("alice")
+            .expect("read")
+            .expect("enrolled")
+            .last_step
+    };
+    let take = |checked: &crate::store::crypto::Sealed| {
+        store.accept_totp_step("alice", Some(checked), COUNTER, 1000, START, &event())
+    };
     // Checked against a secret replaced (other bytes) or re-sealed (other
     // key) since the login read it: no step is taken.
     for other in [sealed(1, &[9, 9, 9]), sealed(2, &[1, 2, 3])] {
-        let taken = store.accept_totp_step("alice", Some(&other), COUNTER, 1000, START, &event());
-        assert!(!taken.expect("accept"), "{other:?}");
+        assert!(!take(&other).expect("accept"), "{other:?}");
     }
-    assert_eq!(
-        store
-            .totp("alice")
-            .expect("read")
-            .expect("enrolled")
-            .last_step,
-        900
-    );
-    let taken = store.accept_totp_step(
-        "alice",
-        Some(&sealed(1, &[1, 2, 3])),
-        COUNTER,
-        1000,
-        START,
-        &event(),
-    );
-    assert!(taken.expect("accept"));
-    assert_eq!(
-        store
-            .totp("alice")
-            .expect("read")
-            .expect("enrolled")
-            .last_step,
-        1000
-    );
+    assert_eq!(last_step(), 900);
+    assert!(take(&sealed(1, &[1, 2, 3])).expect("accept"));
+    assert_eq!(last_step(), 1000);
 }
