@@ -285,7 +285,9 @@ fn a_login_cut_off_inside_its_transaction_leaves_no_connection_in_it() {
     let (rc, t) = login(&a, &user, &[&code]);
     assert_ne!(rc, PAM_SUCCESS, "a login went through a locked row:\n{t}");
     locker.join().expect("the locking session");
-    // The denial is in the shared audit, written after the cut-off.
+    // The denial is in the shared audit, written after the cut-off: the
+    // connection cut off went back to the pool out of its transaction
+    // (inside the aborted one, the row would be refused and lost).
     let denied = pg.sql(&format!(
         "SELECT count(*) FROM audit WHERE username = '{user}' AND service = '{SVC}'
          AND decision = 'deny'"

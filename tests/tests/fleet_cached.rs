@@ -211,6 +211,70 @@ fn a_hung_database_costs_a_cached_login_the_statement_timeout_then_the_cache_ans
     );
 }
 
+/// The server itself gives up on the login's read: an operator's cancel,
+/// or the end of the connection (a shutdown, a failover). A cached rule
+/// answers from the cache as when the database does not answer at all.
+#[test]
+fn a_read_the_server_cancels_or_ends_lets_the_cache_answer() {
+    let pg = Postgres::start();
+    let (a, _b) = fleet(&pg);
+    for kill in ["pg_cancel_backend", "pg_terminate_backend"] {
+        let user = unique_name("ned");
+        let secret = a.enroll_totp(&user);
+        a.expect_rc(
+            login(&a, CACHED, &user, &a.totp_code(&secret, 0)),
+            PAM_SUCCESS,
+        );
+        // Another session holds the TOTP table: the next login's read waits.
+        let locker = {
+            let shared = pg.shared();
+            std::thread::spawn(move || {
+                shared.psql(
+                    mfad_tests::postgres::DATABASE,
+                    "BEGIN; LOCK TABLE totp IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;",
+                )
+            })
+        };
+        let held = Instant::now();
+        while pg
+            .sql(
+                "SELECT count(*) FROM pg_locks
+                 WHERE relation = 'totp'::regclass AND mode = 'AccessExclusiveLock' AND granted",
+            )
+            .trim()
+            == "0"
+        {
+            assert!(
+                held.elapsed() < Duration::from_secs(10),
+                "the table was never locked"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let code = a.totp_code(&secret, 1);
+        let (rc, t) = std::thread::scope(|s| {
+            let waiting = s.spawn(|| login(&a, CACHED, &user, &code));
+            let started = Instant::now();
+            let pid = loop {
+                let pid = pg.sql(&format!(
+                    "SELECT pid FROM pg_stat_activity
+                     WHERE usename = '{}' AND wait_event_type = 'Lock'",
+                    mfad_tests::postgres::ROLE
+                ));
+                if !pid.trim().is_empty() {
+                    break pid;
+                }
+                assert!(started.elapsed() < Duration::from_secs(2), "no read waited");
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            pg.sql(&format!("SELECT {kill}({})", pid.trim()));
+            waiting.join().unwrap()
+        });
+        locker.join().unwrap();
+        assert_eq!(rc, PAM_SUCCESS, "{kill}: {t}\n{}", a.log_text());
+        assert!(t.contains(NOTICE), "{kill}: {t}");
+    }
+}
+
 #[test]
 fn wrong_codes_during_an_outage_lock_the_user_on_this_host_and_a_right_code_then_waits() {
     let mut pg = Postgres::start();

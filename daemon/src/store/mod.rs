@@ -58,13 +58,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the shared database could not be reached (refused, no
-    /// connection in the pool, no answer in time), as opposed to a store
-    /// that answered with an error.
+    /// Whether the shared database could not serve the call (refused, no
+    /// connection in the pool, no answer in time, or the server ended it:
+    /// see `postgres::unavailable`), as opposed to a store that answered
+    /// with an error.
     pub fn unreachable(&self) -> bool {
         match self {
             StoreError::Pool(_) | StoreError::Timeout(_) | StoreError::Connect(_) => true,
-            StoreError::Postgres(e) => e.as_db_error().is_none(),
+            StoreError::Postgres(e) => postgres::unavailable(e),
             _ => false,
         }
     }

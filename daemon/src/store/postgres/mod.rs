@@ -133,6 +133,36 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Whether `e` says the database could not serve the call, rather than that
+/// the call was wrong: the connection failed or closed, or the server gave
+/// up on it (its statement or lock timeout, a cancel, a shutdown, a
+/// failover that left it read-only, no room for another connection). A
+/// client-side error of another kind (a value that would not convert, an
+/// unexpected reply) is a fault, not an outage.
+pub fn unavailable(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    const GAVE_UP: [SqlState; 7] = [
+        SqlState::QUERY_CANCELED,
+        SqlState::LOCK_NOT_AVAILABLE,
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+        SqlState::TOO_MANY_CONNECTIONS,
+        SqlState::READ_ONLY_SQL_TRANSACTION,
+    ];
+    match e.code() {
+        // Class 08: connection exceptions.
+        Some(code) => GAVE_UP.contains(code) || code.code().starts_with("08"),
+        None => {
+            e.is_closed()
+                || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+                // tokio-postgres's connect timeout has no source; should its
+                // wording change, the error counts as a fault: fail closed.
+                || e.to_string() == "timeout waiting for server"
+        }
+    }
+}
+
 /// A stored u32 (PostgreSQL has no unsigned types).
 fn u32_of(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
