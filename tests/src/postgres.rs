@@ -225,6 +225,25 @@ impl Postgres {
         }
     }
 
+    /// Runs `lock` (statements that take a lock, in a transaction) in a
+    /// session of its own that keeps the lock `secs` seconds, and returns
+    /// once `held` (a count over pg_locks) is not 0. Join the handle to wait
+    /// for the session's end.
+    pub fn hold(&self, lock: &str, secs: u32, held: &str) -> std::thread::JoinHandle<String> {
+        let shared = self.shared();
+        let script = format!("BEGIN; {lock}; SELECT pg_sleep({secs}); COMMIT;");
+        let session = std::thread::spawn(move || shared.psql(DATABASE, &script));
+        let started = Instant::now();
+        while self.sql(held).trim() == "0" {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the lock was never taken: {lock}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        session
+    }
+
     /// Freezes the server and every backend (SIGSTOP): connections stay
     /// open and nothing answers, as with a hung host. [`Self::thaw`] undoes it.
     pub fn freeze(&self) {

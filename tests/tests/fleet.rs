@@ -256,31 +256,11 @@ fn a_login_cut_off_inside_its_transaction_leaves_no_connection_in_it() {
     // Another session holds the user's TOTP row for longer than the store's
     // timeout (2 s): the login's pipelined transaction (BEGIN and the UPDATE
     // that takes the step) is cut off in the middle.
-    let locker = {
-        let shared = pg.shared();
-        let user = user.clone();
-        std::thread::spawn(move || {
-            shared.psql(
-                mfad_tests::postgres::DATABASE,
-                &format!(
-                    "BEGIN; SELECT 1 FROM totp WHERE username = '{user}' FOR UPDATE; \
-                     SELECT pg_sleep(4); COMMIT;"
-                ),
-            )
-        })
-    };
-    let held = Instant::now();
-    while pg
-        .sql("SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND granted")
-        .trim()
-        == "0"
-    {
-        assert!(
-            held.elapsed() < Duration::from_secs(10),
-            "the row lock was never taken"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let locker = pg.hold(
+        &format!("SELECT 1 FROM totp WHERE username = '{user}' FOR UPDATE"),
+        4,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND granted",
+    );
     let code = a.totp_code(&secret, 0);
     let (rc, t) = login(&a, &user, &[&code]);
     assert_ne!(rc, PAM_SUCCESS, "a login went through a locked row:\n{t}");

@@ -226,30 +226,12 @@ fn a_read_the_server_cancels_or_ends_lets_the_cache_answer() {
             PAM_SUCCESS,
         );
         // Another session holds the TOTP table: the next login's read waits.
-        let locker = {
-            let shared = pg.shared();
-            std::thread::spawn(move || {
-                shared.psql(
-                    mfad_tests::postgres::DATABASE,
-                    "BEGIN; LOCK TABLE totp IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;",
-                )
-            })
-        };
-        let held = Instant::now();
-        while pg
-            .sql(
-                "SELECT count(*) FROM pg_locks
-                 WHERE relation = 'totp'::regclass AND mode = 'AccessExclusiveLock' AND granted",
-            )
-            .trim()
-            == "0"
-        {
-            assert!(
-                held.elapsed() < Duration::from_secs(10),
-                "the table was never locked"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let locker = pg.hold(
+            "LOCK TABLE totp IN ACCESS EXCLUSIVE MODE",
+            3,
+            "SELECT count(*) FROM pg_locks
+             WHERE relation = 'totp'::regclass AND mode = 'AccessExclusiveLock' AND granted",
+        );
         let code = a.totp_code(&secret, 1);
         let (rc, t) = std::thread::scope(|s| {
             let waiting = s.spawn(|| login(&a, CACHED, &user, &code));
