@@ -259,7 +259,8 @@ fn a_login_cut_off_inside_its_transaction_leaves_no_connection_in_it() {
     let locker = pg.hold(
         &format!("SELECT 1 FROM totp WHERE username = '{user}' FOR UPDATE"),
         4,
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND granted",
+        "SELECT count(*) FROM pg_locks
+         WHERE relation = 'totp'::regclass AND mode = 'RowShareLock' AND granted",
     );
     let code = a.totp_code(&secret, 0);
     let (rc, t) = login(&a, &user, &[&code]);
