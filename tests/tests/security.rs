@@ -297,3 +297,42 @@ fn a_thousand_refused_connections_write_a_few_log_lines() {
         d.log_text()
     );
 }
+
+/// An admin replaces a user's authenticator (a lost phone) while a login
+/// waits for its code: a code of the old secret takes nothing, and the user
+/// is told why rather than that the code was used.
+#[test]
+fn a_code_of_a_secret_replaced_during_the_login_is_refused_as_such() {
+    let d = daemon_with(TestConfig::default());
+    let user = unique_name("liv");
+    let secret = d.enroll_totp(&user);
+    let mut client = d.client();
+    let start = AuthStart {
+        user: user.clone(),
+        service: SVC.into(),
+        rhost: Some(TEST_RHOST.into()),
+        tty: Some("ssh".into()),
+        ruser: None,
+        ssh_auth_info: None,
+        reason: None,
+    };
+    let resp = client.call(&Request::AuthStart(start)).unwrap();
+    assert!(matches!(resp, Response::Prompt { .. }), "{resp:?}");
+    // As after a lost phone: the factors reset, a new authenticator set up.
+    let out = d.mfactl(["user", "reset", &user, "--yes"]);
+    assert!(out.status.success(), "user reset: {}", show(&out));
+    let new = d.enroll_totp(&user);
+    assert_ne!(new, secret);
+    let answer = Request::Answer {
+        text: SecretString::new(d.totp_code(&secret, 0)),
+    };
+    let resp = client.call(&answer).unwrap();
+    let said = format!("{resp:?}");
+    assert!(
+        said.contains("replaced or removed during this login"),
+        "{said}"
+    );
+    // The new secret's code for the same step still logs in.
+    let code = d.totp_code(&new, 0);
+    d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&code]), PAM_SUCCESS);
+}

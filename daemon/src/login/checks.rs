@@ -265,6 +265,12 @@ impl Attempt<'_> {
                 };
                 match fresh {
                     true => accepted(&allowed, String::new()),
+                    // Not taken: the step was used, or (read again, only on
+                    // this path) the secret is no longer the one checked.
+                    false if !self.cached && !self.still_holds(record)? => wrong(
+                        "Your authenticator was replaced or removed during this login. Start again.",
+                        "the TOTP secret was replaced or removed during the login",
+                    ),
                     false => wrong(
                         "That code was already used. Wait for the next code, then try again.",
                         "code already used",
@@ -272,6 +278,12 @@ impl Attempt<'_> {
                 }
             }
         })
+    }
+
+    /// Whether the store still holds `record`'s secret for the user.
+    fn still_holds(&self, record: Option<&TotpRecord>) -> Result<bool, CheckError> {
+        let now = self.d.store.totp(self.user())?;
+        Ok(now.map(|r| r.sealed_secret) == record.map(|r| r.sealed_secret.clone()))
     }
 
     fn check_backup(
