@@ -49,7 +49,9 @@ pub fn fallback(att: &mut Attempt<'_>, e: &CheckError) -> Option<Gathered> {
     })
 }
 
-pub fn totp(d: &Daemon, user: &str) -> Result<Option<TotpRecord>, StoreError> {
+/// The user's TOTP factor in this host's cache; the login checks its code
+/// against it (`Gathered::totp`).
+fn totp(d: &Daemon, user: &str) -> Result<Option<TotpRecord>, StoreError> {
     match &d.cache {
         Some(cache) => cache.totp(user),
         None => Ok(None),
