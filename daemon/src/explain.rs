@@ -91,7 +91,7 @@ pub fn explain(
         None => None,
     };
     let now = clock::now();
-    let gathered = checks::gather(d, user, rule, key.as_ref(), session, now)?;
+    let gathered = checks::gather(d, user, rule, key.as_ref(), session, now, None)?;
     let plan = plan::plan(&gathered.inputs(rule, now));
     let locks = locks_in_the_way(d, user, rhost, &plan, now)?;
     let outcome = describe(&plan);

@@ -139,6 +139,7 @@ async fn prove(
         offered: None,
         cached: false,
         totp,
+        totp_locked: None,
     };
     let now = clock::now();
     if let Some(until) = att.locked(factor, now)? {

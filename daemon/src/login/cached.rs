@@ -46,6 +46,7 @@ pub fn fallback(att: &mut Attempt<'_>, e: &CheckError) -> Option<Gathered> {
         session: None,
         device: None,
         totp: Some(record),
+        totp_locked: None,
     })
 }
 

@@ -62,6 +62,8 @@ pub struct Attempt<'a> {
     pub cached: bool,
     /// The user's TOTP factor as gathered for this login (`Gathered::totp`).
     pub totp: Option<TotpRecord>,
+    /// `Gathered::totp_locked`, until the machine has started (`converse`).
+    pub totp_locked: Option<Option<i64>>,
 }
 
 /// What a plan needs from the store, read before it is made.
@@ -74,6 +76,10 @@ pub struct Gathered {
     /// check of the code. The step is taken only while the store still holds
     /// this secret (`Totps::accept_totp_step`).
     pub totp: Option<TotpRecord>,
+    /// Until when the login's source is locked out of TOTP, read with
+    /// `totp` (one round trip on PostgreSQL): it answers the lock check of
+    /// the step the login starts with, at the same `now`, and no later one.
+    pub totp_locked: Option<Option<i64>>,
 }
 
 impl Gathered {
@@ -95,6 +101,8 @@ impl Gathered {
 }
 
 /// Reads what a plan for `user` under `rule` depends on. Nothing changes.
+/// With `lock_source` (a login's failure source), the TOTP lock of that
+/// source is read with the factor.
 pub fn gather(
     d: &Daemon,
     user: &str,
@@ -102,14 +110,27 @@ pub fn gather(
     key: Option<&SshKey>,
     session: Option<StoredSession>,
     now: i64,
+    lock_source: Option<&str>,
 ) -> Result<Gathered, CheckError> {
     let mut enrolled = Vec::new();
     let mut totp = None;
+    let mut totp_locked = None;
     for &f in rule.map_or(&[][..], |r| r.require.factors()) {
         let has = match f {
             // Read once for all: whether it is there, its shape, its secret.
             Factor::Totp => {
-                totp = d.store.totp(user)?;
+                totp = match lock_source {
+                    Some(source) => {
+                        let counter = Counter {
+                            factor: f.name(),
+                            source,
+                        };
+                        let (record, locked) = d.store.totp_and_lock(user, counter, now)?;
+                        totp_locked = Some(locked);
+                        record
+                    }
+                    None => d.store.totp(user)?,
+                };
                 let sealed = totp.as_ref().map(|r: &TotpRecord| &r.sealed_secret);
                 super::cached::forget(d, user, sealed);
                 totp.is_some()
@@ -133,6 +154,7 @@ pub fn gather(
         session,
         device,
         totp,
+        totp_locked,
     })
 }
 
@@ -452,6 +474,11 @@ impl Checks for Attempt<'_> {
     type Error = CheckError;
 
     fn locked(&mut self, factor: Factor, now: i64) -> Result<Option<i64>, CheckError> {
+        if factor == Factor::Totp
+            && let Some(locked) = self.totp_locked.take()
+        {
+            return Ok(locked);
+        }
         if self.cached {
             return super::cached::locked(self.d, self.user(), self.counter(factor), now);
         }

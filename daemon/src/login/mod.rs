@@ -99,19 +99,29 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
         offered: None,
         cached: false,
         totp: None,
+        totp_locked: None,
     };
     let now = clock::now();
     let session = stepup::session_of(d, peer, &start);
     let session_id = session.as_ref().map(|s| s.id);
     // The shared database unreachable: the rule may let this host's cache
     // check a TOTP code.
-    let gathered = checks::gather(d, &start.user, rule, att.key.as_ref(), session, now)
-        .or_else(|e| cached::fallback(&mut att, &e).ok_or(e));
+    let gathered = checks::gather(
+        d,
+        &start.user,
+        rule,
+        att.key.as_ref(),
+        session,
+        now,
+        Some(&source),
+    )
+    .or_else(|e| cached::fallback(&mut att, &e).ok_or(e));
     let ending = match gathered {
         Ok(gathered) => {
             let plan = plan::plan(&gathered.inputs(rule, now));
             let settings = settings(d, rule, &gathered);
             att.totp = gathered.totp;
+            att.totp_locked = gathered.totp_locked;
             if att.cached {
                 // A client gone is found, and audited, at the first prompt.
                 let text = cached::NOTICE.to_owned();
@@ -178,6 +188,8 @@ async fn converse(
     now: i64,
 ) -> Ending {
     let (mut login, mut say) = Login::start(plan, settings, att, now);
+    // Read at `now`: good for the lock check the start made, not for later.
+    att.totp_locked = None;
     loop {
         say = match say {
             Say::End(ending) => return ending,

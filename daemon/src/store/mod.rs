@@ -146,6 +146,14 @@ pub struct TotpSummary {
 
 pub trait Totps {
     fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError>;
+    /// `totp` and `Failures::locked_until` of `counter`, read together at
+    /// the start of a login (one round trip on PostgreSQL).
+    fn totp_and_lock(
+        &self,
+        user: &str,
+        counter: Counter<'_>,
+        now: i64,
+    ) -> Result<(Option<TotpRecord>, Option<i64>), StoreError>;
     /// A pending enrollment that has not expired (its `last_step` is -1).
     fn pending_totp(&self, user: &str, now: i64) -> Result<Option<TotpRecord>, StoreError>;
     fn has_pending_totp(&self, user: &str, now: i64) -> Result<bool, StoreError>;

@@ -35,27 +35,33 @@ pub(super) struct Next {
     insert: Statement,
 }
 
-/// Takes `host`'s chain lock in the caller's transaction (held to its end)
-/// and reads where the next row goes.
-pub(super) async fn next(tx: &impl GenericClient, host: &str) -> Result<Next, StoreError> {
-    let lock = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock(hashtext('mfad audit ' || $1))")
-        .await?;
-    let place = tx
-        .prepare_cached(
+/// Prepares `next`'s and `put`'s statements (once per connection), so
+/// that `next` sends its statements when first polled: it can then go out
+/// in one write with statements before it (`pipeline`).
+pub(super) async fn prepare(c: &impl GenericClient) -> Result<[Statement; 3], StoreError> {
+    Ok([
+        c.prepare_cached("SELECT pg_advisory_xact_lock(hashtext('mfad audit ' || $1))")
+            .await?,
+        c.prepare_cached(
             "SELECT (SELECT hash FROM audit WHERE host = $1 ORDER BY id DESC LIMIT 1),
                     nextval(pg_get_serial_sequence('audit', 'id'))",
         )
-        .await?;
-    let insert = tx
-        .prepare_cached(
+        .await?,
+        c.prepare_cached(
             "INSERT INTO audit (id, time, username, service, rhost, tty, channel, decision,
                                 reason, peer_uid, rule, policy_version, host, kind, actor,
                                 session_id, request_id, prev_hash, hash, ruser, caller_uid)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
                      $17, $18, $19, $20, $21)",
         )
-        .await?;
+        .await?,
+    ])
+}
+
+/// Takes `host`'s chain lock in the caller's transaction (held to its end)
+/// and reads where the next row goes.
+pub(super) async fn next(tx: &impl GenericClient, host: &str) -> Result<Next, StoreError> {
+    let [lock, place, insert] = prepare(tx).await?;
     // Sent together, answered in order (one round trip): the server runs
     // each statement with a snapshot of its own, so the read of the last
     // hash starts after the lock is granted and sees the previous holder's

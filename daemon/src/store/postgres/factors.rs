@@ -12,6 +12,7 @@ use crate::store::{
     StoreError, TotpParams, TotpRecord, TotpSummary, Totps,
 };
 use deadpool_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
 fn params_of(user: &str, r: &Row, at: usize) -> Result<TotpParams, StoreError> {
@@ -44,17 +45,40 @@ impl Totps for PgStore {
     fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError> {
         self.block(async {
             let c = self.client().await?;
+            let read = totp_statement(&c).await?;
+            let row = c.query_opt(&read, &[&user]).await?;
+            row.map(|r| record_of(user, &r)).transpose()
+        })
+    }
+
+    fn totp_and_lock(
+        &self,
+        user: &str,
+        counter: Counter<'_>,
+        now: i64,
+    ) -> Result<(Option<TotpRecord>, Option<i64>), StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            // One statement, one row: the factor's columns are NULL when
+            // the user has none.
+            let read = c
+                .prepare_cached(&format!(
+                    "SELECT t.secret, t.algorithm, t.digits, t.period, t.last_step, t.key_id,
+                            ({LOCKED_UNTIL})
+                     FROM (SELECT 1) AS one LEFT JOIN totp t ON t.username = $1"
+                ))
+                .await?;
             let row = c
-                .query_opt(
-                    &c.prepare_cached(
-                        "SELECT secret, algorithm, digits, period, last_step, key_id FROM totp
-                         WHERE username = $1",
-                    )
-                    .await?,
-                    &[&user],
+                .query_one(
+                    &read,
+                    &[&user, &counter.factor, &counter.source, &ACCOUNT, &now],
                 )
                 .await?;
-            row.map(|r| record_of(user, &r)).transpose()
+            let record = match row.get::<_, Option<Vec<u8>>>(0) {
+                Some(_) => Some(record_of(user, &row)?),
+                None => None,
+            };
+            Ok((record, row.get(6)))
         })
     }
 
@@ -158,36 +182,51 @@ impl Totps for PgStore {
         now: i64,
         event: &Event,
     ) -> Result<bool, StoreError> {
-        // Three round trips: BEGIN and the UPDATE; the counters and the
-        // audit chain's place; the audit row and COMMIT.
+        // Two round trips: BEGIN, the step and the counters' reset, the
+        // audit chain's lock and place; then the audit row and COMMIT, or
+        // a ROLLBACK when the step was not taken (the place's id is left
+        // unused).
         self.block(async {
             let c = self.client().await?;
             // The row lock makes a racing host wait, then re-check
-            // `last_step < $2` against the winner's step: one wins.
-            let update = c
-                .prepare_cached(
-                    "UPDATE totp SET last_step = $2, last_used = $3
-                     WHERE username = $1 AND last_step < $2
-                       AND ($4::BIGINT IS NULL OR (key_id = $4 AND secret = $5))",
-                )
+            // `last_step < $5` against the winner's step: one wins. The
+            // counters start again only with a step taken.
+            let take = c
+                .prepare_cached(&format!(
+                    "WITH taken AS (
+                       UPDATE totp SET last_step = $5, last_used = $6
+                       WHERE username = $1 AND last_step < $5
+                         AND ($7::BIGINT IS NULL OR (key_id = $7 AND secret = $8))
+                       RETURNING 1
+                     ), cleared AS ({CLEAR} AND EXISTS (SELECT 1 FROM taken))
+                     SELECT count(*) FROM taken"
+                ))
                 .await?;
+            audit::prepare(&c).await?;
             let key = checked.map(|s| i64::from(s.key));
             let bytes = checked.map(|s| &s.bytes);
-            let take = async {
-                Ok(c.execute(&update, &[&user, &step, &now, &key, &bytes])
-                    .await?)
+            let args: [&(dyn ToSql + Sync); 8] = [
+                &user,
+                &counter.factor,
+                &counter.source,
+                &ACCOUNT,
+                &step,
+                &now,
+                &key,
+                &bytes,
+            ];
+            let first = async {
+                tokio::try_join!(
+                    biased;
+                    async { Ok(c.query_one(&take, &args).await?.get::<_, i64>(0)) },
+                    audit::next(&c, &self.host),
+                )
             };
-            let (open, updated) = Open::begin(&c, take).await?;
-            if updated != 1 {
+            let (open, (taken, next)) = Open::begin(&c, first).await?;
+            if taken != 1 {
                 open.rollback().await?;
                 return Ok(false);
             }
-            let clear = clear_statement(&c).await?;
-            let (_, next) = tokio::try_join!(
-                biased;
-                clear_failures(&c, &clear, user, counter),
-                audit::next(&c, &self.host),
-            )?;
             open.commit(audit::put(&c, next, event)).await?;
             Ok(true)
         })
@@ -332,12 +371,25 @@ pub(super) async fn accepted(
     Ok(())
 }
 
+async fn totp_statement(c: &impl GenericClient) -> Result<Statement, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT secret, algorithm, digits, period, last_step, key_id FROM totp
+         WHERE username = $1",
+    )
+    .await?)
+}
+
+/// `Failures::locked_until`: $1 user, $2 factor, $3 source, $4 `ACCOUNT`,
+/// $5 now.
+const LOCKED_UNTIL: &str = "SELECT MAX(locked_until) FROM failures
+     WHERE username = $1 AND factor = $2 AND source IN ($3, $4) AND locked_until > $5";
+
+/// The reset after a success: $1 user, $2 factor, $3 source, $4 `ACCOUNT`.
+const CLEAR: &str =
+    "DELETE FROM failures WHERE username = $1 AND factor = $2 AND source IN ($3, $4)";
+
 async fn clear_statement(tx: &impl GenericClient) -> Result<Statement, StoreError> {
-    Ok(tx
-        .prepare_cached(
-            "DELETE FROM failures WHERE username = $1 AND factor = $2 AND source IN ($3, $4)",
-        )
-        .await?)
+    Ok(tx.prepare_cached(CLEAR).await?)
 }
 
 /// After a success: the counters of this source and of the whole account
@@ -412,13 +464,9 @@ impl Failures for PgStore {
     ) -> Result<Option<i64>, StoreError> {
         self.block(async {
             let c = self.client().await?;
+            let lock = c.prepare_cached(LOCKED_UNTIL).await?;
             Ok(c.query_one(
-                &c.prepare_cached(
-                    "SELECT MAX(locked_until) FROM failures
-                     WHERE username = $1 AND factor = $2 AND source IN ($3, $4)
-                       AND locked_until > $5",
-                )
-                .await?,
+                &lock,
                 &[&user, &counter.factor, &counter.source, &ACCOUNT, &now],
             )
             .await?

@@ -6,7 +6,9 @@ use crate::audit::Event;
 use crate::factor::hashed;
 use crate::factor::totp::TotpAlgorithm;
 use crate::store::crypto::Sealed;
-use crate::store::{Counter, NewTotp, StoreError, TotpParams, TotpRecord, TotpSummary, Totps};
+use crate::store::{
+    Counter, Failures, NewTotp, StoreError, TotpParams, TotpRecord, TotpSummary, Totps,
+};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 impl Totps for SqliteStore {
@@ -17,6 +19,15 @@ impl Totps for SqliteStore {
             "SELECT secret, algorithm, digits, period, last_step, key_id FROM totp WHERE user = ?1",
             params![user],
         )
+    }
+
+    fn totp_and_lock(
+        &self,
+        user: &str,
+        counter: Counter<'_>,
+        now: i64,
+    ) -> Result<(Option<TotpRecord>, Option<i64>), StoreError> {
+        Ok((self.totp(user)?, self.locked_until(user, counter, now)?))
     }
 
     fn pending_totp(&self, user: &str, now: i64) -> Result<Option<TotpRecord>, StoreError> {
