@@ -6,6 +6,7 @@ pub mod args;
 pub mod audit;
 pub mod authz;
 pub mod backend;
+mod blocking;
 mod clock;
 pub mod config;
 mod contacts;
@@ -175,6 +176,8 @@ pub struct Daemon {
     pub(crate) boot_id: String,
     /// The TOTP cache of a fleet host, for `store_unreachable = "cached"`.
     pub(crate) cache: Option<fleet::cache::Cache>,
+    /// Tickets handed out whose rows are being written.
+    pub(crate) tickets: login::pending::Pending,
 }
 
 impl Daemon {
@@ -248,6 +251,7 @@ impl Daemon {
             directory,
             boot_id: procs::boot_id(),
             cache,
+            tickets: Default::default(),
         };
         // Anchors this run in the chain: the collector sees where it resumes.
         daemon.record(&Event::daemon(

@@ -65,6 +65,9 @@ pub fn open(d: &Daemon, peer: &Peer, r: &SessionReport) -> Result<Response, Refu
     let proof = match &r.ticket {
         Some(t) => {
             let hash = login::ticket_hash(d, t.expose())?;
+            // Handed out with its verdict, the ticket's row may still be on
+            // its way to the store.
+            d.tickets.wait(&hash);
             d.store.take_ticket(&hash, &r.user, &r.service, now)?
         }
         None => None,

@@ -712,6 +712,38 @@ fn after_the_database_comes_back_a_host_hears_of_pushes_again() {
 }
 
 #[test]
+fn a_ticket_redeemed_before_its_row_is_written_waits_for_it() {
+    let pg = Postgres::start();
+    let (a, b) = fleet(&pg);
+    let server = SshServer::start(&Stacks::mfa(&b));
+    let user = TempUser::create_login(server.dir());
+    let secret = a.enroll_totp(&user.name);
+    // The verdict, with its ticket, goes out before the ticket's row is
+    // written, in one transaction with the login's place. Held up here for
+    // a second (under the store's 2 s timeout) by the table of last logins,
+    // the row is written after sshd's session hook has asked for it.
+    let locker = pg.hold(
+        "LOCK TABLE last_login IN SHARE MODE",
+        1,
+        "SELECT count(*) FROM pg_locks
+         WHERE relation = 'last_login'::regclass AND mode = 'ShareLock' AND granted",
+    );
+    let mut ssh = server.shell(&b, &user.name, &secret);
+    locker.join().expect("the locking session");
+    // The session got what the login proved: the redemption waited for the
+    // row instead of finding no ticket.
+    let doc = a.mfactl_json(&["sessions", "list"]);
+    assert_eq!(
+        session_on(&doc, &user.name)["factors"][0]["factor"],
+        "totp",
+        "{doc}\n{}",
+        b.log_text()
+    );
+    ssh.send_line("exit");
+    assert!(ssh.wait().success(), "{}", ssh.transcript());
+}
+
+#[test]
 fn a_kill_asked_while_the_other_host_is_down_is_carried_out_when_it_is_back() {
     let pg = Postgres::start();
     let (a, mut b) = fleet(&pg);

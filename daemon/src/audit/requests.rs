@@ -15,7 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 /// A large log takes seconds: the worker hands its other tasks on first.
 pub fn verify(d: &Daemon) -> Result<Response, Refusal> {
     let mut v = Verifier::default();
-    tokio::task::block_in_place(|| d.store.each_audit_row(&mut |row| v.check(row)))?;
+    crate::blocking::wait(|| d.store.each_audit_row(&mut |row| v.check(row)))?;
     let (head_id, head_hash) = v.head().cloned().unzip();
     let (anchor_id, anchor_hash) = v.anchor.clone().unzip();
     Ok(Response::AuditVerified(AuditVerification {

@@ -185,12 +185,7 @@ impl Directory {
             .map_err(DirError::Thread)?;
         let timeout = self.client.cfg.timeout;
         let wait = || rx.recv_timeout(timeout);
-        let got = match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
-            }
-            _ => wait(),
-        };
+        let got = crate::blocking::wait(wait);
         match got {
             // The library's own deadline is the same one: one message for both.
             Ok(Err(DirError::Ldap(ldap3::LdapError::Timeout { .. })))

@@ -9,6 +9,7 @@ pub mod checks;
 pub mod ending;
 pub mod latency;
 pub mod machine;
+pub mod pending;
 pub mod plan;
 mod send;
 mod stepup;
@@ -245,8 +246,8 @@ async fn pause_for(pause: std::time::Duration) {
     }
 }
 
-/// Tells the client how the login ended; after an allow, records where it
-/// came from and hands what it proved to its session.
+/// Tells the client how the login ended; after an allow, hands what it
+/// proved to its session and records where it came from.
 async fn finish(
     att: &Attempt<'_>,
     io: &mut FrameIo,
@@ -270,17 +271,22 @@ async fn finish(
         (_, Some(decision)) => decision,
     };
     let allow = matches!(ending.outcome, Outcome::Allow | Outcome::Pass);
-    let ticket = match allow {
-        true => allowed(att, place, session, &ending),
+    let ticket = match allow && !att.cached {
+        true => handed_on(att, session, &ending),
         false => None,
     };
     let _ = io
         .send(Response::Verdict {
             decision,
             message: ending.message.clone(),
-            ticket,
+            ticket: ticket.as_ref().map(|t| t.secret.clone()),
         })
         .await;
+    if allow && !att.cached {
+        // After the verdict: nothing in this login reads these rows, and a
+        // session hook redeeming the ticket waits for its row (`pending`).
+        record(att, place, ticket, &ending.proof);
+    }
     // A login notice is for new logins, not for a sudo inside one.
     if allow && ending.proved() && !att.peer.inside_login() {
         // After the verdict: the client has its answer and is gone.
@@ -288,31 +294,21 @@ async fn finish(
     }
 }
 
-/// After an allow: remember where the login came from, and hand what it
-/// proved to its session: straight into the session it comes from
-/// (step-up), or as a one-time ticket for the session hook to redeem.
-fn allowed(
-    att: &Attempt<'_>,
-    place: &risk::Place,
-    session: Option<i64>,
-    ending: &Ending,
-) -> Option<SecretString> {
+/// A ticket handed out with a verdict, its row not yet written.
+struct Ticket<'a> {
+    secret: SecretString,
+    hash: [u8; 32],
+    service: &'a str,
+    expires: i64,
+    _writing: pending::Writing<'a>,
+}
+
+/// After an allow, hands what the login proved to its session: straight
+/// into the session it comes from (step-up), or as a one-time ticket for
+/// the session hook to redeem. Nothing of it can be recorded in an
+/// unreachable store (`att.cached`): the session opens without a ticket.
+fn handed_on<'a>(att: &Attempt<'a>, session: Option<i64>, ending: &Ending) -> Option<Ticket<'a>> {
     let d = att.d;
-    // Nothing of it can be recorded in the unreachable store; the session
-    // opens without a ticket.
-    if att.cached {
-        return None;
-    }
-    let now = clock::now();
-    let visit = risk::visit(place);
-    let user = att.start.user.as_str();
-    let record = |ticket: Option<&NewTicket<'_>>| {
-        let stored = d.store.login_succeeded(user, now, visit.as_ref(), ticket);
-        if let Err(e) = &stored {
-            log::error!("cannot record the login of {user:?} (history, ticket): {e}");
-        }
-        stored.is_ok()
-    };
     let proof = &ending.proof;
     if let Some(id) = session {
         if !proof.factors.is_empty()
@@ -320,29 +316,50 @@ fn allowed(
         {
             log::error!("cannot record the step-up in session {id}: {e}");
         }
-        record(None);
         return None;
     }
     // A ticket is for a new login: root's (sshd, login, a display manager),
     // from a process not yet inside a login (no login uid; pam_loginuid
     // sets it in the session stack). sudo and su run inside a login, and
     // their PAM environment goes on to the command they start.
-    let ticket = (att.peer.uid == 0 && !att.peer.inside_login())
-        .then(|| crate::store::crypto::random_bytes::<32>().ok())
-        .flatten()
-        .map(|bytes| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
-    let hash = ticket.as_deref().and_then(|t| ticket_hash(d, t).ok());
-    let Some((ticket, hash)) = ticket.zip(hash) else {
-        record(None);
+    if att.peer.uid != 0 || att.peer.inside_login() {
         return None;
-    };
-    let row = NewTicket {
-        hash: &hash,
+    }
+    let bytes = crate::store::crypto::random_bytes::<32>().ok()?;
+    let secret = bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hash = ticket_hash(d, &secret).ok()?;
+    Some(Ticket {
+        secret: SecretString::new(secret),
+        hash,
         service: &att.start.service,
+        expires: clock::now().saturating_add(TICKET_SECS),
+        _writing: d.tickets.hold(hash),
+    })
+}
+
+/// After an allow: where the login came from, and its ticket's row (a
+/// redemption waiting for it goes on once `ticket` is dropped here).
+fn record(
+    att: &Attempt<'_>,
+    place: &risk::Place,
+    ticket: Option<Ticket<'_>>,
+    proof: &crate::store::Proof,
+) {
+    let user = att.start.user.as_str();
+    let visit = risk::visit(place);
+    let row = ticket.as_ref().map(|t| NewTicket {
+        hash: &t.hash,
+        service: t.service,
         proof,
-        expires: now.saturating_add(TICKET_SECS),
-    };
-    record(Some(&row)).then(|| SecretString::new(ticket))
+        expires: t.expires,
+    });
+    let stored = att
+        .d
+        .store
+        .login_succeeded(user, clock::now(), visit.as_ref(), row.as_ref());
+    if let Err(e) = stored {
+        log::error!("cannot record the login of {user:?} (history, ticket): {e}");
+    }
 }
 
 /// The keyed hash a ticket is stored under.

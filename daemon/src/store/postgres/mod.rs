@@ -80,10 +80,7 @@ impl PgStore {
                     .unwrap_or(Err(StoreError::Timeout(self.deadline)))
             })
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(_) => tokio::task::block_in_place(run),
-            Err(_) => run(),
-        }
+        crate::blocking::wait(run)
     }
 
     /// Runs `f` in a transaction on a pooled connection, within the

@@ -153,16 +153,8 @@ impl SqliteStore {
             source,
         };
         let sync = || std::fs::File::open(&self.wal).and_then(|wal| wal.sync_data());
-        // On a worker of the daemon's runtime, the worker's other tasks (the
-        // logins of other connections) move to another thread meanwhile:
-        // they do not wait out an enrollment's fsync.
-        let synced = match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(sync)
-            }
-            _ => sync(),
-        };
-        synced.map_err(io)?;
+        // Logins of other connections do not wait out an enrollment's fsync.
+        crate::blocking::wait(sync).map_err(io)?;
         Ok(value)
     }
 }
