@@ -183,6 +183,22 @@ fn a_flood_of_connections_from_nobody_does_not_starve_root() {
     );
 }
 
+/// A login of `user`'s over ssh, started on the wire and waiting for the
+/// code.
+fn waiting_for_code(d: &TestDaemon, user: &str) -> mfad_protocol::Client {
+    let mut client = d.client();
+    let start = AuthStart {
+        user: user.to_owned(),
+        service: SVC.into(),
+        rhost: Some(TEST_RHOST.into()),
+        tty: Some("ssh".into()),
+        ..AuthStart::default()
+    };
+    let resp = client.call(&Request::AuthStart(start)).unwrap();
+    assert!(matches!(resp, Response::Prompt { .. }), "{resp:?}");
+    client
+}
+
 #[test]
 fn a_daemon_killed_mid_conversation_fails_closed_and_keeps_its_state() {
     let mut d = daemon_with(TestConfig::default());
@@ -192,18 +208,7 @@ fn a_daemon_killed_mid_conversation_fails_closed_and_keeps_its_state() {
     d.expect_rc(d.login(SVC, &user, TEST_RHOST, &[&code]), PAM_SUCCESS);
 
     // A conversation waits for the code; the daemon dies before it comes.
-    let mut client = d.client();
-    let start = AuthStart {
-        user: user.clone(),
-        service: SVC.into(),
-        rhost: Some(TEST_RHOST.into()),
-        tty: Some("ssh".into()),
-        ruser: None,
-        ssh_auth_info: None,
-        reason: None,
-    };
-    let resp = client.call(&Request::AuthStart(start)).unwrap();
-    assert!(matches!(resp, Response::Prompt { .. }), "{resp:?}");
+    let mut client = waiting_for_code(&d, &user);
     let status = d.kill().expect("the daemon was running");
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
     let next = d.totp_code(&secret, 1);
@@ -306,18 +311,7 @@ fn a_code_of_a_secret_replaced_during_the_login_is_refused_as_such() {
     let d = daemon_with(TestConfig::default());
     let user = unique_name("liv");
     let secret = d.enroll_totp(&user);
-    let mut client = d.client();
-    let start = AuthStart {
-        user: user.clone(),
-        service: SVC.into(),
-        rhost: Some(TEST_RHOST.into()),
-        tty: Some("ssh".into()),
-        ruser: None,
-        ssh_auth_info: None,
-        reason: None,
-    };
-    let resp = client.call(&Request::AuthStart(start)).unwrap();
-    assert!(matches!(resp, Response::Prompt { .. }), "{resp:?}");
+    let mut client = waiting_for_code(&d, &user);
     // As after a lost phone: the factors reset, a new authenticator set up.
     let out = d.mfactl(["user", "reset", &user, "--yes"]);
     assert!(out.status.success(), "user reset: {}", show(&out));

@@ -45,7 +45,12 @@ impl Totps for PgStore {
     fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError> {
         self.block(async {
             let c = self.client().await?;
-            let read = totp_statement(&c).await?;
+            let read = c
+                .prepare_cached(
+                    "SELECT secret, algorithm, digits, period, last_step, key_id FROM totp
+                     WHERE username = $1",
+                )
+                .await?;
             let row = c.query_opt(&read, &[&user]).await?;
             row.map(|r| record_of(user, &r)).transpose()
         })
@@ -369,14 +374,6 @@ pub(super) async fn accepted(
         insert(tx, host, event)
     )?;
     Ok(())
-}
-
-async fn totp_statement(c: &impl GenericClient) -> Result<Statement, StoreError> {
-    Ok(c.prepare_cached(
-        "SELECT secret, algorithm, digits, period, last_step, key_id FROM totp
-         WHERE username = $1",
-    )
-    .await?)
 }
 
 /// `Failures::locked_until`: $1 user, $2 factor, $3 source, $4 `ACCOUNT`,
