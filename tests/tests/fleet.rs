@@ -132,6 +132,9 @@ fn one_code_submitted_64_times_across_two_hosts_is_accepted_once() {
             .all(|&rc| rc == PAM_SUCCESS || rc == PAM_AUTH_ERR),
         "results {rcs:?}"
     );
+    // Each loser was told why (not a store error), whichever host it asked.
+    let logs = a.log_text() + &b.log_text();
+    assert_eq!(logs.matches("code already used").count(), 63, "{logs}");
 }
 
 #[test]

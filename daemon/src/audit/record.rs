@@ -96,6 +96,23 @@ impl Body {
         hex(&Sha256::digest(&json))
     }
 
+    /// The hashed JSON of this body as row `seq` after `prev_hash`, in
+    /// three parts: `head`, then the id, then `mid`, then the previous
+    /// hash and `"}`. The database fills in the id and the previous hash
+    /// where it appends the row (`store/postgres/audit.rs`).
+    pub fn around_place(&self) -> (Vec<u8>, Vec<u8>) {
+        let json = serde_json::to_vec(&Self {
+            seq: Some(0),
+            prev_hash: Some(String::new()),
+            ..self.clone()
+        })
+        .unwrap_or_default();
+        // `schema` is first and `prev_hash` last (the field order above).
+        let head = format!(r#"{{"schema":{},"seq":"#, serde_json::json!(self.schema));
+        let mid = &json[head.len() + 1..json.len() - 2];
+        (head.into_bytes(), mid.to_vec())
+    }
+
     /// The record with its hash, for a stored (chained) event.
     pub fn sealed(self) -> Record {
         let hash = self.prev_hash.is_some().then(|| self.hash());
@@ -221,6 +238,36 @@ mod tests {
             (login.kind.as_str(), login.actor.as_str()),
             ("authentication", "pam")
         );
+    }
+
+    /// What the database computes from `around_place` is the hash that
+    /// `verify` recomputes from the row.
+    #[test]
+    fn the_hash_around_the_place_is_the_rows_hash() {
+        let mut e = event("totp", 1000, "zoë \"quoted\"");
+        e.ruser = Some("bob".to_owned());
+        e.caller_uid = Some(1001);
+        for (id, prev) in [
+            (1, GENESIS.to_owned()),
+            (9_007_199_254_740_993, "ab".repeat(32)),
+        ] {
+            let body = Body::of(&e, None, None);
+            let (head, mid) = body.around_place();
+            let json = [
+                head,
+                id.to_string().into_bytes(),
+                mid,
+                prev.clone().into_bytes(),
+                b"\"}".to_vec(),
+            ]
+            .concat();
+            let placed = Body {
+                seq: Some(id),
+                prev_hash: Some(prev),
+                ..body
+            };
+            assert_eq!(hex(&Sha256::digest(&json)), placed.hash());
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use super::{PgStore, u32_of};
 use crate::audit::Event;
 use crate::audit::chain::StoredRow;
-use crate::audit::record::{Body, GENESIS, SCHEMA, rfc3339};
+use crate::audit::record::{Body, GENESIS, Record, SCHEMA, rfc3339};
 use crate::store::{AuditLog, StoreError};
 use deadpool_postgres::GenericClient;
 use std::sync::Arc;
@@ -18,101 +18,87 @@ const CHUNK: i64 = 2000;
 /// Rows deleted per statement by `purge_audit`.
 const BATCH: i64 = 10_000;
 
-/// Appends `e` to `host`'s chain, in the caller's transaction.
+/// Prepares `insert`'s statements (once per connection), so that `insert`
+/// sends them when first polled: they can then go out in one write with
+/// statements before and after them (`pipeline`).
+pub(super) async fn prepare(c: &impl GenericClient) -> Result<[Statement; 2], StoreError> {
+    Ok([
+        c.prepare_cached("SELECT pg_advisory_xact_lock(hashtext('mfad audit ' || $1))")
+            .await?,
+        // The place (the next id, the hash it follows) is read and the
+        // row's hash computed here, by the server, so the row needs no
+        // round trip of its own: the hash covers the record's JSON with
+        // the id after `head` and the previous hash after `mid`
+        // (`Body::around_place`).
+        c.prepare_cached(&format!(
+            "INSERT INTO audit (id, time, username, service, rhost, tty, channel, decision,
+                                reason, peer_uid, rule, policy_version, host, kind, actor,
+                                session_id, request_id, prev_hash, hash, ruser, caller_uid)
+             SELECT p.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                    $17, p.prev,
+                    encode(sha256($18::BYTEA || convert_to(p.id::TEXT, 'UTF8') || $19::BYTEA
+                                  || convert_to(p.prev || '\"}}', 'UTF8')), 'hex'),
+                    $20, $21
+             FROM (SELECT nextval(pg_get_serial_sequence('audit', 'id')) AS id,
+                          COALESCE((SELECT hash FROM audit WHERE host = $1
+                                    ORDER BY id DESC LIMIT 1), '{GENESIS}') AS prev) AS p
+             RETURNING id, prev_hash, hash"
+        ))
+        .await?,
+    ])
+}
+
+/// Appends `e` to `host`'s chain, in the caller's transaction: the chain's
+/// lock (held to the transaction's end) and the row, sent together (one
+/// round trip, or none of their own in a pipeline). The server runs each
+/// statement with a snapshot of its own, so the row's read of the last hash
+/// starts after the lock is granted and sees the previous holder's row.
 pub(super) async fn insert(
     tx: &impl GenericClient,
     host: &str,
     e: &Event,
 ) -> Result<(), StoreError> {
-    put(tx, next(tx, host).await?, e).await
-}
-
-/// The place of the next row of a host's chain: its id, the hash it
-/// follows, and the prepared INSERT.
-pub(super) struct Next {
-    id: i64,
-    prev: String,
-    insert: Statement,
-}
-
-/// Prepares `next`'s and `put`'s statements (once per connection), so
-/// that `next` sends its statements when first polled: it can then go out
-/// in one write with statements before it (`pipeline`).
-pub(super) async fn prepare(c: &impl GenericClient) -> Result<[Statement; 3], StoreError> {
-    Ok([
-        c.prepare_cached("SELECT pg_advisory_xact_lock(hashtext('mfad audit ' || $1))")
-            .await?,
-        c.prepare_cached(
-            "SELECT (SELECT hash FROM audit WHERE host = $1 ORDER BY id DESC LIMIT 1),
-                    nextval(pg_get_serial_sequence('audit', 'id'))",
-        )
-        .await?,
-        c.prepare_cached(
-            "INSERT INTO audit (id, time, username, service, rhost, tty, channel, decision,
-                                reason, peer_uid, rule, policy_version, host, kind, actor,
-                                session_id, request_id, prev_hash, hash, ruser, caller_uid)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                     $17, $18, $19, $20, $21)",
-        )
-        .await?,
-    ])
-}
-
-/// Takes `host`'s chain lock in the caller's transaction (held to its end)
-/// and reads where the next row goes.
-pub(super) async fn next(tx: &impl GenericClient, host: &str) -> Result<Next, StoreError> {
-    let [lock, place, insert] = prepare(tx).await?;
-    // Sent together, answered in order (one round trip): the server runs
-    // each statement with a snapshot of its own, so the read of the last
-    // hash starts after the lock is granted and sees the previous holder's
-    // committed row.
-    let args: &[&(dyn ToSql + Sync)] = &[&host];
-    let (_, place) = tokio::try_join!(
+    let [lock, put] = prepare(tx).await?;
+    let body = Body::of(e, None, None);
+    let (head, mid) = body.around_place();
+    let b = &body;
+    let args: [&(dyn ToSql + Sync); 21] = [
+        &host,
+        &e.time,
+        &b.user,
+        &b.service,
+        &b.rhost,
+        &b.tty,
+        &b.channel,
+        &b.decision,
+        &b.reason,
+        &i64::from(b.peer_uid),
+        &b.rule,
+        &b.policy_version,
+        &b.host,
+        &b.kind,
+        &b.actor,
+        &b.session_id.map(i64::from),
+        &b.request_id,
+        &head,
+        &mid,
+        &b.ruser,
+        &b.caller_uid.map(i64::from),
+    ];
+    let (_, row) = tokio::try_join!(
         biased;
-        tx.execute(&lock, args),
-        tx.query_one(&place, args),
+        tx.execute(&lock, &args[..1]),
+        tx.query_one(&put, &args),
     )?;
-    Ok(Next {
-        id: place.get(1),
-        prev: place
-            .get::<_, Option<String>>(0)
-            .unwrap_or_else(|| GENESIS.to_owned()),
-        insert,
-    })
-}
-
-/// Writes `e` at `next`: one statement, sent when first polled, so it can
-/// go out with the transaction's COMMIT (`pipeline`).
-pub(super) async fn put(tx: &impl GenericClient, next: Next, e: &Event) -> Result<(), StoreError> {
-    let record = Body::of(e, Some(next.id), Some(next.prev)).sealed();
-    let b = &record.body;
-    tx.execute(
-        &next.insert,
-        &[
-            &next.id,
-            &e.time,
-            &b.user,
-            &b.service,
-            &b.rhost,
-            &b.tty,
-            &b.channel,
-            &b.decision,
-            &b.reason,
-            &i64::from(b.peer_uid),
-            &b.rule,
-            &b.policy_version,
-            &b.host,
-            &b.kind,
-            &b.actor,
-            &b.session_id.map(i64::from),
-            &b.request_id,
-            &b.prev_hash,
-            &record.hash,
-            &b.ruser,
-            &b.caller_uid.map(i64::from),
-        ],
-    )
-    .await?;
+    let record = Record {
+        body: Body {
+            seq: Some(row.get(0)),
+            prev_hash: Some(row.get(1)),
+            ..body
+        },
+        hash: Some(row.get(2)),
+    };
+    debug_assert_eq!(record.hash, Some(record.body.hash()), "the server's hash");
     // Kept for the stream; a rolled-back transaction drops the event too.
     let _ = e.stored.set(Arc::new(record));
     Ok(())

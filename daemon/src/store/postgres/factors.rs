@@ -1,7 +1,7 @@
 //! TOTP factors, backup codes and failure counters, fleet-wide.
 
 use super::audit::{self, insert};
-use super::pipeline::Open;
+use super::pipeline;
 use super::{PgStore, u32_of};
 use crate::audit::Event;
 use crate::factor::hashed;
@@ -12,6 +12,7 @@ use crate::store::{
     StoreError, TotpParams, TotpRecord, TotpSummary, Totps,
 };
 use deadpool_postgres::GenericClient;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
@@ -187,10 +188,11 @@ impl Totps for PgStore {
         now: i64,
         event: &Event,
     ) -> Result<bool, StoreError> {
-        // Two round trips: BEGIN, the step and the counters' reset, the
-        // audit chain's lock and place; then the audit row and COMMIT, or
-        // a ROLLBACK when the step was not taken (the place's id is left
-        // unused).
+        // One round trip: BEGIN, the step and the counters' reset, the
+        // audit chain's lock and row, COMMIT. When the step is not taken
+        // the first statement fails (a division by the zero rows it took),
+        // so the transaction aborts and its COMMIT ends in a rollback:
+        // nothing of it is kept.
         self.block(async {
             let c = self.client().await?;
             // The row lock makes a racing host wait, then re-check
@@ -204,7 +206,7 @@ impl Totps for PgStore {
                          AND ($7::BIGINT IS NULL OR (key_id = $7 AND secret = $8))
                        RETURNING 1
                      ), cleared AS ({CLEAR} AND EXISTS (SELECT 1 FROM taken))
-                     SELECT count(*) FROM taken"
+                     SELECT 1 / count(*) FROM taken"
                 ))
                 .await?;
             audit::prepare(&c).await?;
@@ -220,20 +222,20 @@ impl Totps for PgStore {
                 &key,
                 &bytes,
             ];
-            let first = async {
+            let body = async {
                 tokio::try_join!(
                     biased;
-                    async { Ok(c.query_one(&take, &args).await?.get::<_, i64>(0)) },
-                    audit::next(&c, &self.host),
+                    async { Ok(c.execute(&take, &args).await?) },
+                    insert(&c, &self.host, event),
                 )
             };
-            let (open, (taken, next)) = Open::begin(&c, first).await?;
-            if taken != 1 {
-                open.rollback().await?;
-                return Ok(false);
+            match pipeline::whole(&c, body).await {
+                Ok(_) => Ok(true),
+                Err(StoreError::Postgres(e)) if e.code() == Some(&SqlState::DIVISION_BY_ZERO) => {
+                    Ok(false)
+                }
+                Err(e) => Err(e),
             }
-            open.commit(audit::put(&c, next, event)).await?;
-            Ok(true)
         })
     }
 

@@ -16,45 +16,17 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Waker};
 
-/// An open transaction on `c`. Dropped before it ended (an error, or the
+/// A transaction on `c` in flight. Dropped before it ended (an error, or the
 /// store call's deadline), it queues a ROLLBACK that goes out before
 /// anything else on the connection, as tokio-postgres's own transactions
 /// do: the pool never hands out a connection inside someone's transaction.
-pub(super) struct Open<'c> {
+struct Open<'c> {
     c: &'c Client,
     ended: bool,
 }
 
 async fn simple(c: &Client, sql: &str) -> Result<(), StoreError> {
     Ok(c.batch_execute(sql).await?)
-}
-
-impl<'c> Open<'c> {
-    /// BEGIN, with `first`'s statements in the same write.
-    pub async fn begin<T>(
-        c: &'c Client,
-        first: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<(Self, T), StoreError> {
-        let open = Self { c, ended: false };
-        let (_, value) = tokio::try_join!(biased; simple(c, "BEGIN"), first)?;
-        Ok((open, value))
-    }
-
-    /// `last`'s statements and COMMIT, in one write.
-    pub async fn commit<T>(
-        mut self,
-        last: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        let (value, _) = tokio::try_join!(biased; last, simple(self.c, "COMMIT"))?;
-        self.ended = true;
-        Ok(value)
-    }
-
-    pub async fn rollback(mut self) -> Result<(), StoreError> {
-        simple(self.c, "ROLLBACK").await?;
-        self.ended = true;
-        Ok(())
-    }
 }
 
 /// BEGIN, `body`'s statements and COMMIT, in one write: one round trip.
