@@ -253,6 +253,7 @@ impl Daemon {
             cache,
             tickets: Default::default(),
         };
+        login::policy_changed(&daemon, None);
         // Anchors this run in the chain: the collector sees where it resumes.
         daemon.record(&Event::daemon(
             "audit",
@@ -280,6 +281,14 @@ impl Daemon {
 
     pub(crate) fn policy(&self) -> Arc<LoadedPolicy> {
         Arc::clone(&self.policy.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Puts `loaded` in force in place of `before`.
+    pub(crate) fn put_in_force(&self, loaded: LoadedPolicy, before: &Policy) {
+        let version = loaded.version;
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
+        fleet::in_force(self.store.as_ref(), version);
+        login::policy_changed(self, Some(before));
     }
 
     /// Loads the policy file again and records the new version. An invalid
@@ -328,10 +337,8 @@ impl Daemon {
         {
             Ok((version, _)) => {
                 let changed = version != current.version;
-                *self.policy.write().unwrap_or_else(|p| p.into_inner()) =
-                    Arc::new(LoadedPolicy { policy, version });
+                self.put_in_force(LoadedPolicy { policy, version }, &current.policy);
                 log::info!("policy version {version} in force (loaded by {loaded_by})");
-                fleet::in_force(self.store.as_ref(), version);
                 self.record(&policy_event(
                     audit::Decision::Done,
                     &format!("policy version {version} in force (loaded by {loaded_by})"),

@@ -277,24 +277,46 @@ fn wrong_codes_during_an_outage_lock_the_user_on_this_host_and_a_right_code_then
     pg.start_server();
 }
 
+/// The users in `d`'s cache.
+fn cached_users(d: &TestDaemon) -> String {
+    let out = Command::new("sqlite3")
+        .arg(d.dir().join("state/totp-cache.db"))
+        .arg("SELECT count(*) FROM totp")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sqlite3: {}", show(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Puts `policy` in force on `d` from its policy file.
+fn reload(d: &TestDaemon, policy: &str) {
+    std::fs::write(d.policy_path(), policy).unwrap();
+    let out = d.mfactl(["policy", "reload"]);
+    assert!(out.status.success(), "policy reload: {}", show(&out));
+}
+
 #[test]
 fn without_a_cached_rule_in_force_a_host_keeps_nobody_in_its_cache() {
     let pg = Postgres::start();
-    let a = first_host(
-        &pg,
-        "[[rule]]\nname = \"strict\"\nall = true\nrequire = \"totp\"\n",
-    );
+    let strict = "[[rule]]\nname = \"strict\"\nall = true\nrequire = \"totp\"\n";
+    let a = first_host(&pg, strict);
     let user = unique_name("ned");
     let secret = a.enroll_totp(&user);
     a.expect_rc(
         login(&a, STRICT, &user, &a.totp_code(&secret, 0)),
         PAM_SUCCESS,
     );
-    let out = Command::new("sqlite3")
-        .arg(a.dir().join("state/totp-cache.db"))
-        .arg("SELECT count(*) FROM totp")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "sqlite3: {}", show(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    assert_eq!(cached_users(&a), "0");
+    // Kept while a cached rule is in force; dropped when none is, and not
+    // back when one is again: logins in between did not update the entry.
+    reload(&a, POLICY);
+    a.expect_rc(
+        login(&a, CACHED, &user, &a.totp_code(&secret, 1)),
+        PAM_SUCCESS,
+    );
+    assert_eq!(cached_users(&a), "1");
+    reload(&a, strict);
+    assert_eq!(cached_users(&a), "0");
+    reload(&a, POLICY);
+    assert_eq!(cached_users(&a), "0");
 }

@@ -139,6 +139,12 @@ impl Cache {
         Ok(())
     }
 
+    /// Drops every user's TOTP (the spool and the counters stay).
+    pub fn clear(&self) -> Result<(), StoreError> {
+        self.conn().execute("DELETE FROM totp", [])?;
+        Ok(())
+    }
+
     /// Drops `user` unless the shared store holds the same secret
     /// (`None`: no TOTP any more).
     pub fn forget_unless(&self, user: &str, sealed: Option<&Sealed>) -> Result<(), StoreError> {

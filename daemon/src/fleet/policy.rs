@@ -10,7 +10,7 @@ use crate::reevaluate::{self, Trigger};
 use crate::store::Store;
 use crate::{Daemon, LoadedPolicy, Reload, clock, files, policy_event};
 use mfad_protocol::{ErrorCode, Response};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 const NO_FLEET: &str = "policy push needs the fleet store ([store] backend = \"postgres\"); \
      this mfad keeps its own policy: edit its policy file and run `mfactl policy reload`";
@@ -148,9 +148,7 @@ pub(super) fn pick_up(d: &Daemon, by: &str, force: bool) -> Option<i64> {
         }
     };
     let version = record.version;
-    *d.policy.write().unwrap_or_else(|p| p.into_inner()) =
-        Arc::new(LoadedPolicy { policy, version });
-    in_force(d.store.as_ref(), version);
+    d.put_in_force(LoadedPolicy { policy, version }, &current.policy);
     let reason =
         format!("policy version {version} in force (pushed to the fleet; picked up on {by})");
     log::info!("{reason}");

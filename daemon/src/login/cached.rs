@@ -10,7 +10,7 @@ use super::checks::{Attempt, CheckError, Gathered};
 use crate::Daemon;
 use crate::audit::Event;
 use crate::fleet::cache::Cache;
-use crate::policy::{Factor, StoreUnreachable};
+use crate::policy::{Factor, Policy, StoreUnreachable};
 use crate::store::crypto::Sealed;
 use crate::store::{Counter, FailureState, LockRule, StoreError, TotpRecord};
 
@@ -85,12 +85,11 @@ pub fn locked(
     Ok(cache(d)?.locked_until(user, counter, now)?)
 }
 
-/// After a code of `user` passed in the shared store (a fleet host only).
-/// Kept only while a rule in force may use it; otherwise the user leaves
-/// the cache, so that a later "cached" rule never meets a stale step.
+/// After a code of `user` passed in the shared store (a fleet host only),
+/// while a rule in force may use the cache.
 pub fn remember(d: &Daemon, user: &str, record: &TotpRecord, step: i64) {
     if !in_use(d) {
-        return forget(d, user, None);
+        return;
     }
     if let Some(Err(e)) = d.cache.as_ref().map(|c| c.remember(user, record, step)) {
         log::error!("cannot keep the TOTP of {user:?} in this host's cache: {e}");
@@ -99,17 +98,36 @@ pub fn remember(d: &Daemon, user: &str, record: &TotpRecord, step: i64) {
 
 /// Whether a rule of the policy in force has `store_unreachable = "cached"`.
 fn in_use(d: &Daemon) -> bool {
-    d.cache.is_some()
-        && d.policy()
-            .policy
-            .rules
-            .iter()
-            .any(|r| r.store_unreachable == StoreUnreachable::Cached)
+    d.cache.is_some() && uses_cache(&d.policy().policy)
+}
+
+fn uses_cache(policy: &Policy) -> bool {
+    policy
+        .rules
+        .iter()
+        .any(|r| r.store_unreachable == StoreUnreachable::Cached)
+}
+
+/// A policy was put in force (`before`: the one it replaced; `None` at
+/// start-up). Logins keep the cache only while a rule may use it, so it is
+/// emptied when no rule may, and when one may again: an entry from before
+/// would carry a step or secret that logins meanwhile did not update.
+pub fn policy_changed(d: &Daemon, before: Option<&Policy>) {
+    let Some(cache) = &d.cache else { return };
+    let now = uses_cache(&d.policy().policy);
+    if (!now || before.is_some_and(|b| !uses_cache(b)))
+        && let Err(e) = cache.clear()
+    {
+        log::error!("cannot empty this host's TOTP cache: {e}");
+    }
 }
 
 /// The shared store holds `sealed` as the user's secret (`None`: no TOTP):
 /// a cached copy of another secret goes.
 pub fn forget(d: &Daemon, user: &str, sealed: Option<&Sealed>) {
+    if !in_use(d) {
+        return;
+    }
     if let Some(Err(e)) = d.cache.as_ref().map(|c| c.forget_unless(user, sealed)) {
         log::error!("cannot drop {user:?} from this host's TOTP cache: {e}");
     }

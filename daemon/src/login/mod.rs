@@ -29,6 +29,7 @@ use crate::policy::{Facts, Rule, Signals};
 use crate::reevaluate::{self, Trigger};
 use crate::store::{NewTicket, crypto::CryptoError};
 use crate::{Daemon, clock, risk, validate};
+pub(crate) use cached::policy_changed;
 use checks::{Attempt, Gathered};
 use ending::{Ending, Outcome};
 use machine::{Login, Say, Settings};
