@@ -140,6 +140,9 @@ async fn prove(
         cached: false,
         totp,
         totp_locked: None,
+        place: None,
+        session: None,
+        recorded: Default::default(),
     };
     let now = clock::now();
     if let Some(until) = att.locked(factor, now)? {
@@ -161,7 +164,7 @@ async fn prove(
         decoy: !enrolled_in(d, user, factor)?,
     };
     let note = format!(" (proof for {what})");
-    let (message, reason) = match att.check(step, proof, now, &note)? {
+    let (message, reason) = match att.check(step, proof, now, &note, None)? {
         CodeCheck::Accepted(_) => return Ok(factor_words(factor)),
         CodeCheck::Rejected {
             message, reason, ..

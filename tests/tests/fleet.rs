@@ -717,10 +717,17 @@ fn after_the_database_comes_back_a_host_hears_of_pushes_again() {
 #[test]
 fn a_ticket_redeemed_before_its_row_is_written_waits_for_it() {
     let pg = Postgres::start();
-    let (a, b) = fleet(&pg);
+    // A backup code: its login's ticket is written after the verdict (a
+    // TOTP code that ends a login is written with its success).
+    let (a, b) = fleet_with(&pg, |c| {
+        c.policy.text =
+            Some("[[rule]]\nname = \"backup\"\nall = true\nrequire = \"backup\"\n".to_owned());
+    });
     let server = SshServer::start(&Stacks::mfa(&b));
     let user = TempUser::create_login(server.dir());
-    let secret = a.enroll_totp(&user.name);
+    let enrolled = a.enroll_totp_details(&user.name);
+    let key = server.new_key("laptop");
+    server.authorize(&user.name, &key);
     // The verdict, with its ticket, goes out before the ticket's row is
     // written, in one transaction with the login's place. Held up here for
     // a second (under the store's 2 s timeout) by the table of last logins,
@@ -731,19 +738,47 @@ fn a_ticket_redeemed_before_its_row_is_written_waits_for_it() {
         "SELECT count(*) FROM pg_locks
          WHERE relation = 'last_login'::regclass AND mode = 'ShareLock' AND granted",
     );
-    let mut ssh = server.shell(&b, &user.name, &secret);
+    let mut ssh = server.ssh(&user.name, &key, "127.0.0.1", "");
+    ssh.expect("Backup code: ");
+    ssh.send_line(&enrolled.backup_codes[0]);
+    ssh.expect("$ ");
     locker.join().expect("the locking session");
     // The session got what the login proved: the redemption waited for the
     // row instead of finding no ticket.
     let doc = a.mfactl_json(&["sessions", "list"]);
     assert_eq!(
         session_on(&doc, &user.name)["factors"][0]["factor"],
-        "totp",
+        "backup",
         "{doc}\n{}",
         b.log_text()
     );
     ssh.send_line("exit");
     assert!(ssh.wait().success(), "{}", ssh.transcript());
+}
+
+/// A TOTP code that ends a login is accepted in one transaction with what
+/// the login leaves behind (its place, its ticket), before the verdict.
+#[test]
+fn a_totp_code_that_ends_a_login_is_accepted_with_what_the_login_leaves_behind() {
+    let pg = Postgres::start();
+    let (a, b) = fleet(&pg);
+    let user = unique_name("tess");
+    let secret = a.enroll_totp(&user);
+    // Held up for a second by the table of last logins, the step's
+    // transaction holds up the verdict: when the login returns, its place
+    // is written (written after the verdict, it would not be yet).
+    let locker = pg.hold(
+        "LOCK TABLE last_login IN SHARE MODE",
+        1,
+        "SELECT count(*) FROM pg_locks
+         WHERE relation = 'last_login'::regclass AND mode = 'ShareLock' AND granted",
+    );
+    b.expect_rc(login(&b, &user, &[&b.totp_code(&secret, 0)]), PAM_SUCCESS);
+    let rows = pg.sql(&format!(
+        "SELECT count(*) FROM last_login WHERE username = '{user}'"
+    ));
+    locker.join().expect("the locking session");
+    assert_eq!(rows.trim(), "1", "{}", b.log_text());
 }
 
 #[test]

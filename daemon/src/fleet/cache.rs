@@ -20,7 +20,7 @@ use crate::files::check_private;
 use crate::policy::Factor;
 use crate::store::crypto::Sealed;
 use crate::store::sqlite::failures;
-use crate::store::{Counter, FailureState, LockRule, StoreError, TotpParams, TotpRecord};
+use crate::store::{Counter, FailureState, LockRule, StoreError, TakeStep, TotpParams, TotpRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -359,14 +359,14 @@ pub(crate) fn ship(d: &Daemon) {
                     factor: Factor::Totp.name(),
                     source,
                 };
-                match d.store.accept_totp_step(
-                    &row.event.user,
-                    None,
+                let take = TakeStep {
+                    user: &row.event.user,
+                    checked: None,
                     counter,
-                    *step,
-                    row.event.time,
-                    &row.event,
-                ) {
+                    step: *step,
+                    now: row.event.time,
+                };
+                match d.store.accept_totp_step(&take, &row.event, None) {
                     // The shared store had this step or a later one used
                     // already (on another host during the outage): said so.
                     Ok(false) => {

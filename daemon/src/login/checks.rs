@@ -17,11 +17,13 @@ use crate::policy::{Factor, Rule, TrustedDevices};
 use crate::reevaluate::{self, Trigger};
 use crate::store::crypto::{CryptoError, Purpose as Sealed};
 use crate::store::{
-    Counter, NewDevice, NewTotp, StoreError, StoredSession, TotpParams, TotpRecord,
+    Counter, NewDevice, NewTotp, Passed, StoreError, StoredSession, Succeeded, TakeStep,
+    TotpParams, TotpRecord,
 };
-use crate::{Daemon, clock};
+use crate::{Daemon, clock, risk};
 use mfad_protocol::{AuthStart, SecretString};
 use qrcode::{EcLevel, QrCode};
+use std::sync::Mutex;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -64,6 +66,12 @@ pub struct Attempt<'a> {
     pub totp: Option<TotpRecord>,
     /// `Gathered::totp_locked`, until the machine has started (`converse`).
     pub totp_locked: Option<Option<i64>>,
+    /// Where a login comes from and the session it steps up in, for what
+    /// its success leaves behind (`None`: not a login, as self-service).
+    pub place: Option<&'a risk::Place>,
+    pub session: Option<i64>,
+    /// The success recorded with the code that ended the login.
+    pub recorded: Mutex<Option<super::Recorded<'a>>>,
 }
 
 /// What a plan needs from the store, read before it is made.
@@ -239,6 +247,7 @@ impl Attempt<'_> {
         code: &SecretString,
         now: i64,
         note: &str,
+        ends: Option<&[Passed]>,
     ) -> Result<CodeCheck, CheckError> {
         let d = self.d;
         let user = self.user();
@@ -271,14 +280,24 @@ impl Attempt<'_> {
                         super::cached::accept(self, self.counter(Factor::Totp), step, &allowed)?
                     }
                     false => {
-                        let fresh = d.store.accept_totp_step(
+                        let take = TakeStep {
                             user,
-                            record.map(|r| &r.sealed_secret),
-                            self.counter(Factor::Totp),
+                            checked: record.map(|r| &r.sealed_secret),
+                            counter: self.counter(Factor::Totp),
                             step,
                             now,
-                            &allowed,
-                        )?;
+                        };
+                        let accept = |then: Option<&Succeeded<'_>>| {
+                            d.store.accept_totp_step(&take, &allowed, then)
+                        };
+                        // The login's success goes in the same write as
+                        // the step when this code ends it.
+                        let fresh = match ends.filter(|_| self.place.is_some()) {
+                            Some(proved) => {
+                                super::with_success(self, proved, now, |what| accept(Some(what)))?
+                            }
+                            None => accept(None)?,
+                        };
                         if let Some(r) = record.filter(|_| fresh) {
                             super::cached::remember(d, user, r, step);
                         }
@@ -494,9 +513,10 @@ impl Checks for Attempt<'_> {
         code: &SecretString,
         now: i64,
         note: &str,
+        ends: Option<&[Passed]>,
     ) -> Result<CodeCheck, CheckError> {
         match step.factor {
-            Factor::Totp => self.check_totp(step, code, now, note),
+            Factor::Totp => self.check_totp(step, code, now, note, ends),
             _ if self.cached => Err(CheckError::Broken(
                 "only TOTP codes can be checked against this host's cache",
             )),

@@ -76,13 +76,16 @@ pub trait Checks {
     /// Until when the source or the account is locked out of `factor`.
     fn locked(&mut self, factor: Factor, now: i64) -> Result<Option<i64>, Self::Error>;
     /// Compares (and on success consumes) a typed code; a decoy never
-    /// matches but costs the same work.
+    /// matches but costs the same work. `ends`: accepting this code ends
+    /// the login allowed, with these factors proved (nothing is asked
+    /// after it), so its success may be recorded with the code.
     fn check(
         &mut self,
         step: Step,
         code: &SecretString,
         now: i64,
         note: &str,
+        ends: Option<&[Passed]>,
     ) -> Result<CodeCheck, Self::Error>;
     /// Counts a failure of `factor` and audits `reason`.
     fn failed(&mut self, factor: Factor, reason: &str, now: i64) -> Result<Failure, Self::Error>;
@@ -471,16 +474,23 @@ impl Login {
             };
         }
         let note = self.note(index);
-        let checked = match checks.check(step, text, now, &note) {
+        let passed = Passed {
+            factor: step.factor.name().to_owned(),
+            at: now,
+        };
+        let last = !self.ask.chain || index + 1 == self.ask.steps.len();
+        let ends = (last && self.ask.offer_trust.is_none()).then(|| {
+            let mut all = self.passed.clone();
+            all.push(passed.clone());
+            all
+        });
+        let checked = match checks.check(step, text, now, &note, ends.as_deref()) {
             Ok(c) => c,
             Err(e) => return self.fail_internal(checks, e),
         };
         let (message, reason, retry) = match checked {
             CodeCheck::Accepted(note) => {
-                self.passed.push(Passed {
-                    factor: step.factor.name().to_owned(),
-                    at: now,
-                });
+                self.passed.push(passed);
                 if !note.is_empty() {
                     self.notes.push(note);
                 }

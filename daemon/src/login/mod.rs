@@ -27,13 +27,14 @@ use crate::io::{FrameIo, ReadError};
 use crate::peer::Peer;
 use crate::policy::{Facts, Rule, Signals};
 use crate::reevaluate::{self, Trigger};
-use crate::store::{NewTicket, crypto::CryptoError};
+use crate::store::{NewTicket, Succeeded, crypto::CryptoError};
 use crate::{Daemon, clock, risk, validate};
 pub(crate) use cached::policy_changed;
 use checks::{Attempt, Gathered};
 use ending::{Ending, Outcome};
 use machine::{Login, Say, Settings};
 use mfad_protocol::{AuthStart, ErrorCode, Request, Response, SecretString};
+use std::sync::{Mutex, PoisonError};
 
 /// How long a ticket waits for its session hook (sshd opens the session
 /// right after authentication).
@@ -90,6 +91,8 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
         false => None,
     };
     let source = failure_source(&start, peer);
+    let session = stepup::session_of(d, peer, &start);
+    let session_id = session.as_ref().map(|s| s.id);
     let mut att = Attempt {
         d,
         peer,
@@ -102,10 +105,11 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
         cached: false,
         totp: None,
         totp_locked: None,
+        place: Some(&place),
+        session: session_id,
+        recorded: Mutex::new(None),
     };
     let now = clock::now();
-    let session = stepup::session_of(d, peer, &start);
-    let session_id = session.as_ref().map(|s| s.id);
     // The shared database unreachable: the rule may let this host's cache
     // check a TOTP code.
     let gathered = checks::gather(
@@ -140,7 +144,7 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
     let new_place = (allow && session_id.is_none() && loaded.policy.uses_on_risk())
         .then(|| new_place(d, &place, signals))
         .flatten();
-    finish(&att, io, &place, session_id, ending).await;
+    finish(&att, io, &place, ending).await;
     if let Some(p) = new_place {
         let trigger = Trigger::NewPlace {
             user: &start.user,
@@ -249,13 +253,7 @@ async fn pause_for(pause: std::time::Duration) {
 
 /// Tells the client how the login ended; after an allow, hands what it
 /// proved to its session and records where it came from.
-async fn finish(
-    att: &Attempt<'_>,
-    io: &mut FrameIo,
-    place: &risk::Place,
-    session: Option<i64>,
-    ending: Ending,
-) {
+async fn finish(att: &Attempt<'_>, io: &mut FrameIo, place: &risk::Place, ending: Ending) {
     pause_for(ending.pause).await;
     let decision = match (&ending.outcome, ending.verdict()) {
         (Outcome::Internal(why), _) => {
@@ -272,8 +270,14 @@ async fn finish(
         (_, Some(decision)) => decision,
     };
     let allow = matches!(ending.outcome, Outcome::Allow | Outcome::Pass);
+    let recorded = att
+        .recorded
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    let written = recorded.is_some();
     let ticket = match allow && !att.cached {
-        true => handed_on(att, session, &ending),
+        true => handed_on(att, &ending, recorded),
         false => None,
     };
     let _ = io
@@ -283,7 +287,7 @@ async fn finish(
             ticket: ticket.as_ref().map(|t| t.secret.clone()),
         })
         .await;
-    if allow && !att.cached {
+    if allow && !att.cached && !written {
         // After the verdict: nothing in this login reads these rows, and a
         // session hook redeeming the ticket waits for its row (`pending`).
         record(att, place, ticket, &ending.proof);
@@ -301,17 +305,23 @@ struct Ticket<'a> {
     hash: [u8; 32],
     service: &'a str,
     expires: i64,
-    _writing: pending::Writing<'a>,
+    /// Held until its row is written: a redemption waits for it.
+    writing: Option<pending::Writing<'a>>,
 }
 
 /// After an allow, hands what the login proved to its session: straight
 /// into the session it comes from (step-up), or as a one-time ticket for
-/// the session hook to redeem. Nothing of it can be recorded in an
-/// unreachable store (`att.cached`): the session opens without a ticket.
-fn handed_on<'a>(att: &Attempt<'a>, session: Option<i64>, ending: &Ending) -> Option<Ticket<'a>> {
+/// the session hook to redeem (the one `recorded` with the login's last
+/// code, if it was). Nothing of it can be recorded in an unreachable store
+/// (`att.cached`): the session opens without a ticket.
+fn handed_on<'a>(
+    att: &Attempt<'a>,
+    ending: &Ending,
+    recorded: Option<Recorded<'a>>,
+) -> Option<Ticket<'a>> {
     let d = att.d;
     let proof = &ending.proof;
-    if let Some(id) = session {
+    if let Some(id) = att.session {
         if !proof.factors.is_empty()
             && let Err(e) = d.store.session_passed(id, &proof.factors)
         {
@@ -319,13 +329,21 @@ fn handed_on<'a>(att: &Attempt<'a>, session: Option<i64>, ending: &Ending) -> Op
         }
         return None;
     }
-    // A ticket is for a new login: root's (sshd, login, a display manager),
-    // from a process not yet inside a login (no login uid; pam_loginuid
-    // sets it in the session stack). sudo and su run inside a login, and
-    // their PAM environment goes on to the command they start.
-    if att.peer.uid != 0 || att.peer.inside_login() {
+    match recorded {
+        Some(r) => r.ticket,
+        None => new_ticket(att, clock::now()),
+    }
+}
+
+/// A ticket for a new login: root's (sshd, login, a display manager),
+/// from a process not yet inside a login (no login uid; pam_loginuid sets
+/// it in the session stack). sudo and su run inside a login, and their PAM
+/// environment goes on to the command they start. A step-up gets none.
+fn new_ticket<'a>(att: &Attempt<'a>, now: i64) -> Option<Ticket<'a>> {
+    if att.session.is_some() || att.peer.uid != 0 || att.peer.inside_login() {
         return None;
     }
+    let d = att.d;
     let bytes = crate::store::crypto::random_bytes::<32>().ok()?;
     let secret = bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let hash = ticket_hash(d, &secret).ok()?;
@@ -333,9 +351,53 @@ fn handed_on<'a>(att: &Attempt<'a>, session: Option<i64>, ending: &Ending) -> Op
         secret: SecretString::new(secret),
         hash,
         service: &att.start.service,
-        expires: clock::now().saturating_add(TICKET_SECS),
-        _writing: d.tickets.hold(hash),
+        expires: now.saturating_add(TICKET_SECS),
+        writing: Some(d.tickets.hold(hash)),
     })
+}
+
+/// A login's success written with the code that ended it (see
+/// `with_success`): the ticket to hand out with the verdict.
+pub(crate) struct Recorded<'a> {
+    ticket: Option<Ticket<'a>>,
+}
+
+/// Runs `write` with what the login leaves behind if it ends now with
+/// `proved` (its ticket, when one is due, and where it came from), for
+/// the store to write it with the login's last code; when `write` says it
+/// was written, the ticket waits in `att.recorded` for the verdict.
+pub(crate) fn with_success<'a, E>(
+    att: &Attempt<'a>,
+    proved: &[crate::store::Passed],
+    now: i64,
+    write: impl FnOnce(&Succeeded<'_>) -> Result<bool, E>,
+) -> Result<bool, E> {
+    let mut ticket = new_ticket(att, now);
+    let visit = att.place.and_then(risk::visit);
+    let proof = crate::store::Proof {
+        factors: proved.to_vec(),
+        device: None,
+    };
+    let row = ticket.as_ref().map(|t| NewTicket {
+        hash: &t.hash,
+        service: t.service,
+        proof: &proof,
+        expires: t.expires,
+    });
+    let what = Succeeded {
+        now,
+        visit: visit.as_ref(),
+        ticket: row.as_ref(),
+    };
+    let written = write(&what)?;
+    if written {
+        // Its row is written: a redemption need not wait for it.
+        if let Some(t) = ticket.as_mut() {
+            t.writing.take();
+        }
+        *att.recorded.lock().unwrap_or_else(PoisonError::into_inner) = Some(Recorded { ticket });
+    }
+    Ok(written)
 }
 
 /// After an allow: where the login came from, and its ticket's row (a
@@ -354,10 +416,12 @@ fn record(
         proof,
         expires: t.expires,
     });
-    let stored = att
-        .d
-        .store
-        .login_succeeded(user, clock::now(), visit.as_ref(), row.as_ref());
+    let what = Succeeded {
+        now: clock::now(),
+        visit: visit.as_ref(),
+        ticket: row.as_ref(),
+    };
+    let stored = att.d.store.login_succeeded(user, &what);
     if let Err(e) = stored {
         log::error!("cannot record the login of {user:?} (history, ticket): {e}");
     }

@@ -60,6 +60,8 @@ pub struct Fake {
     /// Codes accepted, in order (a factor accepted twice is a defect).
     pub accepted: Vec<Factor>,
     pub checked: Vec<Step>,
+    /// What the last accepted code said it ends the login with.
+    pub ended_with: Option<Vec<Passed>>,
     pub failures: u32,
     /// Lock after this many failures.
     pub lock_after: Option<u32>,
@@ -104,6 +106,7 @@ impl Checks for Fake {
         code: &SecretString,
         _: i64,
         _: &str,
+        ends: Option<&[Passed]>,
     ) -> Result<CodeCheck, String> {
         self.checked.push(step);
         let right = !step.decoy
@@ -112,6 +115,7 @@ impl Checks for Fake {
             && !self.accepted.contains(&step.factor);
         if right {
             self.accepted.push(step.factor);
+            self.ended_with = ends.map(<[Passed]>::to_vec);
             return Ok(CodeCheck::Accepted(String::new()));
         }
         Ok(CodeCheck::Rejected {

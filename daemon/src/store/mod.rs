@@ -177,24 +177,31 @@ pub trait Totps {
         backup: Option<&[hashed::Stored]>,
         event: &Event,
     ) -> Result<(), StoreError>;
-    /// Accepts `step` for `user` only if it is strictly later than the last
-    /// accepted one (and past a start-up fence), atomically: of concurrent
-    /// attempts with the same code, exactly one succeeds. On success the
-    /// counters of `counter` are cleared and `event` is written with it.
-    /// With `checked`, only while the user's secret is still the one the
-    /// code was checked against: a secret replaced or re-sealed during the
-    /// login takes no step of the old one (`None`: any secret, for a step
-    /// taken already on this host's cache).
+    /// Accepts `take.step` for `take.user` only if it is strictly later
+    /// than the last accepted one (and past a start-up fence), atomically:
+    /// of concurrent attempts with the same code, exactly one succeeds. On
+    /// success the counters of `take.counter` are cleared and `event` is
+    /// written with it, and `then` when the code ends the login.
     fn accept_totp_step(
         &self,
-        user: &str,
-        checked: Option<&Sealed>,
-        counter: Counter<'_>,
-        step: i64,
-        now: i64,
+        take: &TakeStep<'_>,
         event: &Event,
+        then: Option<&Succeeded<'_>>,
     ) -> Result<bool, StoreError>;
     fn totp_summary(&self, user: &str) -> Result<Option<TotpSummary>, StoreError>;
+}
+
+/// A TOTP step a code matched (`Totps::accept_totp_step`).
+#[derive(Clone, Copy)]
+pub struct TakeStep<'a> {
+    pub user: &'a str,
+    /// The secret the code was checked against: a secret replaced or
+    /// re-sealed during the login takes no step of the old one (`None`: any
+    /// secret, for a step taken already on this host's cache).
+    pub checked: Option<&'a Sealed>,
+    pub counter: Counter<'a>,
+    pub step: i64,
+    pub now: i64,
 }
 
 pub trait BackupCodes {
@@ -655,6 +662,23 @@ pub struct Visit {
     pub country: Option<String>,
 }
 
+/// What a successful login leaves behind besides its audit: where it came
+/// from, and the ticket its session hook will redeem. Written with the
+/// accepted code when that code ends the login (`Totps::accept_totp_step`),
+/// otherwise after the verdict (`History::login_succeeded`).
+#[derive(Clone, Copy)]
+pub struct Succeeded<'a> {
+    pub now: i64,
+    pub visit: Option<&'a Visit>,
+    pub ticket: Option<&'a NewTicket<'a>>,
+}
+
+impl Succeeded<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.visit.is_none() && self.ticket.is_none()
+    }
+}
+
 pub trait History {
     /// The authentication rows of `user` (each a factor checked, a device
     /// or session that stood in, or a verdict without a prompt), newest
@@ -668,15 +692,8 @@ pub trait History {
     fn network_known(&self, user: &str, network: &str) -> Result<bool, StoreError>;
     /// The source and country of the user's last successful remote login.
     fn last_login(&self, user: &str) -> Result<Option<(String, Option<String>)>, StoreError>;
-    /// What a successful login leaves behind, in one step: where it came
-    /// from, and the ticket its session hook will redeem.
-    fn login_succeeded(
-        &self,
-        user: &str,
-        now: i64,
-        visit: Option<&Visit>,
-        ticket: Option<&NewTicket<'_>>,
-    ) -> Result<(), StoreError>;
+    /// What a successful login leaves behind, in one step.
+    fn login_succeeded(&self, user: &str, what: &Succeeded<'_>) -> Result<(), StoreError>;
 }
 
 pub trait AuditLog {

@@ -49,4 +49,44 @@ proptest! {
             prop_assert_eq!(done.ending.proof.factors.len(), fake.accepted.len());
         }
     }
+
+    /// A code said to end the login (`Checks::check`'s `ends`) ends it
+    /// allowed with exactly the factors it named, and a login allowed on a
+    /// code was told so with that code: what the driver records with the
+    /// code is what the login proved.
+    #[test]
+    fn a_code_said_to_end_the_login_ends_it_with_what_it_named(
+        factors in prop::collection::vec(factor(), 1..4),
+        is_chain in proptest::bool::ANY,
+        enrolled in prop::collection::vec(factor(), 0..4),
+        answers in prop::collection::vec(answer(), 0..10),
+        trust in proptest::bool::ANY,
+    ) {
+        let mut factors = factors;
+        factors.dedup();
+        let mut r = if is_chain { chain(&factors) } else { super::any(&factors) };
+        if trust {
+            r.trusted_devices = TrustedDevices::Days(7);
+        }
+        let mut fake = Fake::with(&enrolled);
+        let extra = Extra {
+            device: trust.then_some(Device { label: "key", trusted_at: None }),
+            ..Extra::default()
+        };
+        let done = run(Some(&r), &mut fake, extra, &answers);
+        let allowed = *done.outcome() == Outcome::Allow;
+        match &fake.ended_with {
+            Some(named) => {
+                prop_assert!(allowed, "told the code ended it, then {:?}", done.outcome());
+                prop_assert_eq!(named, &done.ending.proof.factors);
+            }
+            None => {
+                let asked_trust = done.shown.iter().any(|s| s.contains("Trust this device"));
+                prop_assert!(
+                    !allowed || done.ending.proof.factors.is_empty() || asked_trust,
+                    "allowed on a code never said to end it"
+                );
+            }
+        }
+    }
 }

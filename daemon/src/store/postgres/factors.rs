@@ -2,6 +2,7 @@
 
 use super::audit::{self, insert};
 use super::pipeline;
+use super::sessions::Success;
 use super::{PgStore, u32_of};
 use crate::audit::Event;
 use crate::factor::hashed;
@@ -9,7 +10,7 @@ use crate::factor::totp::TotpAlgorithm;
 use crate::store::crypto::Sealed;
 use crate::store::{
     ACCOUNT, BackupCodes, Counter, FailureCount, FailureState, Failures, LockRule, NewTotp,
-    StoreError, TotpParams, TotpRecord, TotpSummary, Totps,
+    StoreError, Succeeded, TakeStep, TotpParams, TotpRecord, TotpSummary, Totps,
 };
 use deadpool_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
@@ -181,15 +182,20 @@ impl Totps for PgStore {
 
     fn accept_totp_step(
         &self,
-        user: &str,
-        checked: Option<&Sealed>,
-        counter: Counter<'_>,
-        step: i64,
-        now: i64,
+        take: &TakeStep<'_>,
         event: &Event,
+        then: Option<&Succeeded<'_>>,
     ) -> Result<bool, StoreError> {
+        let TakeStep {
+            user,
+            checked,
+            counter,
+            step,
+            now,
+        } = *take;
         // One round trip: BEGIN, the step and the counters' reset, the
-        // audit chain's lock and row, COMMIT. When the step is not taken
+        // audit chain's lock and row, what the login leaves behind when
+        // this code ends it, COMMIT. When the step is not taken
         // the first statement fails (a division by the zero rows it took),
         // so the transaction aborts and its COMMIT ends in a rollback:
         // nothing of it is kept.
@@ -210,6 +216,10 @@ impl Totps for PgStore {
                 ))
                 .await?;
             audit::prepare(&c).await?;
+            let success = match then {
+                Some(_) => Some(Success::prepare(&c).await?),
+                None => None,
+            };
             let key = checked.map(|s| i64::from(s.key));
             let bytes = checked.map(|s| &s.bytes);
             let args: [&(dyn ToSql + Sync); 8] = [
@@ -227,6 +237,12 @@ impl Totps for PgStore {
                     biased;
                     async { Ok(c.execute(&take, &args).await?) },
                     insert(&c, &self.host, event),
+                    async {
+                        match (&success, then) {
+                            (Some(s), Some(what)) => s.run(&c, user, what).await,
+                            _ => Ok(()),
+                        }
+                    },
                 )
             };
             match pipeline::whole(&c, body).await {

@@ -6,12 +6,12 @@ use super::{PgStore, pipeline, u32_of};
 use crate::audit::Event;
 use crate::audit::chain::StoredRow;
 use crate::store::{
-    DeviceRecord, Devices, History, NewDevice, NewSession, NewTicket, Passed, Proof, Sessions,
-    StoreError, StoredSession, Visit, decode_factors, encode_factors,
+    DeviceRecord, Devices, History, NewDevice, NewSession, Passed, Proof, Sessions, StoreError,
+    StoredSession, Succeeded, decode_factors, encode_factors,
 };
 use deadpool_postgres::GenericClient;
-use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 
 impl Devices for PgStore {
     fn device_trusted_at(
@@ -390,39 +390,13 @@ impl History for PgStore {
         })
     }
 
-    fn login_succeeded(
-        &self,
-        user: &str,
-        now: i64,
-        visit: Option<&Visit>,
-        ticket: Option<&NewTicket<'_>>,
-    ) -> Result<(), StoreError> {
-        if visit.is_none() && ticket.is_none() {
+    fn login_succeeded(&self, user: &str, what: &Succeeded<'_>) -> Result<(), StoreError> {
+        if what.is_empty() {
             return Ok(());
         }
         self.block(async {
             let c = self.client().await?;
-            // Prepared first (nothing to send once they are), so that the
-            // statements go out in one write with BEGIN and COMMIT.
-            let (network, last, ticket_insert) = tokio::try_join!(
-                c.prepare_cached(
-                    "INSERT INTO login_networks AS n (username, network, first_seen, last_seen)
-                     VALUES ($1, $2, $3, $3)
-                     ON CONFLICT (username, network) DO UPDATE SET last_seen = $3
-                     WHERE n.last_seen <= $3 - 86400",
-                ),
-                c.prepare_cached(
-                    "INSERT INTO last_login AS l (username, time, rhost, country)
-                     VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (username) DO UPDATE SET time = $2, rhost = $3, country = $4
-                     WHERE l.rhost IS DISTINCT FROM $3 OR l.country IS DISTINCT FROM $4
-                        OR l.time <= $2 - 86400",
-                ),
-                c.prepare_cached(
-                    "INSERT INTO tickets (hash, username, service, factors, device, expires)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                ),
-            )?;
+            let record = Success::prepare(&c).await?;
             // Nothing here needs to outlive a crash of the database (a lost
             // ticket opens a session with no factors; a lost visit flags a
             // place as new once more), so the commit does not wait for the
@@ -433,38 +407,81 @@ impl History for PgStore {
                     .await
                     .map_err(StoreError::from)
             };
-            // A repeat login from the same place changes no row (the times
-            // are kept to the day).
-            let network = async {
-                let Some(v) = visit else { return Ok(0) };
-                Ok::<_, StoreError>(c.execute(&network, &[&user, &v.network, &now]).await?)
-            };
-            let last = async {
-                let Some(v) = visit else { return Ok(0) };
-                Ok::<_, StoreError>(
-                    c.execute(&last, &[&user, &now, &v.rhost, &v.country])
-                        .await?,
-                )
-            };
-            let factors = ticket.map(|t| encode_factors(&t.proof.factors));
-            let ticket = async {
-                let (Some(t), Some(factors)) = (ticket, &factors) else {
-                    return Ok(0);
-                };
-                let args: &[&(dyn ToSql + Sync)] = &[
-                    &t.hash,
-                    &user,
-                    &t.service,
-                    factors,
-                    &t.proof.device,
-                    &t.expires,
-                ];
-                Ok::<_, StoreError>(c.execute(&ticket_insert, args).await?)
-            };
             // BEGIN, all of it and COMMIT: one round trip.
-            let body = async { tokio::try_join!(biased; durability, network, last, ticket) };
+            let body = async { tokio::try_join!(biased; durability, record.run(&c, user, what)) };
             pipeline::whole(&c, body).await?;
             Ok(())
         })
+    }
+}
+
+/// The statements that record a login's success, prepared (once per
+/// connection) before a pipeline, so that they go out in its write.
+pub(super) struct Success([Statement; 3]);
+
+impl Success {
+    pub async fn prepare(c: &impl GenericClient) -> Result<Self, StoreError> {
+        let (network, last, ticket) = tokio::try_join!(
+            c.prepare_cached(
+                "INSERT INTO login_networks AS n (username, network, first_seen, last_seen)
+                 VALUES ($1, $2, $3, $3)
+                 ON CONFLICT (username, network) DO UPDATE SET last_seen = $3
+                 WHERE n.last_seen <= $3 - 86400",
+            ),
+            c.prepare_cached(
+                "INSERT INTO last_login AS l (username, time, rhost, country)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (username) DO UPDATE SET time = $2, rhost = $3, country = $4
+                 WHERE l.rhost IS DISTINCT FROM $3 OR l.country IS DISTINCT FROM $4
+                    OR l.time <= $2 - 86400",
+            ),
+            c.prepare_cached(
+                "INSERT INTO tickets (hash, username, service, factors, device, expires)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            ),
+        )?;
+        Ok(Self([network, last, ticket]))
+    }
+
+    /// Writes `what` in the caller's transaction; each statement is sent
+    /// when first polled.
+    pub async fn run(
+        &self,
+        c: &impl GenericClient,
+        user: &str,
+        what: &Succeeded<'_>,
+    ) -> Result<(), StoreError> {
+        let [network, last, ticket] = &self.0;
+        let now = what.now;
+        // A repeat login from the same place changes no row (the times
+        // are kept to the day).
+        let network = async {
+            let Some(v) = what.visit else { return Ok(0) };
+            Ok::<_, StoreError>(c.execute(network, &[&user, &v.network, &now]).await?)
+        };
+        let last = async {
+            let Some(v) = what.visit else { return Ok(0) };
+            Ok::<_, StoreError>(
+                c.execute(last, &[&user, &now, &v.rhost, &v.country])
+                    .await?,
+            )
+        };
+        let factors = what.ticket.map(|t| encode_factors(&t.proof.factors));
+        let ticket = async {
+            let (Some(t), Some(factors)) = (what.ticket, &factors) else {
+                return Ok(0);
+            };
+            let args: &[&(dyn ToSql + Sync)] = &[
+                &t.hash,
+                &user,
+                &t.service,
+                factors,
+                &t.proof.device,
+                &t.expires,
+            ];
+            Ok::<_, StoreError>(c.execute(ticket, args).await?)
+        };
+        tokio::try_join!(biased; network, last, ticket)?;
+        Ok(())
     }
 }

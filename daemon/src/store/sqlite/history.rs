@@ -4,7 +4,7 @@
 
 use super::SqliteStore;
 use crate::audit::chain::StoredRow;
-use crate::store::{History, NewTicket, StoreError, Visit};
+use crate::store::{History, StoreError, Succeeded};
 use rusqlite::{OptionalExtension, params};
 
 impl History for SqliteStore {
@@ -42,38 +42,43 @@ impl History for SqliteStore {
             .optional()?)
     }
 
-    fn login_succeeded(
-        &self,
-        user: &str,
-        now: i64,
-        visit: Option<&Visit>,
-        ticket: Option<&NewTicket<'_>>,
-    ) -> Result<(), StoreError> {
-        if visit.is_none() && ticket.is_none() {
+    fn login_succeeded(&self, user: &str, what: &Succeeded<'_>) -> Result<(), StoreError> {
+        if what.is_empty() {
             return Ok(());
         }
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        // A repeat login from the same place changes no row (the times are
-        // kept to the day), so it costs no page write.
-        if let Some(v) = visit {
-            tx.prepare_cached(
-                "INSERT INTO login_networks (user, network, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
-                 ON CONFLICT (user, network) DO UPDATE SET last_seen = ?3
-                 WHERE last_seen <= ?3 - 86400",
-            )?
-            .execute(params![user, v.network, now])?;
-            tx.prepare_cached(
-                "INSERT INTO last_login (user, time, rhost, country) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (user) DO UPDATE SET time = ?2, rhost = ?3, country = ?4
-                 WHERE rhost IS NOT ?3 OR country IS NOT ?4 OR time <= ?2 - 86400",
-            )?
-            .execute(params![user, now, v.rhost, v.country])?;
-        }
-        if let Some(t) = ticket {
-            super::sessions::insert_ticket(&tx, user, t)?;
-        }
+        record_success(&tx, user, what)?;
         tx.commit()?;
         Ok(())
     }
+}
+
+/// `what`, in the caller's transaction.
+pub(super) fn record_success(
+    tx: &rusqlite::Transaction<'_>,
+    user: &str,
+    what: &Succeeded<'_>,
+) -> Result<(), StoreError> {
+    let now = what.now;
+    // A repeat login from the same place changes no row (the times are
+    // kept to the day), so it costs no page write.
+    if let Some(v) = what.visit {
+        tx.prepare_cached(
+            "INSERT INTO login_networks (user, network, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (user, network) DO UPDATE SET last_seen = ?3
+             WHERE last_seen <= ?3 - 86400",
+        )?
+        .execute(params![user, v.network, now])?;
+        tx.prepare_cached(
+            "INSERT INTO last_login (user, time, rhost, country) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (user) DO UPDATE SET time = ?2, rhost = ?3, country = ?4
+             WHERE rhost IS NOT ?3 OR country IS NOT ?4 OR time <= ?2 - 86400",
+        )?
+        .execute(params![user, now, v.rhost, v.country])?;
+    }
+    if let Some(t) = what.ticket {
+        super::sessions::insert_ticket(tx, user, t)?;
+    }
+    Ok(())
 }

@@ -3,7 +3,8 @@
 use super::*;
 use crate::audit::{Decision, Event};
 use crate::factor::totp::TotpAlgorithm;
-use crate::store::{Accounts, Counter, NewTotp, TotpParams, Totps};
+use crate::store::crypto::Sealed;
+use crate::store::{Accounts, Counter, NewTotp, TakeStep, TotpParams, Totps};
 
 const PARAMS: TotpParams = TotpParams {
     algorithm: TotpAlgorithm::SHA1,
@@ -16,6 +17,23 @@ const COUNTER: Counter<'static> = Counter {
 };
 /// A start time in step 1000 (30-second steps).
 const START: i64 = 30_000 + 5;
+
+/// Takes `step` for alice at `now`.
+fn take(
+    store: &SqliteStore,
+    checked: Option<&Sealed>,
+    step: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let take = TakeStep {
+        user: "alice",
+        checked,
+        counter: COUNTER,
+        step,
+        now,
+    };
+    store.accept_totp_step(&take, &event(), None)
+}
 
 fn event() -> Event {
     Event::admin("alice", "test", Decision::Allow, 0, START)
@@ -58,14 +76,10 @@ fn after_an_unclean_stop_no_step_the_old_run_could_have_accepted_is_taken() {
     assert!(store.fence_after_unclean_stop(START, 1));
     // Step 1000 is the start's, 1001 the last one window 1 reaches from it.
     for step in [999, 1000, 1001] {
-        let taken = store.accept_totp_step("alice", None, COUNTER, step, START, &event());
+        let taken = take(&store, None, step, START);
         assert!(!taken.expect("accept"), "step {step} is behind the fence");
     }
-    assert!(
-        store
-            .accept_totp_step("alice", None, COUNTER, 1002, START + 60, &event())
-            .expect("accept")
-    );
+    assert!(take(&store, None, 1002, START + 60).expect("accept"));
 }
 
 #[test]
@@ -76,17 +90,9 @@ fn after_a_clean_stop_there_is_no_fence() {
     drop(store);
     let store = reopen(dir.path());
     assert!(!store.fence_after_unclean_stop(START, 1));
-    assert!(
-        store
-            .accept_totp_step("alice", None, COUNTER, 1000, START, &event())
-            .expect("accept")
-    );
+    assert!(take(&store, None, 1000, START).expect("accept"));
     // Each step once, fence or not.
-    assert!(
-        !store
-            .accept_totp_step("alice", None, COUNTER, 1000, START, &event())
-            .expect("accept")
-    );
+    assert!(!take(&store, None, 1000, START).expect("accept"));
 }
 
 #[test]
@@ -104,11 +110,7 @@ fn a_second_store_on_the_same_database_is_refused() {
 fn reads_see_the_last_commit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = enrolled(dir.path());
-    assert!(
-        store
-            .accept_totp_step("alice", None, COUNTER, 1000, START, &event())
-            .expect("accept")
-    );
+    assert!(take(&store, None, 1000, START).expect("accept"));
     let record = store.totp("alice").expect("read").expect("enrolled");
     assert_eq!(record.last_step, 1000);
 }
@@ -128,15 +130,13 @@ fn a_step_is_taken_only_while_the_checked_secret_is_still_the_users() {
             .expect("enrolled")
             .last_step
     };
-    let take = |checked: &crate::store::crypto::Sealed| {
-        store.accept_totp_step("alice", Some(checked), COUNTER, 1000, START, &event())
-    };
+    let take_checked = |checked: &Sealed| take(&store, Some(checked), 1000, START);
     // Checked against a secret replaced (other bytes) or re-sealed (other
     // key) since the login read it: no step is taken.
     for other in [sealed(1, &[9, 9, 9]), sealed(2, &[1, 2, 3])] {
-        assert!(!take(&other).expect("accept"), "{other:?}");
+        assert!(!take_checked(&other).expect("accept"), "{other:?}");
     }
     assert_eq!(last_step(), 900);
-    assert!(take(&sealed(1, &[1, 2, 3])).expect("accept"));
+    assert!(take_checked(&sealed(1, &[1, 2, 3])).expect("accept"));
     assert_eq!(last_step(), 1000);
 }

@@ -7,7 +7,8 @@ use crate::factor::hashed;
 use crate::factor::totp::TotpAlgorithm;
 use crate::store::crypto::Sealed;
 use crate::store::{
-    Counter, Failures, NewTotp, StoreError, TotpParams, TotpRecord, TotpSummary, Totps,
+    Counter, Failures, NewTotp, StoreError, Succeeded, TakeStep, TotpParams, TotpRecord,
+    TotpSummary, Totps,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -97,13 +98,17 @@ impl Totps for SqliteStore {
 
     fn accept_totp_step(
         &self,
-        user: &str,
-        checked: Option<&Sealed>,
-        counter: Counter<'_>,
-        step: i64,
-        now: i64,
+        take: &TakeStep<'_>,
         event: &Event,
+        then: Option<&Succeeded<'_>>,
     ) -> Result<bool, StoreError> {
+        let TakeStep {
+            user,
+            checked,
+            counter,
+            step,
+            now,
+        } = *take;
         let fence = self.fence.get().copied().unwrap_or_default();
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -125,6 +130,9 @@ impl Totps for SqliteStore {
         if updated == 1 {
             clear_failures(&tx, user, counter)?;
             insert_audit(&tx, event)?;
+            if let Some(what) = then {
+                super::history::record_success(&tx, user, what)?;
+            }
             tx.commit()?;
         }
         Ok(updated == 1)
