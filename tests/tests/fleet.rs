@@ -130,7 +130,9 @@ fn one_code_submitted_64_times_across_two_hosts_is_accepted_once() {
     assert!(
         rcs.iter()
             .all(|&rc| rc == PAM_SUCCESS || rc == PAM_AUTH_ERR),
-        "results {rcs:?}"
+        "results {rcs:?}\n{}\n{}",
+        a.log_text(),
+        b.log_text()
     );
     // Each loser was told why (not a store error), whichever host it asked.
     let logs = a.log_text() + &b.log_text();

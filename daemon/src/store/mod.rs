@@ -177,6 +177,13 @@ pub trait Totps {
         backup: Option<&[hashed::Stored]>,
         event: &Event,
     ) -> Result<(), StoreError>;
+    /// Whether a login's success is written with the code that ends it
+    /// (`accept_totp_step`'s `then`). On PostgreSQL that saves the database
+    /// a transaction per login; SQLite writes it after the verdict, where
+    /// it costs the person waiting nothing.
+    fn success_with_step(&self) -> bool {
+        false
+    }
     /// Accepts `take.step` for `take.user` only if it is strictly later
     /// than the last accepted one (and past a start-up fence), atomically:
     /// of concurrent attempts with the same code, exactly one succeeds. On

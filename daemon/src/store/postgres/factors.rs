@@ -180,6 +180,10 @@ impl Totps for PgStore {
         })
     }
 
+    fn success_with_step(&self) -> bool {
+        true
+    }
+
     fn accept_totp_step(
         &self,
         take: &TakeStep<'_>,

@@ -4,7 +4,9 @@ use super::*;
 use crate::audit::{Decision, Event};
 use crate::factor::totp::TotpAlgorithm;
 use crate::store::crypto::Sealed;
-use crate::store::{Accounts, Counter, NewTotp, TakeStep, TotpParams, Totps};
+use crate::store::{
+    Accounts, Counter, History, NewTotp, Succeeded, TakeStep, TotpParams, Totps, Visit,
+};
 
 const PARAMS: TotpParams = TotpParams {
     algorithm: TotpAlgorithm::SHA1,
@@ -104,6 +106,53 @@ fn a_second_store_on_the_same_database_is_refused() {
         Err(e) => panic!("expected InUse, got {e}"),
         Ok(_) => panic!("a second store opened the same database"),
     }
+}
+
+/// The login's success goes with the step when asked, and only with it.
+#[test]
+fn a_step_taken_with_the_logins_success_writes_both_or_neither() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = enrolled(dir.path());
+    let visit = Visit {
+        rhost: "192.0.2.1".to_owned(),
+        network: "192.0.2.0/24".to_owned(),
+        country: None,
+    };
+    let what = Succeeded {
+        now: START,
+        visit: Some(&visit),
+        ticket: None,
+    };
+    let step = |step| TakeStep {
+        user: "alice",
+        checked: None,
+        counter: COUNTER,
+        step,
+        now: START,
+    };
+    assert!(
+        store
+            .accept_totp_step(&step(1000), &event(), Some(&what))
+            .expect("accept")
+    );
+    let last = store.last_login("alice").expect("read");
+    assert_eq!(last, Some(("192.0.2.1".to_owned(), None)));
+    // A step not taken writes nothing of the login.
+    let elsewhere = Visit {
+        rhost: "198.51.100.1".to_owned(),
+        network: "198.51.100.0/24".to_owned(),
+        country: None,
+    };
+    let what = Succeeded {
+        visit: Some(&elsewhere),
+        ..what
+    };
+    assert!(
+        !store
+            .accept_totp_step(&step(1000), &event(), Some(&what))
+            .expect("accept")
+    );
+    assert_eq!(store.last_login("alice").expect("read"), last);
 }
 
 #[test]
