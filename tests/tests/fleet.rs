@@ -719,6 +719,17 @@ fn after_the_database_comes_back_a_host_hears_of_pushes_again() {
     }
 }
 
+/// Holds the table of last logins for a second (under the store's 2 s
+/// timeout) from another session.
+fn hold_last_logins(pg: &Postgres) -> std::thread::JoinHandle<String> {
+    pg.hold(
+        "LOCK TABLE last_login IN SHARE MODE",
+        1,
+        "SELECT count(*) FROM pg_locks
+         WHERE relation = 'last_login'::regclass AND mode = 'ShareLock' AND granted",
+    )
+}
+
 #[test]
 fn a_ticket_redeemed_before_its_row_is_written_waits_for_it() {
     let pg = Postgres::start();
@@ -737,12 +748,7 @@ fn a_ticket_redeemed_before_its_row_is_written_waits_for_it() {
     // written, in one transaction with the login's place. Held up here for
     // a second (under the store's 2 s timeout) by the table of last logins,
     // the row is written after sshd's session hook has asked for it.
-    let locker = pg.hold(
-        "LOCK TABLE last_login IN SHARE MODE",
-        1,
-        "SELECT count(*) FROM pg_locks
-         WHERE relation = 'last_login'::regclass AND mode = 'ShareLock' AND granted",
-    );
+    let locker = hold_last_logins(&pg);
     let mut ssh = server.ssh(&user.name, &key, "127.0.0.1", "");
     ssh.expect("Backup code: ");
     ssh.send_line(&enrolled.backup_codes[0]);
@@ -772,12 +778,7 @@ fn a_totp_code_that_ends_a_login_is_accepted_with_what_the_login_leaves_behind()
     // Held up for a second by the table of last logins, the step's
     // transaction holds up the verdict: when the login returns, its place
     // is written (written after the verdict, it would not be yet).
-    let locker = pg.hold(
-        "LOCK TABLE last_login IN SHARE MODE",
-        1,
-        "SELECT count(*) FROM pg_locks
-         WHERE relation = 'last_login'::regclass AND mode = 'ShareLock' AND granted",
-    );
+    let locker = hold_last_logins(&pg);
     b.expect_rc(login(&b, &user, &[&b.totp_code(&secret, 0)]), PAM_SUCCESS);
     let rows = pg.sql(&format!(
         "SELECT count(*) FROM last_login WHERE username = '{user}'"
