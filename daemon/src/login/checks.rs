@@ -292,8 +292,8 @@ impl Attempt<'_> {
                         };
                         // The login's success goes in the same write as
                         // the step when this code ends it.
-                        let with_success = self.place.is_some() && d.store.success_with_step();
-                        let fresh = match ends.filter(|_| with_success) {
+                        let merge = self.place.is_some() && d.store.success_with_step();
+                        let fresh = match ends.filter(|_| merge) {
                             Some(proved) => {
                                 super::with_success(self, proved, now, |what| accept(Some(what)))?
                             }
