@@ -144,7 +144,7 @@ pub async fn run(d: &Daemon, peer: &Peer, io: &mut FrameIo, start: AuthStart) {
     let new_place = (allow && session_id.is_none() && loaded.policy.uses_on_risk())
         .then(|| new_place(d, &place, signals))
         .flatten();
-    finish(&att, io, &place, ending).await;
+    finish(&att, io, ending).await;
     if let Some(p) = new_place {
         let trigger = Trigger::NewPlace {
             user: &start.user,
@@ -253,7 +253,7 @@ async fn pause_for(pause: std::time::Duration) {
 
 /// Tells the client how the login ended; after an allow, hands what it
 /// proved to its session and records where it came from.
-async fn finish(att: &Attempt<'_>, io: &mut FrameIo, place: &risk::Place, ending: Ending) {
+async fn finish(att: &Attempt<'_>, io: &mut FrameIo, ending: Ending) {
     pause_for(ending.pause).await;
     let decision = match (&ending.outcome, ending.verdict()) {
         (Outcome::Internal(why), _) => {
@@ -290,7 +290,7 @@ async fn finish(att: &Attempt<'_>, io: &mut FrameIo, place: &risk::Place, ending
     if allow && !att.cached && !written {
         // After the verdict: nothing in this login reads these rows, and a
         // session hook redeeming the ticket waits for its row (`pending`).
-        record(att, place, ticket, &ending.proof);
+        record(att, ticket, &ending.proof);
     }
     // A login notice is for new logins, not for a sudo inside one.
     if allow && ending.proved() && !att.peer.inside_login() {
@@ -373,23 +373,11 @@ pub(crate) fn with_success<'a, E>(
     write: impl FnOnce(&Succeeded<'_>) -> Result<bool, E>,
 ) -> Result<bool, E> {
     let mut ticket = new_ticket(att, now);
-    let visit = att.place.and_then(risk::visit);
     let proof = crate::store::Proof {
         factors: proved.to_vec(),
         device: None,
     };
-    let row = ticket.as_ref().map(|t| NewTicket {
-        hash: &t.hash,
-        service: t.service,
-        proof: &proof,
-        expires: t.expires,
-    });
-    let what = Succeeded {
-        now,
-        visit: visit.as_ref(),
-        ticket: row.as_ref(),
-    };
-    let written = write(&what)?;
+    let written = succeeded(att, ticket.as_ref(), &proof, now, write)?;
     if written {
         // Its row is written: a redemption need not wait for it.
         if let Some(t) = ticket.as_mut() {
@@ -402,29 +390,37 @@ pub(crate) fn with_success<'a, E>(
 
 /// After an allow: where the login came from, and its ticket's row (a
 /// redemption waiting for it goes on once `ticket` is dropped here).
-fn record(
-    att: &Attempt<'_>,
-    place: &risk::Place,
-    ticket: Option<Ticket<'_>>,
-    proof: &crate::store::Proof,
-) {
+fn record(att: &Attempt<'_>, ticket: Option<Ticket<'_>>, proof: &crate::store::Proof) {
     let user = att.start.user.as_str();
-    let visit = risk::visit(place);
-    let row = ticket.as_ref().map(|t| NewTicket {
+    let stored = succeeded(att, ticket.as_ref(), proof, clock::now(), |what| {
+        att.d.store.login_succeeded(user, what)
+    });
+    if let Err(e) = stored {
+        log::error!("cannot record the login of {user:?} (history, ticket): {e}");
+    }
+}
+
+/// Runs `write` with what a login's success leaves behind: where it came
+/// from, and `ticket`'s row with what the login proved.
+fn succeeded<R>(
+    att: &Attempt<'_>,
+    ticket: Option<&Ticket<'_>>,
+    proof: &crate::store::Proof,
+    now: i64,
+    write: impl FnOnce(&Succeeded<'_>) -> R,
+) -> R {
+    let visit = att.place.and_then(risk::visit);
+    let row = ticket.map(|t| NewTicket {
         hash: &t.hash,
         service: t.service,
         proof,
         expires: t.expires,
     });
-    let what = Succeeded {
-        now: clock::now(),
+    write(&Succeeded {
+        now,
         visit: visit.as_ref(),
         ticket: row.as_ref(),
-    };
-    let stored = att.d.store.login_succeeded(user, &what);
-    if let Err(e) = stored {
-        log::error!("cannot record the login of {user:?} (history, ticket): {e}");
-    }
+    })
 }
 
 /// The keyed hash a ticket is stored under.
