@@ -433,45 +433,53 @@ impl Failures for PgStore {
         rule: LockRule,
         event: &Event,
     ) -> Result<FailureState, StoreError> {
-        self.write(async |tx| {
+        // One round trip (`pipeline`): logins racing on one user queue on
+        // its counters' rows, each holding them only while the server runs
+        // its statements, not across round trips of its own.
+        self.block(async {
+            let c = self.client().await?;
+            let bump = c
+                .prepare_cached(
+                    // Count (starting again after a quiet period) and lock
+                    // at the threshold, atomically per row.
+                    "INSERT INTO failures AS f
+                       (username, factor, source, count, last_failure, locked_until)
+                     VALUES ($1, $2, $3, 1, $4::BIGINT,
+                             CASE WHEN 1 >= $6::BIGINT THEN $4::BIGINT + $5::BIGINT END)
+                     ON CONFLICT (username, factor, source) DO UPDATE SET
+                       count = CASE WHEN f.last_failure <= $4 - $5 THEN 1 ELSE f.count + 1 END,
+                       last_failure = $4,
+                       locked_until = CASE
+                         WHEN (CASE WHEN f.last_failure <= $4 - $5 THEN 1 ELSE f.count + 1 END) >= $6
+                         THEN $4 + $5 ELSE f.locked_until END
+                     RETURNING count, locked_until",
+                )
+                .await?;
+            audit::prepare(&c).await?;
             let duration = rule.duration_secs;
-            let bump = async |source: &str, threshold: u32| -> Result<_, StoreError> {
-                // One statement: count (starting again after a quiet
-                // period) and lock at the threshold, atomically per row.
-                let row = tx
-                    .query_one(
-                        "INSERT INTO failures AS f
-                           (username, factor, source, count, last_failure, locked_until)
-                         VALUES ($1, $2, $3, 1, $4::BIGINT,
-                                 CASE WHEN 1 >= $6::BIGINT THEN $4::BIGINT + $5::BIGINT END)
-                         ON CONFLICT (username, factor, source) DO UPDATE SET
-                           count = CASE WHEN f.last_failure <= $4 - $5 THEN 1 ELSE f.count + 1 END,
-                           last_failure = $4,
-                           locked_until = CASE
-                             WHEN (CASE WHEN f.last_failure <= $4 - $5 THEN 1 ELSE f.count + 1 END) >= $6
-                             THEN $4 + $5 ELSE f.locked_until END
-                         RETURNING count, locked_until",
-                        &[
-                            &user,
-                            &counter.factor,
-                            &source,
-                            &now,
-                            &duration,
-                            &i64::from(threshold),
-                        ],
-                    )
-                    .await?;
+            let count = async |source: &str, threshold: u32| -> Result<_, StoreError> {
+                let threshold = i64::from(threshold);
+                let args: [&(dyn ToSql + Sync); 6] =
+                    [&user, &counter.factor, &source, &now, &duration, &threshold];
+                let row = c.query_one(&bump, &args).await?;
                 let count: i64 = row.get(0);
                 let locked: Option<i64> = row.get(1);
                 Ok((u32_of(count), locked.filter(|&t| t > now)))
             };
-            let (_, source_lock) = bump(counter.source, rule.threshold).await?;
-            let (consecutive, account_lock) = bump(ACCOUNT, rule.account_threshold).await?;
-            insert(tx, &self.host, event).await?;
-            Ok((FailureState {
+            let body = async {
+                tokio::try_join!(
+                    biased;
+                    count(counter.source, rule.threshold),
+                    count(ACCOUNT, rule.account_threshold),
+                    insert(&c, &self.host, event),
+                )
+            };
+            let ((_, source_lock), (consecutive, account_lock), ()) =
+                pipeline::whole(&c, body).await?;
+            Ok(FailureState {
                 consecutive,
                 locked_until: source_lock.max(account_lock),
-            }, true))
+            })
         })
     }
 

@@ -30,13 +30,22 @@ async fn simple(c: &Client, sql: &str) -> Result<(), StoreError> {
 }
 
 /// BEGIN, `body`'s statements and COMMIT, in one write: one round trip.
+/// Of several errors, the one sent first is returned.
 pub(super) async fn whole<T>(
     c: &Client,
     body: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
     let mut open = Open { c, ended: false };
-    let (_, value, _) = tokio::try_join!(biased; simple(c, "BEGIN"), body, simple(c, "COMMIT"))?;
+    // All three are awaited even after an error: the COMMIT went out with
+    // the body, so its answer (a rollback after a failed statement) ends
+    // the transaction, and a ROLLBACK of our own would only draw the
+    // server's warning that none is in progress.
+    let (begun, value, committed) =
+        tokio::join!(biased; simple(c, "BEGIN"), body, simple(c, "COMMIT"));
     open.ended = true;
+    begun?;
+    let value = value?;
+    committed?;
     Ok(value)
 }
 
