@@ -226,6 +226,18 @@ impl TestDaemon {
         cmd
     }
 
+    /// Runs `mfad --migrate` on this daemon's config (its PostgreSQL
+    /// store), which must succeed.
+    pub fn migrate(&self) {
+        let out = Command::new(bins::mfad())
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("--migrate")
+            .output()
+            .expect("run mfad --migrate");
+        assert!(out.status.success(), "mfad --migrate: {}", show(&out));
+    }
+
     /// Starts mfad (which must not be running) on the current config and
     /// policy, and waits until it answers a ping (`Ok`) or exits (`Err`,
     /// with how and what it said). Panics, after killing it, if neither
@@ -233,15 +245,11 @@ impl TestDaemon {
     pub fn try_launch(&mut self) -> Result<(), StartFailure> {
         assert!(self.child.is_none(), "mfad is already running");
         self.write_config();
-        if let Some((_, _, migrated @ false)) = &mut self.postgres {
-            let out = Command::new(bins::mfad())
-                .arg("--config")
-                .arg(self.dir.path().join("mfad.toml"))
-                .arg("--migrate")
-                .output()
-                .expect("run mfad --migrate");
-            assert!(out.status.success(), "mfad --migrate: {}", show(&out));
-            *migrated = true;
+        if let Some((_, _, false)) = &self.postgres {
+            self.migrate();
+            if let Some((_, _, migrated)) = &mut self.postgres {
+                *migrated = true;
+            }
         }
         self.write_policy(&self.config.policy.clone());
         let before = self.log_text().len();

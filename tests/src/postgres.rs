@@ -461,6 +461,25 @@ impl Postgres {
         }
         d
     }
+
+    /// A migrated database and two daemons, "web-1" and "web-2", each
+    /// with its config changed by `adjust`, serving `service`.
+    pub fn pair(
+        &self,
+        service: &str,
+        adjust: impl Fn(&mut TestConfig),
+    ) -> (TestDaemon, TestDaemon) {
+        let mut a = self.member(TestConfig::default(), "web-1", None);
+        adjust(a.config_mut());
+        a.migrate();
+        a.launch();
+        a.write_pam_service(service, &[]);
+        let mut b = self.member(TestConfig::default(), "web-2", Some(&a));
+        adjust(b.config_mut());
+        b.launch();
+        b.write_pam_service(service, &[]);
+        (a, b)
+    }
 }
 
 impl Drop for Postgres {

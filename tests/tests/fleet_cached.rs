@@ -13,7 +13,7 @@ use mfad_tests::daemon::{TEST_RHOST, show};
 use mfad_tests::pam::*;
 use mfad_tests::postgres::Postgres;
 use mfad_tests::users::unique_name;
-use mfad_tests::{TestConfig, TestDaemon, bins};
+use mfad_tests::{TestConfig, TestDaemon};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -54,13 +54,7 @@ fn launch(mut d: TestDaemon) -> TestDaemon {
 /// The database migrated by web-1, running `policy`.
 fn first_host(pg: &Postgres, policy: &str) -> TestDaemon {
     let a = member(pg, "web-1", None, policy);
-    let out = Command::new(bins::mfad())
-        .arg("--config")
-        .arg(a.config_path())
-        .arg("--migrate")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mfad --migrate: {}", show(&out));
+    a.migrate();
     launch(a)
 }
 

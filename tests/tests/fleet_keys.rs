@@ -16,9 +16,8 @@ use mfad_tests::daemon::{TEST_RHOST, show};
 use mfad_tests::pam::*;
 use mfad_tests::postgres::{Postgres, write_private};
 use mfad_tests::users::unique_name;
-use mfad_tests::{TestConfig, TestDaemon, TestPolicy, bins};
+use mfad_tests::{TestConfig, TestDaemon, TestPolicy};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SVC: &str = "mfa-test";
@@ -41,21 +40,11 @@ fn login(d: &TestDaemon, user: &str, answers: &[&str]) -> Transcript {
     d.expect_rc(d.login(SVC, user, TEST_RHOST, answers), PAM_SUCCESS)
 }
 
-fn migrate(d: &TestDaemon) {
-    let out = Command::new(bins::mfad())
-        .arg("--config")
-        .arg(d.config_path())
-        .arg("--migrate")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mfad --migrate: {}", show(&out));
-}
-
 #[test]
 fn a_fleet_rotates_without_locking_out_a_host_that_got_the_new_key_file() {
     let pg = Postgres::start();
     let mut a = pg.member(config(), "web-1", None);
-    migrate(&a);
+    a.migrate();
     a.launch();
     a.write_pam_service(SVC, &[]);
     let mut b = pg.member(config(), "web-2", Some(&a));
@@ -155,7 +144,7 @@ fn a_fleet_rotates_without_locking_out_a_host_that_got_the_new_key_file() {
 fn a_fleet_database_from_before_key_ids_keeps_working_after_migrate() {
     let pg = Postgres::start();
     let mut a = pg.member(config(), "web-1", None);
-    migrate(&a);
+    a.migrate();
     a.launch();
     a.write_pam_service(SVC, &[]);
     let user = unique_name("pgold");
@@ -175,7 +164,7 @@ fn a_fleet_database_from_before_key_ids_keeps_working_after_migrate() {
     );
     let f = a.start_expecting_failure();
     assert!(f.stderr.contains("mfad --migrate"), "{}", f.stderr);
-    migrate(&a);
+    a.migrate();
     assert_eq!(
         pg.sql(&format!(
             "SELECT key_id FROM totp WHERE username = '{user}'"
