@@ -19,7 +19,7 @@ use crate::report::{self, heading, median};
 use crate::setup::{self, MFAD_SERVICE};
 use crate::users::{self, BenchUser, PERIOD};
 use mfad_tests::postgres::Postgres;
-use mfad_tests::{TestDaemon, bins};
+use mfad_tests::TestDaemon;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Mutex;
@@ -173,17 +173,7 @@ fn start_fleet(db: &Db, n: usize) -> Vec<TestDaemon> {
             fleet.first(),
         );
         if i == 1 {
-            let out = Command::new(bins::mfad())
-                .arg("--config")
-                .arg(d.config_path())
-                .arg("--migrate")
-                .output()
-                .expect("run mfad --migrate");
-            assert!(
-                out.status.success(),
-                "mfad --migrate: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            d.migrate();
         }
         d.launch();
         d.write_pam_service(MFAD_SERVICE, &[]);
