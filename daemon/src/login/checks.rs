@@ -325,7 +325,7 @@ impl Attempt<'_> {
     /// Whether the store still holds `record`'s secret for the user.
     fn still_holds(&self, record: Option<&TotpRecord>) -> Result<bool, CheckError> {
         let now = self.d.store.totp(self.user())?;
-        Ok(now.map(|r| r.sealed_secret) == record.map(|r| r.sealed_secret.clone()))
+        Ok(now.as_ref().map(|r| &r.sealed_secret) == record.map(|r| &r.sealed_secret))
     }
 
     fn check_backup(
