@@ -197,7 +197,8 @@ pub enum Request {
     /// `mfactl key status` (root): the keys and how many values each seals.
     KeyStatus,
     /// `mfactl policy check`: which of these `%group` names NSS (on mfad's
-    /// machine) and mfad's `[directory]` know.
+    /// machine) and mfad's `[directory]` know, and which TOTP profiles
+    /// mfad.toml defines.
     GroupSources {
         groups: Vec<String>,
     },
@@ -492,6 +493,10 @@ pub enum Response {
     },
     GroupSources {
         groups: Vec<GroupSource>,
+        /// The `[totp.profiles.NAME]` names of mfad.toml, for a policy's
+        /// `totp_profile`; `None` from a daemon older than the field.
+        #[serde(default)]
+        totp_profiles: Option<Vec<String>>,
     },
 }
 

@@ -531,3 +531,34 @@ fn the_enrollment_grace_period_ends_at_the_end_of_its_day() {
     assert_eq!(t.prompts().len(), 1, "{t}");
     assert!(t.contains("Wrong code"), "{t}");
 }
+
+#[test]
+fn policy_check_names_a_totp_profile_mfad_toml_does_not_define() {
+    let mut config = TestConfig::default();
+    config.totp.profiles = "\n[totp.profiles.strict]\ndigits = 8\n".to_owned();
+    let d = TestDaemon::with_config(config);
+    let file = d.dir().join("candidate.toml");
+    let check = |profile: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "[[rule]]\nname = \"ssh\"\nservices = [\"sshd\"]\nrequire = \"totp\"\n\
+                 unenrolled = \"enroll\"\ntotp_profile = \"{profile}\"\n"
+            ),
+        )
+        .unwrap();
+        d.mfactl(["policy", "check", file.to_str().unwrap()])
+    };
+    let out = check("strict");
+    assert!(out.status.success(), "{}", show(&out));
+    // A typo: the daemon would refuse the file at reload; the check says
+    // so first, with where.
+    let out = check("strcit");
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(":6:16: error: no TOTP profile \"strcit\" in mfad.toml"),
+        "{}",
+        show(&out)
+    );
+}

@@ -19,7 +19,8 @@ message, followed by a hint. mfad refuses a file with an error (a reload keeps t
 in force); warnings point at rules that probably do not do what was meant. Groups named as \
 %group are looked up through NSS on this machine; those NSS does not know are asked of mfad, \
 which also looks in its [directory] (LDAP / AD; an admin's request). Each group's source is \
-listed.\n\n\
+listed. A rule's totp_profile must name a [totp.profiles.NAME] of mfad.toml, as mfad says; \
+without an answer from mfad, profile names are not checked (a note says so).\n\n\
 Exit status: 0 when the file is valid (even with warnings), 1 when it has errors or cannot \
 be read.\n\n\
 With --json: {\"file\",\"valid\",\"rules\",\"sha256\",\"diagnostics\":[{\"severity\",\"line\",\
@@ -51,8 +52,13 @@ pub struct GroupFinding {
     pub source: &'static str,
 }
 
-/// Records every `%group` the parser asks about, and says yes to each.
-struct Named(RefCell<BTreeSet<String>>);
+/// Records every `%group` and TOTP profile the parser asks about, and
+/// says yes to each.
+#[derive(Default)]
+struct Named {
+    groups: RefCell<BTreeSet<String>>,
+    profiles: RefCell<BTreeSet<String>>,
+}
 
 impl Directory for Named {
     fn groups_of(&self, _: &str) -> Vec<String> {
@@ -60,13 +66,26 @@ impl Directory for Named {
     }
 
     fn group_exists(&self, group: &str) -> bool {
-        self.0.borrow_mut().insert(group.to_owned());
+        self.groups.borrow_mut().insert(group.to_owned());
         true
+    }
+
+    fn totp_profile_exists(&self, name: &str) -> Option<bool> {
+        self.profiles.borrow_mut().insert(name.to_owned());
+        Some(true)
     }
 }
 
-/// NSS here, and the groups mfad said its directory has.
-struct Known<'a>(&'a BTreeSet<String>);
+/// What mfad said: the groups its directory has, and the TOTP profiles
+/// its mfad.toml defines (`None`: not asked, or not answered).
+#[derive(Debug, Default)]
+pub struct FromMfad {
+    pub groups: BTreeSet<String>,
+    pub profiles: Option<BTreeSet<String>>,
+}
+
+/// NSS here, and what mfad said.
+struct Known<'a>(&'a FromMfad);
 
 impl Directory for Known<'_> {
     fn groups_of(&self, user: &str) -> Vec<String> {
@@ -74,43 +93,69 @@ impl Directory for Known<'_> {
     }
 
     fn group_exists(&self, group: &str) -> bool {
-        Nss.group_exists(group) || self.0.contains(group)
+        Nss.group_exists(group) || self.0.groups.contains(group)
+    }
+
+    fn totp_profile_exists(&self, name: &str) -> Option<bool> {
+        self.0.profiles.as_ref().map(|p| p.contains(name))
     }
 }
 
-/// Every `%group` in `text`, valid or not.
-fn named_groups(text: &str) -> BTreeSet<String> {
-    let named = Named(RefCell::new(BTreeSet::new()));
+/// Every `%group` and every TOTP profile `text` names, valid or not.
+fn named(text: &str) -> Named {
+    let named = Named::default();
     let _ = Policy::from_text(text, &named);
-    named.0.into_inner()
+    named
 }
 
-/// The groups `text` names that NSS here does not know.
-fn not_in_nss(text: &str) -> Vec<String> {
-    named_groups(text)
-        .into_iter()
+/// Which of the groups `named` that NSS here does not know mfad's
+/// directory has, and (when `named` names a TOTP profile) which profiles
+/// mfad.toml defines. mfad not running, or the caller not an admin,
+/// leaves them unknown, with a note on stderr.
+fn ask_mfad(ctx: &mut Ctx, named: &Named) -> Result<FromMfad, CliError> {
+    let groups: Vec<String> = named
+        .groups
+        .borrow()
+        .iter()
         .filter(|g| !Nss.group_exists(g))
-        .collect()
-}
-
-/// Which of `groups` mfad's directory has. mfad not running, or the
-/// caller not an admin, leaves them unknown, with a note on stderr.
-fn ask_mfad(ctx: &mut Ctx, groups: Vec<String>) -> Result<BTreeSet<String>, CliError> {
-    if groups.is_empty() {
-        return Ok(BTreeSet::new());
+        .cloned()
+        .collect();
+    let profiles = !named.profiles.borrow().is_empty();
+    if groups.is_empty() && !profiles {
+        return Ok(FromMfad::default());
     }
+    let unchecked = "TOTP profile names are not checked against mfad.toml";
+    let asked_groups = !groups.is_empty();
     match ctx.call(&Request::GroupSources { groups }) {
-        Ok(Response::GroupSources { groups }) => Ok(groups
-            .into_iter()
-            .filter(|g| g.directory == Some(true))
-            .map(|g| g.name)
-            .collect()),
+        Ok(Response::GroupSources {
+            groups,
+            totp_profiles,
+        }) => {
+            if profiles && totp_profiles.is_none() {
+                ctx.note(&format!(
+                    "mfad did not say which profiles it has (an older mfad): {unchecked}"
+                ));
+            }
+            Ok(FromMfad {
+                groups: groups
+                    .into_iter()
+                    .filter(|g| g.directory == Some(true))
+                    .map(|g| g.name)
+                    .collect(),
+                profiles: totp_profiles.map(|p| p.into_iter().collect()),
+            })
+        }
         Ok(other) => Err(crate::error::unexpected(&other)),
         Err(e) => {
-            ctx.note(&format!(
-                "groups NSS does not know could not be looked up in mfad's directory: {e}"
-            ));
-            Ok(BTreeSet::new())
+            if asked_groups {
+                ctx.note(&format!(
+                    "groups NSS does not know could not be looked up in mfad's directory: {e}"
+                ));
+            }
+            if profiles {
+                ctx.note(&format!("mfad could not be asked: {unchecked}: {e}"));
+            }
+            Ok(FromMfad::default())
         }
     }
 }
@@ -130,8 +175,8 @@ pub fn run(ctx: &mut Ctx, args: &CheckArgs) -> Result<(), CliError> {
         path: clean_line(&file),
         source,
     })?;
-    let directory = ask_mfad(ctx, not_in_nss(&text))?;
-    let report = check(file, &text, &directory);
+    let from_mfad = ask_mfad(ctx, &named(&text))?;
+    let report = check(file, &text, &from_mfad);
     let out = match ctx.format {
         Format::Json => crate::output::json(&report)?,
         Format::Human => render(&report),
@@ -152,12 +197,14 @@ pub fn run(ctx: &mut Ctx, args: &CheckArgs) -> Result<(), CliError> {
 }
 
 /// Validates `text` with mfad's parser, with the groups NSS knows and
-/// those `directory` (mfad's answer) lists; diagnostics in file order.
-pub fn check(file: String, text: &str, directory: &BTreeSet<String>) -> Report {
-    let groups = named_groups(text)
+/// what mfad said; diagnostics in file order.
+pub fn check(file: String, text: &str, from_mfad: &FromMfad) -> Report {
+    let groups = named(text)
+        .groups
+        .into_inner()
         .into_iter()
         .map(|name| {
-            let source = match (Nss.group_exists(&name), directory.contains(&name)) {
+            let source = match (Nss.group_exists(&name), from_mfad.groups.contains(&name)) {
                 (true, _) => "nss",
                 (false, true) => "directory",
                 (false, false) => "unknown",
@@ -165,7 +212,7 @@ pub fn check(file: String, text: &str, directory: &BTreeSet<String>) -> Report {
             GroupFinding { name, source }
         })
         .collect();
-    let (policy, mut diagnostics) = match Policy::from_text(text, &Known(directory)) {
+    let (policy, mut diagnostics) = match Policy::from_text(text, &Known(from_mfad)) {
         Ok((policy, warnings)) => (Some(policy), warnings),
         Err(diagnostics) => (None, diagnostics),
     };

@@ -199,7 +199,11 @@ fn syntax_errors_and_missing_files() {
 
 #[test]
 fn names_and_messages_cannot_reach_the_terminal_raw() {
-    let report = check("evil\u{1b}[2J.toml".to_owned(), "x = 1\n", &BTreeSet::new());
+    let report = check(
+        "evil\u{1b}[2J.toml".to_owned(),
+        "x = 1\n",
+        &FromMfad::default(),
+    );
     let text = render(&report);
     assert!(
         text.contains("evil?[2J.toml:1:1: error: ") && !text.contains('\u{1b}'),
@@ -211,8 +215,11 @@ fn names_and_messages_cannot_reach_the_terminal_raw() {
 fn each_group_says_who_knows_it() {
     let text = "[[rule]]\nname = \"ops\"\nusers = [\"%root\", \"%ldapops\", \"%nowhere-x1\"]\n\
                 require = \"totp\"\n";
-    let directory = BTreeSet::from(["ldapops".to_owned()]);
-    let report = check("p.toml".to_owned(), text, &directory);
+    let from_mfad = FromMfad {
+        groups: BTreeSet::from(["ldapops".to_owned()]),
+        profiles: None,
+    };
+    let report = check("p.toml".to_owned(), text, &from_mfad);
     let got: Vec<(&str, &str)> = report
         .groups
         .iter()
@@ -261,6 +268,7 @@ fn groups_nss_lacks_are_asked_of_mfad() {
             nss: false,
             directory: Some(true),
         }],
+        totp_profiles: Some(vec![]),
     };
     let out = mfactl(
         &["policy", "check", path.to_str().unwrap()],
@@ -277,5 +285,76 @@ fn groups_nss_lacks_are_asked_of_mfad() {
         out.stdout.contains("%ldapops: known to mfad's directory"),
         "{}",
         out.stdout
+    );
+}
+
+#[test]
+fn a_totp_profile_is_checked_against_the_profiles_mfad_names() {
+    let text = |profile: &str| {
+        format!(
+            "[[rule]]\nname = \"ssh\"\nrequire = \"totp\"\n\
+             unenrolled = \"enroll\"\nservices = [\"sshd\"]\ntotp_profile = \"{profile}\"\n"
+        )
+    };
+    let from_mfad = FromMfad {
+        groups: BTreeSet::new(),
+        profiles: Some(BTreeSet::from(["strict".to_owned()])),
+    };
+    assert!(check("p.toml".to_owned(), &text("strict"), &from_mfad).valid);
+    let report = check("p.toml".to_owned(), &text("strcit"), &from_mfad);
+    assert!(!report.valid);
+    assert_eq!(
+        report.diagnostics[0].message,
+        "no TOTP profile \"strcit\" in mfad.toml"
+    );
+    assert_eq!(
+        (report.diagnostics[0].line, report.diagnostics[0].column),
+        (6, 16)
+    );
+    // Without mfad's answer the name cannot be judged: not an error here
+    // (mfad still refuses it at reload).
+    assert!(check("p.toml".to_owned(), &text("strcit"), &FromMfad::default()).valid);
+}
+
+#[test]
+fn a_totp_profile_alone_asks_mfad_and_without_an_answer_is_left_unchecked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        "[[rule]]\nname = \"ssh\"\nrequire = \"totp\"\n\
+         unenrolled = \"enroll\"\nservices = [\"sshd\"]\ntotp_profile = \"strcit\"\n",
+    )
+    .unwrap();
+    let args = ["policy", "check", path.to_str().unwrap()];
+    let answer = Response::GroupSources {
+        groups: vec![],
+        totp_profiles: Some(vec!["strict".into()]),
+    };
+    let out = mfactl(&args, vec![answer], "", false);
+    assert_eq!(
+        out.requests,
+        [serde_json::json!({"type": "group_sources", "groups": []})]
+    );
+    assert!(out.result.is_err());
+    assert!(
+        out.stdout
+            .contains(":6:16: error: no TOTP profile \"strcit\" in mfad.toml"),
+        "{}",
+        out.stdout
+    );
+    // mfad refusing to answer (not an admin): valid here, and said so.
+    let refused = Response::Error {
+        code: mfad_protocol::ErrorCode::PermissionDenied,
+        message: "admins only".into(),
+        supported: vec![],
+    };
+    let out = mfactl(&args, vec![refused], "", false);
+    assert!(out.result.is_ok(), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("TOTP profile names are not checked against mfad.toml"),
+        "{}",
+        out.stderr
     );
 }

@@ -117,5 +117,6 @@ pub(crate) fn group_sources(d: &Daemon, groups: &[String]) -> Result<Response, R
                 directory: d.directory.as_ref().and_then(|dir| dir.group_exists(name)),
             })
             .collect(),
+        totp_profiles: Some(d.config.totp.profiles.keys().cloned().collect()),
     })
 }
