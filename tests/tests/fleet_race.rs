@@ -3,7 +3,8 @@
 //!
 //! In a test binary of its own, so that it runs alone: beside the other
 //! fleet tests (their `initdb`s, databases and daemons) on a 2-core CI
-//! machine, its last loser could wait past pam_mfa's 5 s for an answer.
+//! machine, its last losers could wait past the store's 4 s deadline or
+//! pam_mfa's 5 s for an answer (one CI run got PAM_AUTHINFO_UNAVAIL).
 //!
 //! Needs root, Debian's `postgresql` and `cargo build --workspace` first.
 
