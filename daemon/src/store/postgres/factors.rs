@@ -190,13 +190,6 @@ impl Totps for PgStore {
         event: &Event,
         then: Option<&Succeeded<'_>>,
     ) -> Result<bool, StoreError> {
-        let TakeStep {
-            user,
-            checked,
-            counter,
-            step,
-            now,
-        } = *take;
         // One round trip: BEGIN, the step and the counters' reset, the
         // audit chain's lock and row, what the login leaves behind when
         // this code ends it, COMMIT. When the step is not taken
@@ -208,7 +201,7 @@ impl Totps for PgStore {
             // The row lock makes a racing host wait, then re-check
             // `last_step < $5` against the winner's step: one wins. The
             // counters start again only with a step taken.
-            let take = c
+            let taking = c
                 .prepare_cached(&format!(
                     "WITH taken AS (
                        UPDATE totp SET last_step = $5, last_used = $6
@@ -224,26 +217,26 @@ impl Totps for PgStore {
                 Some(_) => Some(Success::prepare(&c).await?),
                 None => None,
             };
-            let key = checked.map(|s| i64::from(s.key));
-            let bytes = checked.map(|s| &s.bytes);
+            let key = take.checked.map(|s| i64::from(s.key));
+            let bytes = take.checked.map(|s| &s.bytes);
             let args: [&(dyn ToSql + Sync); 8] = [
-                &user,
-                &counter.factor,
-                &counter.source,
+                &take.user,
+                &take.counter.factor,
+                &take.counter.source,
                 &ACCOUNT,
-                &step,
-                &now,
+                &take.step,
+                &take.now,
                 &key,
                 &bytes,
             ];
             let body = async {
                 tokio::try_join!(
                     biased;
-                    async { Ok(c.execute(&take, &args).await?) },
+                    async { Ok(c.execute(&taking, &args).await?) },
                     insert(&c, &self.host, event),
                     async {
                         match (&success, then) {
-                            (Some(s), Some(what)) => s.run(&c, user, what).await,
+                            (Some(s), Some(what)) => s.run(&c, take.user, what).await,
                             _ => Ok(()),
                         }
                     },

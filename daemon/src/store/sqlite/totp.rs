@@ -102,13 +102,7 @@ impl Totps for SqliteStore {
         event: &Event,
         then: Option<&Succeeded<'_>>,
     ) -> Result<bool, StoreError> {
-        let TakeStep {
-            user,
-            checked,
-            counter,
-            step,
-            now,
-        } = *take;
+        let (user, checked) = (take.user, take.checked);
         let fence = self.fence.get().copied().unwrap_or_default();
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -120,15 +114,15 @@ impl Totps for SqliteStore {
             )?
             .execute(params![
                 user,
-                step,
-                now,
+                take.step,
+                take.now,
                 fence.since,
                 fence.window,
                 checked.map(|s| s.key),
                 checked.map(|s| &s.bytes)
             ])?;
         if updated == 1 {
-            clear_failures(&tx, user, counter)?;
+            clear_failures(&tx, user, take.counter)?;
             insert_audit(&tx, event)?;
             if let Some(what) = then {
                 super::history::record_success(&tx, user, what)?;
