@@ -10,7 +10,9 @@
 //! login needs a user of its own), and runs R rounds of: N logins through
 //! mfad, google-authenticator and pam_permit, each on a new handle; N logins
 //! through mfad from C clients on reused handles; N logins through mfad
-//! while an enrollment loop writes beside them. Every module and the daemon
+//! while an enrollment loop writes beside them; and the floor under any
+//! daemon (floor.rs): a login's conversation with a server that does
+//! nothing else. Every module and the daemon
 //! log to the same /dev/log listener; a short run under `strace -f -T`
 //! checks that none writes to /dev/console. Every call is checked
 //! (PAM_SUCCESS); mismatches are listed and make the exit status 1. What it
@@ -22,6 +24,7 @@
 mod console;
 mod cpu;
 mod fleet;
+mod floor;
 mod measure;
 mod report;
 mod setup;
@@ -57,6 +60,8 @@ struct Options {
     runs: usize,
     clients: usize,
     console_check: bool,
+    /// The child serving the floor's exchanges (floor.rs): its kind and socket.
+    floor_server: Option<(String, String)>,
     /// `--store postgres`: the fleet benchmark, with its settings.
     postgres: Option<fleet::Options>,
 }
@@ -77,6 +82,7 @@ fn parse_args() -> Result<Options, String> {
         runs: 5,
         clients: 4,
         console_check: false,
+        floor_server: None,
         postgres: None,
     };
     let mut store = "sqlite".to_owned();
@@ -116,6 +122,11 @@ fn parse_args() -> Result<Options, String> {
             "--pool" => fleet.pool = value("--pool")?,
             // The child run under strace (console::check).
             "--console-check" => opts.console_check = true,
+            // A child of floor::measure.
+            "--floor-server" => {
+                let kind = text("--floor-server")?;
+                opts.floor_server = Some((kind, text("--floor-server")?));
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -163,6 +174,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some((kind, socket)) = &opts.floor_server {
+        return floor::serve(kind, std::path::Path::new(socket));
+    }
     mfad_tests::require_root();
     if opts.console_check {
         return console::traced_run();
@@ -207,6 +221,7 @@ fn main() -> ExitCode {
         let logged = sink.count();
         let p = fresh_handles(&permit, fresh, Expect::Success);
         let p_logs = sink.count() - logged;
+        let floors = floor::Kind::ALL.map(|kind| floor::measure(kind, tmp.path(), n, c));
         let (concurrent, c_cpu) =
             with_cpu(Some(pid), || concurrent(&mfad, conc, c, Expect::Success));
         let stop = AtomicBool::new(false);
@@ -222,6 +237,7 @@ fn main() -> ExitCode {
             concurrent_cpu: c_cpu,
             gauth: g,
             permit: p,
+            floors,
             concurrent,
             under_load,
             enrollments,

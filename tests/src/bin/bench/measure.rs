@@ -66,7 +66,7 @@ pub struct Phase {
 }
 
 impl Phase {
-    fn merge(&mut self, other: Phase) {
+    pub fn merge(&mut self, other: Phase) {
         self.latencies.extend(other.latencies);
         self.ok += other.ok;
         self.mismatches += other.mismatches;

@@ -1,6 +1,7 @@
 //! The machine, the daemon's memory, and the printed report.
 
 use crate::cpu::Cpu;
+use crate::floor::Floor;
 use crate::measure::{Fresh, Phase};
 use std::path::Path;
 use std::process::Command;
@@ -99,6 +100,8 @@ pub struct Round {
     pub mfad: Fresh,
     pub gauth: Fresh,
     pub permit: Fresh,
+    /// The bare and the tokio floor server (floor.rs), in that order.
+    pub floors: [Floor; 2],
     /// The CPU time spent during mfad's logins above.
     pub mfad_cpu: Cpu,
     /// C clients on reused handles.
@@ -164,21 +167,65 @@ const COLUMNS: [(&str, &str, usize); 17] = [
     ("syslog", "msg/login", 1),
 ];
 
+/// The floor's figures of one round, in the order of [`FLOOR_COLUMNS`].
+fn floor_figures(r: &Round) -> Vec<f64> {
+    let per_login = |cpu: Duration, calls: usize| cpu.as_secs_f64() * 1e6 / calls.max(1) as f64;
+    let mut row = Vec::new();
+    for f in &r.floors {
+        row.extend([
+            f.sequential.pct_us(50.0),
+            f.sequential.pct_us(99.0),
+            f.cpu_us,
+            f.concurrent.per_sec(),
+        ]);
+    }
+    let [bare, tokio] = &r.floors;
+    let floor = r.permit.auth.pct_us(50.0) + bare.sequential.pct_us(50.0);
+    row.extend([
+        floor,
+        r.mfad.auth.pct_us(50.0) - floor,
+        per_login(r.mfad_cpu.daemon, r.mfad.auth.calls()) - tokio.cpu_us,
+    ]);
+    row
+}
+
+const FLOOR_COLUMNS: [(&str, &str, usize); 11] = [
+    ("bare", "p50", 0),
+    ("bare", "p99", 0),
+    ("bare", "CPU µs", 1),
+    ("bare", "C cl./s", 0),
+    ("tokio", "p50", 0),
+    ("tokio", "p99", 0),
+    ("tokio", "CPU µs", 1),
+    ("tokio", "C cl./s", 0),
+    ("floor", "p50", 0),
+    ("mfad above", "p50", 0),
+    ("mfad above", "CPU µs", 1),
+];
+
 /// One row per round, then the median of each column (ratios: the median
 /// of the per-round ratios).
 pub fn rounds_table(rounds: &[Round]) {
+    table(&COLUMNS, rounds.iter().map(figures).collect());
+}
+
+/// The floor under the same rounds.
+pub fn floor_table(rounds: &[Round]) {
+    table(&FLOOR_COLUMNS, rounds.iter().map(floor_figures).collect());
+}
+
+fn table(columns: &[(&str, &str, usize)], rows: Vec<Vec<f64>>) {
     let width = 11;
     let mut top = format!("{:<7}", "");
     let mut bottom = format!("{:<7}", "run");
-    for (a, b, _) in COLUMNS {
+    for (a, b, _) in columns {
         top += &format!("{a:>width$}");
         bottom += &format!("{b:>width$}");
     }
     println!("{top}\n{bottom}");
-    let rows: Vec<Vec<f64>> = rounds.iter().map(figures).collect();
     let show = |label: &str, row: &[f64]| {
         let mut line = format!("{label:<7}");
-        for (v, (_, _, decimals)) in row.iter().zip(COLUMNS) {
+        for (v, (_, _, decimals)) in row.iter().zip(columns) {
             line += &format!("{v:>width$.decimals$}");
         }
         println!("{line}");
@@ -186,7 +233,7 @@ pub fn rounds_table(rounds: &[Round]) {
     for (i, row) in rows.iter().enumerate() {
         show(&(i + 1).to_string(), row);
     }
-    let medians: Vec<f64> = (0..COLUMNS.len())
+    let medians: Vec<f64> = (0..columns.len())
         .map(|c| median(rows.iter().map(|r| r[c]).collect()))
         .collect();
     show("median", &medians);

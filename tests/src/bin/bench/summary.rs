@@ -76,6 +76,19 @@ pub fn print(r: &Report<'_>) -> ExitCode {
     );
     report::rounds_table(r.rounds);
 
+    heading("The floor (µs unless named; the same runs)");
+    println!(
+        "The conversation of a login (connect, request, prompt, answer, verdict: two round trips\n\
+         over a Unix socket, frames of a real login's sizes) with a server process that does\n\
+         nothing else: bare, one blocking thread; tokio, mfad's shape (2 workers, a task per\n\
+         connection). p50/p99 per exchange, the server's CPU per exchange, and exchanges/s from\n\
+         {c} clients. floor: pam_permit's p50 plus bare's, what a login through libpam and a\n\
+         do-nothing server costs here. mfad above: mfad's p50 less the floor, and its daemon CPU\n\
+         per login less the tokio server's.",
+        c = r.c
+    );
+    report::floor_table(r.rounds);
+
     heading("mfad daemon");
     let [idle, enrolled, loaded] = r.memory;
     println!("memory idle after start:    {}", idle.show());
