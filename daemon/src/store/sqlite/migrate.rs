@@ -188,6 +188,73 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO key_checks (key_id, value, recorded_at)
         SELECT 1, value, recorded_at FROM key_check;
      DROP TABLE key_check;",
+    // 11: the tables a login reads and writes by their text keys stored in
+    // their key's order (WITHOUT ROWID): a row is found with one search
+    // instead of two and written as one page instead of two (the table's
+    // and its key index's). Same columns, same rows.
+    "CREATE TABLE totp_new (
+        user TEXT PRIMARY KEY,
+        secret BLOB NOT NULL,
+        algorithm TEXT NOT NULL,
+        digits INTEGER NOT NULL,
+        period INTEGER NOT NULL,
+        last_step INTEGER NOT NULL,
+        enrolled_at INTEGER NOT NULL,
+        last_used INTEGER,
+        key_id INTEGER NOT NULL DEFAULT 1
+     ) WITHOUT ROWID;
+     INSERT INTO totp_new
+        (user, secret, algorithm, digits, period, last_step, enrolled_at, last_used, key_id)
+        SELECT user, secret, algorithm, digits, period, last_step, enrolled_at, last_used, key_id
+        FROM totp;
+     DROP TABLE totp;
+     ALTER TABLE totp_new RENAME TO totp;
+     CREATE TABLE failures_new (
+        user TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        source TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        last_failure INTEGER NOT NULL,
+        locked_until INTEGER,
+        PRIMARY KEY (user, channel, source)
+     ) WITHOUT ROWID;
+     INSERT INTO failures_new (user, channel, source, count, last_failure, locked_until)
+        SELECT user, channel, source, count, last_failure, locked_until FROM failures;
+     DROP TABLE failures;
+     ALTER TABLE failures_new RENAME TO failures;
+     CREATE TABLE tickets_new (
+        hash BLOB PRIMARY KEY,
+        user TEXT NOT NULL,
+        service TEXT NOT NULL,
+        factors TEXT NOT NULL,
+        device TEXT,
+        expires INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     INSERT INTO tickets_new (hash, user, service, factors, device, expires)
+        SELECT hash, user, service, factors, device, expires FROM tickets;
+     DROP TABLE tickets;
+     ALTER TABLE tickets_new RENAME TO tickets;
+     CREATE TABLE login_networks_new (
+        user TEXT NOT NULL,
+        network TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        PRIMARY KEY (user, network)
+     ) WITHOUT ROWID;
+     INSERT INTO login_networks_new (user, network, first_seen, last_seen)
+        SELECT user, network, first_seen, last_seen FROM login_networks;
+     DROP TABLE login_networks;
+     ALTER TABLE login_networks_new RENAME TO login_networks;
+     CREATE TABLE last_login_new (
+        user TEXT PRIMARY KEY,
+        time INTEGER NOT NULL,
+        rhost TEXT NOT NULL,
+        country TEXT
+     ) WITHOUT ROWID;
+     INSERT INTO last_login_new (user, time, rhost, country)
+        SELECT user, time, rhost, country FROM last_login;
+     DROP TABLE last_login;
+     ALTER TABLE last_login_new RENAME TO last_login;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -205,4 +272,99 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 /// The schema version this build writes.
 pub fn latest() -> usize {
     MIGRATIONS.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Applies the first `n` migrations, as an older mfad left the file.
+    fn at_version(conn: &mut Connection, n: usize) {
+        for (i, sql) in MIGRATIONS.iter().enumerate().take(n) {
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(sql).unwrap();
+            tx.pragma_update(None, "user_version", i + 1).unwrap();
+            tx.commit().unwrap();
+        }
+    }
+
+    /// Every row of `table`, each as its columns' text, in key order.
+    fn rows(conn: &Connection, table: &str) -> Vec<String> {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
+            .unwrap();
+        let columns = stmt.column_count();
+        stmt.query_map([], |r| {
+            (0..columns)
+                .map(|i| Ok(format!("{:?}", r.get_ref(i)?)))
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map(|c| c.join("|"))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    }
+
+    const REKEYED: [&str; 5] = [
+        "totp",
+        "failures",
+        "tickets",
+        "login_networks",
+        "last_login",
+    ];
+
+    #[test]
+    fn the_login_tables_keep_every_row_when_they_lose_their_rowid() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        at_version(&mut conn, 10);
+        conn.execute_batch(
+            "INSERT INTO totp VALUES ('alice', x'0102', 'SHA1', 6, 30, 900, 1000, NULL, 2);
+             INSERT INTO totp VALUES ('bob', x'03', 'SHA256', 8, 60, 5, 7, 8, 1);
+             INSERT INTO failures VALUES ('alice', 'totp', '192.0.2.1', 3, 1000, 1300);
+             INSERT INTO failures VALUES ('alice', 'totp', 'local uid 0', 1, 990, NULL);
+             INSERT INTO tickets VALUES (x'aa', 'alice', 'sshd', 'totp', NULL, 2000);
+             INSERT INTO login_networks VALUES ('alice', '192.0.2.0/24', 10, 20);
+             INSERT INTO last_login VALUES ('alice', 20, '192.0.2.1', 'NL');",
+        )
+        .unwrap();
+        let before: Vec<_> = REKEYED.iter().map(|t| rows(&conn, t)).collect();
+        migrate(&mut conn).unwrap();
+        let version: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, latest());
+        let after: Vec<_> = REKEYED.iter().map(|t| rows(&conn, t)).collect();
+        assert_eq!(before, after);
+        assert_eq!(after[0].len(), 2, "{after:?}");
+        for table in REKEYED {
+            let sql: String = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(sql.ends_with("WITHOUT ROWID"), "{table}: {sql}");
+        }
+        // The key still refuses a second row for the same user.
+        let dup = conn.execute(
+            "INSERT INTO totp (user, secret, algorithm, digits, period, last_step, enrolled_at)
+             VALUES ('alice', x'00', 'SHA1', 6, 30, 0, 0)",
+            [],
+        );
+        assert!(dup.is_err());
+        // And the column added by migration 10 keeps its default.
+        conn.execute(
+            "INSERT INTO totp (user, secret, algorithm, digits, period, last_step, enrolled_at)
+             VALUES ('carol', x'00', 'SHA1', 6, 30, 0, 0)",
+            [],
+        )
+        .unwrap();
+        let key: i64 = conn
+            .query_row("SELECT key_id FROM totp WHERE user = 'carol'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(key, 1);
+    }
 }
