@@ -188,10 +188,11 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO key_checks (key_id, value, recorded_at)
         SELECT 1, value, recorded_at FROM key_check;
      DROP TABLE key_check;",
-    // 11: the tables a login reads and writes by their text keys stored in
-    // their key's order (WITHOUT ROWID): a row is found with one search
-    // instead of two and written as one page instead of two (the table's
-    // and its key index's). Same columns, same rows.
+    // 11: the tables read and written by their text keys stored in their
+    // key's order (WITHOUT ROWID): a row is found with one search instead
+    // of two and written as one page instead of two (the table's and its
+    // key index's). Same columns, same rows; a row with a NULL key, which
+    // no lookup could ever find, is not carried over.
     "CREATE TABLE totp_new (
         user TEXT PRIMARY KEY,
         secret BLOB NOT NULL,
@@ -206,7 +207,7 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO totp_new
         (user, secret, algorithm, digits, period, last_step, enrolled_at, last_used, key_id)
         SELECT user, secret, algorithm, digits, period, last_step, enrolled_at, last_used, key_id
-        FROM totp;
+        FROM totp WHERE user IS NOT NULL;
      DROP TABLE totp;
      ALTER TABLE totp_new RENAME TO totp;
      CREATE TABLE failures_new (
@@ -231,7 +232,7 @@ const MIGRATIONS: &[&str] = &[
         expires INTEGER NOT NULL
      ) WITHOUT ROWID;
      INSERT INTO tickets_new (hash, user, service, factors, device, expires)
-        SELECT hash, user, service, factors, device, expires FROM tickets;
+        SELECT hash, user, service, factors, device, expires FROM tickets WHERE hash IS NOT NULL;
      DROP TABLE tickets;
      ALTER TABLE tickets_new RENAME TO tickets;
      CREATE TABLE login_networks_new (
@@ -252,9 +253,67 @@ const MIGRATIONS: &[&str] = &[
         country TEXT
      ) WITHOUT ROWID;
      INSERT INTO last_login_new (user, time, rhost, country)
-        SELECT user, time, rhost, country FROM last_login;
+        SELECT user, time, rhost, country FROM last_login WHERE user IS NOT NULL;
      DROP TABLE last_login;
-     ALTER TABLE last_login_new RENAME TO last_login;",
+     ALTER TABLE last_login_new RENAME TO last_login;
+     CREATE TABLE totp_pending_new (
+        user TEXT PRIMARY KEY,
+        secret BLOB NOT NULL,
+        algorithm TEXT NOT NULL,
+        digits INTEGER NOT NULL,
+        period INTEGER NOT NULL,
+        expires INTEGER NOT NULL,
+        key_id INTEGER NOT NULL DEFAULT 1
+     ) WITHOUT ROWID;
+     INSERT INTO totp_pending_new (user, secret, algorithm, digits, period, expires, key_id)
+        SELECT user, secret, algorithm, digits, period, expires, key_id
+        FROM totp_pending WHERE user IS NOT NULL;
+     DROP TABLE totp_pending;
+     ALTER TABLE totp_pending_new RENAME TO totp_pending;
+     CREATE TABLE backup_codes_new (
+        user TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        salt BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        used_at INTEGER,
+        PRIMARY KEY (user, id)
+     ) WITHOUT ROWID;
+     INSERT INTO backup_codes_new (user, id, salt, hash, used_at)
+        SELECT user, id, salt, hash, used_at FROM backup_codes;
+     DROP TABLE backup_codes;
+     ALTER TABLE backup_codes_new RENAME TO backup_codes;
+     CREATE TABLE contacts_new (
+        user TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        address BLOB,
+        verified_at INTEGER,
+        pending BLOB,
+        pending_at INTEGER,
+        address_key INTEGER NOT NULL DEFAULT 1,
+        pending_key INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (user, channel)
+     ) WITHOUT ROWID;
+     INSERT INTO contacts_new
+        (user, channel, address, verified_at, pending, pending_at, address_key, pending_key)
+        SELECT user, channel, address, verified_at, pending, pending_at, address_key, pending_key
+        FROM contacts;
+     DROP TABLE contacts;
+     ALTER TABLE contacts_new RENAME TO contacts;
+     CREATE TABLE sent_codes_new (
+        user TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        salt BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        sent_at INTEGER NOT NULL,
+        expires INTEGER NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user, channel, purpose)
+     ) WITHOUT ROWID;
+     INSERT INTO sent_codes_new (user, channel, purpose, salt, hash, sent_at, expires, failures)
+        SELECT user, channel, purpose, salt, hash, sent_at, expires, failures FROM sent_codes;
+     DROP TABLE sent_codes;
+     ALTER TABLE sent_codes_new RENAME TO sent_codes;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -305,12 +364,16 @@ mod tests {
         .unwrap()
     }
 
-    const REKEYED: [&str; 5] = [
+    const REKEYED: [&str; 9] = [
         "totp",
         "failures",
         "tickets",
         "login_networks",
         "last_login",
+        "totp_pending",
+        "backup_codes",
+        "contacts",
+        "sent_codes",
     ];
 
     #[test]
@@ -324,10 +387,21 @@ mod tests {
              INSERT INTO failures VALUES ('alice', 'totp', 'local uid 0', 1, 990, NULL);
              INSERT INTO tickets VALUES (x'aa', 'alice', 'sshd', 'totp', NULL, 2000);
              INSERT INTO login_networks VALUES ('alice', '192.0.2.0/24', 10, 20);
-             INSERT INTO last_login VALUES ('alice', 20, '192.0.2.1', 'NL');",
+             INSERT INTO last_login VALUES ('alice', 20, '192.0.2.1', 'NL');
+             INSERT INTO totp_pending VALUES ('carol', x'04', 'SHA1', 6, 30, 3000, 2);
+             INSERT INTO backup_codes VALUES ('alice', 1, x'05', x'06', NULL);
+             INSERT INTO backup_codes VALUES ('alice', 2, x'07', x'08', 1500);
+             INSERT INTO contacts VALUES ('alice', 'sms', x'09', 100, NULL, NULL, 2, 1);
+             INSERT INTO sent_codes VALUES ('alice', 'email', 'login', x'0a', x'0b', 10, 310, 1);",
         )
         .unwrap();
         let before: Vec<_> = REKEYED.iter().map(|t| rows(&conn, t)).collect();
+        // A row no lookup can find (a NULL key) is left behind.
+        conn.execute_batch(
+            "INSERT INTO totp (user, secret, algorithm, digits, period, last_step, enrolled_at)
+             VALUES (NULL, x'00', 'SHA1', 6, 30, 0, 0);",
+        )
+        .unwrap();
         migrate(&mut conn).unwrap();
         let version: usize = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -356,12 +430,12 @@ mod tests {
         // And the column added by migration 10 keeps its default.
         conn.execute(
             "INSERT INTO totp (user, secret, algorithm, digits, period, last_step, enrolled_at)
-             VALUES ('carol', x'00', 'SHA1', 6, 30, 0, 0)",
+             VALUES ('dave', x'00', 'SHA1', 6, 30, 0, 0)",
             [],
         )
         .unwrap();
         let key: i64 = conn
-            .query_row("SELECT key_id FROM totp WHERE user = 'carol'", [], |r| {
+            .query_row("SELECT key_id FROM totp WHERE user = 'dave'", [], |r| {
                 r.get(0)
             })
             .unwrap();
