@@ -11,12 +11,11 @@
 //! its default 2 workers, a task per connection).
 
 use crate::cpu::process_cpu;
-use crate::measure::Phase;
+use crate::measure::{Phase, together};
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitCode};
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 /// The frames of a successful TOTP login as strace shows them, length
@@ -197,32 +196,17 @@ pub fn measure(kind: Kind, dir: &Path, n: usize, clients: usize) -> Floor {
     }
     let sequential = sequential.finish(started.elapsed());
     let cpu = process_cpu(server.child.id()).saturating_sub(cpu_before);
-    let barrier = Barrier::new(clients + 1);
-    let concurrent = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..clients)
-            .map(|i| {
-                let (barrier, frames, socket) = (&barrier, &frames, &server.socket);
-                let share = n / clients + usize::from(i < n % clients);
-                scope.spawn(move || {
-                    let mut buf = [0u8; 1024];
-                    let mut out = Phase::default();
-                    barrier.wait();
-                    for _ in 0..share {
-                        let t = Instant::now();
-                        let ok = exchange(socket, frames, &mut buf);
-                        out.record(t.elapsed(), ok);
-                    }
-                    out
-                })
-            })
-            .collect();
-        barrier.wait();
-        let started = Instant::now();
-        let mut all = Phase::default();
-        for worker in workers {
-            all.merge(worker.join().expect("a floor client panicked"));
+    let concurrent = together(clients, |i, start| {
+        let share = n / clients + usize::from(i < n % clients);
+        let mut buf = [0u8; 1024];
+        let mut out = Phase::default();
+        start();
+        for _ in 0..share {
+            let t = Instant::now();
+            let ok = exchange(&server.socket, &frames, &mut buf);
+            out.record(t.elapsed(), ok);
         }
-        all.finish(started.elapsed())
+        out
     });
     // A failed exchange is a broken benchmark, not a figure.
     for phase in [&sequential, &concurrent] {

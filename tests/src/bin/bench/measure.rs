@@ -66,7 +66,7 @@ pub struct Phase {
 }
 
 impl Phase {
-    pub fn merge(&mut self, other: Phase) {
+    fn merge(&mut self, other: Phase) {
         self.latencies.extend(other.latencies);
         self.ok += other.ok;
         self.mismatches += other.mismatches;
@@ -206,30 +206,20 @@ pub fn fresh_handles<'a>(
     }
 }
 
-/// `clients` threads spread over `targets` (client i on target i mod n),
-/// each with its own reused handle, started together, each taking the next
-/// user from `next` until it has none or `duration` has passed.
-pub fn fleet<'a>(
-    targets: &[Target],
-    clients: usize,
-    next: &(dyn Fn() -> Option<&'a BenchUser> + Sync),
-    duration: Duration,
-) -> Phase {
+/// `clients` threads started together: client i runs `client(i, start)`,
+/// which sets up, calls `start` (it returns once every client is ready) and
+/// then runs. Their phases merged, with the wall time from the start to the
+/// last return.
+pub fn together(clients: usize, client: impl Fn(usize, &dyn Fn()) -> Phase + Sync) -> Phase {
     let barrier = Barrier::new(clients + 1);
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..clients)
             .map(|i| {
-                let (barrier, target) = (&barrier, &targets[i % targets.len()]);
+                let (barrier, client) = (&barrier, &client);
                 scope.spawn(move || {
-                    let mut s = session(target, "nobody-yet");
-                    let mut out = Phase::default();
-                    barrier.wait();
-                    let started = Instant::now();
-                    while started.elapsed() < duration {
-                        let Some(user) = next() else { break };
-                        one(&mut s, target, user, Expect::Success, &mut out);
-                    }
-                    out
+                    client(i, &|| {
+                        barrier.wait();
+                    })
                 })
             })
             .collect();
@@ -243,35 +233,43 @@ pub fn fleet<'a>(
     })
 }
 
+/// `clients` threads spread over `targets` (client i on target i mod n),
+/// each with its own reused handle, started together, each taking the next
+/// user from `next` until it has none or `duration` has passed.
+pub fn fleet<'a>(
+    targets: &[Target],
+    clients: usize,
+    next: &(dyn Fn() -> Option<&'a BenchUser> + Sync),
+    duration: Duration,
+) -> Phase {
+    together(clients, |i, start| {
+        let target = &targets[i % targets.len()];
+        let mut s = session(target, "nobody-yet");
+        let mut out = Phase::default();
+        start();
+        let started = Instant::now();
+        while started.elapsed() < duration {
+            let Some(user) = next() else { break };
+            one(&mut s, target, user, Expect::Success, &mut out);
+        }
+        out
+    })
+}
+
 /// `clients` threads, each with its own reused handle and a disjoint share of the
 /// users, started together; wall time from the start to the last return.
 pub fn concurrent(target: &Target, users: &[BenchUser], clients: usize, expect: Expect) -> Phase {
     let share = users.len().div_ceil(clients.max(1));
     let shares: Vec<&[BenchUser]> = users.chunks(share).collect();
-    let barrier = Barrier::new(shares.len() + 1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = shares
-            .iter()
-            .map(|share| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    let mut s = session(target, &share[0].name);
-                    let mut out = Phase::default();
-                    barrier.wait();
-                    for user in share.iter() {
-                        one(&mut s, target, user, expect, &mut out);
-                    }
-                    out
-                })
-            })
-            .collect();
-        barrier.wait();
-        let started = Instant::now();
-        let mut all = Phase::default();
-        for worker in workers {
-            all.merge(worker.join().expect("a client thread panicked"));
+    together(shares.len(), |i, start| {
+        let share = shares[i];
+        let mut s = session(target, &share[0].name);
+        let mut out = Phase::default();
+        start();
+        for user in share {
+            one(&mut s, target, user, expect, &mut out);
         }
-        all.finish(started.elapsed())
+        out
     })
 }
 
