@@ -115,10 +115,14 @@ pub struct Round {
     pub logs: [usize; 3],
 }
 
+/// CPU time per call, in µs.
+fn per_login(cpu: Duration, calls: usize) -> f64 {
+    cpu.as_secs_f64() * 1e6 / calls.max(1) as f64
+}
+
 /// The figures of one round, in the order of [`COLUMNS`].
 fn figures(r: &Round) -> Vec<f64> {
     let n = r.mfad.auth.calls().max(1) as f64;
-    let per_login = |cpu: Duration, calls: usize| cpu.as_secs_f64() * 1e6 / calls.max(1) as f64;
     let (m50, m99) = (r.mfad.auth.pct_us(50.0), r.mfad.auth.pct_us(99.0));
     let (g50, g99) = (r.gauth.auth.pct_us(50.0), r.gauth.auth.pct_us(99.0));
     let (se_m, se_p) = (
@@ -169,7 +173,6 @@ const COLUMNS: [(&str, &str, usize); 17] = [
 
 /// The floor's figures of one round, in the order of [`FLOOR_COLUMNS`].
 fn floor_figures(r: &Round) -> Vec<f64> {
-    let per_login = |cpu: Duration, calls: usize| cpu.as_secs_f64() * 1e6 / calls.max(1) as f64;
     let mut row = Vec::new();
     for f in &r.floors {
         row.extend([
