@@ -102,7 +102,6 @@ impl Totps for SqliteStore {
         event: &Event,
         then: Option<&Succeeded<'_>>,
     ) -> Result<bool, StoreError> {
-        let (user, checked) = (take.user, take.checked);
         let fence = self.fence.get().copied().unwrap_or_default();
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -113,19 +112,19 @@ impl Totps for SqliteStore {
                    AND (?6 IS NULL OR (key_id = ?6 AND secret = ?7))",
             )?
             .execute(params![
-                user,
+                take.user,
                 take.step,
                 take.now,
                 fence.since,
                 fence.window,
-                checked.map(|s| s.key),
-                checked.map(|s| &s.bytes)
+                take.checked.map(|s| s.key),
+                take.checked.map(|s| &s.bytes)
             ])?;
         if updated == 1 {
-            clear_failures(&tx, user, take.counter)?;
+            clear_failures(&tx, take.user, take.counter)?;
             insert_audit(&tx, event)?;
             if let Some(what) = then {
-                super::history::record_success(&tx, user, what)?;
+                super::history::record_success(&tx, take.user, what)?;
             }
             tx.commit()?;
         }
