@@ -164,12 +164,26 @@ impl Server {
             .arg(&socket)
             .spawn()
             .expect("start the floor server");
+        // Killed on drop from here on, also when it never listens.
+        let mut server = Server { child, socket };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "the floor server did not listen");
+        while UnixStream::connect(&server.socket).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "the {} floor server exited ({status}) before listening on {} (its stderr is above)",
+                    kind.name(),
+                    server.socket.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the {} floor server did not listen on {} within 10 s",
+                kind.name(),
+                server.socket.display()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
-        Server { child, socket }
+        server
     }
 }
 
