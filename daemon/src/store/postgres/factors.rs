@@ -229,10 +229,15 @@ impl Totps for PgStore {
                 &key,
                 &bytes,
             ];
+            // Every answer is awaited, and the first error in send order
+            // returned: try_join! returned whichever failed answer it saw
+            // first, and a race's loser sometimes saw a later statement's
+            // "transaction is aborted" before the step's division by zero,
+            // and was denied as a store error instead of a used code.
             let body = async {
-                tokio::try_join!(
+                let (step, audit, success) = tokio::join!(
                     biased;
-                    async { Ok(c.execute(&taking, &args).await?) },
+                    async { Ok::<_, StoreError>(c.execute(&taking, &args).await?) },
                     insert(&c, &self.host, event),
                     async {
                         match (&success, then) {
@@ -240,7 +245,8 @@ impl Totps for PgStore {
                             _ => Ok(()),
                         }
                     },
-                )
+                );
+                Ok::<_, StoreError>((step?, audit?, success?))
             };
             match pipeline::whole(&c, body).await {
                 Ok(_) => Ok(true),
@@ -459,13 +465,15 @@ impl Failures for PgStore {
                 let locked: Option<i64> = row.get(1);
                 Ok((u32_of(count), locked.filter(|&t| t > now)))
             };
+            // As in accept_totp_step: the first error in send order.
             let body = async {
-                tokio::try_join!(
+                let (source, account, audit) = tokio::join!(
                     biased;
                     count(counter.source, rule.threshold),
                     count(ACCOUNT, rule.account_threshold),
                     insert(&c, &self.host, event),
-                )
+                );
+                Ok::<_, StoreError>((source?, account?, audit?))
             };
             let ((_, source_lock), (consecutive, account_lock), ()) =
                 pipeline::whole(&c, body).await?;

@@ -9,6 +9,9 @@
 //! polled: an `execute` or `query` of a statement prepared beforehand
 //! (`prepare_cached` of one prepared already costs nothing), or a
 //! `batch_execute`. The futures are polled in the order given (`biased`).
+//! A body awaits all of its statements (`join!`, not `try_join!`) and
+//! returns the first error in send order: which failed answer a poll sees
+//! first is not the order PostgreSQL sent them in.
 
 use crate::store::StoreError;
 use deadpool_postgres::{Client, GenericClient};

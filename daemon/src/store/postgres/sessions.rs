@@ -408,7 +408,12 @@ impl History for PgStore {
                     .map_err(StoreError::from)
             };
             // BEGIN, all of it and COMMIT: one round trip.
-            let body = async { tokio::try_join!(biased; durability, record.run(&c, user, what)) };
+            // The first error in send order (accept_totp_step says why).
+            let body = async {
+                let (durability, record) =
+                    tokio::join!(biased; durability, record.run(&c, user, what));
+                Ok::<_, StoreError>((durability?, record?))
+            };
             pipeline::whole(&c, body).await?;
             Ok(())
         })
